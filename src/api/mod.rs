@@ -1,0 +1,1 @@
+//! The HAPolicy API (skewguard.dev/v1alpha1).

@@ -1,0 +1,7 @@
+//! skewguard: keeps Kubernetes workloads spread across zones and nodes, safely.
+//!
+//! A functional core ([`topology`]) measures skew and plans moves as pure functions; the API types
+//! ([`api`]) are the contract users write.
+
+pub mod api;
+pub mod topology;
