@@ -1,1 +1,78 @@
-fn main(){}
+//! The core must never be what slows the operator down: measuring and planning a whole cluster
+//! of 10,000 pods should take a fraction of one API round-trip, and grow linearly.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+
+use common::*;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use skewguard::topology::*;
+
+const NODES: usize = 300;
+const ZONES: usize = 3;
+const PODS_PER_WORKLOAD: usize = 10;
+const NAMESPACES: usize = 50;
+
+/// 300 nodes in 3 zones; `workloads` Deployments of 10 pods with zone and hostname constraints;
+/// one in ten has every pod piled into one zone, the others are spread round-robin.
+fn fleet(workloads: usize) -> (Vec<Node>, Vec<Pod>, Vec<Workload>) {
+    let nodes: Vec<Node> = (0..NODES)
+        .map(|i| node(&format!("node-{i:03}"), &format!("zone-{}", i % ZONES)))
+        .collect();
+    let mut pods = Vec::with_capacity(workloads * PODS_PER_WORKLOAD);
+    let mut specs = Vec::with_capacity(workloads);
+    for w in 0..workloads {
+        let ns = format!("team-{}", w % NAMESPACES);
+        let app = format!("app-{w}");
+        let piled = w % 10 == 0;
+        for p in 0..PODS_PER_WORKLOAD {
+            // Piled: every pod in zone 0; else round-robin over the nodes, offset per workload.
+            let n = if piled {
+                (w + p * ZONES) % NODES / ZONES * ZONES
+            } else {
+                (w * 7 + p) % NODES
+            };
+            pods.push(pod(&format!("{app}-{p}"), &ns, &app, &nodes[n].name));
+        }
+        specs.push(workload(
+            &ns,
+            &app,
+            vec![constraint(ZONE_KEY, 1, &app), constraint(HOSTNAME_KEY, 1, &app)],
+        ));
+    }
+    (nodes, pods, specs)
+}
+
+/// Everything the controller asks of the core for one full pass over the cluster.
+fn evaluate_cluster(nodes: &[Node], pods: &[Pod], workloads: &[Workload]) -> usize {
+    let cluster = Cluster::new(nodes.to_vec(), pods.to_vec());
+    let options = PlanOptions::default();
+    workloads
+        .iter()
+        .map(|w| {
+            let e = evaluate(&cluster, w, &options);
+            e.plan.map(|p| p.moves.len()).unwrap_or(0)
+        })
+        .sum()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("evaluate_cluster");
+    group.sample_size(20);
+    for workloads in [100, 1_000] {
+        let (nodes, pods, specs) = fleet(workloads);
+        let moves = evaluate_cluster(&nodes, &pods, &specs);
+        assert_eq!(moves, workloads / 10, "every piled workload gets one move this step");
+        group.bench_with_input(
+            BenchmarkId::new("pods", workloads * PODS_PER_WORKLOAD),
+            &(nodes, pods, specs),
+            |b, (nodes, pods, specs)| b.iter(|| black_box(evaluate_cluster(nodes, pods, specs))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

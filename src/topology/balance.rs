@@ -1,0 +1,154 @@
+//! How far a constraint is from balance: the fewest pods that must move to bring it within
+//! maxSkew. The planner uses it as the potential every move must lower, and the tests use it as
+//! the lower bound a plan must meet.
+
+/// The fewest moves that bring `counts` within `max_skew`.
+///
+/// Pods only move out of domains above the final range and into domains below it, so for a final
+/// range `[L, L + max_skew]` the cost is the larger of the pods above it and the room below it;
+/// the answer is the cheapest feasible `L`. With `floor_zero` (minDomains not met) the minimum is
+/// pinned to 0 and only the pods above `max_skew` count.
+pub fn min_moves(counts: &[i32], max_skew: i32, floor_zero: bool) -> i64 {
+    let mut hist = Histogram::default();
+    for &c in counts {
+        hist.add(c);
+    }
+    hist.min_moves(max_skew, floor_zero)
+}
+
+/// Domain counts as a histogram (`domains[v]` = how many domains hold `v` pods): a move's effect
+/// depends only on the two counts it touches, so the planner can price moves without rescanning
+/// every domain.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Histogram {
+    domains: Vec<i64>,
+}
+
+impl Histogram {
+    pub fn from_counts(counts: &[i32]) -> Self {
+        let mut h = Self::default();
+        for &c in counts {
+            h.add(c);
+        }
+        h
+    }
+
+    fn add(&mut self, count: i32) {
+        let v = count.max(0) as usize;
+        if self.domains.len() <= v + 1 {
+            self.domains.resize(v + 2, 0);
+        }
+        self.domains[v] += 1;
+    }
+
+    fn remove(&mut self, count: i32) {
+        self.domains[count.max(0) as usize] -= 1;
+    }
+
+    /// The histogram after one pod moves from a domain holding `from` to one holding `to`.
+    pub fn after_move(&self, from: i32, to: i32) -> Self {
+        let mut h = self.clone();
+        h.remove(from);
+        h.add(from - 1);
+        h.remove(to);
+        h.add(to + 1);
+        h
+    }
+
+    pub fn skew(&self, floor_zero: bool) -> i32 {
+        let present = || {
+            self.domains
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(v, _)| v as i32)
+        };
+        let Some(max) = present().max() else {
+            return 0;
+        };
+        let min = if floor_zero {
+            0
+        } else {
+            present().min().unwrap_or(0)
+        };
+        max - min
+    }
+
+    pub fn min_moves(&self, max_skew: i32, floor_zero: bool) -> i64 {
+        let s = i64::from(max_skew.max(0));
+        let k: i64 = self.domains.iter().sum();
+        if k == 0 {
+            return 0;
+        }
+        let n: i64 = self
+            .domains
+            .iter()
+            .enumerate()
+            .map(|(v, d)| v as i64 * d)
+            .sum();
+        let above = |l: i64| -> i64 {
+            self.domains
+                .iter()
+                .enumerate()
+                .map(|(v, d)| (v as i64 - l - s).max(0) * d)
+                .sum()
+        };
+        let below = |l: i64| -> i64 {
+            self.domains
+                .iter()
+                .enumerate()
+                .map(|(v, d)| (l - v as i64).max(0) * d)
+                .sum()
+        };
+        if floor_zero {
+            return above(0);
+        }
+        // Feasible final minimums: k*L <= n <= k*(L+s).
+        let lowest = ((n - k * s) as f64 / k as f64).ceil().max(0.0) as i64;
+        let highest = n / k;
+        (lowest..=highest)
+            .map(|l| above(l).max(below(l)))
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descheduler_single_constraint_vectors() {
+        let cases: &[(&[i32], i32, i64)] = &[
+            (&[2, 1], 1, 0),
+            (&[3, 1], 1, 1),
+            (&[5, 2], 1, 1),
+            (&[4, 0], 1, 2),
+            (&[0, 1, 100], 1, 66),
+            (&[0, 1, 3, 5], 1, 3),
+            (&[8, 7, 0], 1, 5),
+            (&[5, 5, 5], 1, 0),
+            (&[2, 6], 2, 1),
+        ];
+        for (counts, skew, want) in cases {
+            assert_eq!(min_moves(counts, *skew, false), *want, "{counts:?} maxSkew {skew}");
+        }
+    }
+
+    #[test]
+    fn floor_zero_counts_only_pods_above_max_skew() {
+        assert_eq!(min_moves(&[2, 2, 1], 2, true), 0);
+        assert_eq!(min_moves(&[3, 1], 2, true), 1);
+    }
+
+    #[test]
+    fn histogram_move_matches_recount() {
+        let h = Histogram::from_counts(&[4, 0, 2]);
+        let moved = h.after_move(4, 0);
+        let recounted = Histogram::from_counts(&[3, 1, 2]);
+        assert_eq!(moved.skew(false), recounted.skew(false));
+        assert_eq!(moved.min_moves(1, false), recounted.min_moves(1, false));
+        assert_eq!(h.skew(false), 4);
+        assert_eq!(h.after_move(4, 0).skew(false), 2);
+    }
+}

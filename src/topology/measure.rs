@@ -1,0 +1,226 @@
+//! Counting matching pods per topology domain and the skew that follows, exactly as
+//! kube-scheduler's PodTopologySpread filter counts them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube::core::{Expression, Selector};
+
+use super::cluster::Cluster;
+use super::eligibility::counts_for_constraint;
+use super::model::{Labels, SpreadConstraint, Workload};
+
+/// How one constraint of a workload stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConstraintMeasure {
+    pub topology_key: String,
+    pub max_skew: i32,
+    pub skew: i32,
+    /// Matching pods per eligible domain, empty domains included.
+    pub domains: BTreeMap<String, i32>,
+    /// Fewer eligible domains than `minDomains`: the global minimum is taken as 0.
+    pub below_min_domains: bool,
+}
+
+impl ConstraintMeasure {
+    pub fn within_max_skew(&self) -> bool {
+        self.skew <= self.max_skew
+    }
+}
+
+/// A workload's spread, constraint by constraint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Measurement {
+    pub constraints: Vec<ConstraintMeasure>,
+    /// The workload's own pods that are bound and running (indexes into the cluster's pods).
+    pub own_pods: Vec<usize>,
+}
+
+impl Measurement {
+    /// Every constraint within its maxSkew.
+    pub fn within_policy(&self) -> bool {
+        self.constraints.iter().all(ConstraintMeasure::within_max_skew)
+    }
+
+    /// The largest skew over the constraints (0 without constraints).
+    pub fn max_skew(&self) -> i32 {
+        self.constraints.iter().map(|c| c.skew).max().unwrap_or(0)
+    }
+}
+
+/// One constraint's domains over the cluster's nodes, and the matching pods in each.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    /// Domain names, sorted.
+    pub domains: Vec<String>,
+    /// For each node (cluster order), its domain if the node counts for the constraint.
+    pub node_domain: Vec<Option<usize>>,
+    pub counts: Vec<i32>,
+    /// `minDomains` is not met, so the global minimum is 0 whatever the counts.
+    pub floor_zero: bool,
+}
+
+impl Layout {
+    pub fn skew(&self) -> i32 {
+        skew_of(&self.counts, self.floor_zero)
+    }
+}
+
+/// `max - globalMin` over eligible domains; no domain means no skew.
+pub fn skew_of(counts: &[i32], floor_zero: bool) -> i32 {
+    let Some(max) = counts.iter().copied().max() else {
+        return 0;
+    };
+    let min = if floor_zero {
+        0
+    } else {
+        counts.iter().copied().min().unwrap_or(0)
+    };
+    max - min
+}
+
+/// Measures every constraint of the workload.
+pub fn measure(cluster: &Cluster, workload: &Workload) -> Measurement {
+    let own_pods = own_counted_pods(cluster, workload);
+    let layouts = layouts(cluster, workload, &own_pods);
+    measurement_of(workload, &layouts, own_pods)
+}
+
+pub(crate) fn measurement_of(workload: &Workload, layouts: &[Layout], own_pods: Vec<usize>) -> Measurement {
+    let constraints = layouts
+        .iter()
+        .zip(&workload.constraints)
+        .map(|(layout, c)| ConstraintMeasure {
+            topology_key: c.topology_key.clone(),
+            max_skew: c.max_skew,
+            skew: layout.skew(),
+            domains: layout
+                .domains
+                .iter()
+                .cloned()
+                .zip(layout.counts.iter().copied())
+                .collect(),
+            below_min_domains: layout.floor_zero,
+        })
+        .collect();
+    Measurement {
+        constraints,
+        own_pods,
+    }
+}
+
+/// The workload's own pods that the scheduler counts (bound, not terminating, not finished).
+pub(crate) fn own_counted_pods(cluster: &Cluster, workload: &Workload) -> Vec<usize> {
+    cluster
+        .select_pods(&workload.namespace, &workload.pod_selector)
+        .into_iter()
+        .filter(|&i| cluster.pods()[i].is_counted())
+        .collect()
+}
+
+/// The layout of every constraint, in the workload's order.
+pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Layout> {
+    let all_keys: Vec<&str> = workload
+        .constraints
+        .iter()
+        .map(|c| c.topology_key.as_str())
+        .collect();
+    let reference = reference_labels(cluster, workload, own_pods);
+    workload
+        .constraints
+        .iter()
+        .map(|c| layout(cluster, workload, c, &all_keys, &reference))
+        .collect()
+}
+
+fn layout(
+    cluster: &Cluster,
+    workload: &Workload,
+    constraint: &SpreadConstraint,
+    all_keys: &[&str],
+    reference: &Labels,
+) -> Layout {
+    let placement = &workload.template.placement;
+    let mut domains: Vec<String> = Vec::new();
+    let node_values: Vec<Option<&String>> = cluster
+        .nodes()
+        .iter()
+        .map(|n| {
+            counts_for_constraint(constraint, all_keys, placement, n)
+                .then(|| n.labels.get(&constraint.topology_key))
+                .flatten()
+        })
+        .collect();
+    for v in node_values.iter().flatten() {
+        domains.push((*v).clone());
+    }
+    domains.sort();
+    domains.dedup();
+    let index: HashMap<&str, usize> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let node_domain: Vec<Option<usize>> = node_values
+        .iter()
+        .map(|v| v.map(|v| index[v.as_str()]))
+        .collect();
+    let mut counts = vec![0; domains.len()];
+    if let Some(selector) = effective_selector(constraint, reference) {
+        for i in cluster.select_pods(&workload.namespace, &selector) {
+            let pod = &cluster.pods()[i];
+            if !pod.is_counted() {
+                continue;
+            }
+            if let Some(d) = cluster.node_of(pod).and_then(|n| node_domain[n]) {
+                counts[d] += 1;
+            }
+        }
+    }
+    let floor_zero = constraint
+        .effective_min_domains()
+        .is_some_and(|m| domains.len() < m);
+    Layout {
+        domains,
+        node_domain,
+        counts,
+        floor_zero,
+    }
+}
+
+/// The constraint's selector with `matchLabelKeys` merged in from the reference pod's labels
+/// (keys the pod lacks are ignored, as in the scheduler). `None`: no selector, nothing matches.
+pub fn effective_selector(constraint: &SpreadConstraint, reference: &Labels) -> Option<Selector> {
+    let mut selector = constraint.selector.clone()?;
+    selector.extend(
+        constraint
+            .match_label_keys
+            .iter()
+            .filter_map(|k| reference.get(k).map(|v| Expression::Equal(k.clone(), v.clone()))),
+    );
+    Some(selector)
+}
+
+/// The labels of the pod the scheduler would be placing: those of the workload's most common
+/// `matchLabelKeys` values among its running pods (the current ReplicaSet in steady state),
+/// else the template's.
+fn reference_labels(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Labels {
+    let keys: Vec<&String> = workload
+        .constraints
+        .iter()
+        .flat_map(|c| &c.match_label_keys)
+        .collect();
+    if keys.is_empty() || own_pods.is_empty() {
+        return workload.template.labels.clone();
+    }
+    let mut groups: BTreeMap<Vec<Option<&String>>, (usize, usize)> = BTreeMap::new();
+    for &i in own_pods {
+        let labels = &cluster.pods()[i].labels;
+        let values: Vec<Option<&String>> = keys.iter().map(|k| labels.get(*k)).collect();
+        groups.entry(values).or_insert((0, i)).0 += 1;
+    }
+    groups
+        .into_iter()
+        .max_by_key(|(_, (n, _))| *n)
+        .map(|(_, (_, exemplar))| cluster.pods()[exemplar].labels.clone())
+        .unwrap_or_else(|| workload.template.labels.clone())
+}

@@ -1,0 +1,248 @@
+//! Plain data the core reasons about: nodes, pods, spread constraints and workloads.
+//!
+//! These are deliberately not the Kubernetes API types: the controller converts what it watches into
+//! them, and the tests build them by hand. Nothing here talks to a cluster.
+
+use std::collections::BTreeMap;
+
+use kube::core::Selector;
+
+/// Labels of a node or a pod.
+pub type Labels = BTreeMap<String, String>;
+
+/// The label every node carries with its own name; spreading on it spreads across nodes.
+pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+
+/// The well-known zone label.
+pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+
+/// Schedulable resources, in the units the scheduler compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub pods: i64,
+}
+
+impl Resources {
+    pub const fn new(cpu_millis: i64, memory_bytes: i64, pods: i64) -> Self {
+        Self {
+            cpu_millis,
+            memory_bytes,
+            pods,
+        }
+    }
+
+    /// Whether `self` (what is free) leaves room for `need`.
+    pub fn covers(&self, need: &Resources) -> bool {
+        self.cpu_millis >= need.cpu_millis
+            && self.memory_bytes >= need.memory_bytes
+            && self.pods >= need.pods
+    }
+
+    pub fn plus(&self, other: &Resources) -> Resources {
+        Resources::new(
+            self.cpu_millis + other.cpu_millis,
+            self.memory_bytes + other.memory_bytes,
+            self.pods + other.pods,
+        )
+    }
+
+    pub fn minus(&self, other: &Resources) -> Resources {
+        Resources::new(
+            self.cpu_millis - other.cpu_millis,
+            self.memory_bytes - other.memory_bytes,
+            self.pods - other.pods,
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+impl TaintEffect {
+    /// Taints the scheduler's filters (and so spread counting with `nodeTaintsPolicy: Honor`) obey.
+    pub fn repels(self) -> bool {
+        matches!(self, TaintEffect::NoSchedule | TaintEffect::NoExecute)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: TaintEffect,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TolerationOperator {
+    #[default]
+    Equal,
+    Exists,
+}
+
+/// A pod's toleration; `key: None` with `Exists` tolerates every taint, `effect: None` every effect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toleration {
+    pub key: Option<String>,
+    pub operator: TolerationOperator,
+    pub value: String,
+    pub effect: Option<TaintEffect>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeSelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+    Gt,
+    Lt,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSelectorRequirement {
+    pub key: String,
+    pub operator: NodeSelectorOperator,
+    pub values: Vec<String>,
+}
+
+/// One term of required node affinity: every expression must hold (`matchFields` only knows
+/// `metadata.name`). Terms are ORed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeSelectorTerm {
+    pub match_expressions: Vec<NodeSelectorRequirement>,
+    pub match_fields: Vec<NodeSelectorRequirement>,
+}
+
+/// Where a pod may run: its node selector, required node affinity and tolerations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub node_selector: Labels,
+    /// `requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`; `None` = no affinity.
+    pub required_affinity: Option<Vec<NodeSelectorTerm>>,
+    pub tolerations: Vec<Toleration>,
+}
+
+impl Placement {
+    /// Pods pinned by selector or affinity are the last ones worth moving.
+    pub fn is_pinned(&self) -> bool {
+        !self.node_selector.is_empty() || self.required_affinity.is_some()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub labels: Labels,
+    pub taints: Vec<Taint>,
+    /// Cordoned (`spec.unschedulable`).
+    pub unschedulable: bool,
+    /// The `Ready` condition is True.
+    pub ready: bool,
+    pub allocatable: Resources,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pod {
+    pub name: String,
+    pub namespace: String,
+    pub labels: Labels,
+    /// `spec.nodeName`: set once the pod is bound.
+    pub node_name: Option<String>,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    /// Phase Succeeded or Failed.
+    pub finished: bool,
+    pub ready: bool,
+    pub placement: Placement,
+    /// Sum of the containers' requests (`pods` is 1 for a pod).
+    pub requests: Resources,
+    pub priority: i32,
+    /// Mounts a PersistentVolumeClaim: its volume is zonal, so the pod cannot change zone.
+    pub has_volume_claims: bool,
+}
+
+impl Pod {
+    /// Pods the scheduler counts: bound, not being deleted, not finished.
+    pub fn is_counted(&self) -> bool {
+        self.node_name.is_some() && !self.terminating && !self.finished
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhenUnsatisfiable {
+    #[default]
+    ScheduleAnyway,
+    DoNotSchedule,
+}
+
+/// `nodeAffinityPolicy` / `nodeTaintsPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InclusionPolicy {
+    Honor,
+    Ignore,
+}
+
+/// One topology spread constraint, as it stands in a pod template (or as a policy would inject it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpreadConstraint {
+    pub topology_key: String,
+    pub max_skew: i32,
+    pub when_unsatisfiable: WhenUnsatisfiable,
+    pub min_domains: Option<i32>,
+    /// `None` (no `labelSelector`) matches no pod at all, as in the scheduler.
+    pub selector: Option<Selector>,
+    pub match_label_keys: Vec<String>,
+    pub node_affinity_policy: InclusionPolicy,
+    pub node_taints_policy: InclusionPolicy,
+}
+
+impl SpreadConstraint {
+    /// A constraint with the scheduler's defaults (`nodeAffinityPolicy: Honor`,
+    /// `nodeTaintsPolicy: Ignore`, ScheduleAnyway).
+    pub fn new(topology_key: &str, max_skew: i32, selector: Selector) -> Self {
+        Self {
+            topology_key: topology_key.to_string(),
+            max_skew,
+            when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+            min_domains: None,
+            selector: Some(selector),
+            match_label_keys: Vec::new(),
+            node_affinity_policy: InclusionPolicy::Honor,
+            node_taints_policy: InclusionPolicy::Ignore,
+        }
+    }
+
+    /// `minDomains` only counts with DoNotSchedule.
+    pub fn effective_min_domains(&self) -> Option<usize> {
+        match self.when_unsatisfiable {
+            WhenUnsatisfiable::DoNotSchedule => self.min_domains.map(|m| m.max(0) as usize),
+            WhenUnsatisfiable::ScheduleAnyway => None,
+        }
+    }
+}
+
+/// The pod a workload would create next: what the scheduler would be placing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodTemplate {
+    pub labels: Labels,
+    pub placement: Placement,
+    pub requests: Resources,
+}
+
+/// A workload as the core sees it: which pods are its own, what its next pod looks like, and the
+/// spread constraints it is measured by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+    /// The workload's own pod selector (`spec.selector`): the pods it may move.
+    pub pod_selector: Selector,
+    pub template: PodTemplate,
+    pub constraints: Vec<SpreadConstraint>,
+}

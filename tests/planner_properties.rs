@@ -1,0 +1,124 @@
+//! Properties of the planner over random clusters, checked by re-measuring the cluster after the
+//! planned moves are carried out.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use skewguard::topology::*;
+
+/// `zones` zones of `nodes_per_zone` nodes each, and `pods[i]` pods of `foo` on node i.
+fn cluster_of(zones: usize, nodes_per_zone: usize, pods_per_node: &[usize]) -> (Vec<Node>, Vec<Pod>) {
+    let mut nodes = Vec::new();
+    for z in 0..zones {
+        for n in 0..nodes_per_zone {
+            nodes.push(node(&format!("z{z}-n{n}"), &format!("z{z}")));
+        }
+    }
+    let placement: Vec<(&str, usize)> = nodes
+        .iter()
+        .zip(pods_per_node)
+        .map(|(n, c)| (n.name.as_str(), *c))
+        .collect();
+    let pods = pods_on("default", "foo", &placement);
+    (nodes, pods)
+}
+
+/// The cluster after each planned eviction's replacement lands on its intended node.
+fn carry_out(nodes: &[Node], pods: &[Pod], moves: &[Move]) -> Cluster {
+    let mut pods = pods.to_vec();
+    for m in moves {
+        let p = pods.iter_mut().find(|p| p.name == m.pod).expect("planned pod exists");
+        assert_eq!(p.node_name.as_deref(), Some(m.from_node.as_str()));
+        p.node_name = Some(m.to_node.clone());
+    }
+    Cluster::new(nodes.to_vec(), pods)
+}
+
+fn skews(cluster: &Cluster, w: &Workload) -> Vec<i32> {
+    measure(cluster, w).constraints.iter().map(|c| c.skew).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// One constraint: the plan is exactly the lower bound and ends within maxSkew.
+    #[test]
+    fn single_constraint_plan_meets_the_lower_bound(
+        counts in prop::collection::vec(0usize..12, 2..6),
+        max_skew in 1i32..4,
+    ) {
+        let (nodes, pods) = one_node_per_domain(&counts, "foo");
+        let w = workload("default", "foo", vec![constraint(ZONE_KEY, max_skew, "foo")]);
+        let cluster = Cluster::new(nodes.clone(), pods.clone());
+        let as_i32: Vec<i32> = counts.iter().map(|c| *c as i32).collect();
+        let bound = min_moves(&as_i32, max_skew, false) as usize;
+        match plan_all(&cluster, &w) {
+            Err(Obstacle::AlreadyBalanced) => prop_assert_eq!(bound, 0),
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            Ok(plan) => {
+                prop_assert_eq!(plan.moves_needed, bound);
+                prop_assert_eq!(plan.shortfall, None);
+                let after = carry_out(&nodes, &pods, &plan.moves);
+                prop_assert!(measure(&after, &w).within_policy());
+            }
+        }
+    }
+
+    /// Zone and hostname together, any room: no step of the plan makes any constraint's skew
+    /// worse, and no pod moves twice.
+    #[test]
+    fn joint_plan_never_makes_a_constraint_worse(
+        zones in 2usize..4,
+        nodes_per_zone in 1usize..4,
+        pods_per_node in prop::collection::vec(0usize..5, 12),
+        host_skew in 1i32..3,
+        tight_node in 0usize..12,
+    ) {
+        let (mut nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
+        if let Some(n) = nodes.get_mut(tight_node) {
+            n.allocatable.cpu_millis = 250;
+        }
+        let w = workload(
+            "default",
+            "foo",
+            vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, host_skew, "foo")],
+        );
+        let before = skews(&Cluster::new(nodes.clone(), pods.clone()), &w);
+        if let Ok(plan) = plan_all(&Cluster::new(nodes.clone(), pods.clone()), &w) {
+            for step in 1..=plan.moves.len() {
+                let after = skews(&carry_out(&nodes, &pods, &plan.moves[..step]), &w);
+                for (b, a) in before.iter().zip(&after) {
+                    prop_assert!(a <= b, "skews {:?} -> {:?} after {} moves", before, after, step);
+                }
+            }
+            let distinct: std::collections::BTreeSet<_> = plan.moves.iter().map(|m| &m.pod).collect();
+            prop_assert_eq!(distinct.len(), plan.moves.len());
+        }
+    }
+
+    /// Zone and hostname together with as many nodes in every zone and room everywhere (so a
+    /// balanced placement exists): the plan reaches it.
+    #[test]
+    fn joint_plan_balances_when_room_allows(
+        zones in 2usize..4,
+        nodes_per_zone in 1usize..4,
+        pods_per_node in prop::collection::vec(0usize..5, 12),
+    ) {
+        let (nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
+        let w = workload(
+            "default",
+            "foo",
+            vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, 1, "foo")],
+        );
+        match plan_all(&Cluster::new(nodes.clone(), pods.clone()), &w) {
+            Err(Obstacle::AlreadyBalanced) => {}
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            Ok(plan) => {
+                prop_assert_eq!(plan.shortfall, None);
+                let after = carry_out(&nodes, &pods, &plan.moves);
+                prop_assert!(measure(&after, &w).within_policy(), "after: {:?}", skews(&after, &w));
+            }
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Every test vector of shared/design/semantics.md, taken from kube-scheduler's and the
+//! descheduler's own test tables.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use skewguard::topology::*;
+
+fn domains(pairs: &[(&str, i32)]) -> BTreeMap<String, i32> {
+    pairs.iter().map(|(d, n)| (d.to_string(), *n)).collect()
+}
+
+/// zone1 {node-a, node-b}, zone2 {node-x, node-y}.
+fn four_nodes() -> Vec<Node> {
+    vec![
+        node("node-a", "zone1"),
+        node("node-b", "zone1"),
+        node("node-x", "zone2"),
+        node("node-y", "zone2"),
+    ]
+}
+
+fn measure_one(nodes: Vec<Node>, pods: Vec<Pod>, w: &Workload) -> Measurement {
+    measure(&Cluster::new(nodes, pods), w)
+}
+
+// ---- Counting (scheduler filtering_test.go) ----
+
+#[test]
+fn counts_pods_per_zone() {
+    let pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 1), ("node-y", 2)]);
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let m = measure_one(four_nodes(), pods, &w);
+    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 3), ("zone2", 2)]));
+    assert_eq!(m.constraints[0].skew, 1);
+    assert!(m.within_policy());
+}
+
+#[test]
+fn empty_zone_is_a_domain_and_the_minimum() {
+    let mut nodes = four_nodes();
+    nodes.push(node("node-p", "zone3"));
+    let pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 1), ("node-y", 2)]);
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let m = measure_one(nodes, pods, &w);
+    assert_eq!(
+        m.constraints[0].domains,
+        domains(&[("zone1", 3), ("zone2", 2), ("zone3", 0)])
+    );
+    assert_eq!(m.constraints[0].skew, 3);
+    assert!(!m.within_policy());
+}
+
+#[test]
+fn only_pods_of_the_workloads_namespace_count() {
+    let pods = vec![
+        pod("a1", "default", "foo", "node-a"),
+        pod("a2", "ns1", "foo", "node-a"),
+        pod("b1", "default", "foo", "node-b"),
+        pod("y1", "ns2", "foo", "node-y"),
+        pod("y2", "default", "foo", "node-y"),
+    ];
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let m = measure_one(four_nodes(), pods, &w);
+    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 2), ("zone2", 1)]));
+}
+
+#[test]
+fn zone_and_hostname_are_counted_together() {
+    let pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 1), ("node-y", 4)]);
+    let w = workload(
+        "default",
+        "foo",
+        vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, 1, "foo")],
+    );
+    let m = measure_one(four_nodes(), pods, &w);
+    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 3), ("zone2", 4)]));
+    assert_eq!(
+        m.constraints[1].domains,
+        domains(&[("node-a", 2), ("node-b", 1), ("node-x", 0), ("node-y", 4)])
+    );
+    assert_eq!(m.constraints[1].skew, 4);
+}
+
+#[test]
+fn node_affinity_policy_honor_drops_nodes_the_pod_cannot_use() {
+    let mut nodes = vec![node("node-a", "z"), node("node-b", "z"), node("node-c", "z")];
+    nodes[0].labels.insert("foo".into(), "".into());
+    nodes[1].labels.insert("foo".into(), "".into());
+    let pods = pods_on("default", "foo", &[("node-a", 1), ("node-b", 2)]);
+    let mut w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    w.template.placement.node_selector = labels(&[("foo", "")]);
+    let honor = measure_one(nodes.clone(), pods.clone(), &w);
+    assert_eq!(honor.constraints[0].domains, domains(&[("node-a", 1), ("node-b", 2)]));
+    w.constraints[0].node_affinity_policy = InclusionPolicy::Ignore;
+    let ignore = measure_one(nodes, pods, &w);
+    assert_eq!(
+        ignore.constraints[0].domains,
+        domains(&[("node-a", 1), ("node-b", 2), ("node-c", 0)])
+    );
+}
+
+#[test]
+fn required_node_affinity_is_honoured_like_a_node_selector() {
+    let mut nodes = vec![node("node-a", "z"), node("node-b", "z")];
+    nodes[0].labels.insert("disk".into(), "ssd".into());
+    let pods = pods_on("default", "foo", &[("node-a", 1)]);
+    let mut w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    w.template.placement.required_affinity = Some(vec![NodeSelectorTerm {
+        match_expressions: vec![NodeSelectorRequirement {
+            key: "disk".into(),
+            operator: NodeSelectorOperator::In,
+            values: vec!["ssd".into()],
+        }],
+        match_fields: vec![],
+    }]);
+    let m = measure_one(nodes, pods, &w);
+    assert_eq!(m.constraints[0].domains, domains(&[("node-a", 1)]));
+}
+
+#[test]
+fn a_node_lacking_the_key_contributes_nothing() {
+    let mut nodes = four_nodes();
+    let b = nodes[1].labels.remove(ZONE_KEY).unwrap();
+    nodes[1].labels.insert("zon".into(), b);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 1), ("node-b", 2), ("node-x", 1), ("node-y", 1)],
+    );
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let m = measure_one(nodes, pods, &w);
+    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 1), ("zone2", 2)]));
+}
+
+#[test]
+fn a_terminating_pod_does_not_count() {
+    let mut pods = pods_on("default", "foo", &[("node-a", 1), ("node-b", 1)]);
+    pods[0].terminating = true;
+    let w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    let m = measure_one(four_nodes(), pods, &w);
+    assert_eq!(m.constraints[0].domains["node-a"], 0);
+    assert_eq!(m.constraints[0].domains["node-b"], 1);
+}
+
+#[test]
+fn pending_and_finished_pods_do_not_count() {
+    let mut pods = pods_on("default", "foo", &[("node-a", 3)]);
+    pods[0].node_name = None;
+    pods[1].finished = true;
+    let w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    let m = measure_one(four_nodes(), pods, &w);
+    assert_eq!(m.constraints[0].domains["node-a"], 1);
+}
+
+#[test]
+fn no_node_carries_the_key_no_domains() {
+    let pods = pods_on("default", "foo", &[("node-a", 3)]);
+    let w = workload("default", "foo", vec![constraint("rack", 1, "foo")]);
+    let m = measure_one(four_nodes(), pods, &w);
+    assert!(m.constraints[0].domains.is_empty());
+    assert_eq!(m.constraints[0].skew, 0);
+}
+
+#[test]
+fn node_taints_policy_honor_drops_tainted_nodes() {
+    let mut nodes = four_nodes();
+    nodes[3].taints.push(Taint {
+        key: "dedicated".into(),
+        value: "batch".into(),
+        effect: TaintEffect::NoSchedule,
+    });
+    let pods = pods_on("default", "foo", &[("node-a", 1), ("node-y", 1)]);
+    let mut w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    w.constraints[0].node_taints_policy = InclusionPolicy::Honor;
+    let honor = measure_one(nodes.clone(), pods.clone(), &w);
+    assert!(!honor.constraints[0].domains.contains_key("node-y"));
+    assert_eq!(honor.constraints[0].domains.len(), 3);
+    // Ignore (the scheduler's default) keeps it.
+    w.constraints[0].node_taints_policy = InclusionPolicy::Ignore;
+    let ignore = measure_one(nodes.clone(), pods.clone(), &w);
+    assert_eq!(ignore.constraints[0].domains["node-y"], 1);
+    // A tolerated taint does not drop the node.
+    w.constraints[0].node_taints_policy = InclusionPolicy::Honor;
+    w.template.placement.tolerations.push(Toleration {
+        key: Some("dedicated".into()),
+        operator: TolerationOperator::Equal,
+        value: "batch".into(),
+        effect: Some(TaintEffect::NoSchedule),
+    });
+    let tolerated = measure_one(nodes, pods, &w);
+    assert_eq!(tolerated.constraints[0].domains["node-y"], 1);
+}
+
+#[test]
+fn min_domains_unmet_takes_the_global_minimum_as_zero() {
+    // hostname: nodes 2/2/1, maxSkew 2, minDomains 4 -> 3 domains < 4.
+    let nodes = vec![node("n1", "z"), node("n2", "z"), node("n3", "z")];
+    let pods = pods_on("default", "foo", &[("n1", 2), ("n2", 2), ("n3", 1)]);
+    let mut c = constraint(HOSTNAME_KEY, 2, "foo");
+    c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+    c.min_domains = Some(4);
+    let w = workload("default", "foo", vec![c.clone()]);
+    let m = measure_one(nodes.clone(), pods.clone(), &w);
+    assert_eq!(m.constraints[0].skew, 2);
+    assert!(m.constraints[0].below_min_domains);
+    // Without minDomains the minimum is the smallest count.
+    let plain = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 2, "foo")]);
+    assert_eq!(measure_one(nodes, pods, &plain).constraints[0].skew, 1);
+}
+
+#[test]
+fn min_domains_over_zones() {
+    // zones 2/1, maxSkew 2, minDomains 3.
+    let nodes = vec![node("a", "z1"), node("b", "z2")];
+    let pods = pods_on("default", "foo", &[("a", 2), ("b", 1)]);
+    let mut c = constraint(ZONE_KEY, 2, "foo");
+    c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+    c.min_domains = Some(3);
+    let m = measure_one(nodes.clone(), pods.clone(), &workload("default", "foo", vec![c.clone()]));
+    assert_eq!(m.constraints[0].skew, 2);
+    // minDomains means nothing with ScheduleAnyway.
+    c.when_unsatisfiable = WhenUnsatisfiable::ScheduleAnyway;
+    let m = measure_one(nodes, pods, &workload("default", "foo", vec![c]));
+    assert_eq!(m.constraints[0].skew, 1);
+}
+
+#[test]
+fn a_constraint_without_selector_matches_nothing() {
+    let pods = pods_on("default", "foo", &[("node-a", 3)]);
+    let mut c = constraint(ZONE_KEY, 1, "foo");
+    c.selector = None;
+    let m = measure_one(four_nodes(), pods, &workload("default", "foo", vec![c]));
+    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 0), ("zone2", 0)]));
+}
+
+#[test]
+fn match_expressions_select_pods() {
+    use kube::core::{Expression, Selector};
+    let mut pods = pods_on("default", "foo", &[("node-a", 2), ("node-x", 1)]);
+    pods[0].labels.insert("track".into(), "canary".into());
+    let mut c = constraint(ZONE_KEY, 1, "foo");
+    let mut s = selector(&[("app", "foo")]);
+    s.extend(Expression::DoesNotExist("track".into()));
+    c.selector = Some(Selector::from_iter(s));
+    let m = measure_one(four_nodes(), pods, &workload("default", "foo", vec![c]));
+    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 1), ("zone2", 1)]));
+}
+
+// ---- Minimal evictions (descheduler topologyspreadconstraint_test.go) ----
+
+fn evictions(counts: &[usize], max_skew: i32) -> (usize, Vec<i32>) {
+    let (nodes, pods) = one_node_per_domain(counts, "foo");
+    let cluster = Cluster::new(nodes, pods);
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, max_skew, "foo")]);
+    let before = measure(&cluster, &w).constraints[0].domains.clone();
+    match plan_all(&cluster, &w) {
+        Ok(plan) => {
+            assert_eq!(plan.shortfall, None, "{counts:?}");
+            assert_eq!(plan.moves.len(), plan.moves_needed);
+            (plan.moves_needed, counts_after(&before, &plan.moves))
+        }
+        Err(Obstacle::AlreadyBalanced) => (0, before.into_values().collect()),
+        Err(other) => panic!("{counts:?}: unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn fewest_evictions_single_constraint() {
+    let cases: &[(&[usize], i32, usize, &[i32])] = &[
+        (&[2, 1], 1, 0, &[2, 1]),
+        (&[3, 1], 1, 1, &[2, 2]),
+        (&[5, 2], 1, 1, &[4, 3]),
+        (&[4, 0], 1, 2, &[2, 2]),
+        (&[0, 1, 100], 1, 66, &[34, 33, 34]),
+        (&[0, 1, 3, 5], 1, 3, &[2, 2, 3, 2]),
+        (&[8, 7, 0], 1, 5, &[5, 5, 5]),
+        (&[5, 5, 5], 1, 0, &[5, 5, 5]),
+        (&[2, 6], 2, 1, &[3, 5]),
+    ];
+    for (counts, max_skew, want, after) in cases {
+        let (got, got_after) = evictions(counts, *max_skew);
+        assert_eq!(got, *want, "{counts:?} maxSkew {max_skew}");
+        let mut sorted_after = got_after.clone();
+        let mut want_after = after.to_vec();
+        sorted_after.sort();
+        want_after.sort();
+        assert_eq!(sorted_after, want_after, "{counts:?} ended {got_after:?}");
+    }
+}
+
+#[test]
+fn no_move_when_the_small_domain_cannot_take_the_pod() {
+    // [2,6], maxSkew 2: the only node of the small domain is tainted.
+    let (mut nodes, pods) = one_node_per_domain(&[2, 6], "foo");
+    nodes[0].taints.push(Taint {
+        key: "dedicated".into(),
+        value: "x".into(),
+        effect: TaintEffect::NoSchedule,
+    });
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 2, "foo")]);
+    let cluster = Cluster::new(nodes, pods.clone());
+    assert_eq!(plan_all(&cluster, &w), Err(Obstacle::NoCapacity));
+    // ... or has no cpu left.
+    let (mut nodes, _) = one_node_per_domain(&[2, 6], "foo");
+    nodes[0].allocatable.cpu_millis = 250;
+    let cluster = Cluster::new(nodes, pods);
+    assert_eq!(plan_all(&cluster, &w), Err(Obstacle::NoCapacity));
+}
+
+#[test]
+fn terminating_pods_are_already_gone() {
+    let (nodes, mut pods) = one_node_per_domain(&[4, 2], "foo");
+    pods[0].terminating = true;
+    pods[1].terminating = true;
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    assert_eq!(plan_all(&Cluster::new(nodes, pods), &w), Err(Obstacle::AlreadyBalanced));
+}
+
+fn windows_cluster(extra_empty_windows_node: bool) -> (Cluster, Workload) {
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let mut n = node(&format!("linux-{i}"), "z");
+        n.labels.insert("kubernetes.io/os".into(), "linux".into());
+        nodes.push(n);
+    }
+    let windows = if extra_empty_windows_node { 4 } else { 3 };
+    for i in 0..windows {
+        let mut n = node(&format!("win-{i}"), "z");
+        n.labels.insert("kubernetes.io/os".into(), "windows".into());
+        nodes.push(n);
+    }
+    let mut pods = pods_on("default", "foo", &[("win-0", 3), ("win-1", 3), ("win-2", 2)]);
+    let os = labels(&[("kubernetes.io/os", "windows")]);
+    for p in &mut pods {
+        p.placement.node_selector = os.clone();
+    }
+    let mut w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    w.template.placement.node_selector = os;
+    (Cluster::new(nodes, pods), w)
+}
+
+#[test]
+fn nodes_the_pods_cannot_use_are_no_domains() {
+    let (cluster, w) = windows_cluster(false);
+    assert_eq!(measure(&cluster, &w).constraints[0].domains.len(), 3);
+    assert_eq!(plan_all(&cluster, &w), Err(Obstacle::AlreadyBalanced));
+}
+
+#[test]
+fn an_empty_usable_node_draws_two_evictions() {
+    let (cluster, w) = windows_cluster(true);
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves_needed, 2);
+    assert!(plan.moves.iter().all(|m| m.to_node == "win-3"));
+}
+
+fn two_replicasets(hashes: [&str; 2]) -> (Cluster, Workload) {
+    let nodes = vec![node("a", "z1"), node("b", "z2")];
+    let mut pods = pods_on("default", "foo", &[("a", 2)]);
+    for (p, h) in pods.iter_mut().zip(hashes) {
+        p.labels.insert("pod-template-hash".into(), h.into());
+    }
+    let mut c = constraint(ZONE_KEY, 1, "foo");
+    c.match_label_keys = vec!["pod-template-hash".into()];
+    (Cluster::new(nodes, pods), workload("default", "foo", vec![c]))
+}
+
+#[test]
+fn match_label_keys_same_replicaset_is_one_group() {
+    let (cluster, w) = two_replicasets(["abc", "abc"]);
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves_needed, 1);
+    assert_eq!(plan.moves[0].to_domain, "z2");
+}
+
+#[test]
+fn match_label_keys_count_replicasets_apart() {
+    let (cluster, w) = two_replicasets(["abc", "def"]);
+    assert_eq!(measure(&cluster, &w).constraints[0].skew, 1);
+    assert_eq!(plan_all(&cluster, &w), Err(Obstacle::AlreadyBalanced));
+}
+
+#[test]
+fn node_taints_policy_ignore_counts_a_tainted_domain() {
+    let (mut nodes, mut pods) = one_node_per_domain(&[2, 1, 0], "foo");
+    let taint = Taint {
+        key: "dedicated".into(),
+        value: "x".into(),
+        effect: TaintEffect::NoSchedule,
+    };
+    nodes[2].taints.push(taint);
+    let tolerate = Toleration {
+        key: Some("dedicated".into()),
+        operator: TolerationOperator::Exists,
+        value: String::new(),
+        effect: None,
+    };
+    for p in &mut pods {
+        p.placement.tolerations.push(tolerate.clone());
+    }
+    let mut w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    w.constraints[0].node_taints_policy = InclusionPolicy::Ignore;
+    let cluster = Cluster::new(nodes, pods);
+    let before = measure(&cluster, &w).constraints[0].domains.clone();
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves_needed, 1);
+    assert_eq!(counts_after(&before, &plan.moves), vec![1, 1, 1]);
+}
+
+// ---- The field scenario ----
+
+#[test]
+fn field_scenario_needs_one_eviction_each_and_redis_is_a_single_point_of_failure() {
+    let nodes = vec![node("a-1", "ap-northeast-2a"), node("c-1", "ap-northeast-2c")];
+    let mut pods = pods_on("petclinic", "web", &[("c-1", 2)]);
+    pods.extend(pods_on("petclinic", "was", &[("c-1", 2)]));
+    pods.extend(pods_on("petclinic", "redis-master", &[("c-1", 1)]));
+    let cluster = Cluster::new(nodes, pods);
+    for app in ["web", "was"] {
+        let w = workload("petclinic", app, vec![constraint(ZONE_KEY, 1, app)]);
+        let m = measure(&cluster, &w);
+        assert_eq!(m.constraints[0].skew, 2, "{app}");
+        let plan = plan_all(&cluster, &w).unwrap();
+        assert_eq!(plan.moves_needed, 1, "{app}");
+        assert_eq!(plan.moves[0].to_domain, "ap-northeast-2a");
+    }
+    let redis = workload("petclinic", "redis-master", vec![constraint(ZONE_KEY, 1, "redis-master")]);
+    let m = measure(&cluster, &redis);
+    assert_eq!(m.constraints[0].skew, 1);
+    assert!(m.within_policy());
+    let loss = worst_domain_loss(&pods_by_domain(&cluster, &redis, ZONE_KEY)).unwrap();
+    assert_eq!(loss.domain, "ap-northeast-2c");
+    assert_eq!(loss.fraction, 1.0);
+    assert!(loss.is_single_point_of_failure());
+}
