@@ -4,4 +4,5 @@
 //! ([`api`]) are the contract users write.
 
 pub mod api;
+pub mod cli;
 pub mod topology;

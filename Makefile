@@ -1,0 +1,30 @@
+# Front door for skewguard. `make test` is what CI (.ci/run) and the README run.
+CARGO ?= cargo
+
+.PHONY: build test lint crd crd-check bench run e2e
+
+build: ## Build the operator binary
+	$(CARGO) build
+
+test: lint ## Lint, then every unit, integration and drift test
+	$(CARGO) test --all-targets
+
+lint: ## Formatting and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+crd: ## Regenerate crds/hapolicy.yaml from the Rust types
+	$(CARGO) run -q -- crd > crds/hapolicy.yaml.tmp
+	mv crds/hapolicy.yaml.tmp crds/hapolicy.yaml
+
+crd-check: ## Fail when crds/hapolicy.yaml differs from what the types generate
+	$(CARGO) test --test crd_drift
+
+bench: ## Benchmarks
+	$(CARGO) bench
+
+run: ## Run the controller against the current kubeconfig (the `run` subcommand is not written yet)
+	$(CARGO) run -- run
+
+e2e: ## End-to-end suite against a real cluster (not written yet)
+	@echo "The end-to-end suite is not written yet."

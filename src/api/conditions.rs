@@ -1,0 +1,47 @@
+//! Condition types and reason strings, in one place so status, events and metrics say the same thing.
+
+/// The `type` of each condition in `status.conditions`.
+pub mod condition_type {
+    /// The policy is valid and applied.
+    pub const READY: &str = "Ready";
+    /// Every governed workload is within its constraints' maxSkew.
+    pub const BALANCED: &str = "Balanced";
+    /// The operator is moving pods of at least one workload.
+    pub const REBALANCING: &str = "Rebalancing";
+}
+
+/// Reasons used in conditions and in a workload's `rebalance.reason`.
+pub mod reason {
+    /// Condition Ready: the policy was reconciled.
+    pub const RECONCILED: &str = "Reconciled";
+    /// Condition Balanced false: some workload's skew exceeds its maxSkew.
+    pub const SKEW_EXCEEDED: &str = "SkewExceeded";
+
+    /// Blocked: a PodDisruptionBudget has no room (the Eviction API answered 429).
+    pub const POD_DISRUPTION_BUDGET: &str = "PodDisruptionBudget";
+    /// Blocked: no below-target domain has a node that would take the pod.
+    pub const NO_CAPACITY: &str = "NoCapacity";
+    /// Blocked: the workload is rolling out or has unavailable replicas.
+    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    /// Blocked: the pods have PersistentVolumeClaims, whose zonal volumes cannot move.
+    pub const VOLUME_PINNED: &str = "VolumePinned";
+    /// Blocked: the policy has `paused: true`.
+    pub const PAUSED: &str = "Paused";
+    /// Blocked: an older policy also selects this workload and governs it.
+    pub const CONFLICT: &str = "Conflict";
+
+    /// BackingOff: replacements kept landing back in the same domain.
+    pub const REBALANCE_INEFFECTIVE: &str = "RebalanceIneffective";
+    /// Waiting: the skew has not yet held for stabilizationSeconds.
+    pub const STABILIZING: &str = "Stabilizing";
+
+    /// Every reason a workload's rebalancing can be Blocked for.
+    pub const BLOCKED: [&str; 6] = [
+        POD_DISRUPTION_BUDGET,
+        NO_CAPACITY,
+        ROLLOUT_IN_PROGRESS,
+        VOLUME_PINNED,
+        PAUSED,
+        CONFLICT,
+    ];
+}

@@ -1,0 +1,101 @@
+//! The `HAPolicy` resource: which workloads of a namespace to keep spread, and how.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::rebalance::RebalanceSpec;
+use super::spread::SpreadEntry;
+use super::status::HAPolicyStatus;
+
+/// Declares, once per namespace, how the selected workloads must be spread across topology domains.
+///
+/// A policy only ever governs workloads in its own namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "skewguard.dev",
+    version = "v1alpha1",
+    kind = "HAPolicy",
+    plural = "hapolicies",
+    shortname = "hap",
+    namespaced,
+    status = "HAPolicyStatus",
+    derive = "PartialEq",
+    doc = "HAPolicy keeps the selected workloads of its namespace spread across zones and nodes.",
+    // Printer columns as JSON: the `printcolumn(type_ = ...)` form repeats attribute values,
+    // which clippy's duplicated_attributes lint rejects.
+    printcolumn = r#"{"name":"Workloads","type":"integer","jsonPath":".status.workloadCount"}"#,
+    printcolumn = r#"{"name":"Unbalanced","type":"integer","jsonPath":".status.unbalancedCount"}"#,
+    printcolumn = r#"{"name":"MaxSkew","type":"integer","jsonPath":".status.maxObservedSkew"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Balanced","type":"string","jsonPath":".status.conditions[?(@.type==\"Balanced\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HAPolicySpec {
+    /// Selects the WORKLOAD objects (by their metadata.labels, not their pods') this policy governs.
+    pub selector: LabelSelector,
+
+    /// The workload kinds considered. Rollout (argoproj.io/v1alpha1) is used only where that CRD is installed.
+    #[serde(default = "WorkloadKind::all")]
+    #[schemars(length(max = 3), extend("x-kubernetes-list-type" = "set"))]
+    pub workload_kinds: Vec<WorkloadKind>,
+
+    /// The spread to keep: one entry per (topologyKey, whenUnsatisfiable), like topologySpreadConstraints.
+    #[schemars(length(min = 1, max = 8))]
+    #[x_kube(validation = Rule::new(
+        "self.all(a, self.exists_one(b, b.topologyKey == a.topologyKey && b.whenUnsatisfiable == a.whenUnsatisfiable))"
+    ).message("spread entries must have unique (topologyKey, whenUnsatisfiable) pairs"))]
+    pub spread: Vec<SpreadEntry>,
+
+    /// Whether to add a preferred pod anti-affinity on kubernetes.io/hostname, as teams wrote by hand.
+    #[serde(default)]
+    pub host_anti_affinity: HostAntiAffinity,
+
+    /// Write the policy's spread into pod templates that have no constraint for a topology key.
+    #[serde(default = "default_true")]
+    pub inject_constraints: bool,
+
+    /// How skewed pods are moved back into balance.
+    #[serde(default)]
+    #[schemars(extend("default" = {}))]
+    pub rebalance: RebalanceSpec,
+
+    /// Measure, report and export metrics, but write nothing to workloads or pods.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A kind of workload whose pod template the operator can read, amend and restart.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    Rollout,
+}
+
+impl WorkloadKind {
+    /// Every supported kind: the default of `workloadKinds`.
+    pub fn all() -> Vec<WorkloadKind> {
+        vec![
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::Rollout,
+        ]
+    }
+}
+
+/// Whether the operator adds a preferred hostname anti-affinity (weight 100) to the pod templates.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostAntiAffinity {
+    #[default]
+    None,
+    Preferred,
+}

@@ -1,0 +1,107 @@
+//! What the operator reports on a policy: per-workload skew, zone-loss exposure and rebalance state.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::policy::WorkloadKind;
+
+/// The observed state of a policy; the printer columns read its counters and conditions.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HAPolicyStatus {
+    /// The spec generation this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, Balanced and Rebalancing, keyed by type.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// How many workloads this policy governs.
+    #[serde(default)]
+    pub workload_count: i32,
+
+    /// How many of them break at least one constraint.
+    #[serde(default)]
+    pub unbalanced_count: i32,
+
+    /// The largest skew measured over all workloads and constraints.
+    #[serde(default)]
+    pub max_observed_skew: i32,
+
+    /// One entry per governed workload (and per workload lost to an older policy, state Blocked/Conflict).
+    #[serde(default)]
+    pub workloads: Vec<WorkloadStatus>,
+}
+
+/// The measured spread and rebalance state of one workload.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: i32,
+    /// True when every constraint's skew is within its maxSkew.
+    pub balanced: bool,
+    #[serde(default)]
+    pub constraints: Vec<ConstraintStatus>,
+    /// What losing the worst single domain of the first constraint costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_loss: Option<ZoneLoss>,
+    #[serde(default)]
+    pub rebalance: RebalanceStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The skew measured for one topology key, with the constraint really in force for it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConstraintStatus {
+    pub topology_key: String,
+    pub max_skew: i32,
+    pub skew: i32,
+    /// Matching pods per domain; omitted when the key has more than 16 domains, to bound status size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<BTreeMap<String, i32>>,
+}
+
+/// The cost of losing one domain: 1.0 means the workload has a single point of failure.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneLoss {
+    pub domain: String,
+    pub pods_lost: i32,
+    pub fraction: f64,
+}
+
+/// Where a workload's rebalancing stands, and why.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    pub state: RebalanceState,
+    /// Why the workload is in this state, e.g. Stabilizing, or what Blocked it (PodDisruptionBudget, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action_time: Option<Time>,
+    /// Disruptions made for this workload since the operator started.
+    #[serde(default)]
+    pub actions: i64,
+}
+
+/// Idle, Waiting (stabilizing), Evicting, Restarting, BackingOff, or Blocked (the reason says why).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RebalanceState {
+    #[default]
+    Idle,
+    Waiting,
+    Evicting,
+    Restarting,
+    BackingOff,
+    Blocked,
+}
