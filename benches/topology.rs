@@ -39,7 +39,10 @@ fn fleet(workloads: usize) -> (Vec<Node>, Vec<Pod>, Vec<Workload>) {
         specs.push(workload(
             &ns,
             &app,
-            vec![constraint(ZONE_KEY, 1, &app), constraint(HOSTNAME_KEY, 1, &app)],
+            vec![
+                constraint(ZONE_KEY, 1, &app),
+                constraint(HOSTNAME_KEY, 1, &app),
+            ],
         ));
     }
     (nodes, pods, specs)
@@ -64,7 +67,11 @@ fn bench(c: &mut Criterion) {
     for workloads in [100, 1_000] {
         let (nodes, pods, specs) = fleet(workloads);
         let moves = evaluate_cluster(&nodes, &pods, &specs);
-        assert_eq!(moves, workloads / 10, "every piled workload gets one move this step");
+        assert_eq!(
+            moves,
+            workloads / 10,
+            "every piled workload gets one move this step"
+        );
         group.bench_with_input(
             BenchmarkId::new("pods", workloads * PODS_PER_WORKLOAD),
             &(nodes, pods, specs),

@@ -7,13 +7,21 @@ use common::*;
 use skewguard::topology::*;
 
 fn zones_and_hosts(max_skew_host: i32) -> Vec<SpreadConstraint> {
-    vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, max_skew_host, "foo")]
+    vec![
+        constraint(ZONE_KEY, 1, "foo"),
+        constraint(HOSTNAME_KEY, max_skew_host, "foo"),
+    ]
 }
 
 #[test]
 fn joint_plan_moves_from_the_crowded_host_to_an_empty_one() {
     // zone a: a1 holds 2, a2 holds 1; zone b: b1, b2 empty. Zone skew 3, host skew 2.
-    let nodes = vec![node("a1", "a"), node("a2", "a"), node("b1", "b"), node("b2", "b")];
+    let nodes = vec![
+        node("a1", "a"),
+        node("a2", "a"),
+        node("b1", "b"),
+        node("b2", "b"),
+    ];
     let pods = pods_on("default", "foo", &[("a1", 2), ("a2", 1)]);
     let cluster = Cluster::new(nodes, pods);
     let w = workload("default", "foo", zones_and_hosts(1));
@@ -35,7 +43,11 @@ fn joint_plan_never_stacks_a_host_to_fix_a_zone() {
         node("a4", "a"),
         node("b1", "b"),
     ];
-    let pods = pods_on("default", "foo", &[("a1", 1), ("a2", 1), ("a3", 1), ("a4", 1)]);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("a1", 1), ("a2", 1), ("a3", 1), ("a4", 1)],
+    );
     let cluster = Cluster::new(nodes, pods);
     let w = workload("default", "foo", zones_and_hosts(1));
     let before = measure(&cluster, &w);
@@ -43,10 +55,18 @@ fn joint_plan_never_stacks_a_host_to_fix_a_zone() {
     assert_eq!(plan.moves_needed, 1);
     assert!(plan.shortfall.is_some());
     // After the plan no constraint's skew is worse than before.
-    let mut nodes_after = vec![("a1", 1), ("a2", 1), ("a3", 1), ("a4", 1), ("b1", 0)];
+    let mut nodes_after = [("a1", 1), ("a2", 1), ("a3", 1), ("a4", 1), ("b1", 0)];
     for m in &plan.moves {
-        nodes_after.iter_mut().find(|(n, _)| *n == m.from_node).unwrap().1 -= 1;
-        nodes_after.iter_mut().find(|(n, _)| *n == m.to_node).unwrap().1 += 1;
+        nodes_after
+            .iter_mut()
+            .find(|(n, _)| *n == m.from_node)
+            .unwrap()
+            .1 -= 1;
+        nodes_after
+            .iter_mut()
+            .find(|(n, _)| *n == m.to_node)
+            .unwrap()
+            .1 += 1;
     }
     let host_counts: Vec<i32> = nodes_after.iter().map(|(_, c)| *c).collect();
     assert!(skew_of(&host_counts, false) <= before.constraints[1].skew);
@@ -175,7 +195,10 @@ fn too_few_domains_cannot_be_fixed_by_moving() {
     c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
     c.min_domains = Some(3);
     let w = workload("default", "foo", vec![c]);
-    assert_eq!(plan_all(&Cluster::new(nodes, pods), &w), Err(Obstacle::TooFewDomains));
+    assert_eq!(
+        plan_all(&Cluster::new(nodes, pods), &w),
+        Err(Obstacle::TooFewDomains)
+    );
 }
 
 #[test]

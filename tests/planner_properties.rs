@@ -8,7 +8,11 @@ use proptest::prelude::*;
 use skewguard::topology::*;
 
 /// `zones` zones of `nodes_per_zone` nodes each, and `pods[i]` pods of `foo` on node i.
-fn cluster_of(zones: usize, nodes_per_zone: usize, pods_per_node: &[usize]) -> (Vec<Node>, Vec<Pod>) {
+fn cluster_of(
+    zones: usize,
+    nodes_per_zone: usize,
+    pods_per_node: &[usize],
+) -> (Vec<Node>, Vec<Pod>) {
     let mut nodes = Vec::new();
     for z in 0..zones {
         for n in 0..nodes_per_zone {
@@ -28,7 +32,10 @@ fn cluster_of(zones: usize, nodes_per_zone: usize, pods_per_node: &[usize]) -> (
 fn carry_out(nodes: &[Node], pods: &[Pod], moves: &[Move]) -> Cluster {
     let mut pods = pods.to_vec();
     for m in moves {
-        let p = pods.iter_mut().find(|p| p.name == m.pod).expect("planned pod exists");
+        let p = pods
+            .iter_mut()
+            .find(|p| p.name == m.pod)
+            .expect("planned pod exists");
         assert_eq!(p.node_name.as_deref(), Some(m.from_node.as_str()));
         p.node_name = Some(m.to_node.clone());
     }
@@ -36,7 +43,11 @@ fn carry_out(nodes: &[Node], pods: &[Pod], moves: &[Move]) -> Cluster {
 }
 
 fn skews(cluster: &Cluster, w: &Workload) -> Vec<i32> {
-    measure(cluster, w).constraints.iter().map(|c| c.skew).collect()
+    measure(cluster, w)
+        .constraints
+        .iter()
+        .map(|c| c.skew)
+        .collect()
 }
 
 proptest! {

@@ -30,10 +30,17 @@ fn measure_one(nodes: Vec<Node>, pods: Vec<Pod>, w: &Workload) -> Measurement {
 
 #[test]
 fn counts_pods_per_zone() {
-    let pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 1), ("node-y", 2)]);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 2), ("node-b", 1), ("node-y", 2)],
+    );
     let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
     let m = measure_one(four_nodes(), pods, &w);
-    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 3), ("zone2", 2)]));
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 3), ("zone2", 2)])
+    );
     assert_eq!(m.constraints[0].skew, 1);
     assert!(m.within_policy());
 }
@@ -42,11 +49,15 @@ fn counts_pods_per_zone() {
 fn empty_zone_is_a_domain_and_the_minimum() {
     let mut nodes = four_nodes();
     nodes.push(node("node-p", "zone3"));
-    let pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 1), ("node-y", 2)]);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 2), ("node-b", 1), ("node-y", 2)],
+    );
     let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
     let m = measure_one(nodes, pods, &w);
     assert_eq!(
-        m.constraints[0].domains,
+        m.constraints[0].domains.to_map(),
         domains(&[("zone1", 3), ("zone2", 2), ("zone3", 0)])
     );
     assert_eq!(m.constraints[0].skew, 3);
@@ -64,21 +75,34 @@ fn only_pods_of_the_workloads_namespace_count() {
     ];
     let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
     let m = measure_one(four_nodes(), pods, &w);
-    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 2), ("zone2", 1)]));
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 2), ("zone2", 1)])
+    );
 }
 
 #[test]
 fn zone_and_hostname_are_counted_together() {
-    let pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 1), ("node-y", 4)]);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 2), ("node-b", 1), ("node-y", 4)],
+    );
     let w = workload(
         "default",
         "foo",
-        vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, 1, "foo")],
+        vec![
+            constraint(ZONE_KEY, 1, "foo"),
+            constraint(HOSTNAME_KEY, 1, "foo"),
+        ],
     );
     let m = measure_one(four_nodes(), pods, &w);
-    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 3), ("zone2", 4)]));
     assert_eq!(
-        m.constraints[1].domains,
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 3), ("zone2", 4)])
+    );
+    assert_eq!(
+        m.constraints[1].domains.to_map(),
         domains(&[("node-a", 2), ("node-b", 1), ("node-x", 0), ("node-y", 4)])
     );
     assert_eq!(m.constraints[1].skew, 4);
@@ -86,18 +110,25 @@ fn zone_and_hostname_are_counted_together() {
 
 #[test]
 fn node_affinity_policy_honor_drops_nodes_the_pod_cannot_use() {
-    let mut nodes = vec![node("node-a", "z"), node("node-b", "z"), node("node-c", "z")];
+    let mut nodes = vec![
+        node("node-a", "z"),
+        node("node-b", "z"),
+        node("node-c", "z"),
+    ];
     nodes[0].labels.insert("foo".into(), "".into());
     nodes[1].labels.insert("foo".into(), "".into());
     let pods = pods_on("default", "foo", &[("node-a", 1), ("node-b", 2)]);
     let mut w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
     w.template.placement.node_selector = labels(&[("foo", "")]);
     let honor = measure_one(nodes.clone(), pods.clone(), &w);
-    assert_eq!(honor.constraints[0].domains, domains(&[("node-a", 1), ("node-b", 2)]));
+    assert_eq!(
+        honor.constraints[0].domains.to_map(),
+        domains(&[("node-a", 1), ("node-b", 2)])
+    );
     w.constraints[0].node_affinity_policy = InclusionPolicy::Ignore;
     let ignore = measure_one(nodes, pods, &w);
     assert_eq!(
-        ignore.constraints[0].domains,
+        ignore.constraints[0].domains.to_map(),
         domains(&[("node-a", 1), ("node-b", 2), ("node-c", 0)])
     );
 }
@@ -117,7 +148,7 @@ fn required_node_affinity_is_honoured_like_a_node_selector() {
         match_fields: vec![],
     }]);
     let m = measure_one(nodes, pods, &w);
-    assert_eq!(m.constraints[0].domains, domains(&[("node-a", 1)]));
+    assert_eq!(m.constraints[0].domains.to_map(), domains(&[("node-a", 1)]));
 }
 
 #[test]
@@ -132,7 +163,10 @@ fn a_node_lacking_the_key_contributes_nothing() {
     );
     let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
     let m = measure_one(nodes, pods, &w);
-    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 1), ("zone2", 2)]));
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 1), ("zone2", 2)])
+    );
 }
 
 #[test]
@@ -141,8 +175,8 @@ fn a_terminating_pod_does_not_count() {
     pods[0].terminating = true;
     let w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
     let m = measure_one(four_nodes(), pods, &w);
-    assert_eq!(m.constraints[0].domains["node-a"], 0);
-    assert_eq!(m.constraints[0].domains["node-b"], 1);
+    assert_eq!(m.constraints[0].domains.to_map()["node-a"], 0);
+    assert_eq!(m.constraints[0].domains.to_map()["node-b"], 1);
 }
 
 #[test]
@@ -152,7 +186,7 @@ fn pending_and_finished_pods_do_not_count() {
     pods[1].finished = true;
     let w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
     let m = measure_one(four_nodes(), pods, &w);
-    assert_eq!(m.constraints[0].domains["node-a"], 1);
+    assert_eq!(m.constraints[0].domains.to_map()["node-a"], 1);
 }
 
 #[test]
@@ -176,12 +210,12 @@ fn node_taints_policy_honor_drops_tainted_nodes() {
     let mut w = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
     w.constraints[0].node_taints_policy = InclusionPolicy::Honor;
     let honor = measure_one(nodes.clone(), pods.clone(), &w);
-    assert!(!honor.constraints[0].domains.contains_key("node-y"));
+    assert!(!honor.constraints[0].domains.to_map().contains_key("node-y"));
     assert_eq!(honor.constraints[0].domains.len(), 3);
     // Ignore (the scheduler's default) keeps it.
     w.constraints[0].node_taints_policy = InclusionPolicy::Ignore;
     let ignore = measure_one(nodes.clone(), pods.clone(), &w);
-    assert_eq!(ignore.constraints[0].domains["node-y"], 1);
+    assert_eq!(ignore.constraints[0].domains.to_map()["node-y"], 1);
     // A tolerated taint does not drop the node.
     w.constraints[0].node_taints_policy = InclusionPolicy::Honor;
     w.template.placement.tolerations.push(Toleration {
@@ -191,7 +225,7 @@ fn node_taints_policy_honor_drops_tainted_nodes() {
         effect: Some(TaintEffect::NoSchedule),
     });
     let tolerated = measure_one(nodes, pods, &w);
-    assert_eq!(tolerated.constraints[0].domains["node-y"], 1);
+    assert_eq!(tolerated.constraints[0].domains.to_map()["node-y"], 1);
 }
 
 #[test]
@@ -219,7 +253,11 @@ fn min_domains_over_zones() {
     let mut c = constraint(ZONE_KEY, 2, "foo");
     c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
     c.min_domains = Some(3);
-    let m = measure_one(nodes.clone(), pods.clone(), &workload("default", "foo", vec![c.clone()]));
+    let m = measure_one(
+        nodes.clone(),
+        pods.clone(),
+        &workload("default", "foo", vec![c.clone()]),
+    );
     assert_eq!(m.constraints[0].skew, 2);
     // minDomains means nothing with ScheduleAnyway.
     c.when_unsatisfiable = WhenUnsatisfiable::ScheduleAnyway;
@@ -233,7 +271,10 @@ fn a_constraint_without_selector_matches_nothing() {
     let mut c = constraint(ZONE_KEY, 1, "foo");
     c.selector = None;
     let m = measure_one(four_nodes(), pods, &workload("default", "foo", vec![c]));
-    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 0), ("zone2", 0)]));
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 0), ("zone2", 0)])
+    );
 }
 
 #[test]
@@ -246,7 +287,10 @@ fn match_expressions_select_pods() {
     s.extend(Expression::DoesNotExist("track".into()));
     c.selector = Some(Selector::from_iter(s));
     let m = measure_one(four_nodes(), pods, &workload("default", "foo", vec![c]));
-    assert_eq!(m.constraints[0].domains, domains(&[("zone1", 1), ("zone2", 1)]));
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 1), ("zone2", 1)])
+    );
 }
 
 // ---- Minimal evictions (descheduler topologyspreadconstraint_test.go) ----
@@ -254,8 +298,12 @@ fn match_expressions_select_pods() {
 fn evictions(counts: &[usize], max_skew: i32) -> (usize, Vec<i32>) {
     let (nodes, pods) = one_node_per_domain(counts, "foo");
     let cluster = Cluster::new(nodes, pods);
-    let w = workload("default", "foo", vec![constraint(ZONE_KEY, max_skew, "foo")]);
-    let before = measure(&cluster, &w).constraints[0].domains.clone();
+    let w = workload(
+        "default",
+        "foo",
+        vec![constraint(ZONE_KEY, max_skew, "foo")],
+    );
+    let before = measure(&cluster, &w).constraints[0].domains.to_map();
     match plan_all(&cluster, &w) {
         Ok(plan) => {
             assert_eq!(plan.shortfall, None, "{counts:?}");
@@ -316,7 +364,10 @@ fn terminating_pods_are_already_gone() {
     pods[0].terminating = true;
     pods[1].terminating = true;
     let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
-    assert_eq!(plan_all(&Cluster::new(nodes, pods), &w), Err(Obstacle::AlreadyBalanced));
+    assert_eq!(
+        plan_all(&Cluster::new(nodes, pods), &w),
+        Err(Obstacle::AlreadyBalanced)
+    );
 }
 
 fn windows_cluster(extra_empty_windows_node: bool) -> (Cluster, Workload) {
@@ -332,7 +383,11 @@ fn windows_cluster(extra_empty_windows_node: bool) -> (Cluster, Workload) {
         n.labels.insert("kubernetes.io/os".into(), "windows".into());
         nodes.push(n);
     }
-    let mut pods = pods_on("default", "foo", &[("win-0", 3), ("win-1", 3), ("win-2", 2)]);
+    let mut pods = pods_on(
+        "default",
+        "foo",
+        &[("win-0", 3), ("win-1", 3), ("win-2", 2)],
+    );
     let os = labels(&[("kubernetes.io/os", "windows")]);
     for p in &mut pods {
         p.placement.node_selector = os.clone();
@@ -365,7 +420,10 @@ fn two_replicasets(hashes: [&str; 2]) -> (Cluster, Workload) {
     }
     let mut c = constraint(ZONE_KEY, 1, "foo");
     c.match_label_keys = vec!["pod-template-hash".into()];
-    (Cluster::new(nodes, pods), workload("default", "foo", vec![c]))
+    (
+        Cluster::new(nodes, pods),
+        workload("default", "foo", vec![c]),
+    )
 }
 
 #[test]
@@ -404,7 +462,7 @@ fn node_taints_policy_ignore_counts_a_tainted_domain() {
     let mut w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
     w.constraints[0].node_taints_policy = InclusionPolicy::Ignore;
     let cluster = Cluster::new(nodes, pods);
-    let before = measure(&cluster, &w).constraints[0].domains.clone();
+    let before = measure(&cluster, &w).constraints[0].domains.to_map();
     let plan = plan_all(&cluster, &w).unwrap();
     assert_eq!(plan.moves_needed, 1);
     assert_eq!(counts_after(&before, &plan.moves), vec![1, 1, 1]);
@@ -414,7 +472,10 @@ fn node_taints_policy_ignore_counts_a_tainted_domain() {
 
 #[test]
 fn field_scenario_needs_one_eviction_each_and_redis_is_a_single_point_of_failure() {
-    let nodes = vec![node("a-1", "ap-northeast-2a"), node("c-1", "ap-northeast-2c")];
+    let nodes = vec![
+        node("a-1", "ap-northeast-2a"),
+        node("c-1", "ap-northeast-2c"),
+    ];
     let mut pods = pods_on("petclinic", "web", &[("c-1", 2)]);
     pods.extend(pods_on("petclinic", "was", &[("c-1", 2)]));
     pods.extend(pods_on("petclinic", "redis-master", &[("c-1", 1)]));
@@ -427,7 +488,11 @@ fn field_scenario_needs_one_eviction_each_and_redis_is_a_single_point_of_failure
         assert_eq!(plan.moves_needed, 1, "{app}");
         assert_eq!(plan.moves[0].to_domain, "ap-northeast-2a");
     }
-    let redis = workload("petclinic", "redis-master", vec![constraint(ZONE_KEY, 1, "redis-master")]);
+    let redis = workload(
+        "petclinic",
+        "redis-master",
+        vec![constraint(ZONE_KEY, 1, "redis-master")],
+    );
     let m = measure(&cluster, &redis);
     assert_eq!(m.constraints[0].skew, 1);
     assert!(m.within_policy());

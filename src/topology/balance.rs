@@ -131,7 +131,11 @@ mod tests {
             (&[2, 6], 2, 1),
         ];
         for (counts, skew, want) in cases {
-            assert_eq!(min_moves(counts, *skew, false), *want, "{counts:?} maxSkew {skew}");
+            assert_eq!(
+                min_moves(counts, *skew, false),
+                *want,
+                "{counts:?} maxSkew {skew}"
+            );
         }
     }
 

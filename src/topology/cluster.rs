@@ -1,6 +1,7 @@
 //! A snapshot of the cluster with the indexes the core needs to stay linear in its size.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use kube::core::{Expression, Selector, SelectorExt};
 
@@ -17,6 +18,18 @@ pub struct Cluster {
     by_label: HashMap<String, HashMap<String, HashMap<String, Vec<usize>>>>,
     /// Requests of the counted pods bound to each node, in node order.
     requested: Vec<Resources>,
+    /// Domains per topology key, computed on first use: every workload spreads over the same
+    /// few keys.
+    keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
+}
+
+/// The domains of one topology key over all nodes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyIndex {
+    /// The distinct values of the key, sorted.
+    pub domains: Arc<[String]>,
+    /// For each node (cluster order), the index of its value, or `None` without the label.
+    pub node_domain: Vec<Option<u32>>,
 }
 
 impl Cluster {
@@ -32,20 +45,15 @@ impl Cluster {
         let mut by_label: HashMap<String, HashMap<String, HashMap<String, Vec<usize>>>> =
             HashMap::new();
         for (i, pod) in pods.iter().enumerate() {
-            by_namespace.entry(pod.namespace.clone()).or_default().push(i);
-            let labels = by_label.entry(pod.namespace.clone()).or_default();
+            get_or_default(&mut by_namespace, &pod.namespace).push(i);
+            let labels = get_or_default(&mut by_label, &pod.namespace);
             for (k, v) in &pod.labels {
-                labels
-                    .entry(k.clone())
-                    .or_default()
-                    .entry(v.clone())
-                    .or_default()
-                    .push(i);
+                get_or_default(get_or_default(labels, k), v).push(i);
             }
-            if !pod.terminating && !pod.finished {
-                if let Some(n) = pod.node_name.as_ref().and_then(|n| node_index.get(n)) {
-                    requested[*n] = requested[*n].plus(&pod.requests);
-                }
+            if pod.is_counted()
+                && let Some(n) = pod.node_name.as_ref().and_then(|n| node_index.get(n))
+            {
+                requested[*n] = requested[*n].plus(&pod.requests);
             }
         }
         Self {
@@ -55,7 +63,42 @@ impl Cluster {
             by_namespace,
             by_label,
             requested,
+            keys: Mutex::default(),
         }
+    }
+
+    /// The domains of `key`, shared by every constraint over it.
+    pub fn key_index(&self, key: &str) -> Arc<KeyIndex> {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(index) = keys.get(key) {
+            return index.clone();
+        }
+        let mut domains: Vec<&String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.labels.get(key))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        let position: HashMap<&str, u32> = domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.as_str(), i as u32))
+            .collect();
+        let node_domain = self
+            .nodes
+            .iter()
+            .map(|n| n.labels.get(key).map(|v| position[v.as_str()]))
+            .collect();
+        let index = Arc::new(KeyIndex {
+            domains: domains.into_iter().cloned().collect(),
+            node_domain,
+        });
+        keys.insert(key.to_string(), index.clone());
+        index
     }
 
     /// Nodes sorted by name.
@@ -111,4 +154,13 @@ impl Cluster {
             .map(Vec::as_slice);
         Some(found.unwrap_or(&[]))
     }
+}
+
+/// `map.entry(key.to_string()).or_default()` without allocating the key when it is present:
+/// building the index for 10,000 pods is otherwise dominated by copying label strings.
+fn get_or_default<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }

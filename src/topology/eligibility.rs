@@ -78,18 +78,16 @@ fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&str>) -> bo
     }
 }
 
-/// Whether a node's pods count for `constraint` when placing a pod shaped like `placement`:
-/// it must carry every topology key of the pod's constraints, and pass the constraint's
-/// node affinity and taint policies.
+/// Whether a node's pods count for `constraint` when placing a pod shaped like `placement`,
+/// given that the node carries every topology key of the pod's constraints: it must pass the
+/// constraint's node affinity and taint policies.
 pub fn counts_for_constraint(
     constraint: &SpreadConstraint,
-    all_keys: &[&str],
     placement: &Placement,
     node: &Node,
 ) -> bool {
-    all_keys.iter().all(|k| node.labels.contains_key(*k))
-        && (constraint.node_affinity_policy == InclusionPolicy::Ignore
-            || matches_node_affinity(placement, node))
+    (constraint.node_affinity_policy == InclusionPolicy::Ignore
+        || matches_node_affinity(placement, node))
         && (constraint.node_taints_policy == InclusionPolicy::Ignore
             || tolerates_node(&placement.tolerations, node))
 }
@@ -103,7 +101,11 @@ pub fn would_accept(
     free: &Resources,
     check_room: bool,
 ) -> bool {
-    let need = Resources::new(requests.cpu_millis, requests.memory_bytes, requests.pods.max(1));
+    let need = Resources::new(
+        requests.cpu_millis,
+        requests.memory_bytes,
+        requests.pods.max(1),
+    );
     node.ready
         && !node.unschedulable
         && tolerates_node(&placement.tolerations, node)

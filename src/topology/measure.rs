@@ -1,11 +1,12 @@
 //! Counting matching pods per topology domain and the skew that follows, exactly as
 //! kube-scheduler's PodTopologySpread filter counts them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::core::{Expression, Selector};
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, KeyIndex};
 use super::eligibility::counts_for_constraint;
 use super::model::{Labels, SpreadConstraint, Workload};
 
@@ -16,7 +17,7 @@ pub struct ConstraintMeasure {
     pub max_skew: i32,
     pub skew: i32,
     /// Matching pods per eligible domain, empty domains included.
-    pub domains: BTreeMap<String, i32>,
+    pub domains: DomainCounts,
     /// Fewer eligible domains than `minDomains`: the global minimum is taken as 0.
     pub below_min_domains: bool,
 }
@@ -24,6 +25,40 @@ pub struct ConstraintMeasure {
 impl ConstraintMeasure {
     pub fn within_max_skew(&self) -> bool {
         self.skew <= self.max_skew
+    }
+}
+
+/// Pods per eligible domain, sharing the domain names with the cluster's index (a hostname
+/// constraint has as many domains as nodes; copying their names for every workload would cost
+/// more than counting).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainCounts {
+    names: Arc<[String]>,
+    entries: Vec<(u32, i32)>,
+}
+
+impl DomainCounts {
+    /// Domains and their counts, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        self.entries
+            .iter()
+            .map(|(d, n)| (self.names[*d as usize].as_str(), *n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, domain: &str) -> Option<i32> {
+        self.iter().find(|(d, _)| *d == domain).map(|(_, n)| n)
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, i32> {
+        self.iter().map(|(d, n)| (d.to_string(), n)).collect()
     }
 }
 
@@ -38,7 +73,9 @@ pub struct Measurement {
 impl Measurement {
     /// Every constraint within its maxSkew.
     pub fn within_policy(&self) -> bool {
-        self.constraints.iter().all(ConstraintMeasure::within_max_skew)
+        self.constraints
+            .iter()
+            .all(ConstraintMeasure::within_max_skew)
     }
 
     /// The largest skew over the constraints (0 without constraints).
@@ -50,18 +87,38 @@ impl Measurement {
 /// One constraint's domains over the cluster's nodes, and the matching pods in each.
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
-    /// Domain names, sorted.
-    pub domains: Vec<String>,
+    pub key: Arc<KeyIndex>,
     /// For each node (cluster order), its domain if the node counts for the constraint.
-    pub node_domain: Vec<Option<usize>>,
+    pub node_domain: Vec<Option<u32>>,
+    /// Matching pods per domain of the key.
     pub counts: Vec<i32>,
+    /// Whether some node of the domain counts for the constraint.
+    pub eligible: Vec<bool>,
     /// `minDomains` is not met, so the global minimum is 0 whatever the counts.
     pub floor_zero: bool,
 }
 
 impl Layout {
+    pub fn eligible_counts(&self) -> impl Iterator<Item = i32> + '_ {
+        self.counts
+            .iter()
+            .zip(&self.eligible)
+            .filter(|(_, e)| **e)
+            .map(|(c, _)| *c)
+    }
+
     pub fn skew(&self) -> i32 {
-        skew_of(&self.counts, self.floor_zero)
+        skew_of(&self.eligible_counts().collect::<Vec<_>>(), self.floor_zero)
+    }
+
+    fn domain_counts(&self) -> DomainCounts {
+        DomainCounts {
+            names: self.key.domains.clone(),
+            entries: (0..self.counts.len())
+                .filter(|d| self.eligible[*d])
+                .map(|d| (d as u32, self.counts[d]))
+                .collect(),
+        }
     }
 }
 
@@ -85,7 +142,11 @@ pub fn measure(cluster: &Cluster, workload: &Workload) -> Measurement {
     measurement_of(workload, &layouts, own_pods)
 }
 
-pub(crate) fn measurement_of(workload: &Workload, layouts: &[Layout], own_pods: Vec<usize>) -> Measurement {
+pub(crate) fn measurement_of(
+    workload: &Workload,
+    layouts: &[Layout],
+    own_pods: Vec<usize>,
+) -> Measurement {
     let constraints = layouts
         .iter()
         .zip(&workload.constraints)
@@ -93,12 +154,7 @@ pub(crate) fn measurement_of(workload: &Workload, layouts: &[Layout], own_pods: 
             topology_key: c.topology_key.clone(),
             max_skew: c.max_skew,
             skew: layout.skew(),
-            domains: layout
-                .domains
-                .iter()
-                .cloned()
-                .zip(layout.counts.iter().copied())
-                .collect(),
+            domains: layout.domain_counts(),
             below_min_domains: layout.floor_zero,
         })
         .collect();
@@ -119,16 +175,21 @@ pub(crate) fn own_counted_pods(cluster: &Cluster, workload: &Workload) -> Vec<us
 
 /// The layout of every constraint, in the workload's order.
 pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Layout> {
-    let all_keys: Vec<&str> = workload
+    let keys: Vec<Arc<KeyIndex>> = workload
         .constraints
         .iter()
-        .map(|c| c.topology_key.as_str())
+        .map(|c| cluster.key_index(&c.topology_key))
+        .collect();
+    // A node counts for no constraint unless it carries every key of the workload's constraints.
+    let has_all_keys: Vec<bool> = (0..cluster.nodes().len())
+        .map(|n| keys.iter().all(|k| k.node_domain[n].is_some()))
         .collect();
     let reference = reference_labels(cluster, workload, own_pods);
     workload
         .constraints
         .iter()
-        .map(|c| layout(cluster, workload, c, &all_keys, &reference))
+        .zip(keys)
+        .map(|(c, key)| layout(cluster, workload, c, key, &has_all_keys, &reference))
         .collect()
 }
 
@@ -136,35 +197,26 @@ fn layout(
     cluster: &Cluster,
     workload: &Workload,
     constraint: &SpreadConstraint,
-    all_keys: &[&str],
+    key: Arc<KeyIndex>,
+    has_all_keys: &[bool],
     reference: &Labels,
 ) -> Layout {
     let placement = &workload.template.placement;
-    let mut domains: Vec<String> = Vec::new();
-    let node_values: Vec<Option<&String>> = cluster
+    let mut eligible = vec![false; key.domains.len()];
+    let node_domain: Vec<Option<u32>> = cluster
         .nodes()
         .iter()
-        .map(|n| {
-            counts_for_constraint(constraint, all_keys, placement, n)
-                .then(|| n.labels.get(&constraint.topology_key))
-                .flatten()
+        .zip(&key.node_domain)
+        .zip(has_all_keys)
+        .map(|((n, d), all)| {
+            let d = (*d).filter(|_| *all)?;
+            counts_for_constraint(constraint, placement, n).then(|| {
+                eligible[d as usize] = true;
+                d
+            })
         })
         .collect();
-    for v in node_values.iter().flatten() {
-        domains.push((*v).clone());
-    }
-    domains.sort();
-    domains.dedup();
-    let index: HashMap<&str, usize> = domains
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.as_str(), i))
-        .collect();
-    let node_domain: Vec<Option<usize>> = node_values
-        .iter()
-        .map(|v| v.map(|v| index[v.as_str()]))
-        .collect();
-    let mut counts = vec![0; domains.len()];
+    let mut counts = vec![0; key.domains.len()];
     if let Some(selector) = effective_selector(constraint, reference) {
         for i in cluster.select_pods(&workload.namespace, &selector) {
             let pod = &cluster.pods()[i];
@@ -172,17 +224,19 @@ fn layout(
                 continue;
             }
             if let Some(d) = cluster.node_of(pod).and_then(|n| node_domain[n]) {
-                counts[d] += 1;
+                counts[d as usize] += 1;
             }
         }
     }
+    let domain_count = eligible.iter().filter(|e| **e).count();
     let floor_zero = constraint
         .effective_min_domains()
-        .is_some_and(|m| domains.len() < m);
+        .is_some_and(|m| domain_count < m);
     Layout {
-        domains,
+        key,
         node_domain,
         counts,
+        eligible,
         floor_zero,
     }
 }
@@ -191,12 +245,11 @@ fn layout(
 /// (keys the pod lacks are ignored, as in the scheduler). `None`: no selector, nothing matches.
 pub fn effective_selector(constraint: &SpreadConstraint, reference: &Labels) -> Option<Selector> {
     let mut selector = constraint.selector.clone()?;
-    selector.extend(
-        constraint
-            .match_label_keys
-            .iter()
-            .filter_map(|k| reference.get(k).map(|v| Expression::Equal(k.clone(), v.clone()))),
-    );
+    selector.extend(constraint.match_label_keys.iter().filter_map(|k| {
+        reference
+            .get(k)
+            .map(|v| Expression::Equal(k.clone(), v.clone()))
+    }));
     Some(selector)
 }
 

@@ -121,10 +121,10 @@ fn plan_from(
     layouts: Vec<Layout>,
     options: &PlanOptions,
 ) -> Result<Plan, Obstacle> {
-    let mut search = Search::new(cluster, workload, own, layouts, options.require_node_fit);
-    if search.balanced() {
+    if balanced(&layouts, workload) {
         return Err(Obstacle::AlreadyBalanced);
     }
+    let mut search = Search::new(cluster, workload, own, layouts, options.require_node_fit);
     let mut all_moves = Vec::new();
     while !search.balanced() {
         match search.best_move(Relax::NONE) {
@@ -143,6 +143,13 @@ fn plan_from(
         moves_needed,
         shortfall,
     })
+}
+
+fn balanced(layouts: &[Layout], workload: &Workload) -> bool {
+    layouts
+        .iter()
+        .zip(&workload.constraints)
+        .all(|(l, c)| l.skew() <= c.max_skew)
 }
 
 /// Which rules a diagnostic search may break, to tell why the real one found nothing.
@@ -174,7 +181,8 @@ struct Search<'a> {
     movable: Vec<usize>,
     /// Nodes that count for every constraint.
     targets: Vec<usize>,
-    free: Vec<Resources>,
+    /// Requests of the replacements planned onto each node so far.
+    reserved: HashMap<usize, Resources>,
     moved: HashSet<usize>,
     check_room: bool,
 }
@@ -192,7 +200,11 @@ impl<'a> Search<'a> {
         let mut movable: Vec<usize> = own
             .iter()
             .copied()
-            .filter(|&p| cluster.node_of(&cluster.pods()[p]).is_some_and(counted_everywhere))
+            .filter(|&p| {
+                cluster
+                    .node_of(&cluster.pods()[p])
+                    .is_some_and(counted_everywhere)
+            })
             .collect();
         movable.sort_by(|&a, &b| {
             let (a, b) = (&cluster.pods()[a], &cluster.pods()[b]);
@@ -205,24 +217,26 @@ impl<'a> Search<'a> {
         let targets = (0..cluster.nodes().len())
             .filter(|&n| counted_everywhere(n))
             .collect();
-        let free = (0..cluster.nodes().len()).map(|n| cluster.free(n)).collect();
         Self {
             cluster,
             workload,
             layouts,
             movable,
             targets,
-            free,
+            reserved: HashMap::new(),
             moved: HashSet::new(),
             check_room,
         }
     }
 
     fn balanced(&self) -> bool {
-        self.layouts
-            .iter()
-            .zip(&self.workload.constraints)
-            .all(|(l, c)| l.skew() <= c.max_skew)
+        balanced(&self.layouts, self.workload)
+    }
+
+    /// What is left on a node once the moves planned so far have landed.
+    fn free(&self, node: usize) -> Resources {
+        let reserved = self.reserved.get(&node).copied().unwrap_or_default();
+        self.cluster.free(node).minus(&reserved)
     }
 
     /// The move that lowers the total distance from balance the most; ties go to the most
@@ -234,8 +248,14 @@ impl<'a> Search<'a> {
             .zip(&self.workload.constraints)
             .map(|(l, c)| Pricing::new(l, c.max_skew))
             .collect();
+        // A move lowers each constraint's distance by at most one: once a move gains that much,
+        // nothing later in preference order can beat it.
+        let most = prices.iter().filter(|p| p.distance > 0).count() as i64;
         let mut best: Option<Candidate> = None;
         for &p in self.movable.iter().filter(|p| !self.moved.contains(p)) {
+            if best.is_some_and(|b| b.gain >= most) {
+                break;
+            }
             let pod = &self.cluster.pods()[p];
             let Some(source) = self.cluster.node_of(pod) else {
                 continue;
@@ -259,7 +279,7 @@ impl<'a> Search<'a> {
                         node,
                         &pod.placement,
                         &pod.requests,
-                        &self.free[target],
+                        &self.free(target),
                         self.check_room,
                     )
                 {
@@ -292,7 +312,8 @@ impl<'a> Search<'a> {
                 continue;
             }
             crosses_zone |= constraint.topology_key != HOSTNAME_KEY;
-            let (delta, new_skew) = pricing.delta(layout.counts[from], layout.counts[to]);
+            let (delta, new_skew) =
+                pricing.delta(layout.counts[from as usize], layout.counts[to as usize]);
             if delta > 0 || new_skew > pricing.skew {
                 return None;
             }
@@ -306,22 +327,24 @@ impl<'a> Search<'a> {
         let source = self.cluster.node_of(pod).unwrap_or(c.target);
         let mut changed = None;
         for (layout, constraint) in self.layouts.iter_mut().zip(&self.workload.constraints) {
-            if let (Some(from), Some(to)) = (layout.node_domain[source], layout.node_domain[c.target])
+            if let (Some(from), Some(to)) =
+                (layout.node_domain[source], layout.node_domain[c.target])
                 && from != to
             {
-                layout.counts[from] -= 1;
-                layout.counts[to] += 1;
+                layout.counts[from as usize] -= 1;
+                layout.counts[to as usize] += 1;
                 changed.get_or_insert_with(|| {
                     (
                         constraint.topology_key.clone(),
-                        layout.domains[from].clone(),
-                        layout.domains[to].clone(),
+                        layout.key.domains[from as usize].clone(),
+                        layout.key.domains[to as usize].clone(),
                     )
                 });
             }
         }
         let need = Resources::new(pod.requests.cpu_millis, pod.requests.memory_bytes, 1);
-        self.free[c.target] = self.free[c.target].minus(&need);
+        let reserved = self.reserved.entry(c.target).or_default();
+        *reserved = reserved.plus(&need);
         self.moved.insert(c.pod);
         let (topology_key, from_domain, to_domain) = changed.unwrap_or_default();
         Move {
@@ -375,7 +398,7 @@ struct Pricing {
 
 impl Pricing {
     fn new(layout: &Layout, max_skew: i32) -> Self {
-        let hist = Histogram::from_counts(&layout.counts);
+        let hist = Histogram::from_counts(&layout.eligible_counts().collect::<Vec<_>>());
         let distance = hist.min_moves(max_skew, layout.floor_zero);
         let skew = hist.skew(layout.floor_zero);
         Self {

@@ -46,13 +46,13 @@ pub fn pods_by_domain(
 /// The domain whose loss costs the most pods (the first by name on a tie); `None` without pods.
 pub fn worst_domain_loss(pods_by_domain: &BTreeMap<String, i32>) -> Option<DomainLoss> {
     let total: i32 = pods_by_domain.values().sum();
-    let (domain, lost) = pods_by_domain
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .fold(None::<(&String, i32)>, |best, (d, n)| match best {
+    let (domain, lost) = pods_by_domain.iter().filter(|(_, n)| **n > 0).fold(
+        None::<(&String, i32)>,
+        |best, (d, n)| match best {
             Some((_, b)) if b >= *n => best,
             _ => Some((d, *n)),
-        })?;
+        },
+    )?;
     Some(DomainLoss {
         domain: domain.clone(),
         pods_lost: lost,
@@ -82,7 +82,10 @@ mod tests {
             ("c".to_string(), 2),
         ]);
         let loss = worst_domain_loss(&counts).unwrap();
-        assert_eq!((loss.domain.as_str(), loss.pods_lost, loss.total), ("a", 3, 8));
+        assert_eq!(
+            (loss.domain.as_str(), loss.pods_lost, loss.total),
+            ("a", 3, 8)
+        );
         assert!((loss.fraction - 0.375).abs() < 1e-9);
         assert!(!loss.is_single_point_of_failure());
     }

@@ -51,7 +51,9 @@ pub fn pod(name: &str, namespace: &str, app: &str, node_name: &str) -> Pod {
 pub fn pods_on(namespace: &str, app: &str, per_node: &[(&str, usize)]) -> Vec<Pod> {
     per_node
         .iter()
-        .flat_map(|(n, count)| (0..*count).map(move |i| pod(&format!("{app}-{n}-{i}"), namespace, app, n)))
+        .flat_map(|(n, count)| {
+            (0..*count).map(move |i| pod(&format!("{app}-{n}-{i}"), namespace, app, n))
+        })
         .collect()
 }
 
@@ -91,7 +93,9 @@ pub fn one_node_per_domain(counts: &[usize], app: &str) -> (Vec<Node>, Vec<Pod>)
 pub fn counts_after(before: &std::collections::BTreeMap<String, i32>, moves: &[Move]) -> Vec<i32> {
     let mut after = before.clone();
     for m in moves {
-        *after.get_mut(&m.from_domain).expect("move from a known domain") -= 1;
+        *after
+            .get_mut(&m.from_domain)
+            .expect("move from a known domain") -= 1;
         *after.get_mut(&m.to_domain).expect("move to a known domain") += 1;
     }
     after.into_values().collect()
