@@ -5,4 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod constraints;
+pub mod snapshot;
 pub mod topology;
+pub mod workload;
