@@ -149,7 +149,8 @@ fn blocks_and_their_reasons() {
         ..Default::default()
     };
     let now = t(60);
-    let cases: Vec<(Box<dyn Fn(&mut World)>, RebalanceState, &str)> = vec![
+    type Setup = Box<dyn Fn(&mut World)>;
+    let cases: Vec<(Setup, RebalanceState, &str)> = vec![
         (
             Box::new(|w| w.conflict = true),
             RebalanceState::Blocked,
