@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::api::conditions::reason;
 use crate::api::{RebalanceSpec, RebalanceState, RebalanceStrategy};
 use crate::topology::{Measurement, Move, Obstacle, Plan};
 
@@ -19,23 +20,6 @@ pub const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const PDB_RETRY: Duration = Duration::from_secs(10);
 /// How soon to look again while waiting for replacements.
 pub const POLL: Duration = Duration::from_secs(5);
-
-/// Reasons the status and events use beyond the planner's obstacles.
-pub mod reason {
-    pub const BALANCED: &str = "Balanced";
-    pub const STABILIZING: &str = "Stabilizing";
-    pub const COOLDOWN: &str = "Cooldown";
-    pub const AWAITING_REPLACEMENT: &str = "AwaitingReplacement";
-    pub const REBALANCE_INEFFECTIVE: &str = "RebalanceIneffective";
-    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
-    pub const PAUSED: &str = "Paused";
-    pub const CONFLICT: &str = "Conflict";
-    pub const PDB: &str = "PodDisruptionBudget";
-    pub const TOO_FEW_READY: &str = "TooFewReadyReplicas";
-    pub const STRATEGY_NONE: &str = "RebalanceDisabled";
-    pub const EVICTING: &str = "Evicting";
-    pub const RESTARTING: &str = "Restarting";
-}
 
 /// What was observed about a workload in this reconcile.
 #[derive(Clone, Debug)]
@@ -186,7 +170,7 @@ fn decide_settled(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) ->
         return Decision::new(RebalanceState::Blocked, reason::PAUSED);
     }
     if obs.rebalance.strategy == RebalanceStrategy::None {
-        return Decision::new(RebalanceState::Idle, reason::STRATEGY_NONE);
+        return Decision::new(RebalanceState::Idle, reason::REBALANCE_DISABLED);
     }
     if !obs.settled {
         return Decision::new(RebalanceState::Blocked, reason::ROLLOUT_IN_PROGRESS);
@@ -215,18 +199,19 @@ fn decide_settled(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) ->
             }
             Decision::new(RebalanceState::Restarting, reason::RESTARTING).act(Action::Restart)
         }
-        RebalanceStrategy::None => Decision::new(RebalanceState::Idle, reason::STRATEGY_NONE),
+        RebalanceStrategy::None => Decision::new(RebalanceState::Idle, reason::REBALANCE_DISABLED),
     }
 }
 
 fn decide_eviction(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) -> Decision {
     if obs.ready_replicas < 2 {
-        return Decision::new(RebalanceState::Blocked, reason::TOO_FEW_READY);
+        return Decision::new(RebalanceState::Blocked, reason::TOO_FEW_READY_REPLICAS);
     }
     if let Some(until) = memory.pdb_blocked_until
         && until > now
     {
-        return Decision::new(RebalanceState::Blocked, reason::PDB).requeue(since(until, now));
+        return Decision::new(RebalanceState::Blocked, reason::POD_DISRUPTION_BUDGET)
+            .requeue(since(until, now));
     }
     match obs.plan {
         Ok(plan) => Decision::new(RebalanceState::Evicting, reason::EVICTING)

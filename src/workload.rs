@@ -12,6 +12,7 @@ use kube::core::{GroupVersionKind, Selector};
 use serde::Deserialize;
 
 use crate::api::WorkloadKind;
+use crate::{snapshot, topology};
 
 /// The Argo Rollouts resource.
 pub fn rollout_gvk() -> GroupVersionKind {
@@ -103,6 +104,30 @@ impl WorkloadObject {
             WorkloadKind::Rollout => Some("rollouts-pod-template-hash"),
             WorkloadKind::StatefulSet => None,
         }
+    }
+
+    /// The workload in the core's terms, measured by `constraints`.
+    pub fn to_core(
+        &self,
+        constraints: Vec<topology::SpreadConstraint>,
+    ) -> Result<topology::Workload, WorkloadError> {
+        let spec = self.template.spec.clone().unwrap_or_default();
+        Ok(topology::Workload {
+            namespace: self.namespace().to_string(),
+            name: self.name().to_string(),
+            pod_selector: self.pod_selector()?,
+            template: topology::PodTemplate {
+                labels: self
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default(),
+                placement: snapshot::placement_of(&spec),
+                requests: snapshot::requests_of(&spec),
+            },
+            constraints,
+        })
     }
 
     pub fn from_deployment(d: &Deployment) -> Result<Self, WorkloadError> {
