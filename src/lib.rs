@@ -8,6 +8,8 @@ pub mod cli;
 pub mod constraints;
 pub mod controller;
 pub mod decision;
+pub mod http;
+pub mod metrics;
 pub mod ownership;
 pub mod policy_status;
 pub mod snapshot;
