@@ -403,11 +403,6 @@ impl Families {
     /// Sets the series one workload produces and returns them.
     fn set_workload(&self, namespace: &str, policy: &str, w: &WorkloadMetrics) -> Vec<Series> {
         let ns = || namespace.to_string();
-        let workload = || WorkloadLabels {
-            namespace: ns(),
-            kind: w.kind.clone(),
-            workload: w.workload.clone(),
-        };
         let with_key = |topology_key: &str| WorkloadKeyLabels {
             namespace: ns(),
             kind: w.kind.clone(),
@@ -416,7 +411,11 @@ impl Families {
         };
         let mut series = Vec::new();
 
-        let replicas = workload();
+        let replicas = WorkloadLabels {
+            namespace: ns(),
+            kind: w.kind.clone(),
+            workload: w.workload.clone(),
+        };
         self.replicas.get_or_create(&replicas).set(w.replicas);
         series.push(Series::Replicas(replicas));
 
@@ -445,12 +444,11 @@ impl Families {
 
             if c.domains.len() <= MAX_DOMAIN_SERIES {
                 for (domain, pods) in &c.domains {
-                    let key = with_key(&c.topology_key);
                     let labels = DomainLabels {
-                        namespace: key.namespace,
-                        kind: key.kind,
-                        workload: key.workload,
-                        topology_key: key.topology_key,
+                        namespace: ns(),
+                        kind: w.kind.clone(),
+                        workload: w.workload.clone(),
+                        topology_key: c.topology_key.clone(),
                         domain: domain.clone(),
                     };
                     self.domain_pods.get_or_create(&labels).set(*pods);
