@@ -1,7 +1,7 @@
 # Front door for skewguard. `make test` is what CI (.ci/run) and the README run.
 CARGO ?= cargo
 
-.PHONY: build test lint crd crd-check bench run e2e
+.PHONY: build test lint crd crd-check bench run e2e e2e-scale
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -26,5 +26,8 @@ bench: ## Benchmarks
 run: ## Run the controller against the current kubeconfig (the `run` subcommand is not written yet)
 	$(CARGO) run -- run
 
-e2e: ## End-to-end suite against a real cluster (not written yet)
-	@echo "The end-to-end suite is not written yet."
+e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setup-envtest); skips when there is none
+	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1
+
+e2e-scale: ## The three-zones-at-scale scenario (30 nodes, 300 Deployments; slow)
+	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1 --ignored scale
