@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::api::{HAPolicy, RebalanceState, WorkloadKind};
 use crate::decision::Memory;
+use crate::metrics::Metrics;
 
 use super::stores::Stores;
 
@@ -49,6 +50,7 @@ pub struct Context {
     pub records: Mutex<HashMap<WorkloadKey, Record>>,
     pub limiter: RateLimiter,
     pub leader: watch::Receiver<bool>,
+    pub metrics: Metrics,
 }
 
 impl Context {

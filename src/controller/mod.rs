@@ -10,17 +10,19 @@ pub mod stores;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::Client;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
 use tracing::{error, info, warn};
 
 use crate::api::HAPolicy;
 use crate::cli::RunArgs;
+use crate::http::{Health, health_router, metrics_router, serve};
 use crate::leader::Leadership;
+use crate::metrics::Metrics;
 
 use context::{Context, RateLimiter, Settings};
 
@@ -35,6 +37,8 @@ pub enum RunError {
     CrdMissing,
     #[error("cannot reach the API server: {0}")]
     Api(#[source] kube::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, #[source] std::io::Error),
     #[error("leader election: {0}")]
     Leader(#[source] kube_lease_manager::LeaseManagerError),
 }
@@ -46,7 +50,24 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let metrics = Metrics::new();
+    let health = Health::new();
+    let shutdown = shutdown_signal().shared();
+    serve_http(
+        args.metrics_addr,
+        metrics_router(metrics.clone()),
+        shutdown.clone(),
+    )
+    .await?;
+    serve_http(
+        args.health_addr,
+        health_router(health.clone()),
+        shutdown.clone(),
+    )
+    .await?;
+    health.set_not_ready("the HAPolicy CRD is not installed yet");
     check_crd(&policies).await?;
+    health.set_not_ready("caches are syncing");
     let (stores, mut triggers) = stores::start(&client, args.namespace.as_deref());
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
@@ -67,6 +88,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     info!("waiting for the caches to sync");
     wait_for_caches(&stores).await;
     info!("caches synced");
+    health.set_ready();
 
     let controller = Controller::new(policies, watcher::Config::default())
         .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)));
@@ -101,12 +123,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         records: Mutex::default(),
         limiter: RateLimiter::per_second(args.max_evictions_per_second),
         leader: leadership.is_leader.clone(),
+        metrics: metrics.clone(),
     });
+    tokio::spawn(housekeeping(
+        ctx.policies.clone(),
+        metrics,
+        leadership.is_leader.clone(),
+    ));
 
     controller
         .reconcile_on(requeues)
         .reconcile_all_on(became_leader)
-        .graceful_shutdown_on(shutdown_signal())
+        .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -120,6 +148,53 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     info!("shutting down");
     leadership.release().await;
     Ok(())
+}
+
+/// Binds `addr` and serves `router` in the background until shutdown.
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RunError::Bind(addr, e))?;
+    info!(addr = %listener.local_addr().unwrap_or(addr), "serving HTTP");
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, router, shutdown).await {
+            error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok(())
+}
+
+/// Keeps the gauges that no reconcile owns true: policies per namespace, leadership, and the
+/// series of policies that were deleted (a deleted policy is never reconciled again).
+async fn housekeeping(
+    policies: kube::runtime::reflector::Store<HAPolicy>,
+    metrics: Metrics,
+    leader: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut known: std::collections::BTreeSet<(String, String)> = Default::default();
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        metrics.set_leader(*leader.borrow());
+        let now: std::collections::BTreeSet<(String, String)> = policies
+            .state()
+            .iter()
+            .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+            .collect();
+        for (ns, name) in known.difference(&now) {
+            metrics.forget_policy(ns, name);
+        }
+        let namespaces: std::collections::BTreeSet<&String> =
+            known.iter().chain(now.iter()).map(|(ns, _)| ns).collect();
+        for ns in namespaces {
+            metrics.set_policies(ns, now.iter().filter(|(n, _)| n == ns).count());
+        }
+        known = now;
+    }
 }
 
 async fn check_crd(policies: &Api<HAPolicy>) -> Result<(), RunError> {

@@ -18,6 +18,9 @@ use crate::api::conditions::reason;
 use crate::api::{HAPolicy, HAPolicyStatus, RebalanceState};
 use crate::constraints::{apply_body, plan_template};
 use crate::decision::{self, Action, Observation};
+use crate::metrics::{
+    Action as Acted, ActionResult, ConstraintMetrics, ErrorCategory, WorkloadMetrics,
+};
 use crate::ownership::governing_policy;
 use crate::policy_status::{WorkloadOutcome, key_name, policy_status};
 use crate::topology::{
@@ -44,10 +47,48 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn category(&self) -> &'static str {
+    pub fn category(&self) -> ErrorCategory {
         match self {
-            Error::Status { .. } => "status",
+            Error::Status { .. } => ErrorCategory::Status,
         }
+    }
+}
+
+/// What the metrics say about one workload.
+fn workload_metrics(o: &WorkloadOutcome) -> WorkloadMetrics {
+    WorkloadMetrics {
+        kind: format!("{:?}", o.kind),
+        workload: o.name.clone(),
+        replicas: i64::from(o.replicas),
+        balanced: o.balanced(),
+        constraints: o
+            .measurement
+            .constraints
+            .iter()
+            .map(|c| ConstraintMetrics {
+                topology_key: c.topology_key.clone(),
+                skew: i64::from(c.skew),
+                max_skew: i64::from(c.max_skew),
+                domains: c
+                    .domains
+                    .iter()
+                    .map(|(d, n)| (d.to_string(), i64::from(n)))
+                    .collect(),
+            })
+            .collect(),
+        zone_loss: o.zone_loss.as_ref().map(|l| {
+            let key = o
+                .measurement
+                .constraints
+                .first()
+                .map_or(ZONE_KEY.to_string(), |c| c.topology_key.clone());
+            (key, l.fraction)
+        }),
+        blocked_reason: matches!(
+            o.state,
+            RebalanceState::Blocked | RebalanceState::BackingOff
+        )
+        .then(|| o.reason.clone()),
     }
 }
 
@@ -63,6 +104,17 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
     if !ctx.is_leader() {
         return Ok(Requeue::await_change());
     }
+    let started = std::time::Instant::now();
+    let result = reconcile_policy(&policy, &ctx).await;
+    ctx.metrics.observe_reconcile(started.elapsed());
+    if let Err(e) = &result {
+        ctx.metrics.record_error(e.category());
+    }
+    result
+}
+
+async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
+    let (policy, ctx) = (policy.clone(), ctx.clone());
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let namespace = policy.namespace().unwrap_or_default();
@@ -76,6 +128,11 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
         requeue = requeue.min(after.unwrap_or(RESYNC));
         outcomes.push(outcome);
     }
+    ctx.metrics.observe_policy(
+        &namespace,
+        &policy.name_any(),
+        &outcomes.iter().map(workload_metrics).collect::<Vec<_>>(),
+    );
     let keep: Vec<WorkloadKey> = observed.workloads.iter().map(key_of).collect();
     ctx.forget_except(&namespace, &keep);
     let status = policy_status(
@@ -90,7 +147,7 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
 }
 
 pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) -> Requeue {
-    warn!(policy = %policy.name_any(), category = error.category(), %error, "reconcile failed");
+    warn!(policy = %policy.name_any(), category = error.category().as_str(), %error, "reconcile failed");
     Requeue::requeue(Duration::from_secs(15))
 }
 
@@ -206,11 +263,22 @@ async fn handle_workload(
     let why_not = if spec.paused { "paused" } else { "dry-run" };
     let mut notes = Vec::new();
     let mut notices = Vec::new();
+    let count = |action: Acted, result: ActionResult| {
+        ctx.metrics.record_action(
+            workload.namespace(),
+            &policy.name_any(),
+            &format!("{:?}", workload.kind),
+            workload.name(),
+            action,
+            result,
+        );
+    };
 
     if !conflict && template.changes_template {
         if writes {
             match actuate::apply(&ctx.client, workload, &apply_body(workload, &template)).await {
                 Ok(()) => {
+                    count(Acted::Inject, ActionResult::Success);
                     info!(workload = %workload.name(), "spread constraints injected");
                     notes.push("constraints injected: the rolling update they start is the first rebalance".to_string());
                     notices.push(Notice::normal(
@@ -222,6 +290,8 @@ async fn handle_workload(
                     ));
                 }
                 Err(e) => {
+                    count(Acted::Inject, ActionResult::Error);
+                    ctx.metrics.record_error(ErrorCategory::Apply);
                     warn!(workload = %workload.name(), error = %e, "injecting constraints failed");
                     notes.push(format!("injecting constraints failed: {e}"));
                 }
@@ -238,6 +308,7 @@ async fn handle_workload(
         Action::Evict(moves) => {
             for m in moves {
                 if !writes {
+                    count(Acted::Evict, ActionResult::DryRun);
                     notes.push(format!(
                         "{why_not}: would evict {} ({} {} -> {})",
                         m.pod,
@@ -258,6 +329,7 @@ async fn handle_workload(
                             .and_then(|c| c.domains.get(&m.to_domain))
                             .unwrap_or(0);
                         decision::record_eviction(&mut record.memory, m, before, now);
+                        count(Acted::Evict, ActionResult::Success);
                         info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
                         notices.push(Notice::normal(
                             kind::POD_EVICTED,
@@ -269,6 +341,7 @@ async fn handle_workload(
                     }
                     EvictionOutcome::BudgetExhausted => {
                         decision::record_pdb_block(&mut record.memory, now);
+                        count(Acted::Evict, ActionResult::Blocked);
                         decision.state = RebalanceState::Blocked;
                         decision.reason = reason::POD_DISRUPTION_BUDGET;
                         decision.requeue_after = Some(decision::PDB_RETRY);
@@ -276,6 +349,8 @@ async fn handle_workload(
                     }
                     EvictionOutcome::Gone => {}
                     EvictionOutcome::Failed(e) => {
+                        count(Acted::Evict, ActionResult::Error);
+                        ctx.metrics.record_error(ErrorCategory::Eviction);
                         warn!(workload = %workload.name(), pod = %m.pod, error = %e, "eviction failed");
                         notes.push(format!("evicting {} failed: {e}", m.pod));
                         break;
@@ -287,15 +362,21 @@ async fn handle_workload(
             if writes {
                 match actuate::restart(&ctx.client, workload, now).await {
                     Ok(()) => {
+                        count(Acted::Restart, ActionResult::Success);
                         decision::record_restart(&mut record.memory, now);
                         notices.push(Notice::normal(
                             kind::WORKLOAD_RESTARTED,
                             "restarted to spread its pods",
                         ));
                     }
-                    Err(e) => notes.push(format!("restart failed: {e}")),
+                    Err(e) => {
+                        count(Acted::Restart, ActionResult::Error);
+                        ctx.metrics.record_error(ErrorCategory::KubeApi);
+                        notes.push(format!("restart failed: {e}"));
+                    }
                 }
             } else {
+                count(Acted::Restart, ActionResult::DryRun);
                 notes.push(format!("{why_not}: would restart the workload"));
             }
         }
