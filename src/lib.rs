@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod constraints;
+pub mod report;
 pub mod snapshot;
 pub mod topology;
 pub mod workload;

@@ -12,6 +12,8 @@ use kube::core::{GroupVersionKind, Selector};
 use serde::Deserialize;
 
 use crate::api::WorkloadKind;
+use crate::snapshot::{placement_of, requests_of};
+use crate::topology::{self, PodTemplate, SpreadConstraint};
 
 /// The Argo Rollouts resource.
 pub fn rollout_gvk() -> GroupVersionKind {
@@ -103,6 +105,38 @@ impl WorkloadObject {
             WorkloadKind::Rollout => Some("rollouts-pod-template-hash"),
             WorkloadKind::StatefulSet => None,
         }
+    }
+
+    /// The workload as the topology core sees it, measured by `constraints`.
+    ///
+    /// The core's [`PodTemplate`] (the pod the workload would create next) takes the template's
+    /// labels, its placement (node selector, required node affinity, tolerations) and its
+    /// requests, so eligibility and node fit are judged for the pod the scheduler would place.
+    /// Pass the constraints to measure with, e.g. [`crate::constraints::TemplatePlan::measured`]
+    /// or the template's own ([`crate::constraints::measured_from_template`]).
+    ///
+    /// Fails only when the pod selector cannot be turned into a matcher.
+    pub fn to_core(
+        &self,
+        constraints: Vec<SpreadConstraint>,
+    ) -> Result<topology::Workload, WorkloadError> {
+        let spec = self.template.spec.as_ref();
+        Ok(topology::Workload {
+            namespace: self.namespace().to_string(),
+            name: self.name().to_string(),
+            pod_selector: self.pod_selector()?,
+            template: PodTemplate {
+                labels: self
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default(),
+                placement: spec.map(placement_of).unwrap_or_default(),
+                requests: spec.map(requests_of).unwrap_or_default(),
+            },
+            constraints,
+        })
     }
 
     pub fn from_deployment(d: &Deployment) -> Result<Self, WorkloadError> {
@@ -259,6 +293,51 @@ mod tests {
                 .replicas
                 .is_settled()
         );
+    }
+
+    #[test]
+    fn to_core_carries_identity_template_and_constraints() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web", "v": "1"}},
+                                  "spec": {"nodeSelector": {"disk": "ssd"}, "containers": [
+                                      {"name": "c", "resources": {"requests": {"cpu": "250m"}}}]}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_deployment(&d).unwrap();
+        let selector = w.pod_selector().unwrap();
+        let core = w
+            .to_core(vec![SpreadConstraint::new(
+                topology::ZONE_KEY,
+                1,
+                selector.clone(),
+            )])
+            .unwrap();
+        assert_eq!(
+            (core.namespace.as_str(), core.name.as_str()),
+            ("shop", "web")
+        );
+        assert_eq!(core.pod_selector, selector);
+        assert_eq!(core.template.labels.get("v").map(String::as_str), Some("1"));
+        assert!(core.template.placement.is_pinned());
+        assert_eq!(core.template.requests, topology::Resources::new(250, 0, 1));
+        assert_eq!(core.constraints.len(), 1);
+    }
+
+    #[test]
+    fn to_core_rejects_an_invalid_selector() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "Sideways"}]},
+                     "template": {}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_deployment(&d).unwrap();
+        assert!(matches!(
+            w.to_core(vec![]),
+            Err(WorkloadError::InvalidSelector { .. })
+        ));
     }
 
     #[test]
