@@ -1,7 +1,9 @@
 # Front door for skewguard. `make test` is what CI (.ci/run) and the README run.
 CARGO ?= cargo
+IMG ?= skewguard:latest
+KUBECTL ?= kubectl
 
-.PHONY: build test lint crd crd-check bench run e2e
+.PHONY: build test lint crd crd-check bench run e2e docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -28,3 +30,12 @@ run: ## Run the controller against the current kubeconfig (the `run` subcommand 
 
 e2e: ## End-to-end suite against a real cluster (not written yet)
 	@echo "The end-to-end suite is not written yet."
+
+docker-build: ## Build the operator image (multi-stage Dockerfile) as $(IMG)
+	docker build -t $(IMG) .
+
+deploy: ## Install the CRD, RBAC and the operator into the current kubeconfig's cluster
+	$(KUBECTL) apply -k config/default
+
+undeploy: ## Remove everything deploy installed; deleting the CRD deletes every HAPolicy
+	$(KUBECTL) delete -k config/default --ignore-not-found
