@@ -67,10 +67,32 @@ async fn list_rollouts(
     };
     match api.list(&ListParams::default()).await {
         Ok(list) => Ok(Some(list.items)),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(e) if resource_absent(&e) => Ok(None),
         Err(source) => Err(ReportError::List {
             resource: "rollouts.argoproj.io",
             source,
         }),
+    }
+}
+
+/// A 404 on a collection: the API server does not serve the resource. Checked by code, not
+/// reason, because for an unknown API group the body is a plain "404 page not found", which kube
+/// reports without a `NotFound` reason.
+fn resource_absent(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    #[test]
+    fn an_unknown_api_group_means_no_rollouts() {
+        let unparsed =
+            Status::failure("404 page not found", "Failed to parse error data").with_code(404);
+        assert!(resource_absent(&kube::Error::Api(Box::new(unparsed))));
+        let forbidden = Status::failure("forbidden", "Forbidden").with_code(403);
+        assert!(!resource_absent(&kube::Error::Api(Box::new(forbidden))));
     }
 }

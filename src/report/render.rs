@@ -233,6 +233,9 @@ fn policy_workload_text(w: &PolicyWorkload) -> String {
             .domains
             .as_ref()
             .map(|d| {
+                if d.is_empty() {
+                    return " [no eligible domain]".to_string();
+                }
                 let list: Vec<String> = d.iter().map(|(k, n)| format!("{k}={n}")).collect();
                 format!(" [{}]", list.join(" "))
             })
