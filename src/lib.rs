@@ -6,6 +6,10 @@
 pub mod api;
 pub mod cli;
 pub mod constraints;
+pub mod controller;
+pub mod decision;
+pub mod ownership;
+pub mod policy_status;
 pub mod report;
 pub mod snapshot;
 pub mod topology;

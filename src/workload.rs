@@ -12,8 +12,7 @@ use kube::core::{GroupVersionKind, Selector};
 use serde::Deserialize;
 
 use crate::api::WorkloadKind;
-use crate::snapshot::{placement_of, requests_of};
-use crate::topology::{self, PodTemplate, SpreadConstraint};
+use crate::{snapshot, topology};
 
 /// The Argo Rollouts resource.
 pub fn rollout_gvk() -> GroupVersionKind {
@@ -107,33 +106,33 @@ impl WorkloadObject {
         }
     }
 
-    /// The workload as the topology core sees it, measured by `constraints`.
+    /// The workload in the core's terms, measured by `constraints`.
     ///
-    /// The core's [`PodTemplate`] (the pod the workload would create next) takes the template's
-    /// labels, its placement (node selector, required node affinity, tolerations) and its
-    /// requests, so eligibility and node fit are judged for the pod the scheduler would place.
+    /// The core's [`topology::PodTemplate`] (the pod the workload would create next) takes the
+    /// template's labels, its placement (node selector, required node affinity, tolerations) and
+    /// its requests, so eligibility and node fit are judged for the pod the scheduler would place.
     /// Pass the constraints to measure with, e.g. [`crate::constraints::TemplatePlan::measured`]
     /// or the template's own ([`crate::constraints::measured_from_template`]).
     ///
     /// Fails only when the pod selector cannot be turned into a matcher.
     pub fn to_core(
         &self,
-        constraints: Vec<SpreadConstraint>,
+        constraints: Vec<topology::SpreadConstraint>,
     ) -> Result<topology::Workload, WorkloadError> {
-        let spec = self.template.spec.as_ref();
+        let spec = self.template.spec.clone().unwrap_or_default();
         Ok(topology::Workload {
             namespace: self.namespace().to_string(),
             name: self.name().to_string(),
             pod_selector: self.pod_selector()?,
-            template: PodTemplate {
+            template: topology::PodTemplate {
                 labels: self
                     .template
                     .metadata
                     .as_ref()
                     .and_then(|m| m.labels.clone())
                     .unwrap_or_default(),
-                placement: spec.map(placement_of).unwrap_or_default(),
-                requests: spec.map(requests_of).unwrap_or_default(),
+                placement: snapshot::placement_of(&spec),
+                requests: snapshot::requests_of(&spec),
             },
             constraints,
         })
@@ -308,7 +307,7 @@ mod tests {
         let w = WorkloadObject::from_deployment(&d).unwrap();
         let selector = w.pod_selector().unwrap();
         let core = w
-            .to_core(vec![SpreadConstraint::new(
+            .to_core(vec![topology::SpreadConstraint::new(
                 topology::ZONE_KEY,
                 1,
                 selector.clone(),

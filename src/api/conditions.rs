@@ -36,6 +36,18 @@ pub mod reason {
     pub const STABILIZING: &str = "Stabilizing";
 
     /// Every reason a workload's rebalancing can be Blocked for.
+    /// Every constraint within maxSkew.
+    pub const BALANCED: &str = "Balanced";
+    /// A rebalance episode ended recently; the next waits for `cooldownSeconds`.
+    pub const COOLDOWN: &str = "Cooldown";
+    /// An evicted pod's replacement has not landed and become Ready yet.
+    pub const AWAITING_REPLACEMENT: &str = "AwaitingReplacement";
+    /// Fewer than 2 Ready replicas: evicting one would take the service down.
+    pub const TOO_FEW_READY_REPLICAS: &str = "TooFewReadyReplicas";
+    /// `strategy: None`: measured and reported only.
+    pub const REBALANCE_DISABLED: &str = "RebalanceDisabled";
+    pub const EVICTING: &str = "Evicting";
+    pub const RESTARTING: &str = "Restarting";
     pub const BLOCKED: [&str; 6] = [
         POD_DISRUPTION_BUDGET,
         NO_CAPACITY,

@@ -67,6 +67,15 @@ impl Cluster {
         }
     }
 
+    /// Replaces what the snapshot's own pods request on each node with a cluster-wide figure
+    /// (the controller snapshots one namespace's pods, but every namespace fills the nodes).
+    pub fn with_requested(mut self, requested: &HashMap<String, Resources>) -> Self {
+        for (i, node) in self.nodes.iter().enumerate() {
+            self.requested[i] = requested.get(&node.name).copied().unwrap_or_default();
+        }
+        self
+    }
+
     /// The domains of `key`, shared by every constraint over it.
     pub fn key_index(&self, key: &str) -> Arc<KeyIndex> {
         let mut keys = self

@@ -1,0 +1,299 @@
+//! What to do about one workload now: wait, act, back off or block, and why. Pure: the
+//! controller hands in what it observed and what it remembers, and carries out the answer.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::api::conditions::reason;
+use crate::api::{RebalanceSpec, RebalanceState, RebalanceStrategy};
+use crate::topology::{Measurement, Move, Obstacle, Plan};
+
+/// Longest back-off after repeated ineffective moves.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Failed moves that make a workload back off.
+pub const FAILED_MOVES_BEFORE_BACKOFF: u32 = 2;
+/// How long to give a replacement to land and become Ready before the move counts as failed.
+pub const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How soon to look again after a PodDisruptionBudget said no.
+pub const PDB_RETRY: Duration = Duration::from_secs(10);
+/// How soon to look again while waiting for replacements.
+pub const POLL: Duration = Duration::from_secs(5);
+
+/// What was observed about a workload in this reconcile.
+#[derive(Clone, Debug)]
+pub struct Observation<'a> {
+    pub now: Timestamp,
+    pub rebalance: &'a RebalanceSpec,
+    pub paused: bool,
+    /// Another, older policy governs this workload.
+    pub conflict: bool,
+    /// Not rolling out, not scaling, no unavailable replicas.
+    pub settled: bool,
+    pub ready_replicas: i32,
+    pub within_policy: bool,
+    /// The workload's measured spread, to judge in-flight moves.
+    pub measurement: &'a Measurement,
+    /// Names of the workload's pods that still run.
+    pub running_pods: &'a BTreeSet<String>,
+    pub plan: &'a Result<Plan, Obstacle>,
+}
+
+/// An eviction whose replacement has not been judged yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    pub pod: String,
+    pub topology_key: String,
+    pub to_domain: String,
+    /// Pods in the intended domain when the pod was evicted.
+    pub to_count_before: i32,
+    pub at: Timestamp,
+}
+
+/// What the controller remembers about a workload between reconciles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Since when the skew has exceeded maxSkew.
+    pub skewed_since: Option<Timestamp>,
+    pub last_action: Option<Timestamp>,
+    /// A rebalance is under way: its steps follow each other without cooldown.
+    pub episode: bool,
+    pub in_flight: Vec<InFlight>,
+    pub failed_moves: u32,
+    pub backoff: Option<Duration>,
+    pub backoff_until: Option<Timestamp>,
+    pub pdb_blocked_until: Option<Timestamp>,
+    /// Disruptions made since the operator started.
+    pub actions: i64,
+}
+
+/// The decision for one workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to do.
+    None,
+    Evict(Vec<Move>),
+    Restart,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    pub state: RebalanceState,
+    pub reason: &'static str,
+    /// When to look again even if nothing changes.
+    pub requeue_after: Option<Duration>,
+    /// Moves judged in this reconcile: how many replacements landed where intended, and how
+    /// many came back.
+    pub moves_succeeded: u32,
+    pub moves_failed: u32,
+}
+
+impl Decision {
+    fn new(state: RebalanceState, reason: &'static str) -> Self {
+        Self {
+            action: Action::None,
+            state,
+            reason,
+            requeue_after: None,
+            moves_succeeded: 0,
+            moves_failed: 0,
+        }
+    }
+
+    fn requeue(mut self, after: Duration) -> Self {
+        self.requeue_after = Some(after.max(Duration::from_secs(1)));
+        self
+    }
+
+    fn act(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+}
+
+fn since(now: Timestamp, then: Timestamp) -> Duration {
+    now.duration_since(then)
+        .try_into()
+        .unwrap_or(Duration::ZERO)
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// Decides, and updates `memory` with what the decision implies (not with its outcome: see
+/// [`record_eviction`], [`record_pdb_block`], [`record_restart`]).
+pub fn decide(obs: &Observation<'_>, memory: &mut Memory) -> Decision {
+    let now = obs.now;
+    if obs.conflict {
+        return Decision::new(RebalanceState::Blocked, reason::CONFLICT);
+    }
+    let mut judged = (0, 0);
+    if !memory.in_flight.is_empty() {
+        judged = judge_in_flight(obs, memory);
+        if !memory.in_flight.is_empty() {
+            return with_judged(
+                Decision::new(RebalanceState::Evicting, reason::AWAITING_REPLACEMENT).requeue(POLL),
+                judged,
+            );
+        }
+    }
+    let decision = decide_settled(obs, memory, now);
+    with_judged(decision, judged)
+}
+
+fn with_judged(mut d: Decision, (ok, failed): (u32, u32)) -> Decision {
+    d.moves_succeeded = ok;
+    d.moves_failed = failed;
+    d
+}
+
+fn decide_settled(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) -> Decision {
+    if let Some(until) = memory.backoff_until {
+        if until > now {
+            return Decision::new(RebalanceState::BackingOff, reason::REBALANCE_INEFFECTIVE)
+                .requeue(since(until, now));
+        }
+        memory.backoff_until = None;
+    }
+    if obs.within_policy {
+        memory.skewed_since = None;
+        memory.episode = false;
+        memory.pdb_blocked_until = None;
+        return Decision::new(RebalanceState::Idle, reason::BALANCED);
+    }
+    let skewed_since = *memory.skewed_since.get_or_insert(now);
+    if obs.paused {
+        return Decision::new(RebalanceState::Blocked, reason::PAUSED);
+    }
+    if obs.rebalance.strategy == RebalanceStrategy::None {
+        return Decision::new(RebalanceState::Idle, reason::REBALANCE_DISABLED);
+    }
+    if !obs.settled {
+        return Decision::new(RebalanceState::Blocked, reason::ROLLOUT_IN_PROGRESS);
+    }
+    let stabilization = Duration::from_secs(obs.rebalance.stabilization_seconds.max(0) as u64);
+    let held = since(now, skewed_since);
+    if held < stabilization {
+        return Decision::new(RebalanceState::Waiting, reason::STABILIZING)
+            .requeue(stabilization - held);
+    }
+    let cooldown = Duration::from_secs(obs.rebalance.cooldown_seconds.max(0) as u64);
+    if !memory.episode
+        && let Some(last) = memory.last_action
+        && since(now, last) < cooldown
+    {
+        return Decision::new(RebalanceState::Waiting, reason::COOLDOWN)
+            .requeue(cooldown - since(now, last));
+    }
+    match obs.rebalance.strategy {
+        RebalanceStrategy::Evict => decide_eviction(obs, memory, now),
+        RebalanceStrategy::RolloutRestart => {
+            if memory.episode {
+                // The restart rolled out and the skew is still there: wait out the cooldown.
+                memory.episode = false;
+                return Decision::new(RebalanceState::Waiting, reason::COOLDOWN).requeue(cooldown);
+            }
+            Decision::new(RebalanceState::Restarting, reason::RESTARTING).act(Action::Restart)
+        }
+        RebalanceStrategy::None => Decision::new(RebalanceState::Idle, reason::REBALANCE_DISABLED),
+    }
+}
+
+fn decide_eviction(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) -> Decision {
+    if obs.ready_replicas < 2 {
+        return Decision::new(RebalanceState::Blocked, reason::TOO_FEW_READY_REPLICAS);
+    }
+    if let Some(until) = memory.pdb_blocked_until
+        && until > now
+    {
+        return Decision::new(RebalanceState::Blocked, reason::POD_DISRUPTION_BUDGET)
+            .requeue(since(until, now));
+    }
+    match obs.plan {
+        Ok(plan) => Decision::new(RebalanceState::Evicting, reason::EVICTING)
+            .act(Action::Evict(plan.moves.clone()))
+            .requeue(POLL),
+        Err(Obstacle::AlreadyBalanced) => Decision::new(RebalanceState::Idle, reason::BALANCED),
+        Err(obstacle) => Decision::new(RebalanceState::Blocked, obstacle.reason()),
+    }
+}
+
+/// Judges the in-flight moves whose replacement has had its chance: the evicted pod is gone and
+/// the workload is settled again (or the wait timed out). Returns (succeeded, failed).
+fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
+    let (mut ok, mut failed) = (0, 0);
+    let mut still = Vec::new();
+    for m in std::mem::take(&mut memory.in_flight) {
+        let landed = obs.settled && !obs.running_pods.contains(&m.pod);
+        let timed_out = since(obs.now, m.at) >= REPLACEMENT_TIMEOUT;
+        if !landed && !timed_out {
+            still.push(m);
+            continue;
+        }
+        let now_count = obs
+            .measurement
+            .constraints
+            .iter()
+            .find(|c| c.topology_key == m.topology_key)
+            .and_then(|c| c.domains.get(&m.to_domain))
+            .unwrap_or(0);
+        if landed && now_count > m.to_count_before {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    memory.in_flight = still;
+    memory.failed_moves += failed;
+    if ok > 0 && failed == 0 {
+        memory.failed_moves = 0;
+    }
+    if memory.failed_moves >= FAILED_MOVES_BEFORE_BACKOFF {
+        let next = memory
+            .backoff
+            .map(|b| (b * 2).min(MAX_BACKOFF))
+            .unwrap_or(Duration::from_secs(
+                obs.rebalance.cooldown_seconds.max(30) as u64
+            ))
+            .min(MAX_BACKOFF);
+        memory.backoff = Some(next);
+        memory.backoff_until = Some(plus(obs.now, next));
+        memory.failed_moves = 0;
+        memory.episode = false;
+    }
+    (ok, failed)
+}
+
+/// An eviction went through.
+pub fn record_eviction(memory: &mut Memory, m: &Move, to_count_before: i32, now: Timestamp) {
+    memory.in_flight.push(InFlight {
+        pod: m.pod.clone(),
+        topology_key: m.topology_key.clone(),
+        to_domain: m.to_domain.clone(),
+        to_count_before,
+        at: now,
+    });
+    memory.actions += 1;
+    memory.last_action = Some(now);
+    memory.episode = true;
+    memory.pdb_blocked_until = None;
+}
+
+/// The Eviction API answered 429: the budget has no room now.
+pub fn record_pdb_block(memory: &mut Memory, now: Timestamp) {
+    memory.pdb_blocked_until = Some(plus(now, PDB_RETRY));
+}
+
+/// The workload was restarted.
+pub fn record_restart(memory: &mut Memory, now: Timestamp) {
+    memory.actions += 1;
+    memory.last_action = Some(now);
+    memory.episode = true;
+}
+
+#[cfg(test)]
+mod tests;

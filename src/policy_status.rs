@@ -1,0 +1,205 @@
+//! The status a policy reports, built from each workload's outcome (pure: the controller writes
+//! it only when it differs from what is already there).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::conditions::{condition_type, reason};
+use crate::api::{
+    ConstraintStatus, HAPolicyStatus, RebalanceState, RebalanceStatus, WorkloadKind,
+    WorkloadStatus, ZoneLoss,
+};
+use crate::topology::{DomainLoss, HOSTNAME_KEY, Measurement, ZONE_KEY};
+
+/// Keys with more domains than this report no per-domain counts (hostname spread on a large
+/// cluster would otherwise bloat the object).
+pub const MAX_REPORTED_DOMAINS: usize = 16;
+
+/// Everything known about one workload at the end of a reconcile.
+#[derive(Clone, Debug)]
+pub struct WorkloadOutcome {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: i32,
+    pub measurement: Measurement,
+    pub zone_loss: Option<DomainLoss>,
+    pub state: RebalanceState,
+    pub reason: String,
+    pub last_action: Option<Timestamp>,
+    pub actions: i64,
+    pub skewed_since: Option<Timestamp>,
+    /// What happened or would have happened (injection, dry-run), for the message.
+    pub note: Option<String>,
+}
+
+/// A short name for a topology key in messages.
+pub fn key_name(key: &str) -> &str {
+    match key {
+        ZONE_KEY => "zone",
+        HOSTNAME_KEY => "hostname",
+        other => other,
+    }
+}
+
+impl WorkloadOutcome {
+    pub fn balanced(&self) -> bool {
+        self.measurement.within_policy()
+    }
+
+    /// "zone skew 2 > 1" for each constraint over its maxSkew.
+    pub fn skew_summary(&self) -> Vec<String> {
+        self.measurement
+            .constraints
+            .iter()
+            .filter(|c| !c.within_max_skew())
+            .map(|c| {
+                format!(
+                    "{} skew {} > {}",
+                    key_name(&c.topology_key),
+                    c.skew,
+                    c.max_skew
+                )
+            })
+            .collect()
+    }
+
+    pub fn status(&self) -> WorkloadStatus {
+        let mut message: Vec<String> = Vec::new();
+        let skews = self.skew_summary();
+        if !skews.is_empty() {
+            let since = self
+                .skewed_since
+                .map(|t| format!(" since {}", t.strftime("%Y-%m-%dT%H:%M:%SZ")))
+                .unwrap_or_default();
+            message.push(format!("{}{since}", skews.join(", ")));
+        }
+        if self.state == RebalanceState::Blocked || self.state == RebalanceState::BackingOff {
+            message.push(format!("blocked: {}", self.reason));
+        }
+        message.extend(self.note.clone());
+        WorkloadStatus {
+            kind: self.kind,
+            name: self.name.clone(),
+            replicas: self.replicas,
+            balanced: self.balanced(),
+            constraints: self
+                .measurement
+                .constraints
+                .iter()
+                .map(|c| ConstraintStatus {
+                    topology_key: c.topology_key.clone(),
+                    max_skew: c.max_skew,
+                    skew: c.skew,
+                    domains: (c.domains.len() <= MAX_REPORTED_DOMAINS).then(|| c.domains.to_map()),
+                })
+                .collect(),
+            zone_loss: self.zone_loss.as_ref().map(|l| ZoneLoss {
+                domain: l.domain.clone(),
+                pods_lost: l.pods_lost,
+                fraction: l.fraction,
+            }),
+            rebalance: RebalanceStatus {
+                state: self.state,
+                reason: Some(self.reason.clone()),
+                last_action_time: self.last_action.map(Time),
+                actions: self.actions,
+            },
+            message: (!message.is_empty()).then(|| message.join("; ")),
+        }
+    }
+}
+
+/// The whole status: counts, workloads and the three conditions, keeping each condition's
+/// `lastTransitionTime` unless its status flips.
+pub fn policy_status(
+    previous: Option<&HAPolicyStatus>,
+    generation: Option<i64>,
+    outcomes: &[WorkloadOutcome],
+    problems: &[String],
+    now: Timestamp,
+) -> HAPolicyStatus {
+    let unbalanced: Vec<&WorkloadOutcome> = outcomes.iter().filter(|o| !o.balanced()).collect();
+    let acting: Vec<&WorkloadOutcome> = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.state,
+                RebalanceState::Evicting | RebalanceState::Restarting
+            )
+        })
+        .collect();
+    let ready = if problems.is_empty() {
+        (
+            "True",
+            reason::RECONCILED,
+            format!("governing {} workload(s)", outcomes.len()),
+        )
+    } else {
+        ("False", "InvalidInput", problems.join("; "))
+    };
+    let balanced = if unbalanced.is_empty() {
+        (
+            "True",
+            reason::BALANCED,
+            format!("all {} workload(s) within maxSkew", outcomes.len()),
+        )
+    } else {
+        let list: Vec<String> = unbalanced
+            .iter()
+            .map(|o| format!("{}: {}", o.name, o.skew_summary().join(", ")))
+            .collect();
+        ("False", reason::SKEW_EXCEEDED, list.join("; "))
+    };
+    let rebalancing = match acting.first() {
+        Some(first) => (
+            "True",
+            if first.state == RebalanceState::Restarting {
+                reason::RESTARTING
+            } else {
+                reason::EVICTING
+            },
+            acting
+                .iter()
+                .map(|o| format!("{}: {}", o.name, o.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        None => ("False", "Idle", "no rebalance under way".to_string()),
+    };
+    let previous_conditions: BTreeMap<&str, &Condition> = previous
+        .map(|p| p.conditions.iter().map(|c| (c.type_.as_str(), c)).collect())
+        .unwrap_or_default();
+    let condition = |type_: &str, (status, reason, message): (&str, &str, String)| {
+        let last = previous_conditions
+            .get(type_)
+            .filter(|c| c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            observed_generation: generation,
+            last_transition_time: last,
+        }
+    };
+    HAPolicyStatus {
+        observed_generation: generation,
+        conditions: vec![
+            condition(condition_type::READY, ready),
+            condition(condition_type::BALANCED, balanced),
+            condition(condition_type::REBALANCING, rebalancing),
+        ],
+        workload_count: outcomes.len() as i32,
+        unbalanced_count: unbalanced.len() as i32,
+        max_observed_skew: outcomes
+            .iter()
+            .map(|o| o.measurement.max_skew())
+            .max()
+            .unwrap_or(0),
+        workloads: outcomes.iter().map(WorkloadOutcome::status).collect(),
+    }
+}
