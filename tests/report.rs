@@ -351,7 +351,7 @@ fn a_policy_for_another_namespace_than_the_report_is_refused() {
     assert!(matches!(err, ReportError::NamespaceMismatch { .. }));
     assert!(err.to_string().contains("-n petclinic"));
     let all = policy_in_scope(&policy, &Scope::All, "default").unwrap();
-    assert_eq!(all.namespace, NS);
+    assert_eq!(all.namespace(), NS);
 }
 
 #[test]

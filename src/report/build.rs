@@ -9,20 +9,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::DynamicObject;
-use kube::core::{Selector, SelectorExt};
+use kube::core::Selector;
 use serde::Serialize;
 
 use crate::api::{HAPolicy, HAPolicySpec, RebalanceStrategy, WorkloadKind};
 use crate::constraints::{measured_from_template, plan_template};
+use crate::ownership::selects;
+use crate::policy_status::MAX_REPORTED_DOMAINS;
 use crate::snapshot::{node_from, pod_from};
 use crate::topology::{
     self, Cluster, ConstraintMeasure, PlanOptions, SpreadConstraint, evaluate, pods_by_domain,
     worst_domain_loss,
 };
 use crate::workload::{WorkloadError, WorkloadObject};
-
-/// A constraint with more domains than this lists no per-domain counts (as in the status).
-pub const MAX_LISTED_DOMAINS: usize = 16;
 
 /// What the report reads from the cluster, as the API returns it.
 #[derive(Clone, Debug, Default)]
@@ -148,7 +147,7 @@ pub struct ConstraintSkew {
     pub skew: i32,
     /// `Template` when the template has a constraint for the key, else `Policy`.
     pub source: ConstraintSource,
-    /// Matching pods per eligible domain; omitted above [`MAX_LISTED_DOMAINS`] domains.
+    /// Matching pods per eligible domain; omitted above [`MAX_REPORTED_DOMAINS`] domains (as in the status).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domains: Option<BTreeMap<String, i32>>,
 }
@@ -183,22 +182,31 @@ pub struct PlannedMove {
     pub to_node: String,
 }
 
-/// A policy read from a file, with the namespace it governs.
+/// A policy read from a file, placed in the namespace it governs.
 #[derive(Clone, Debug)]
-pub struct PolicyInput<'a> {
-    pub name: String,
-    pub namespace: String,
-    pub spec: &'a HAPolicySpec,
+pub struct PolicyInput {
+    pub policy: HAPolicy,
 }
 
-impl<'a> PolicyInput<'a> {
-    /// The policy in `namespace` (its own, or the one the report resolved when it has none).
-    pub fn new(policy: &'a HAPolicy, namespace: String) -> Self {
-        Self {
-            name: policy.metadata.name.clone().unwrap_or_default(),
-            namespace,
-            spec: &policy.spec,
-        }
+impl PolicyInput {
+    /// The policy governing `namespace` (its own, or the one the report resolved when the file
+    /// names none).
+    pub fn new(policy: &HAPolicy, namespace: String) -> Self {
+        let mut policy = policy.clone();
+        policy.metadata.namespace = Some(namespace);
+        Self { policy }
+    }
+
+    pub fn name(&self) -> &str {
+        self.policy.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.policy
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
     }
 }
 
@@ -207,7 +215,7 @@ impl<'a> PolicyInput<'a> {
 pub fn build_report(
     state: &ClusterState,
     topology_key: &str,
-    policy: Option<&PolicyInput<'_>>,
+    policy: Option<&PolicyInput>,
 ) -> Report {
     let cluster = Cluster::new(
         state.nodes.iter().map(node_from).collect(),
@@ -310,43 +318,26 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
     })
 }
 
-/// Whether a policy governs a workload: same namespace, a listed kind, selector over the
-/// workload object's own labels.
-pub fn selects(
-    spec: &HAPolicySpec,
-    namespace: &str,
-    w: &WorkloadObject,
-) -> Result<bool, kube::core::ParseExpressionError> {
-    let selector = Selector::try_from(spec.selector.clone())?;
-    Ok(w.namespace() == namespace
-        && spec.workload_kinds.contains(&w.kind)
-        && selector.matches(&w.labels()))
-}
-
 fn evaluate_policy(
     cluster: &Cluster,
     workloads: &[WorkloadObject],
-    policy: &PolicyInput<'_>,
+    policy: &PolicyInput,
     warnings: &mut Vec<String>,
 ) -> PolicyReport {
-    let spec = policy.spec;
+    let spec = &policy.policy.spec;
     let options = PlanOptions {
         max_moves: usize::try_from(spec.rebalance.max_disruptions.max(1)).unwrap_or(1),
         require_node_fit: spec.rebalance.require_node_fit,
     };
-    let mut selected = Vec::new();
-    for w in workloads {
-        match selects(spec, &policy.namespace, w) {
-            Ok(true) => selected.push(w),
-            Ok(false) => {}
-            Err(e) => {
-                warnings.push(format!("policy {}: invalid selector: {e}", policy.name));
-                break;
-            }
-        }
+    if let Err(e) = Selector::try_from(spec.selector.clone()) {
+        warnings.push(format!(
+            "policy {}: invalid selector, selects nothing: {e}",
+            policy.name()
+        ));
     }
-    let evaluated = selected
-        .into_iter()
+    let evaluated = workloads
+        .iter()
+        .filter(|w| selects(&policy.policy, w))
         .filter_map(|w| {
             policy_workload(cluster, spec, w, &options)
                 .map_err(|e| warnings.push(e.to_string()))
@@ -354,8 +345,8 @@ fn evaluate_policy(
         })
         .collect();
     PolicyReport {
-        name: policy.name.clone(),
-        namespace: policy.namespace.clone(),
+        name: policy.name().to_string(),
+        namespace: policy.namespace().to_string(),
         strategy: spec.rebalance.strategy,
         paused: spec.paused,
         inject_constraints: spec.inject_constraints,
@@ -438,6 +429,6 @@ fn constraint_skew(m: &ConstraintMeasure, from_template: bool) -> ConstraintSkew
         } else {
             ConstraintSource::Policy
         },
-        domains: (m.domains.len() <= MAX_LISTED_DOMAINS).then(|| m.domains.to_map()),
+        domains: (m.domains.len() <= MAX_REPORTED_DOMAINS).then(|| m.domains.to_map()),
     }
 }

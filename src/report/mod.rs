@@ -115,11 +115,11 @@ pub fn parse_policy(text: &str) -> Result<HAPolicy, String> {
 
 /// The policy with the namespace it governs (its own, else the report's, else the kubeconfig's
 /// default), which the report must be reading.
-pub fn policy_in_scope<'a>(
-    policy: &'a HAPolicy,
+pub fn policy_in_scope(
+    policy: &HAPolicy,
     scope: &Scope,
     default_namespace: &str,
-) -> Result<PolicyInput<'a>, ReportError> {
+) -> Result<PolicyInput, ReportError> {
     let namespace = match (&policy.metadata.namespace, scope) {
         (Some(ns), Scope::All) => ns.clone(),
         (Some(ns), Scope::Namespace(report)) if ns == report => ns.clone(),

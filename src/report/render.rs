@@ -6,7 +6,7 @@ use super::ReportError;
 use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
 use crate::api::RebalanceStrategy;
 use crate::cli::OutputFormat;
-use crate::topology::{HOSTNAME_KEY, ZONE_KEY};
+use crate::policy_status::key_name;
 
 /// The report in the requested format.
 pub fn render(report: &Report, format: OutputFormat) -> Result<String, ReportError> {
@@ -32,10 +32,7 @@ pub fn table(report: &Report) -> String {
             "KIND".to_string(),
             "NAME".to_string(),
             "REPLICAS".to_string(),
-            format!(
-                "PODS PER {}",
-                short_key(&report.topology_key).to_uppercase()
-            ),
+            format!("PODS PER {}", key_name(&report.topology_key).to_uppercase()),
             "SKEW".to_string(),
             "SPREAD CONSTRAINTS".to_string(),
             "WORST DOMAIN LOSS".to_string(),
@@ -107,7 +104,7 @@ fn row_cells(w: &WorkloadRow) -> Vec<String> {
     } else {
         w.spread_constraint_keys
             .iter()
-            .map(|k| short_key(k))
+            .map(|k| key_name(k))
             .collect::<Vec<_>>()
             .join(",")
     };
@@ -136,15 +133,6 @@ fn row_cells(w: &WorkloadRow) -> Vec<String> {
         spread,
         loss,
     ]
-}
-
-/// Well-known keys by their short names; others as they are.
-fn short_key(key: &str) -> &str {
-    match key {
-        ZONE_KEY => "zone",
-        HOSTNAME_KEY => "hostname",
-        other => other,
-    }
 }
 
 /// Left-aligned columns separated by two spaces, without trailing blanks.
