@@ -1,11 +1,31 @@
 use std::io::Write;
+use std::process::ExitCode;
 
 use clap::Parser;
 use skewguard::cli::{Cli, Command};
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Crd => std::io::stdout().write_all(skewguard::api::crd_yaml().as_bytes()),
+        Command::Crd => match std::io::stdout().write_all(skewguard::api::crd_yaml().as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Run(args) => {
+            skewguard::telemetry::init(args.log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => return fail(&e),
+            };
+            match runtime.block_on(skewguard::controller::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Report(args) => skewguard::report::main(&args),
     }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("skewguard: {e}");
+    ExitCode::FAILURE
 }

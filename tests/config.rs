@@ -260,18 +260,22 @@ fn manager_role() -> ClusterRole {
     round_trips(&origin, &v)
 }
 
-/// (apiGroup, resource, verb) triples a role grants.
+/// (apiGroup, resource, verb) triples a role grants; a rule limited to some objects names its
+/// resource `resource/name`.
 fn grants(rules: &[k8s_openapi::api::rbac::v1::PolicyRule]) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
     for rule in rules {
-        assert!(
-            rule.non_resource_urls.is_none() && rule.resource_names.is_none(),
-            "{rule:?}"
-        );
+        assert!(rule.non_resource_urls.is_none(), "{rule:?}");
         for group in rule.api_groups.iter().flatten() {
             for resource in rule.resources.iter().flatten() {
-                for verb in &rule.verbs {
-                    out.insert((group.clone(), resource.clone(), verb.clone()));
+                let targets: Vec<String> = match &rule.resource_names {
+                    Some(names) => names.iter().map(|n| format!("{resource}/{n}")).collect(),
+                    None => vec![resource.clone()],
+                };
+                for target in targets {
+                    for verb in &rule.verbs {
+                        out.insert((group.clone(), target.clone(), verb.clone()));
+                    }
                 }
             }
         }
@@ -329,8 +333,11 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
     allow("events.k8s.io", &["events"], &["create", "patch"]);
     allow(
         "apiextensions.k8s.io",
-        &["customresourcedefinitions"],
-        &["get"],
+        &[
+            "customresourcedefinitions/rollouts.argoproj.io",
+            "customresourcedefinitions/hapolicies.skewguard.dev",
+        ],
+        &read,
     );
     assert_eq!(grants(&manager_role().rules.unwrap_or_default()), expected);
 }

@@ -24,7 +24,7 @@ enum PluginCommand {
     Report(ReportArgs),
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
     match Plugin::parse().command {
         PluginCommand::Report(args) => skewguard::report::main(&args),
     }

@@ -1,4 +1,180 @@
 //! The imperative shell: watches the cluster, hands what it sees to the core, carries out what
 //! comes back.
 
+pub mod actuate;
+pub mod context;
+pub mod events;
+pub mod reconcile;
 pub mod stores;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use tracing::{error, info, warn};
+
+use crate::api::HAPolicy;
+use crate::cli::RunArgs;
+use crate::leader::Leadership;
+
+use context::{Context, RateLimiter, Settings};
+
+/// Why the controller could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no usable Kubernetes configuration (in-cluster or KUBECONFIG): {0}")]
+    Config(#[source] kube::Error),
+    #[error(
+        "the HAPolicy CRD (hapolicies.skewguard.dev) is not installed: install it with `skewguard crd | kubectl apply -f -` or `kubectl apply -k config/default`"
+    )]
+    CrdMissing,
+    #[error("cannot reach the API server: {0}")]
+    Api(#[source] kube::Error),
+    #[error("leader election: {0}")]
+    Leader(#[source] kube_lease_manager::LeaseManagerError),
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Config)?;
+    let policies: Api<HAPolicy> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    check_crd(&policies).await?;
+    let (stores, mut triggers) = stores::start(&client, args.namespace.as_deref());
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let leadership = if args.leader_elect {
+        Leadership::elect(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity,
+            args.lease_duration_seconds,
+        )
+        .await
+        .map_err(RunError::Leader)?
+    } else {
+        Leadership::alone()
+    };
+
+    info!("waiting for the caches to sync");
+    wait_for_caches(&stores).await;
+    info!("caches synced");
+
+    let controller = Controller::new(policies, watcher::Config::default())
+        .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)));
+    let policy_store = controller.store();
+    let trigger_store = policy_store.clone();
+    let requeues = futures::stream::poll_fn(move |cx| triggers.poll_recv(cx))
+        .flat_map(move |t| futures::stream::iter(stores::policies_for(&trigger_store, &t)));
+    let became_leader =
+        futures::stream::unfold(leadership.is_leader.clone(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            let leading = *rx.borrow_and_update();
+            info!(leading, "leadership changed");
+            Some((leading, rx))
+        })
+        .filter_map(|leading| futures::future::ready(leading.then_some(())));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        stores,
+        policies: policy_store,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "skewguard".into(),
+                instance: Some(identity),
+            },
+        ),
+        settings: Settings {
+            dry_run: args.dry_run,
+            max_evictions_per_second: args.max_evictions_per_second,
+        },
+        records: Mutex::default(),
+        limiter: RateLimiter::per_second(args.max_evictions_per_second),
+        leader: leadership.is_leader.clone(),
+    });
+
+    controller
+        .reconcile_on(requeues)
+        .reconcile_all_on(became_leader)
+        .graceful_shutdown_on(shutdown_signal())
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    other => warn!(error = %other, "reconcile error"),
+                }
+            }
+        })
+        .await;
+    info!("shutting down");
+    leadership.release().await;
+    Ok(())
+}
+
+async fn check_crd(policies: &Api<HAPolicy>) -> Result<(), RunError> {
+    match policies
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(RunError::CrdMissing),
+        Err(e) => Err(RunError::Api(e)),
+    }
+}
+
+async fn wait_for_caches(stores: &stores::Stores) {
+    let results = futures::join!(
+        stores.deployments.wait_until_ready(),
+        stores.statefulsets.wait_until_ready(),
+        stores.pods.wait_until_ready(),
+        stores.nodes.wait_until_ready(),
+        stores.pdbs.wait_until_ready(),
+    );
+    if [results.0, results.1, results.2, results.3, results.4]
+        .iter()
+        .any(Result::is_err)
+    {
+        error!("a cache stopped before it synced");
+    }
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("skewguard-{}", std::process::id()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -10,6 +10,7 @@ pub mod gather;
 pub mod render;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::api::HAPolicy;
 use crate::cli::ReportArgs;
@@ -44,18 +45,23 @@ pub enum ReportError {
     Runtime(#[source] std::io::Error),
     #[error("cannot print the report: {0}")]
     Serialize(String),
+    #[error("cannot write the report: {0}")]
+    Print(#[source] std::io::Error),
 }
 
-/// Runs the report and prints it; on error prints it to stderr and exits with status 1.
-pub fn main(args: &ReportArgs) -> std::io::Result<()> {
-    match run(args) {
-        Ok(text) => {
-            use std::io::Write;
-            std::io::stdout().write_all(text.as_bytes())
-        }
+/// Runs the report and prints it; an error goes to stderr and the exit status is 1.
+pub fn main(args: &ReportArgs) -> ExitCode {
+    use std::io::Write;
+    let printed = run(args).and_then(|text| {
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(ReportError::Print)
+    });
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(1)
+            ExitCode::FAILURE
         }
     }
 }
