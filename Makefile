@@ -3,7 +3,7 @@ CARGO ?= cargo
 IMG ?= skewguard:latest
 KUBECTL ?= kubectl
 
-.PHONY: build test lint crd crd-check bench run e2e docker-build deploy undeploy
+.PHONY: build test lint crd crd-check bench run e2e e2e-scale docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -28,8 +28,11 @@ bench: ## Benchmarks
 run: ## Run the controller against the current kubeconfig (the `run` subcommand is not written yet)
 	$(CARGO) run -- run
 
-e2e: ## End-to-end suite against a real cluster (not written yet)
-	@echo "The end-to-end suite is not written yet."
+e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setup-envtest); skips when there is none
+	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1
+
+e2e-scale: ## The three-zones-at-scale scenario (30 nodes, 300 Deployments; slow)
+	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1 --ignored scale
 
 docker-build: ## Build the operator image (multi-stage Dockerfile) as $(IMG)
 	docker build -t $(IMG) .

@@ -1,0 +1,629 @@
+//! Plays the kubelet for Node objects the suite creates: registers the nodes (zone and hostname
+//! labels, capacity, Ready), renews their Leases in `kube-node-lease` so kube-controller-manager's
+//! node-lifecycle controller keeps them Ready, marks pods bound to them Running and Ready (after an
+//! optional readiness delay) and finishes the deletion of terminating pods.
+//!
+//! Cordoning sets `spec.unschedulable` (as `kubectl cordon` does); a NotReady zone posts
+//! `Ready=False` and stops renewing its Leases. In both cases the node-lifecycle controller adds the
+//! real taints (`node.kubernetes.io/unschedulable`, `node.kubernetes.io/not-ready`) and the helpers
+//! wait until it has. A NotReady node reports its pods not Ready, and from then on neither starts
+//! nor finishes deleting pods (as a failed node); when it is Ready again its pods are Ready again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::harness::wait_for;
+
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+const MANAGER: &str = "fake-kubelet";
+const LEASE_RENEW: Duration = Duration::from_secs(4);
+
+/// The capacity (and allocatable) of every node; 4 CPUs, 16Gi and 110 pods by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capacity {
+    pub cpu: String,
+    pub memory: String,
+    pub pods: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            cpu: "4".into(),
+            memory: "16Gi".into(),
+            pods: 110,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct NodeState {
+    zone: String,
+    ip: String,
+    ready: bool,
+}
+
+#[derive(Default)]
+struct State {
+    nodes: BTreeMap<String, NodeState>,
+    /// Pods being started or deleted right now, by uid.
+    in_flight: HashSet<String>,
+    readiness_delay: Duration,
+    next_node_ip: u32,
+}
+
+/// The fake kubelet of every node the suite creates. Cheap to clone; tasks stop on [`FakeKubelet::stop`].
+#[derive(Clone)]
+pub struct FakeKubelet {
+    client: Client,
+    state: Arc<Mutex<State>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    pod_ips: Arc<AtomicU32>,
+}
+
+pub fn node_name(zone: &str, index: usize) -> String {
+    format!("{zone}-node-{index}")
+}
+
+fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_finished(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+impl FakeKubelet {
+    /// Starts the pod watcher and the lease renewer on the current tokio runtime.
+    pub fn start(client: Client) -> FakeKubelet {
+        let kubelet = FakeKubelet {
+            client,
+            state: Arc::default(),
+            tasks: Arc::default(),
+            pod_ips: Arc::new(AtomicU32::new(0)),
+        };
+        let watcher_task = tokio::spawn(kubelet.clone().watch_pods());
+        let lease_task = tokio::spawn(kubelet.clone().renew_leases());
+        kubelet
+            .tasks
+            .lock()
+            .unwrap()
+            .extend([watcher_task, lease_task]);
+        kubelet
+    }
+
+    /// Stops the background tasks (the nodes stay).
+    pub fn stop(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Pods become Ready this long after they start Running (a readiness probe); zero by default.
+    pub fn set_readiness_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().readiness_delay = delay;
+    }
+
+    /// Makes the cluster's nodes exactly `count` nodes per zone, named `<zone>-node-<i>`, all Ready,
+    /// uncordoned and untainted, with the default [`Capacity`]. Nodes of earlier layouts that are
+    /// not in this one are deleted (their pods are garbage-collected). Returns the node names.
+    pub async fn ensure_nodes(&self, layout: &[(&str, usize)]) -> Vec<String> {
+        self.ensure_nodes_with(layout, &Capacity::default()).await
+    }
+
+    pub async fn ensure_nodes_with(&self, layout: &[(&str, usize)], cap: &Capacity) -> Vec<String> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let wanted: Vec<(String, String)> = layout
+            .iter()
+            .flat_map(|(zone, n)| (0..*n).map(move |i| (node_name(zone, i), zone.to_string())))
+            .collect();
+        let wanted_names: HashSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
+
+        let stale: Vec<String> = {
+            let mut st = self.state.lock().unwrap();
+            let stale = st
+                .nodes
+                .keys()
+                .filter(|n| !wanted_names.contains(n.as_str()))
+                .cloned()
+                .collect::<Vec<_>>();
+            for n in &stale {
+                st.nodes.remove(n);
+            }
+            for (name, zone) in &wanted {
+                st.next_node_ip += 1;
+                let ip = format!(
+                    "172.16.{}.{}",
+                    st.next_node_ip / 250,
+                    st.next_node_ip % 250 + 1
+                );
+                let entry = st.nodes.entry(name.clone()).or_insert(NodeState {
+                    zone: zone.clone(),
+                    ip,
+                    ready: true,
+                });
+                entry.zone = zone.clone();
+                entry.ready = true;
+            }
+            stale
+        };
+        for name in stale {
+            let _ = nodes.delete(&name, &DeleteParams::default()).await;
+        }
+        for (name, zone) in &wanted {
+            self.register(name, zone, cap).await;
+        }
+        let names: Vec<String> = wanted.into_iter().map(|(n, _)| n).collect();
+        self.wait_taints(&names, |taints| taints.is_empty(), "untainted")
+            .await;
+        self.resync_pods().await;
+        names
+    }
+
+    async fn register(&self, name: &str, zone: &str, cap: &Capacity) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let ip = self.state.lock().unwrap().nodes[name].ip.clone();
+        let pp = PatchParams::apply(MANAGER).force();
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {
+                ZONE_LABEL: zone, HOSTNAME_LABEL: name,
+                "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
+        });
+        nodes
+            .patch(name, &pp, &Patch::Apply(&node))
+            .await
+            .unwrap_or_else(|e| panic!("register node {name}: {e}"));
+        // Uncordon whatever an earlier scenario left cordoned.
+        self.set_node_unschedulable(name, false).await;
+        let capacity = json!({"cpu": cap.cpu, "memory": cap.memory, "pods": cap.pods.to_string()});
+        let status = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name},
+            "status": {
+                "capacity": capacity, "allocatable": capacity,
+                "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+                "conditions": [ready_condition(true)],
+                "nodeInfo": {
+                    "machineID": name, "systemUUID": name, "bootID": name, "kernelVersion": "6.1.0",
+                    "osImage": "fake", "containerRuntimeVersion": "fake://1.0", "kubeletVersion": "v1.33.0",
+                    "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"},
+            },
+        });
+        nodes
+            .patch_status(name, &pp, &Patch::Apply(&status))
+            .await
+            .unwrap_or_else(|e| panic!("post status of node {name}: {e}"));
+        self.renew_lease(name).await;
+    }
+
+    /// The zone of every node this kubelet runs.
+    pub fn zones(&self) -> BTreeMap<String, String> {
+        let st = self.state.lock().unwrap();
+        st.nodes
+            .iter()
+            .map(|(n, s)| (n.clone(), s.zone.clone()))
+            .collect()
+    }
+
+    /// The zone of `node`, if it is one of ours.
+    pub fn zone_of(&self, node: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .nodes
+            .get(node)
+            .map(|s| s.zone.clone())
+    }
+
+    fn nodes_in(&self, zone: &str) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        let names: Vec<String> = st
+            .nodes
+            .iter()
+            .filter(|(_, s)| s.zone == zone)
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert!(
+            !names.is_empty(),
+            "the fake kubelet has no node in zone {zone}"
+        );
+        names
+    }
+
+    /// `kubectl cordon` every node of `zone`; returns once the unschedulable taint is on them.
+    pub async fn cordon_zone(&self, zone: &str) {
+        self.set_unschedulable(zone, true).await;
+    }
+
+    /// `kubectl uncordon` every node of `zone`; returns once the unschedulable taint is gone.
+    pub async fn uncordon_zone(&self, zone: &str) {
+        self.set_unschedulable(zone, false).await;
+    }
+
+    async fn set_unschedulable(&self, zone: &str, cordoned: bool) {
+        let names = self.nodes_in(zone);
+        for name in &names {
+            self.set_node_unschedulable(name, cordoned).await;
+        }
+        let has = move |taints: &[String]| {
+            taints
+                .iter()
+                .any(|t| t == "node.kubernetes.io/unschedulable")
+                == cordoned
+        };
+        let what = if cordoned { "cordoned" } else { "uncordoned" };
+        self.wait_taints(&names, has, what).await;
+    }
+
+    /// `kubectl cordon` / `uncordon` one node: a merge patch of `spec.unschedulable`.
+    async fn set_node_unschedulable(&self, name: &str, cordoned: bool) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let value = if cordoned { json!(true) } else { json!(null) };
+        nodes
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"unschedulable": value}})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cordon={cordoned} node {name}: {e}"));
+    }
+
+    /// Makes every node of `zone` Ready or NotReady (its kubelet dead: no lease renewals, no pod
+    /// starts or deletions). Returns once the node-lifecycle controller's not-ready taint matches.
+    pub async fn set_zone_ready(&self, zone: &str, ready: bool) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let names = self.nodes_in(zone);
+        {
+            let mut st = self.state.lock().unwrap();
+            for n in &names {
+                if let Some(s) = st.nodes.get_mut(n) {
+                    s.ready = ready;
+                }
+            }
+        }
+        for name in &names {
+            let status = json!({
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "status": {"conditions": [ready_condition(ready)]},
+            });
+            nodes
+                .patch_status(
+                    name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&status),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("set node {name} ready={ready}: {e}"));
+            if ready {
+                self.renew_lease(name).await;
+            }
+        }
+        let has = move |taints: &[String]| {
+            taints.iter().any(|t| t == "node.kubernetes.io/not-ready") != ready
+        };
+        let what = if ready { "Ready" } else { "NotReady" };
+        self.wait_taints(&names, has, what).await;
+        if ready {
+            self.resync_pods().await;
+        } else {
+            self.mark_pods_not_ready(&names).await;
+        }
+    }
+
+    /// What a failing node reports for its pods: containers not ready (the node-lifecycle
+    /// controller only does this itself when the node stops reporting altogether).
+    async fn mark_pods_not_ready(&self, names: &[String]) {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        for node in names {
+            let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+            let list = pods
+                .list(&lp)
+                .await
+                .unwrap_or_else(|e| panic!("list pods on {node}: {e}"));
+            for pod in list.items.iter().filter(|p| is_ready(p)) {
+                let t = now();
+                let cond = |type_: &str| json!({"type": type_, "status": "False", "lastTransitionTime": t});
+                let patch =
+                    json!({"status": {"conditions": [cond("Ready"), cond("ContainersReady")]}});
+                let api: Api<Pod> =
+                    Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+                if let Err(e) = api
+                    .patch_status(
+                        &pod.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(&patch),
+                    )
+                    .await
+                {
+                    eprintln!("fake-kubelet: mark pod {} not ready: {e}", pod.name_any());
+                }
+            }
+        }
+    }
+
+    async fn wait_taints(&self, names: &[String], ok: impl Fn(&[String]) -> bool, what: &str) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let names = names.to_vec();
+        wait_for(
+            &format!("nodes {names:?} {what}"),
+            Duration::from_secs(60),
+            || {
+                let nodes = nodes.clone();
+                let names = names.clone();
+                let ok = &ok;
+                async move {
+                    for name in &names {
+                        let node = nodes.get(name).await.ok()?;
+                        let taints: Vec<String> = node
+                            .spec
+                            .and_then(|s| s.taints)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|t| t.key)
+                            .collect();
+                        if !ok(&taints) {
+                            return None;
+                        }
+                    }
+                    Some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    async fn renew_lease(&self, name: &str) {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
+        let lease = json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
+                     "renewTime": Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()},
+        });
+        if let Err(e) = leases
+            .patch(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&lease),
+            )
+            .await
+        {
+            eprintln!("fake-kubelet: renew lease {name}: {e}");
+        }
+    }
+
+    async fn renew_leases(self) {
+        loop {
+            tokio::time::sleep(LEASE_RENEW).await;
+            let ready: Vec<String> = {
+                let st = self.state.lock().unwrap();
+                st.nodes
+                    .iter()
+                    .filter(|(_, s)| s.ready)
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            };
+            for name in ready {
+                self.renew_lease(&name).await;
+            }
+        }
+    }
+
+    async fn watch_pods(self) {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let mut stream = watcher(pods, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(pod) => self.handle(pod),
+                Err(e) => eprintln!("fake-kubelet: pod watch: {e}"),
+            }
+        }
+    }
+
+    /// Acts on every pod again (after a zone comes back, or new nodes appear).
+    async fn resync_pods(&self) {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        match pods.list(&Default::default()).await {
+            Ok(list) => list.items.into_iter().for_each(|p| self.handle(p)),
+            Err(e) => eprintln!("fake-kubelet: list pods: {e}"),
+        }
+    }
+
+    /// Decides what a kubelet would do with `pod`, and does it in the background.
+    fn handle(&self, pod: Pod) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            return;
+        };
+        let uid = pod.uid().unwrap_or_default();
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        if !deleting && (is_ready(&pod) || is_finished(&pod)) {
+            return;
+        }
+        let (host_ip, delay) = {
+            let mut st = self.state.lock().unwrap();
+            let Some(node) = st.nodes.get(&node).filter(|n| n.ready) else {
+                return;
+            };
+            let host_ip = node.ip.clone();
+            if !st.in_flight.insert(uid.clone()) {
+                return;
+            }
+            (host_ip, st.readiness_delay)
+        };
+        let kubelet = self.clone();
+        tokio::spawn(async move {
+            if deleting {
+                kubelet.finish_deletion(&pod).await;
+            } else {
+                kubelet.run_pod(&pod, &host_ip, delay).await;
+            }
+            kubelet.state.lock().unwrap().in_flight.remove(&uid);
+        });
+    }
+
+    async fn finish_deletion(&self, pod: &Pod) {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: pod.uid().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod.name_any(), &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => eprintln!("fake-kubelet: delete pod {}: {e}", pod.name_any()),
+        }
+    }
+
+    async fn run_pod(&self, pod: &Pod, host_ip: &str, delay: Duration) {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let name = pod.name_any();
+        let pod_ip = match pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
+            Some(ip) => ip,
+            None => {
+                let n = self.pod_ips.fetch_add(1, Ordering::Relaxed);
+                format!("10.244.{}.{}", n / 250, n % 250 + 1)
+            }
+        };
+        let started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(now);
+        if !delay.is_zero() {
+            let status = pod_status(pod, host_ip, &pod_ip, &started, false);
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+            {
+                eprintln!("fake-kubelet: start pod {name}: {e}");
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            // The pod may have been deleted, or its node died, meanwhile.
+            let alive = match api.get_opt(&name).await {
+                Ok(Some(p)) => p.uid() == pod.uid() && p.metadata.deletion_timestamp.is_none(),
+                _ => false,
+            };
+            let node_ready = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .and_then(|n| self.state.lock().unwrap().nodes.get(n).map(|s| s.ready))
+                .unwrap_or(false);
+            if !alive || !node_ready {
+                return;
+            }
+        }
+        let status = pod_status(pod, host_ip, &pod_ip, &started, true);
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => eprintln!("fake-kubelet: run pod {name}: {e}"),
+        }
+    }
+}
+
+fn ready_condition(ready: bool) -> serde_json::Value {
+    let t = now();
+    let (status, reason, message) = if ready {
+        ("True", "KubeletReady", "kubelet is posting ready status")
+    } else {
+        ("False", "KubeletNotReady", "container runtime is down")
+    };
+    json!({"type": "Ready", "status": status, "reason": reason, "message": message,
+           "lastHeartbeatTime": t, "lastTransitionTime": t})
+}
+
+/// The status a kubelet reports for a pod whose containers all run (and are ready when `ready`).
+fn pod_status(
+    pod: &Pod,
+    host_ip: &str,
+    pod_ip: &str,
+    started: &str,
+    ready: bool,
+) -> serde_json::Value {
+    let t = now();
+    let flag = if ready { "True" } else { "False" };
+    let containers: Vec<serde_json::Value> = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image.clone().unwrap_or_default(),
+                "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
+                "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name),
+                "ready": ready, "started": true, "restartCount": 0,
+                "state": {"running": {"startedAt": started}},
+            })
+        })
+        .collect();
+    let cond = |type_: &str, status: &str| json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": t});
+    json!({"status": {
+        "phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": started,
+        "conditions": [cond("PodScheduled", "True"), cond("Initialized", "True"),
+                       cond("ContainersReady", flag), cond("Ready", flag)],
+        "containerStatuses": containers,
+    }})
+}
+
+/// Counts `pods` per zone of the node they are bound to (unbound pods under `""`).
+pub fn count_by_zone<'a>(
+    kubelet: &FakeKubelet,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> BTreeMap<String, usize> {
+    let zones: HashMap<String, String> = kubelet.zones().into_iter().collect();
+    let mut counts = BTreeMap::new();
+    for pod in pods {
+        let zone = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .and_then(|n| zones.get(n).cloned())
+            .unwrap_or_default();
+        *counts.entry(zone).or_insert(0) += 1;
+    }
+    counts
+}

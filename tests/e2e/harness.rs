@@ -1,0 +1,443 @@
+//! What scenarios use: the shared [`Env`] (client, fake kubelet, kubeconfig), a per-scenario
+//! [`Ctx`] with its own namespace, polling with [`wait_for`], applying YAML, CRDs, `kubectl`, and
+//! running the operator binary ([`OperatorProcess`]).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::future::Future;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::pinned_kind;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::control_plane::{find_on_path, free_port, kill_group};
+use crate::fake_kubelet::{FakeKubelet, count_by_zone, is_ready};
+
+/// Field manager of everything the tests themselves apply.
+pub const TEST_MANAGER: &str = "e2e-test";
+
+/// Everything a scenario may need that is shared by the whole suite. Cheap to clone.
+#[derive(Clone)]
+pub struct Env {
+    pub client: Client,
+    pub kubelet: FakeKubelet,
+    pub kubeconfig: PathBuf,
+    /// A directory for this run's files (operator logs); kept with `SKEWGUARD_E2E_KEEP=1`.
+    pub work_dir: PathBuf,
+    /// `kubectl` from the control-plane binaries, else from `PATH`.
+    pub kubectl: Option<PathBuf>,
+    /// The repository root (`CARGO_MANIFEST_DIR`).
+    pub repo: PathBuf,
+    /// Whether the Argo Rollouts `Rollout` CRD is installed (its YAML was found).
+    pub rollout_crd: bool,
+}
+
+/// One scenario's view: the shared [`Env`] plus its own namespace (deleted after the scenario).
+#[derive(Clone)]
+pub struct Ctx {
+    pub env: Env,
+    pub ns: String,
+}
+
+impl Deref for Ctx {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
+pub fn client_from(kubeconfig: &Path) -> impl Future<Output = Client> + use<> {
+    let kubeconfig = kubeconfig.to_path_buf();
+    async move {
+        let kc = Kubeconfig::read_from(&kubeconfig)
+            .unwrap_or_else(|e| panic!("read kubeconfig {}: {e}", kubeconfig.display()));
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig to client config");
+        config.read_timeout = Some(Duration::from_secs(60));
+        Client::try_from(config).expect("build kube client")
+    }
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, and returns that. Panics after `timeout`,
+/// naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The `ApiResource` of `HAPolicy` (skewguard.dev/v1alpha1).
+pub fn hapolicy_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("skewguard.dev", "v1alpha1", "HAPolicy"),
+        "hapolicies",
+    )
+}
+
+/// The `ApiResource` of Argo Rollouts' `Rollout` (argoproj.io/v1alpha1).
+pub fn rollout_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"),
+        "rollouts",
+    )
+}
+
+impl Env {
+    /// Applies every CRD in `crds/` and, when present, `../shared/testdata/argo-rollouts-rollout-crd.yaml`;
+    /// returns once all are Established. Returns whether the Rollout CRD was installed.
+    pub async fn install_crds(client: &Client, repo: &Path) -> bool {
+        let mut files: Vec<PathBuf> = fs::read_dir(repo.join("crds"))
+            .expect("read crds/")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let rollout = repo.join("../shared/testdata/argo-rollouts-rollout-crd.yaml");
+        let has_rollout = rollout.is_file();
+        if has_rollout {
+            files.push(rollout);
+        } else {
+            eprintln!(
+                "e2e: note: {} is missing; Rollout scenarios will be skipped",
+                rollout.display()
+            );
+        }
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let mut names = Vec::new();
+        for file in files {
+            let text = fs::read_to_string(&file).unwrap();
+            let docs: Vec<CustomResourceDefinition> = serde_yaml::Deserializer::from_str(&text)
+                .map(|doc| {
+                    serde::Deserialize::deserialize(doc)
+                        .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
+                })
+                .collect();
+            for crd in docs {
+                let name = crd.name_any();
+                crds.patch(
+                    &name,
+                    &PatchParams::apply(TEST_MANAGER).force(),
+                    &Patch::Apply(&crd),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("install CRD {name}: {e}"));
+                names.push(name);
+            }
+        }
+        for name in names {
+            wait_for(
+                &format!("CRD {name} Established"),
+                Duration::from_secs(30),
+                || {
+                    let crds = crds.clone();
+                    let name = name.clone();
+                    async move {
+                        let crd = crds.get(&name).await.ok()?;
+                        let established = crd
+                            .status?
+                            .conditions?
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True");
+                        established.then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+        has_rollout
+    }
+
+    /// `kubectl --kubeconfig <ours> args...`; panics when there is no kubectl.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let kubectl = self
+            .kubectl
+            .as_ref()
+            .expect("no kubectl in the control-plane binaries or PATH");
+        Command::new(kubectl)
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Finds `kubectl` next to the control-plane binaries or on `PATH`.
+    pub fn find_kubectl(assets_dir: Option<&Path>) -> Option<PathBuf> {
+        assets_dir
+            .map(|d| d.join("kubectl"))
+            .filter(|p| p.is_file())
+            .or_else(|| find_on_path("kubectl"))
+    }
+}
+
+impl Ctx {
+    /// A namespaced API in this scenario's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A dynamic API (e.g. [`hapolicy_resource`], [`rollout_resource`]) in this scenario's namespace.
+    pub fn dynamic(&self, ar: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.ns, ar)
+    }
+
+    /// Creates the namespace.
+    pub async fn create_namespace(&self) {
+        let ns: Api<Namespace> = Api::all(self.client.clone());
+        let obj: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": self.ns, "labels": {"skewguard.dev/e2e": "true"}}
+        }))
+        .unwrap();
+        ns.create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {}: {e}", self.ns));
+    }
+
+    /// Deletes the namespace without waiting (the namespace controller and the fake kubelet finish it).
+    pub async fn delete_namespace(&self) {
+        let ns: Api<Namespace> = Api::all(self.client.clone());
+        let _ = ns.delete(&self.ns, &DeleteParams::default()).await;
+    }
+
+    /// Server-side applies every document of `yaml` (field manager [`TEST_MANAGER`]) into this
+    /// namespace (unless a document names another) and returns the applied objects.
+    pub async fn apply(&self, yaml: &str) -> Vec<DynamicObject> {
+        let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(yaml)
+            .map(|doc| serde::Deserialize::deserialize(doc).expect("parse YAML"))
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect();
+        let mut applied = Vec::new();
+        for value in docs {
+            let mut obj: DynamicObject =
+                serde_json::from_value(value).expect("a Kubernetes object");
+            let gvk = GroupVersionKind::try_from(obj.types.as_ref().expect("apiVersion and kind"))
+                .expect("apiVersion and kind");
+            let (ar, caps) = pinned_kind(&self.client, &gvk)
+                .await
+                .unwrap_or_else(|e| panic!("discover {gvk:?}: {e}"));
+            let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+                let ns = obj.namespace().unwrap_or_else(|| self.ns.clone());
+                obj.metadata.namespace = Some(ns.clone());
+                Api::namespaced_with(self.client.clone(), &ns, &ar)
+            } else {
+                Api::all_with(self.client.clone(), &ar)
+            };
+            let name = obj.name_any();
+            let out = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(TEST_MANAGER).force(),
+                    &Patch::Apply(&obj),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("apply {} {name}: {e}", gvk.kind));
+            applied.push(out);
+        }
+        applied
+    }
+
+    /// The pods of this namespace matching `selector` (a label selector string, e.g. `app=web`).
+    pub async fn pods(&self, selector: &str) -> Vec<Pod> {
+        self.api::<Pod>()
+            .list(&ListParams::default().labels(selector))
+            .await
+            .unwrap_or_else(|e| panic!("list pods {selector}: {e}"))
+            .items
+    }
+
+    /// Running-and-Ready, not terminating pods matching `selector`, counted per zone.
+    pub async fn ready_pods_by_zone(&self, selector: &str) -> BTreeMap<String, usize> {
+        let pods = self.pods(selector).await;
+        let ready = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p));
+        count_by_zone(&self.kubelet, ready)
+    }
+
+    /// Waits until exactly the `expected` per-zone counts of Ready pods match `selector`.
+    pub async fn wait_ready_pods_by_zone(
+        &self,
+        selector: &str,
+        expected: &BTreeMap<String, usize>,
+        timeout: Duration,
+    ) {
+        let mut last = BTreeMap::new();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            last = self.ready_pods_by_zone(selector).await;
+            if &last == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!(
+            "ready pods {selector} per zone: wanted {expected:?}, still {last:?} after {timeout:?}"
+        );
+    }
+
+    /// Reads a namespaced object of type `K` by name.
+    pub async fn get<K>(&self, name: &str) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        self.api::<K>()
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("get {} {name}: {e}", K::kind(&Default::default())))
+    }
+
+    /// Starts the operator binary with `args` (see [`OperatorProcess::start`]).
+    pub fn operator(&self, args: &[&str]) -> OperatorProcess {
+        OperatorProcess::start(&self.env, args)
+    }
+}
+
+/// The `skewguard` binary, running against the suite's cluster. Killed on drop; its log is printed
+/// when the scenario panics (or always with `SKEWGUARD_E2E_LOGS=1`).
+pub struct OperatorProcess {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub metrics_addr: String,
+    pub health_addr: String,
+}
+
+impl OperatorProcess {
+    /// Runs `skewguard <args>` with `KUBECONFIG` set to the suite's kubeconfig,
+    /// `RUST_LOG=info,skewguard=debug` unless set, stdout and stderr in a log file. Returns at once.
+    /// For `run`, pass e.g. `["run", "--metrics-addr", &op_metrics]`; [`OperatorProcess::addrs`] gives free ports.
+    pub fn start(env: &Env, args: &[&str]) -> OperatorProcess {
+        let (metrics_addr, health_addr) = Self::addrs();
+        Self::start_with_addrs(env, args, metrics_addr, health_addr)
+    }
+
+    /// Two free loopback addresses (for `--metrics-addr` and `--health-addr`).
+    pub fn addrs() -> (String, String) {
+        (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        )
+    }
+
+    /// Like [`OperatorProcess::start`], recording the addresses the caller passed in `args`.
+    pub fn start_with_addrs(
+        env: &Env,
+        args: &[&str],
+        metrics_addr: String,
+        health_addr: String,
+    ) -> OperatorProcess {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let log = env.work_dir.join(format!("operator-{n}.log"));
+        let out = fs::File::create(&log).expect("create operator log");
+        let err = out.try_clone().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skewguard"));
+        cmd.args(args)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,skewguard=debug".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("start the skewguard binary");
+        OperatorProcess {
+            child: Some(child),
+            log,
+            metrics_addr,
+            health_addr,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit status, or `None`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Everything the operator has logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops gracefully (SIGTERM, SIGKILL after 10 s), e.g. to hand over leadership.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child, "TERM");
+        }
+    }
+
+    /// Kills at once (SIGKILL), like a crashed pod.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child, "KILL");
+        }
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() || std::env::var_os("SKEWGUARD_E2E_LOGS").is_some() {
+            eprintln!(
+                "----- operator log {} -----\n{}\n----- end of operator log -----",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}

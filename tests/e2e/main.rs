@@ -1,0 +1,285 @@
+//! The end-to-end suite: skewguard against a real control plane (see README, "End-to-end tests").
+//!
+//! A custom test harness (`harness = false`): one control plane is started for the whole run and
+//! torn down at the end (also when a scenario panics, and on SIGINT/SIGTERM); each scenario runs in
+//! its own namespace. Opt-in: without `SKEWGUARD_E2E=1` (set by `make e2e`), or without
+//! control-plane binaries, it prints one `e2e: SKIPPED — why` line and succeeds, so
+//! `cargo test --all-targets` stays fast and hermetic.
+//!
+//! Arguments (after `--`): name filters (substring, or exact with `--exact`), `--ignored` /
+//! `--include-ignored` (the scale scenario), `--list`; libtest flags such as `--test-threads` are
+//! accepted and ignored (scenarios always run one at a time).
+
+// The harness offers more than today's scenarios use (the controller scenarios build on it).
+#![allow(dead_code)]
+
+mod control_plane;
+mod fake_kubelet;
+mod harness;
+mod scenarios;
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use control_plane::{ControlPlane, Processes, Target, TempDir, discover};
+use fake_kubelet::FakeKubelet;
+use futures::FutureExt;
+use harness::{Ctx, Env, client_from, wait_for};
+use scenarios::Scenario;
+
+#[derive(Default)]
+struct Args {
+    filters: Vec<String>,
+    exact: bool,
+    ignored: bool,
+    include_ignored: bool,
+    list: bool,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let mut args = Args::default();
+        let mut it = std::env::args().skip(1);
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--exact" => args.exact = true,
+                "--ignored" => args.ignored = true,
+                "--include-ignored" => args.include_ignored = true,
+                "--list" => args.list = true,
+                "--test-threads" | "--color" | "--format" | "--skip" | "-Z" => {
+                    it.next();
+                }
+                s if s.starts_with('-') => {}
+                s => args.filters.push(s.to_string()),
+            }
+        }
+        args
+    }
+
+    fn selects(&self, s: &Scenario) -> bool {
+        let by_name = self.filters.is_empty()
+            || self.filters.iter().any(|f| {
+                if self.exact {
+                    s.name == f
+                } else {
+                    s.name.contains(f.as_str())
+                }
+            });
+        let by_ignore = if self.ignored {
+            s.ignored
+        } else {
+            self.include_ignored || !s.ignored
+        };
+        by_name && by_ignore
+    }
+}
+
+fn skip(why: &str) -> ExitCode {
+    println!("e2e: SKIPPED — {why}");
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let all = scenarios::all();
+    if args.list {
+        for s in &all {
+            println!("{}: test", s.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if std::env::var("SKEWGUARD_E2E").map_or(true, |v| v.is_empty() || v == "0") {
+        return skip(
+            "opt-in; run `make e2e` (SKEWGUARD_E2E=1) to start a control plane and run it",
+        );
+    }
+    let target = match discover() {
+        Ok(t) => t,
+        Err(why) => return skip(&why),
+    };
+    let selected: Vec<&Scenario> = all.iter().filter(|s| args.selects(s)).collect();
+    if selected.is_empty() {
+        println!("e2e: no scenario matches {:?}", args.filters);
+        return ExitCode::SUCCESS;
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let work = TempDir::new("skewguard-e2e-run");
+    let started = Instant::now();
+    let cp = match &target {
+        Target::Binaries(assets) => Some(ControlPlane::start(assets)),
+        Target::Existing(_) => None,
+    };
+    if let Some(cp) = &cp {
+        let dirs = vec![cp.dir.path().to_path_buf(), work.path().to_path_buf()];
+        rt.spawn(teardown_on_signal(cp.processes.clone(), dirs));
+    }
+    let setup = rt.block_on(AssertUnwindSafe(setup(&target, cp.as_ref(), &work)).catch_unwind());
+    let env = match setup {
+        Ok(env) => env,
+        Err(panic) => {
+            if let Some(cp) = &cp {
+                print_log_tails(cp);
+            }
+            std::panic::resume_unwind(panic);
+        }
+    };
+    println!(
+        "e2e: control plane ready in {:.1}s ({} scenario(s), kubeconfig {})",
+        started.elapsed().as_secs_f64(),
+        selected.len(),
+        env.kubeconfig.display()
+    );
+
+    let mut failed = Vec::new();
+    for s in &selected {
+        let ctx = Ctx {
+            env: env.clone(),
+            ns: s.name.replace('_', "-").chars().take(63).collect(),
+        };
+        print!("test {} ... ", s.name);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        if s.needs_rollout && !env.rollout_crd {
+            println!("skipped (no Rollout CRD in ../shared/testdata)");
+            continue;
+        }
+        env.kubelet.set_readiness_delay(Duration::ZERO);
+        let t = Instant::now();
+        let outcome = rt.block_on(async {
+            ctx.create_namespace().await;
+            let run = tokio::spawn(tokio::time::timeout(s.timeout, (s.run)(ctx.clone()))).await;
+            ctx.delete_namespace().await;
+            run
+        });
+        let secs = t.elapsed().as_secs_f64();
+        match outcome {
+            Ok(Ok(())) => println!("ok ({secs:.1}s)"),
+            Ok(Err(_)) => {
+                println!("FAILED ({secs:.1}s): timed out after {:?}", s.timeout);
+                failed.push(s.name);
+            }
+            Err(e) => {
+                println!("FAILED ({secs:.1}s): {}", panic_message(e));
+                failed.push(s.name);
+            }
+        }
+        if let Some(cp) = &cp
+            && !cp.processes.exited().is_empty()
+        {
+            print_log_tails(cp);
+            println!("e2e: the control plane died; stopping");
+            failed.push("control plane");
+            break;
+        }
+    }
+    env.kubelet.stop();
+    drop(rt);
+    drop(cp);
+    println!(
+        "test result: {}. {} passed; {} failed; finished in {:.1}s",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        println!("failures: {failed:?}");
+        ExitCode::FAILURE
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Waits for the API server, starts the scheduler and controllers, installs the CRDs and starts the
+/// fake kubelet.
+async fn setup(target: &Target, cp: Option<&ControlPlane>, work: &TempDir) -> Env {
+    let (kubeconfig, assets_dir) = match (target, cp) {
+        (_, Some(cp)) => (cp.kubeconfig.clone(), Some(cp.assets.dir.clone())),
+        (Target::Existing(path), None) => (path.clone(), None),
+        (Target::Binaries(_), None) => unreachable!("binaries always start a control plane"),
+    };
+    let client = client_from(&kubeconfig).await;
+    wait_for("kube-apiserver /readyz", Duration::from_secs(90), || {
+        let client = client.clone();
+        async move {
+            if let Some(cp) = cp {
+                cp.assert_alive();
+            }
+            let req = http::Request::get("/readyz").body(vec![]).unwrap();
+            client
+                .request_text(req)
+                .await
+                .ok()
+                .filter(|t| t.trim() == "ok")
+        }
+    })
+    .await;
+    if let Some(cp) = cp {
+        cp.start_controllers();
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let rollout_crd = Env::install_crds(&client, &repo).await;
+    Env {
+        kubelet: FakeKubelet::start(client.clone()),
+        client,
+        kubeconfig,
+        work_dir: work.path().to_path_buf(),
+        kubectl: Env::find_kubectl(assets_dir.as_deref()),
+        repo,
+        rollout_crd,
+    }
+}
+
+async fn teardown_on_signal(processes: Processes, dirs: Vec<PathBuf>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("e2e: interrupted; tearing the control plane down");
+    processes.kill_all();
+    if std::env::var_os("SKEWGUARD_E2E_KEEP").is_none() {
+        for dir in dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    std::process::exit(130);
+}
+
+fn print_log_tails(cp: &ControlPlane) {
+    for name in [
+        "etcd",
+        "kube-apiserver",
+        "kube-scheduler",
+        "kube-controller-manager",
+    ] {
+        let path = cp.dir.path().join(format!("{name}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(15)..];
+        eprintln!("----- last lines of {name}.log -----\n{}", tail.join("\n"));
+    }
+}

@@ -1,0 +1,55 @@
+//! The scenarios, one function each; [`all`] is the list the runner picks from.
+
+mod api;
+mod cluster;
+pub mod fixtures;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::harness::Ctx;
+
+/// One end-to-end scenario: runs in its own namespace, panics (with a readable message) on failure.
+pub struct Scenario {
+    pub name: &'static str,
+    /// Only with `--ignored` / `--include-ignored` (e.g. the scale scenario, `make e2e-scale`).
+    pub ignored: bool,
+    /// Skipped when the Rollout CRD is not available.
+    pub needs_rollout: bool,
+    pub timeout: Duration,
+    pub run: fn(Ctx) -> BoxFuture<'static, ()>,
+}
+
+const fn scenario(name: &'static str, run: fn(Ctx) -> BoxFuture<'static, ()>) -> Scenario {
+    Scenario {
+        name,
+        ignored: false,
+        needs_rollout: false,
+        timeout: Duration::from_secs(180),
+        run,
+    }
+}
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        scenario("crd_installs_and_server_applies_defaults", |c| {
+            Box::pin(api::crd_installs_and_server_applies_defaults(c))
+        }),
+        scenario("invalid_policies_are_rejected", |c| {
+            Box::pin(api::invalid_policies_are_rejected(c))
+        }),
+        scenario("fake_kubelet_runs_pods", |c| {
+            Box::pin(cluster::fake_kubelet_runs_pods(c))
+        }),
+        Scenario {
+            needs_rollout: true,
+            ..scenario("rollout_owned_replicaset_pods_are_scheduled", |c| {
+                Box::pin(cluster::rollout_owned_replicaset_pods_are_scheduled(c))
+            })
+        },
+        scenario("operator_binary_runs", |c| {
+            Box::pin(cluster::operator_binary_runs(c))
+        }),
+    ]
+}

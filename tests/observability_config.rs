@@ -1,0 +1,321 @@
+//! The Grafana dashboard, the alert rules and the scrape config agree with what the operator exports:
+//! every PromQL expression parses, every metric it names is one `Metrics::encode()` really emits, and
+//! every alert links to a runbook section that exists.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use promql_parser::parser::{self, Expr};
+use promql_parser::util::{ExprVisitor, walk_expr};
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+mod petclinic_metrics;
+
+fn read(path: &str) -> String {
+    let full: PathBuf = [env!("CARGO_MANIFEST_DIR"), path].iter().collect();
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn yaml(path: &str) -> Yaml {
+    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn dashboard() -> Json {
+    serde_json::from_str(&read("config/grafana/skewguard-dashboard.json")).unwrap()
+}
+
+/// The names of every sample the operator emits once every family has a series.
+fn exported_names() -> HashSet<String> {
+    petclinic_metrics::every_family()
+        .encode()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect()
+}
+
+/// Metric names an expression selects, from its AST (a selector's name or its `__name__` matcher).
+fn metric_names(expr: &Expr) -> BTreeSet<String> {
+    struct Names(BTreeSet<String>);
+    impl ExprVisitor for Names {
+        type Error = ();
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, ()> {
+            let vs = match e {
+                Expr::VectorSelector(vs) => vs,
+                Expr::MatrixSelector(ms) => &ms.vs,
+                _ => return Ok(true),
+            };
+            self.0.extend(vs.name.clone());
+            self.0.extend(
+                vs.matchers
+                    .matchers
+                    .iter()
+                    .filter(|m| m.name == "__name__")
+                    .map(|m| m.value.clone()),
+            );
+            Ok(true)
+        }
+    }
+    let mut names = Names(BTreeSet::new());
+    walk_expr(&mut names, expr).unwrap();
+    names.0
+}
+
+/// Grafana's interval variables are not PromQL; give them a duration before parsing. Other template
+/// variables only appear inside label-matcher strings, where they parse as they are.
+fn without_grafana_intervals(expr: &str) -> String {
+    ["$__rate_interval", "$__interval", "$__range"]
+        .iter()
+        .fold(expr.to_string(), |e, v| e.replace(v, "5m"))
+}
+
+/// Parses each expression and checks that it uses only exported metrics, and at least one.
+fn check_exprs<'a>(what: &str, exprs: impl IntoIterator<Item = (String, &'a str)>) -> usize {
+    let exported = exported_names();
+    let mut checked = 0;
+    for (place, expr) in exprs {
+        let ast = parser::parse(&without_grafana_intervals(expr))
+            .unwrap_or_else(|e| panic!("{what} {place}: `{expr}` does not parse: {e}"));
+        let names = metric_names(&ast);
+        assert!(!names.is_empty(), "{what} {place}: `{expr}` uses no metric");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{what} {place}: `{name}` is not exported (exported: {exported:?})"
+            );
+        }
+        checked += 1;
+    }
+    checked
+}
+
+/// Every `expr` string anywhere in the JSON, with the title of the panel it belongs to.
+fn json_exprs<'a>(v: &'a Json, title: &str, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Json::Object(map) => {
+            let title = map.get("title").and_then(Json::as_str).unwrap_or(title);
+            for (k, child) in map {
+                match (k.as_str(), child) {
+                    ("expr", Json::String(expr)) => out.push((title.to_string(), expr)),
+                    _ => json_exprs(child, title, out),
+                }
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|i| json_exprs(i, title, out)),
+        _ => {}
+    }
+}
+
+fn panels(d: &Json) -> Vec<&Json> {
+    let mut all = Vec::new();
+    let mut stack: Vec<&Json> = d["panels"].as_array().unwrap().iter().collect();
+    while let Some(p) = stack.pop() {
+        if let Some(nested) = p["panels"].as_array() {
+            stack.extend(nested);
+        }
+        all.push(p);
+    }
+    all
+}
+
+#[test]
+fn every_dashboard_query_parses_and_uses_exported_metrics() {
+    let d = dashboard();
+    let mut exprs = Vec::new();
+    json_exprs(&d["panels"], "", &mut exprs);
+    let checked = check_exprs("dashboard panel", exprs);
+    assert!(checked >= 10, "only {checked} panel queries");
+}
+
+#[test]
+fn dashboard_variables_query_exported_metrics() {
+    let d = dashboard();
+    let vars = d["templating"]["list"].as_array().unwrap();
+    let var = |name: &str| {
+        vars.iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no template variable {name}"))
+    };
+    assert_eq!(var("datasource")["type"], "datasource");
+    assert_eq!(var("datasource")["query"], "prometheus");
+
+    // `label_values(SELECTOR, label)`: the selector is PromQL.
+    let selectors: Vec<(String, &str)> = ["namespace", "workload"]
+        .iter()
+        .map(|name| {
+            let q = var(name)["query"]["query"].as_str().unwrap();
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|q| q.strip_suffix(&format!(", {name})")))
+                .unwrap_or_else(|| panic!("variable {name}: unexpected query {q}"));
+            (format!("variable {name}"), inner)
+        })
+        .collect();
+    check_exprs("dashboard", selectors);
+
+    // Every panel and query reads from the chosen data source.
+    for p in panels(&d) {
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        for t in p["targets"].as_array().unwrap() {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        }
+    }
+}
+
+#[test]
+fn dashboard_has_the_panels_users_asked_for() {
+    let d = dashboard();
+    let all = panels(&d);
+    let find = |title: &str| {
+        *all.iter()
+            .find(|p| p["title"].as_str().unwrap().starts_with(title))
+            .unwrap_or_else(|| panic!("no panel {title}"))
+    };
+    let per_zone = find("Pods per zone");
+    assert_eq!(per_zone["repeat"], "workload");
+    assert_eq!(
+        per_zone["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"],
+        "normal"
+    );
+    assert!(
+        all.iter()
+            .any(|p| p["title"] == "Single points of failure" && p["type"] == "table")
+    );
+    for title in [
+        "Skew vs maxSkew",
+        "Unbalanced workloads",
+        "Rebalance actions by result",
+        "Current rebalance blocks by reason",
+        "Reconcile errors",
+        "Leader",
+    ] {
+        find(title);
+    }
+    let latency = find("Reconcile latency").to_string();
+    assert!(
+        latency.contains("histogram_quantile(0.5,") && latency.contains("histogram_quantile(0.99,")
+    );
+
+    let ids: Vec<_> = all.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "panel ids repeat"
+    );
+}
+
+fn rules() -> Vec<Yaml> {
+    let rule = yaml("config/prometheus/prometheusrule.yaml");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    rule["spec"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn every_rule_parses_and_uses_exported_metrics() {
+    let rules = rules();
+    let exprs = rules.iter().map(|r| {
+        let name = r["alert"].as_str().or(r["record"].as_str()).unwrap();
+        (format!("rule {name}"), r["expr"].as_str().unwrap())
+    });
+    assert_eq!(check_exprs("alert", exprs), rules.len());
+}
+
+/// GitHub's heading anchors: lower case, punctuation other than `-` dropped, spaces to `-`.
+fn anchors(markdown: &str) -> HashSet<String> {
+    markdown
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|h| {
+            h.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_is_documented_and_links_its_runbook_section() {
+    let anchors = anchors(&read("docs/runbook.md"));
+    let rules = rules();
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
+    for required in [
+        "SkewguardWorkloadSkewExceeded",
+        "SkewguardSinglePointOfFailure",
+        "SkewguardRebalanceBlocked",
+        "SkewguardReconcileErrors",
+        "SkewguardAbsent",
+        "SkewguardNoLeader",
+    ] {
+        assert!(names.contains(&required), "no alert {required}");
+    }
+    for rule in rules.iter().filter(|r| r["alert"].is_string()) {
+        let name = rule["alert"].as_str().unwrap();
+        let severity = rule["labels"]["severity"].as_str();
+        assert!(
+            matches!(severity, Some("info" | "warning" | "critical")),
+            "{name}: severity {severity:?}"
+        );
+        assert!(rule["for"].is_string(), "{name}: no `for`");
+        for annotation in ["summary", "description"] {
+            let text = rule["annotations"][annotation].as_str().unwrap_or_default();
+            assert!(!text.trim().is_empty(), "{name}: no {annotation}");
+        }
+        let url = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_default();
+        let anchor = url
+            .strip_prefix("docs/runbook.md#")
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url:?}"));
+        assert_eq!(anchor, name.to_lowercase(), "{name}: anchor");
+        assert!(
+            anchors.contains(anchor),
+            "{name}: docs/runbook.md has no #{anchor}"
+        );
+    }
+}
+
+#[test]
+fn service_monitor_scrapes_the_operator_service() {
+    let sm = yaml("config/prometheus/servicemonitor.yaml");
+    assert_eq!(sm["kind"], "ServiceMonitor");
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "skewguard"
+    );
+    let endpoint = &sm["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["path"], "/metrics");
+
+    let k = yaml("config/prometheus/kustomization.yaml");
+    let resources: Vec<&str> = k["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["servicemonitor.yaml", "prometheusrule.yaml"]);
+}
+
+#[test]
+fn dashboard_ships_as_a_labelled_config_map() {
+    let k = yaml("config/grafana/kustomization.yaml");
+    assert_eq!(k["namespace"], "skewguard-system");
+    let generator = &k["configMapGenerator"][0];
+    assert_eq!(generator["files"][0], "skewguard-dashboard.json");
+    assert_eq!(generator["options"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(generator["options"]["disableNameSuffixHash"], true);
+}

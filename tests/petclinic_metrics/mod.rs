@@ -1,0 +1,116 @@
+//! The petclinic field scenario as metrics input: web's 2 pods both in ap-northeast-2c, was spread
+//! 1+1, redis-master a single replica (a single point of failure) on a cluster of 17 nodes.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use skewguard::metrics::{
+    Action, ActionResult, ConstraintMetrics, ErrorCategory, Metrics, WorkloadMetrics,
+};
+
+pub const ZONE: &str = "topology.kubernetes.io/zone";
+pub const HOST: &str = "kubernetes.io/hostname";
+
+pub fn constraint(
+    key: &str,
+    skew: i64,
+    max_skew: i64,
+    domains: &[(&str, i64)],
+) -> ConstraintMetrics {
+    ConstraintMetrics {
+        topology_key: key.to_string(),
+        skew,
+        max_skew,
+        domains: domains.iter().map(|(d, n)| (d.to_string(), *n)).collect(),
+    }
+}
+
+pub fn web() -> WorkloadMetrics {
+    WorkloadMetrics {
+        kind: "Deployment".into(),
+        workload: "web".into(),
+        replicas: 2,
+        balanced: false,
+        constraints: vec![
+            constraint(
+                ZONE,
+                2,
+                1,
+                &[("ap-northeast-2a", 0), ("ap-northeast-2c", 2)],
+            ),
+            constraint(
+                HOST,
+                1,
+                1,
+                &[("node-c1", 1), ("node-c2", 1), ("node-a1", 0)],
+            ),
+        ],
+        zone_loss: Some((ZONE.into(), 1.0)),
+        blocked_reason: Some("NoCapacity".into()),
+    }
+}
+
+pub fn was() -> WorkloadMetrics {
+    WorkloadMetrics {
+        kind: "Rollout".into(),
+        workload: "was".into(),
+        replicas: 2,
+        balanced: true,
+        constraints: vec![constraint(
+            ZONE,
+            0,
+            1,
+            &[("ap-northeast-2a", 1), ("ap-northeast-2c", 1)],
+        )],
+        zone_loss: Some((ZONE.into(), 0.5)),
+        blocked_reason: None,
+    }
+}
+
+/// redis-master, on a cluster of 17 nodes: too many hostname domains for per-domain series.
+pub fn redis_master() -> WorkloadMetrics {
+    let hosts: Vec<(String, i64)> = (0..17)
+        .map(|i| (format!("node-{i}"), i64::from(i == 3)))
+        .collect();
+    WorkloadMetrics {
+        kind: "StatefulSet".into(),
+        workload: "redis-master".into(),
+        replicas: 1,
+        balanced: true,
+        constraints: vec![
+            constraint(
+                ZONE,
+                1,
+                1,
+                &[("ap-northeast-2a", 0), ("ap-northeast-2c", 1)],
+            ),
+            ConstraintMetrics {
+                topology_key: HOST.into(),
+                skew: 1,
+                max_skew: 1,
+                domains: hosts,
+            },
+        ],
+        zone_loss: Some((ZONE.into(), 1.0)),
+        blocked_reason: Some("VolumePinned".into()),
+    }
+}
+
+/// Metrics with a series in every family: the scenario observed, one eviction, one error, one reconcile.
+pub fn every_family() -> Metrics {
+    let metrics = Metrics::new();
+    metrics.observe_policy("petclinic", "petclinic", &[web(), was(), redis_master()]);
+    metrics.record_action(
+        "petclinic",
+        "petclinic",
+        "Deployment",
+        "web",
+        Action::Evict,
+        ActionResult::Success,
+    );
+    metrics.record_error(ErrorCategory::KubeApi);
+    metrics.observe_reconcile(Duration::from_millis(10));
+    metrics.set_policies("petclinic", 1);
+    metrics.set_leader(true);
+    metrics
+}
