@@ -1,7 +1,9 @@
 # Front door for skewguard. `make test` is what CI (.ci/run) and the README run.
 CARGO ?= cargo
+IMG ?= skewguard:latest
+KUBECTL ?= kubectl
 
-.PHONY: build test lint crd crd-check bench run e2e e2e-scale
+.PHONY: build test lint crd crd-check bench run e2e e2e-scale docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -31,3 +33,12 @@ e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setu
 
 e2e-scale: ## The three-zones-at-scale scenario (30 nodes, 300 Deployments; slow)
 	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1 --ignored scale
+
+docker-build: ## Build the operator image (multi-stage Dockerfile) as $(IMG)
+	docker build -t $(IMG) .
+
+deploy: ## Install the CRD, RBAC and the operator into the current kubeconfig's cluster
+	$(KUBECTL) apply -k config/default
+
+undeploy: ## Remove everything deploy installed; deleting the CRD deletes every HAPolicy
+	$(KUBECTL) delete -k config/default --ignore-not-found

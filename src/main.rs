@@ -21,6 +21,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Report(args) => skewguard::report::main(&args),
     }
 }
 
