@@ -2,7 +2,7 @@
 //! ap-northeast-2c), its table and JSON, and what the petclinic policy would do.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use skewguard::cli::OutputFormat;
@@ -10,6 +10,7 @@ use skewguard::report::build::{ClusterState, PolicyInput, Report, build_report};
 use skewguard::report::gather::Scope;
 use skewguard::report::render::render;
 use skewguard::report::{ReportError, parse_policy, policy_in_scope};
+use skewguard::snapshot::LeanPod as Pod;
 
 const ZONE: &str = "topology.kubernetes.io/zone";
 const NS: &str = "petclinic";
@@ -186,7 +187,7 @@ fn after_the_manual_fix_the_template_constraint_measures_and_nothing_is_a_spof()
         "metadata": meta("web"), "spec": spec(2, "web", constraint), "status": status(2)
     }))
     .unwrap();
-    state.pods[0].spec.as_mut().unwrap().node_name = Some("ip-10-0-1-10".into());
+    state.pods[0].spec.node_name = Some("ip-10-0-1-10".into());
     let report = build_report(&state, ZONE, None);
     let web = &report.workloads[0];
     assert_eq!(web.name, "web");

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::DynamicObject;
 use kube::core::Selector;
 use serde::Serialize;
@@ -16,7 +16,7 @@ use crate::api::{HAPolicy, HAPolicySpec, RebalanceStrategy, WorkloadKind};
 use crate::constraints::{measured_from_template, plan_template};
 use crate::ownership::selects;
 use crate::policy_status::MAX_REPORTED_DOMAINS;
-use crate::snapshot::{node_from, pod_from};
+use crate::snapshot::{LeanPod, node_from, pod_from};
 use crate::topology::{
     self, Cluster, ConstraintMeasure, PlanOptions, SpreadConstraint, evaluate, pods_by_domain,
     worst_domain_loss,
@@ -27,7 +27,7 @@ use crate::workload::{WorkloadError, WorkloadObject};
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
     pub nodes: Vec<Node>,
-    pub pods: Vec<Pod>,
+    pub pods: Vec<LeanPod>,
     pub deployments: Vec<Deployment>,
     pub statefulsets: Vec<StatefulSet>,
     /// `None` when the Argo Rollouts CRD is not installed.

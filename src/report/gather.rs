@@ -1,7 +1,9 @@
 //! Gathering the cluster state a report needs: read-only `list` calls, nothing else.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+
+use crate::snapshot::LeanPod;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -21,7 +23,7 @@ pub enum Scope {
 /// StatefulSets and Argo Rollouts (`None` when the Rollout CRD is not installed).
 pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, ReportError> {
     let nodes = list(Api::<Node>::all(client.clone()), "nodes").await?;
-    let pods = list(scoped::<Pod>(client, scope), "pods").await?;
+    let pods = list(scoped::<LeanPod>(client, scope), "pods").await?;
     let deployments = list(scoped::<Deployment>(client, scope), "deployments").await?;
     let statefulsets = list(scoped::<StatefulSet>(client, scope), "statefulsets").await?;
     let rollouts = list_rollouts(client, scope).await?;

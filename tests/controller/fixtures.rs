@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Recorder, Reporter};
@@ -14,6 +14,7 @@ use skewguard::api::HAPolicy;
 use skewguard::controller::context::{Context, RateLimiter, Settings};
 use skewguard::controller::stores::Stores;
 use skewguard::metrics::Metrics;
+use skewguard::snapshot::LeanPod as Pod;
 
 pub const NS: &str = "petclinic";
 
