@@ -33,6 +33,8 @@ pub struct Observation<'a> {
     pub settled: bool,
     pub ready_replicas: i32,
     pub within_policy: bool,
+    /// A PodDisruptionBudget covering the workload allows no disruption now.
+    pub budget_exhausted: bool,
     /// The workload's measured spread, to judge in-flight moves.
     pub measurement: &'a Measurement,
     /// Names of the workload's pods that still run.
@@ -206,6 +208,10 @@ fn decide_settled(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) ->
 fn decide_eviction(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) -> Decision {
     if obs.ready_replicas < 2 {
         return Decision::new(RebalanceState::Blocked, reason::TOO_FEW_READY_REPLICAS);
+    }
+    if obs.budget_exhausted {
+        return Decision::new(RebalanceState::Blocked, reason::POD_DISRUPTION_BUDGET)
+            .requeue(PDB_RETRY);
     }
     if let Some(until) = memory.pdb_blocked_until
         && until > now

@@ -253,6 +253,9 @@ async fn handle_workload(
             settled: workload.replicas.is_settled(),
             ready_replicas: ready.min(workload.replicas.ready),
             within_policy: evaluation.measurement.within_policy(),
+            budget_exhausted: ctx
+                .stores
+                .budget_exhausted(workload.namespace(), &core.template.labels),
             measurement: &evaluation.measurement,
             running_pods: &running,
             plan: &evaluation.plan,

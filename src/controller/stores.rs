@@ -106,6 +106,31 @@ impl Stores {
             .collect()
     }
 
+    /// Whether a PodDisruptionBudget of the namespace selecting pods with these labels allows no
+    /// disruption now (as its controller last computed it).
+    pub fn budget_exhausted(
+        &self,
+        namespace: &str,
+        pod_labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        use kube::core::{Selector, SelectorExt};
+        self.pdbs.state().iter().any(|pdb| {
+            let Some(spec) = pdb.spec.as_ref() else {
+                return false;
+            };
+            pdb.namespace().as_deref() == Some(namespace)
+                && spec
+                    .selector
+                    .clone()
+                    .and_then(|s| Selector::try_from(s).ok())
+                    // policy/v1: an empty selector selects every pod of the namespace.
+                    .is_some_and(|s| s.matches(pod_labels))
+                && pdb.status.as_ref().is_some_and(|s| {
+                    s.observed_generation >= pdb.metadata.generation && s.disruptions_allowed <= 0
+                })
+        })
+    }
+
     /// What all running pods request on each node, every namespace included.
     pub fn requested_per_node(&self) -> HashMap<String, Resources> {
         let mut out: HashMap<String, Resources> = HashMap::new();

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Recorder, Reporter};
@@ -98,6 +99,28 @@ pub fn context(
     pods: Vec<Pod>,
     dry_run: bool,
 ) -> Arc<Context> {
+    context_with_budgets(client, policies, deployments, pods, vec![], dry_run)
+}
+
+/// A PodDisruptionBudget over `web` that allows `allowed` disruptions.
+pub fn web_budget(allowed: i32) -> PodDisruptionBudget {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 1},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"tier": "web"}}},
+        "status": {"observedGeneration": 1, "disruptionsAllowed": allowed, "currentHealthy": 2,
+                   "desiredHealthy": 2, "expectedPods": 2}
+    }))
+    .unwrap()
+}
+
+pub fn context_with_budgets(
+    client: Client,
+    policies: Vec<HAPolicy>,
+    deployments: Vec<Deployment>,
+    pods: Vec<Pod>,
+    budgets: Vec<PodDisruptionBudget>,
+    dry_run: bool,
+) -> Arc<Context> {
     // A closed channel still reads its last value: the leader for good.
     let (_, leader) = tokio::sync::watch::channel(true);
     Arc::new(Context {
@@ -110,7 +133,7 @@ pub fn context(
                 node("a-1", "ap-northeast-2a"),
                 node("c-1", "ap-northeast-2c"),
             ]),
-            pdbs: store_of(vec![]),
+            pdbs: store_of(budgets),
             rollouts: Arc::default(),
         },
         policies: store_of(policies),

@@ -202,6 +202,52 @@ async fn a_refused_eviction_blocks_on_the_disruption_budget() {
     );
 }
 
+#[tokio::test]
+async fn a_budget_without_room_blocks_before_any_eviction_is_tried() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let deployments = vec![web(plain_template(), json!([]))];
+    let ctx = context_with_budgets(
+        client,
+        vec![p.clone()],
+        deployments,
+        piled_pods(),
+        vec![web_budget(0)],
+        false,
+    );
+    reconcile(Arc::new(p.clone()), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        0
+    );
+    assert_eq!(
+        api.last_status()["workloads"][0]["rebalance"]["reason"],
+        "PodDisruptionBudget"
+    );
+    // With room, the eviction goes ahead.
+    let (client, api) = FakeApi::start(vec![]);
+    let deployments = vec![web(plain_template(), json!([]))];
+    let ctx = context_with_budgets(
+        client,
+        vec![p.clone()],
+        deployments,
+        piled_pods(),
+        vec![web_budget(1)],
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        1
+    );
+}
+
 async fn assert_no_writes(ctx_dry_run: bool, spec: Value) {
     let (client, api) = FakeApi::start(vec![]);
     let p = policy("petclinic", "2026-01-01T00:00:00Z", spec);
