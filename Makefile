@@ -3,7 +3,7 @@ CARGO ?= cargo
 IMG ?= skewguard:latest
 KUBECTL ?= kubectl
 
-.PHONY: build test lint crd crd-check bench run e2e e2e-scale docker-build deploy undeploy
+.PHONY: build test lint crd crd-check bench run install e2e e2e-scale docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -25,8 +25,11 @@ crd-check: ## Fail when crds/hapolicy.yaml differs from what the types generate
 bench: ## Benchmarks
 	$(CARGO) bench
 
-run: ## Run the controller against the current kubeconfig (the `run` subcommand is not written yet)
-	$(CARGO) run -- run
+run: ## Run the controller against the current kubeconfig, alone (no leader election)
+	$(CARGO) run -- run --leader-elect=false $(RUN_ARGS)
+
+install: ## Apply the HAPolicy CRD to the current cluster
+	$(CARGO) run -q -- crd | kubectl apply -f -
 
 e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setup-envtest); skips when there is none
 	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1
