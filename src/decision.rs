@@ -242,10 +242,7 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
         }
         let now_count = obs
             .measurement
-            .constraints
-            .iter()
-            .find(|c| c.topology_key == m.topology_key)
-            .and_then(|c| c.domains.get(&m.to_domain))
+            .count(&m.topology_key, &m.to_domain)
             .unwrap_or(0);
         if landed && now_count > m.to_count_before {
             ok += 1;
@@ -274,13 +271,15 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
     (ok, failed)
 }
 
-/// An eviction went through.
-pub fn record_eviction(memory: &mut Memory, m: &Move, to_count_before: i32, now: Timestamp) {
+/// An eviction went through; `measurement` is the spread it was planned from.
+pub fn record_eviction(memory: &mut Memory, m: &Move, measurement: &Measurement, now: Timestamp) {
     memory.in_flight.push(InFlight {
         pod: m.pod.clone(),
         topology_key: m.topology_key.clone(),
         to_domain: m.to_domain.clone(),
-        to_count_before,
+        to_count_before: measurement
+            .count(&m.topology_key, &m.to_domain)
+            .unwrap_or(0),
         at: now,
     });
     memory.actions += 1;

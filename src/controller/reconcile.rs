@@ -324,14 +324,12 @@ async fn handle_workload(
                 ctx.limiter.acquire().await;
                 match actuate::evict(&ctx.client, workload.namespace(), &m.pod).await {
                     EvictionOutcome::Evicted => {
-                        let before = evaluation
-                            .measurement
-                            .constraints
-                            .iter()
-                            .find(|c| c.topology_key == m.topology_key)
-                            .and_then(|c| c.domains.get(&m.to_domain))
-                            .unwrap_or(0);
-                        decision::record_eviction(&mut record.memory, m, before, now);
+                        decision::record_eviction(
+                            &mut record.memory,
+                            m,
+                            &evaluation.measurement,
+                            now,
+                        );
                         count(Acted::Evict, ActionResult::Success);
                         info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
                         notices.push(Notice::normal(

@@ -235,7 +235,7 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
     let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
         panic!("expected an eviction");
     };
-    record_eviction(&mut memory, &moves[0], 0, t(60));
+    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
     assert_eq!(memory.actions, 1);
     // The evicted pod is still terminating: wait.
     let d = w.decide(t(62), &mut memory);
@@ -270,7 +270,7 @@ fn two_failed_moves_back_off_doubling_up_to_an_hour() {
             let Action::Evict(moves) = d.action else {
                 panic!("round {round} attempt {attempt}: expected an eviction, got {d:?}");
             };
-            record_eviction(&mut memory, &moves[0], 0, t(now));
+            record_eviction(&mut memory, &moves[0], &w.measurement, t(now));
             // The replacement comes back to zone c: zone a still holds 0.
             w.running.remove(&moves[0].pod);
             now += 10;

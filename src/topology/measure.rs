@@ -78,6 +78,14 @@ impl Measurement {
             .all(ConstraintMeasure::within_max_skew)
     }
 
+    /// Pods in `domain` of the first constraint over `topology_key`.
+    pub fn count(&self, topology_key: &str, domain: &str) -> Option<i32> {
+        self.constraints
+            .iter()
+            .find(|c| c.topology_key == topology_key)
+            .and_then(|c| c.domains.get(domain))
+    }
+
     /// The largest skew over the constraints (0 without constraints).
     pub fn max_skew(&self) -> i32 {
         self.constraints.iter().map(|c| c.skew).max().unwrap_or(0)
