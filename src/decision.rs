@@ -37,7 +37,7 @@ pub struct Observation<'a> {
     pub budget_exhausted: bool,
     /// The workload's measured spread, to judge in-flight moves.
     pub measurement: &'a Measurement,
-    /// Names of the workload's pods that still run.
+    /// UIDs of the workload's pods that still run (a StatefulSet's replacement keeps the name).
     pub running_pods: &'a BTreeSet<String>,
     pub plan: &'a Result<Plan, Obstacle>,
 }
@@ -46,6 +46,7 @@ pub struct Observation<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFlight {
     pub pod: String,
+    pub pod_uid: String,
     pub topology_key: String,
     pub to_domain: String,
     /// Pods in the intended domain when the pod was evicted.
@@ -234,7 +235,7 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
     let (mut ok, mut failed) = (0, 0);
     let mut still = Vec::new();
     for m in std::mem::take(&mut memory.in_flight) {
-        let landed = obs.settled && !obs.running_pods.contains(&m.pod);
+        let landed = obs.settled && !obs.running_pods.contains(&m.pod_uid);
         let timed_out = since(obs.now, m.at) >= REPLACEMENT_TIMEOUT;
         if !landed && !timed_out {
             still.push(m);
@@ -275,6 +276,7 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
 pub fn record_eviction(memory: &mut Memory, m: &Move, measurement: &Measurement, now: Timestamp) {
     memory.in_flight.push(InFlight {
         pod: m.pod.clone(),
+        pod_uid: m.pod_uid.clone(),
         topology_key: m.topology_key.clone(),
         to_domain: m.to_domain.clone(),
         to_count_before: measurement

@@ -53,6 +53,7 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
         .is_some_and(|c| c.status == "True");
     Pod {
         name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
         labels: pod.metadata.labels.clone().unwrap_or_default(),
         node_name: spec.node_name.clone(),

@@ -233,7 +233,7 @@ async fn handle_workload(
         .measurement
         .own_pods
         .iter()
-        .map(|&i| cluster.pods()[i].name.clone())
+        .map(|&i| cluster.pods()[i].uid.clone())
         .collect();
     let ready = evaluation
         .measurement
