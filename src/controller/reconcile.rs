@@ -133,8 +133,12 @@ async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<
         &policy.name_any(),
         &outcomes.iter().map(workload_metrics).collect::<Vec<_>>(),
     );
-    let keep: Vec<WorkloadKey> = observed.workloads.iter().map(key_of).collect();
-    ctx.forget_except(&namespace, &keep);
+    let keep: Vec<WorkloadKey> = observed
+        .workloads
+        .iter()
+        .map(|w| key_of(&policy, w))
+        .collect();
+    ctx.forget_except(&namespace, &policy.name_any(), &keep);
     let status = policy_status(
         policy.status.as_ref(),
         policy.metadata.generation,
@@ -151,9 +155,10 @@ pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) ->
     Requeue::requeue(Duration::from_secs(15))
 }
 
-fn key_of(w: &WorkloadObject) -> WorkloadKey {
+fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
     WorkloadKey {
         namespace: w.namespace().to_string(),
+        policy: policy.name_any(),
         kind: w.kind,
         name: w.name().to_string(),
     }
@@ -210,7 +215,7 @@ async fn handle_workload(
     now: Timestamp,
 ) -> (WorkloadOutcome, Option<Duration>) {
     let spec = &policy.spec;
-    let key = key_of(workload);
+    let key = key_of(policy, workload);
     let template = plan_template(spec, workload);
     let core = match workload.to_core(template.measured.clone()) {
         Ok(core) => core,

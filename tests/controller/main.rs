@@ -400,3 +400,35 @@ async fn a_follower_writes_nothing() {
     reconcile(Arc::new(p), Arc::new(follower)).await.unwrap();
     assert!(api.requests().is_empty(), "{:#?}", api.requests());
 }
+
+#[tokio::test]
+async fn another_policy_in_the_namespace_does_not_wipe_what_this_one_remembers() {
+    let (client, api) = FakeApi::start(vec![]);
+    let web_policy = policy("web", "2026-01-01T00:00:00Z", no_injection());
+    let mut other = policy("other", "2026-01-01T00:00:00Z", no_injection());
+    other.spec.selector = serde_json::from_value(json!({"matchLabels": {"tier": "api"}})).unwrap();
+    let ctx = context(
+        client,
+        vec![web_policy.clone(), other.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    reconcile(Arc::new(web_policy.clone()), ctx.clone())
+        .await
+        .unwrap();
+    reconcile(Arc::new(other), ctx.clone()).await.unwrap();
+    // web-1 is still terminating in the cache: the first eviction's replacement is awaited.
+    reconcile(Arc::new(web_policy), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        api.last_status()["workloads"][0]["rebalance"]["reason"],
+        "AwaitingReplacement"
+    );
+}
