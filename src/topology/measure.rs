@@ -116,7 +116,14 @@ impl Layout {
     }
 
     pub fn skew(&self) -> i32 {
-        skew_of(&self.eligible_counts().collect::<Vec<_>>(), self.floor_zero)
+        let (min, max) = self
+            .eligible_counts()
+            .fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c), hi.max(c)));
+        match (max, self.floor_zero) {
+            (i32::MIN, _) => 0,
+            (max, true) => max,
+            (max, false) => max - min,
+        }
     }
 
     fn domain_counts(&self) -> DomainCounts {
