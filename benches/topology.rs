@@ -61,6 +61,32 @@ fn evaluate_cluster(nodes: &[Node], pods: &[Pod], workloads: &[Workload]) -> usi
         .sum()
 }
 
+/// The two halves apart: building the snapshot, and evaluating every workload on it.
+fn bench_parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parts_10000_pods");
+    group.sample_size(20);
+    let (nodes, pods, specs) = fleet(1_000);
+    group.bench_function("snapshot", |b| {
+        b.iter(|| black_box(Cluster::new(nodes.clone(), pods.clone())))
+    });
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    let options = PlanOptions::default();
+    group.bench_function("evaluate", |b| {
+        b.iter(|| {
+            specs
+                .iter()
+                .map(|w| {
+                    evaluate(&cluster, w, &options)
+                        .measurement
+                        .constraints
+                        .len()
+                })
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("evaluate_cluster");
     group.sample_size(20);
@@ -81,5 +107,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_parts);
 criterion_main!(benches);

@@ -5,17 +5,18 @@ use std::sync::{Arc, Mutex};
 
 use kube::core::{Expression, Selector, SelectorExt};
 
+use super::fast_hash::FastMap;
 use super::model::{Node, Pod, Resources};
 
 /// Nodes and pods as last observed, indexed by node name, namespace and label.
 #[derive(Debug, Default)]
 pub struct Cluster {
     nodes: Vec<Node>,
-    node_index: HashMap<String, usize>,
+    node_index: FastMap<String, usize>,
     pods: Vec<Pod>,
-    by_namespace: HashMap<String, Vec<usize>>,
+    by_namespace: FastMap<String, Vec<usize>>,
     /// namespace -> label key -> label value -> pods: narrows selector matching to one posting list.
-    by_label: HashMap<String, HashMap<String, HashMap<String, Vec<usize>>>>,
+    by_label: FastMap<String, FastMap<String, FastMap<String, Vec<usize>>>>,
     /// Requests of the counted pods bound to each node, in node order.
     requested: Vec<Resources>,
     /// Domains per topology key, computed on first use: every workload spreads over the same
@@ -35,15 +36,15 @@ pub struct KeyIndex {
 impl Cluster {
     pub fn new(mut nodes: Vec<Node>, pods: Vec<Pod>) -> Self {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let node_index: HashMap<String, usize> = nodes
+        let node_index: FastMap<String, usize> = nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
         let mut requested = vec![Resources::default(); nodes.len()];
-        let mut by_namespace: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_label: HashMap<String, HashMap<String, HashMap<String, Vec<usize>>>> =
-            HashMap::new();
+        let mut by_namespace: FastMap<String, Vec<usize>> = FastMap::default();
+        let mut by_label: FastMap<String, FastMap<String, FastMap<String, Vec<usize>>>> =
+            FastMap::default();
         for (i, pod) in pods.iter().enumerate() {
             get_or_default(&mut by_namespace, &pod.namespace).push(i);
             let labels = get_or_default(&mut by_label, &pod.namespace);
@@ -167,7 +168,7 @@ impl Cluster {
 
 /// `map.entry(key.to_string()).or_default()` without allocating the key when it is present:
 /// building the index for 10,000 pods is otherwise dominated by copying label strings.
-fn get_or_default<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+fn get_or_default<'m, V: Default>(map: &'m mut FastMap<String, V>, key: &str) -> &'m mut V {
     if !map.contains_key(key) {
         map.insert(key.to_string(), V::default());
     }

@@ -6,6 +6,7 @@
 pub mod balance;
 pub mod cluster;
 pub mod eligibility;
+pub mod fast_hash;
 pub mod measure;
 pub mod model;
 pub mod planner;
