@@ -45,7 +45,7 @@ pub enum RunError {
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Config)?;
+    let client = client().await?;
     let policies: Api<HAPolicy> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -195,6 +195,17 @@ async fn housekeeping(
         }
         known = now;
     }
+}
+
+/// A client that does not retry 429s by itself: the Eviction API answers 429 when a
+/// PodDisruptionBudget has no room, and the decision core must see that at once (kube's default
+/// retries would hold the reconcile for minutes on the server's Retry-After).
+async fn client() -> Result<Client, RunError> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::Config(kube::Error::InferConfig(e)))?;
+    config.default_retry = false;
+    Client::try_from(config).map_err(RunError::Config)
 }
 
 async fn check_crd(policies: &Api<HAPolicy>) -> Result<(), RunError> {
