@@ -169,8 +169,18 @@ pub async fn field_scenario(ctx: Ctx) {
         Duration::ZERO,
     )
     .await;
-    assert_eq!(churn.deleted(&WEB).len(), 1, "web: {:?}", churn.deleted(&WEB));
-    assert_eq!(churn.deleted(&WAS).len(), 1, "was: {:?}", churn.deleted(&WAS));
+    assert_eq!(
+        churn.deleted(&WEB).len(),
+        1,
+        "web: {:?}",
+        churn.deleted(&WEB)
+    );
+    assert_eq!(
+        churn.deleted(&WAS).len(),
+        1,
+        "was: {:?}",
+        churn.deleted(&WAS)
+    );
     assert_eq!(
         churn.deleted(&REDIS).len(),
         0,
@@ -426,7 +436,8 @@ pub async fn dead_zone_gets_nothing(ctx: Ctx) {
     web_in_2c(&ctx, 4, None).await;
     ctx.kubelet.uncordon_zone(ZONE_A).await;
     ctx.kubelet.set_zone_ready(ZONE_A, false).await;
-    let spread = json!({"spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1, "nodeTaintsPolicy": "Ignore"}]});
+    let spread =
+        json!({"spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1, "nodeTaintsPolicy": "Ignore"}]});
     ctx.apply(&petclinic_policy("petclinic", json!({}), spread))
         .await;
     let _op = start_operator(&ctx, &[]);
@@ -662,7 +673,11 @@ pub async fn user_constraints_win(ctx: Ctx) {
         json!({ZONE_A: 0, ZONE_C: 2}),
         "{w}"
     );
-    assert_eq!(w["balanced"], json!(true), "skew 2 is within the user's maxSkew 2: {w}");
+    assert_eq!(
+        w["balanced"],
+        json!(true),
+        "skew 2 is within the user's maxSkew 2: {w}"
+    );
     // Past stabilization and then some: nothing written, nothing moved.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let after = ctx.get::<Deployment>("web").await;
@@ -756,11 +771,7 @@ pub async fn paused_writes_nothing(ctx: Ctx) {
     )
     .await;
     let w = workload_status(&ctx, "petclinic", "web").await.unwrap();
-    assert_eq!(
-        rebalance_of(&w),
-        ("Blocked".into(), "Paused".into()),
-        "{w}"
-    );
+    assert_eq!(rebalance_of(&w), ("Blocked".into(), "Paused".into()), "{w}");
 }
 
 pub async fn dry_run_writes_nothing(ctx: Ctx) {
@@ -777,7 +788,11 @@ pub async fn dry_run_writes_nothing(ctx: Ctx) {
 }
 
 async fn lease_holder(ctx: &Ctx) -> Option<String> {
-    let lease = ctx.api::<Lease>().get_opt("skewguard-leader").await.ok()??;
+    let lease = ctx
+        .api::<Lease>()
+        .get_opt("skewguard-leader")
+        .await
+        .ok()??;
     lease.spec?.holder_identity.filter(|h| !h.is_empty())
 }
 
@@ -813,7 +828,10 @@ pub async fn leader_election_hands_over(ctx: Ctx) {
         lease_holder(c).await
     })
     .await;
-    assert_eq!(leader, "skewguard-a", "the first replica up takes the Lease");
+    assert_eq!(
+        leader, "skewguard-a",
+        "the first replica up takes the Lease"
+    );
     let mut b = start_operator(&ctx, &b_args);
     // The gauges agree (refreshed every 5 s).
     wait_for(
@@ -822,8 +840,8 @@ pub async fn leader_election_hands_over(ctx: Ctx) {
         || {
             let (a, b) = (&a, &b);
             async move {
-            let (ga, gb) = (leader_gauge(a).await, leader_gauge(b).await);
-            (ga == Some(1.0) && gb == Some(0.0)).then_some(())
+                let (ga, gb) = (leader_gauge(a).await, leader_gauge(b).await);
+                (ga == Some(1.0) && gb == Some(0.0)).then_some(())
             }
         },
     )
@@ -883,14 +901,10 @@ pub async fn leader_election_hands_over(ctx: Ctx) {
         evicted[0].reporting_instance.as_deref(),
         Some("skewguard-b")
     );
-    wait_for(
-        "skewguard_leader 1 on b",
-        Duration::from_secs(10),
-        || {
-            let b = &b;
-            async move { (leader_gauge(b).await == Some(1.0)).then_some(()) }
-        },
-    )
+    wait_for("skewguard_leader 1 on b", Duration::from_secs(10), || {
+        let b = &b;
+        async move { (leader_gauge(b).await == Some(1.0)).then_some(()) }
+    })
     .await;
     b.stop();
 }

@@ -321,23 +321,29 @@ impl PodChurn {
                     watcher::Event::InitDone => s.synced = true,
                     watcher::Event::Init => {}
                     watcher::Event::Apply(p) => {
-                        s.labels.insert(p.uid().unwrap_or_default(), p.labels().clone());
+                        s.labels
+                            .insert(p.uid().unwrap_or_default(), p.labels().clone());
                         if p.metadata.deletion_timestamp.is_some() {
                             s.note_deleted(&p);
                         }
                     }
                     watcher::Event::Delete(p) => {
-                        s.labels.insert(p.uid().unwrap_or_default(), p.labels().clone());
+                        s.labels
+                            .insert(p.uid().unwrap_or_default(), p.labels().clone());
                         s.note_deleted(&p);
                     }
                 }
             }
         });
         let churn = PodChurn { state, task };
-        wait_for("the pod churn watch to sync", Duration::from_secs(30), || {
-            let synced = churn.state.lock().unwrap().synced;
-            async move { synced.then_some(()) }
-        })
+        wait_for(
+            "the pod churn watch to sync",
+            Duration::from_secs(30),
+            || {
+                let synced = churn.state.lock().unwrap().synced;
+                async move { synced.then_some(()) }
+            },
+        )
         .await;
         churn
     }
@@ -489,9 +495,14 @@ async fn sync_rollout(
     });
     let generation = r.metadata.generation.unwrap_or(0);
     let status = &r.data["status"];
-    let same = ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"]
-        .iter()
-        .all(|k| status[*k] == counts[*k])
+    let same = [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+    ]
+    .iter()
+    .all(|k| status[*k] == counts[*k])
         && status["observedGeneration"] == json!(generation.to_string());
     if !same {
         let mut body = counts;
