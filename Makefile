@@ -1,7 +1,9 @@
 # Front door for skewguard. `make test` is what CI (.ci/run) and the README run.
 CARGO ?= cargo
+IMG ?= skewguard:latest
+KUBECTL ?= kubectl
 
-.PHONY: build test lint crd crd-check bench run e2e e2e-scale
+.PHONY: build test lint crd crd-check bench run install e2e e2e-scale docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -23,11 +25,23 @@ crd-check: ## Fail when crds/hapolicy.yaml differs from what the types generate
 bench: ## Benchmarks
 	$(CARGO) bench
 
-run: ## Run the controller against the current kubeconfig (the `run` subcommand is not written yet)
-	$(CARGO) run -- run
+run: ## Run the controller against the current kubeconfig, alone (no leader election)
+	$(CARGO) run -- run --leader-elect=false $(RUN_ARGS)
+
+install: ## Apply the HAPolicy CRD to the current cluster
+	$(CARGO) run -q -- crd | kubectl apply -f -
 
 e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setup-envtest); skips when there is none
 	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1
 
 e2e-scale: ## The three-zones-at-scale scenario (30 nodes, 300 Deployments; slow)
 	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1 --ignored scale
+
+docker-build: ## Build the operator image (multi-stage Dockerfile) as $(IMG)
+	docker build -t $(IMG) .
+
+deploy: ## Install the CRD, RBAC and the operator into the current kubeconfig's cluster
+	$(KUBECTL) apply -k config/default
+
+undeploy: ## Remove everything deploy installed; deleting the CRD deletes every HAPolicy
+	$(KUBECTL) delete -k config/default --ignore-not-found

@@ -33,9 +33,11 @@ pub struct Observation<'a> {
     pub settled: bool,
     pub ready_replicas: i32,
     pub within_policy: bool,
+    /// A PodDisruptionBudget covering the workload allows no disruption now.
+    pub budget_exhausted: bool,
     /// The workload's measured spread, to judge in-flight moves.
     pub measurement: &'a Measurement,
-    /// Names of the workload's pods that still run.
+    /// UIDs of the workload's pods that still run (a StatefulSet's replacement keeps the name).
     pub running_pods: &'a BTreeSet<String>,
     pub plan: &'a Result<Plan, Obstacle>,
 }
@@ -44,6 +46,7 @@ pub struct Observation<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFlight {
     pub pod: String,
+    pub pod_uid: String,
     pub topology_key: String,
     pub to_domain: String,
     /// Pods in the intended domain when the pod was evicted.
@@ -207,6 +210,10 @@ fn decide_eviction(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) -
     if obs.ready_replicas < 2 {
         return Decision::new(RebalanceState::Blocked, reason::TOO_FEW_READY_REPLICAS);
     }
+    if obs.budget_exhausted {
+        return Decision::new(RebalanceState::Blocked, reason::POD_DISRUPTION_BUDGET)
+            .requeue(PDB_RETRY);
+    }
     if let Some(until) = memory.pdb_blocked_until
         && until > now
     {
@@ -228,7 +235,7 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
     let (mut ok, mut failed) = (0, 0);
     let mut still = Vec::new();
     for m in std::mem::take(&mut memory.in_flight) {
-        let landed = obs.settled && !obs.running_pods.contains(&m.pod);
+        let landed = obs.settled && !obs.running_pods.contains(&m.pod_uid);
         let timed_out = since(obs.now, m.at) >= REPLACEMENT_TIMEOUT;
         if !landed && !timed_out {
             still.push(m);
@@ -236,10 +243,7 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
         }
         let now_count = obs
             .measurement
-            .constraints
-            .iter()
-            .find(|c| c.topology_key == m.topology_key)
-            .and_then(|c| c.domains.get(&m.to_domain))
+            .count(&m.topology_key, &m.to_domain)
             .unwrap_or(0);
         if landed && now_count > m.to_count_before {
             ok += 1;
@@ -268,13 +272,16 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
     (ok, failed)
 }
 
-/// An eviction went through.
-pub fn record_eviction(memory: &mut Memory, m: &Move, to_count_before: i32, now: Timestamp) {
+/// An eviction went through; `measurement` is the spread it was planned from.
+pub fn record_eviction(memory: &mut Memory, m: &Move, measurement: &Measurement, now: Timestamp) {
     memory.in_flight.push(InFlight {
         pod: m.pod.clone(),
+        pod_uid: m.pod_uid.clone(),
         topology_key: m.topology_key.clone(),
         to_domain: m.to_domain.clone(),
-        to_count_before,
+        to_count_before: measurement
+            .count(&m.topology_key, &m.to_domain)
+            .unwrap_or(0),
         at: now,
     });
     memory.actions += 1;

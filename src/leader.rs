@@ -1,18 +1,21 @@
 //! Leader election on a Lease (kube-lease-manager): only the leader writes; the others keep
 //! their caches warm and take over within the lease duration.
 
+use std::time::Duration;
+
 use kube::Client;
-use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
-use tokio::sync::watch;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::constraints::FIELD_MANAGER;
 
-/// Leadership as a watch channel, and what releases the Lease on shutdown.
+/// Leadership as a watch channel, and the way to step down on shutdown.
 pub struct Leadership {
     pub is_leader: watch::Receiver<bool>,
-    task: Option<JoinHandle<kube_lease_manager::Result<LeaseManager>>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
     /// Keeps the channel of a replica that runs alone open.
     _alone: Option<watch::Sender<bool>>,
 }
@@ -23,6 +26,7 @@ impl Leadership {
         let (tx, rx) = watch::channel(true);
         Self {
             is_leader: rx,
+            stop: None,
             task: None,
             _alone: Some(tx),
         }
@@ -44,30 +48,50 @@ impl Leadership {
             .with_field_manager(format!("{FIELD_MANAGER}-leader"))
             .build()
             .await?;
-        let (is_leader, task) = manager.watch().await;
         info!(lease = lease_name, %namespace, identity, "joined leader election");
+        let (tx, rx) = watch::channel(false);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    changed = manager.changed() => match changed {
+                        Ok(leading) => {
+                            let _ = tx.send(leading);
+                        }
+                        Err(e) => {
+                            // Unsure whether we still hold the lease: stop writing until we know.
+                            warn!(error = %e, "leader election failed; retrying");
+                            let _ = tx.send(false);
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
+                }
+            }
+            let _ = tx.send(false);
+            match manager.release().await {
+                Ok(()) => info!("lease released"),
+                Err(e) => warn!(error = %e, "could not release the lease"),
+            }
+        });
         Ok(Self {
-            is_leader,
+            is_leader: rx,
+            stop: Some(stop),
             task: Some(task),
             _alone: None,
         })
     }
 
     /// Steps down and frees the Lease so another replica takes over at once.
-    pub async fn release(self) {
-        let Some(task) = self.task else { return };
-        // Dropping the receiver ends the manager's loop; it hands the manager back to release.
-        drop(self.is_leader);
-        match task.await {
-            Ok(Ok(manager)) => {
-                if let Err(e) = manager.release().await {
-                    warn!(error = %e, "could not release the lease");
-                } else {
-                    info!("lease released");
-                }
-            }
-            Ok(Err(e)) => warn!(error = %e, "leader election ended with an error"),
-            Err(e) => warn!(error = %e, "leader election task failed"),
+    pub async fn release(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            warn!(error = %e, "leader election task failed");
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod ownership;
 pub mod policy_status;
+pub mod report;
 pub mod snapshot;
 pub mod telemetry;
 pub mod topology;

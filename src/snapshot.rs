@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
 
 use crate::topology::{
     Node, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Pod,
@@ -39,33 +41,47 @@ pub fn node_from(node: &core::Node) -> Node {
     }
 }
 
-pub fn pod_from(pod: &core::Pod) -> Pod {
-    let spec = pod.spec.as_ref();
-    let status = pod.status.as_ref();
-    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+pub fn pod_from(pod: &LeanPod) -> Pod {
+    let spec = &pod.spec;
+    let phase = pod.status.phase.as_deref().unwrap_or("");
+    let ready = pod
+        .status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
         .is_some_and(|c| c.status == "True");
     Pod {
         name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
         labels: pod.metadata.labels.clone().unwrap_or_default(),
-        node_name: spec.and_then(|s| s.node_name.clone()),
+        node_name: spec.node_name.clone(),
         terminating: pod.metadata.deletion_timestamp.is_some(),
         finished: matches!(phase, "Succeeded" | "Failed"),
         ready,
-        placement: spec.map(placement_of).unwrap_or_default(),
-        requests: spec.map(requests_of).unwrap_or_default(),
-        priority: spec.and_then(|s| s.priority).unwrap_or(0),
-        has_volume_claims: spec.is_some_and(has_volume_claims),
+        placement: placement_from(&spec.node_selector, &spec.affinity, &spec.tolerations),
+        requests: spec.requests(),
+        priority: spec.priority.unwrap_or(0),
+        has_volume_claims: spec
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some()),
     }
 }
 
 /// Node selector, required node affinity and tolerations of a pod spec.
 pub fn placement_of(spec: &core::PodSpec) -> Placement {
-    let required_affinity = spec
-        .affinity
+    placement_from(&spec.node_selector, &spec.affinity, &spec.tolerations)
+}
+
+fn placement_from(
+    node_selector: &Option<BTreeMap<String, String>>,
+    affinity: &Option<core::Affinity>,
+    tolerations: &Option<Vec<core::Toleration>>,
+) -> Placement {
+    let required_affinity = affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
         .and_then(|a| {
@@ -74,45 +90,44 @@ pub fn placement_of(spec: &core::PodSpec) -> Placement {
         })
         .map(|sel| sel.node_selector_terms.iter().map(term_from).collect());
     Placement {
-        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        node_selector: node_selector.clone().unwrap_or_default(),
         required_affinity,
-        tolerations: spec
-            .tolerations
-            .iter()
-            .flatten()
-            .map(toleration_from)
-            .collect(),
+        tolerations: tolerations.iter().flatten().map(toleration_from).collect(),
     }
 }
 
-/// What the scheduler reserves for the pod: the larger of the containers' sum and the largest
+/// What the scheduler reserves for a pod: the larger of the containers' sum and the largest
 /// init container, plus overhead.
 pub fn requests_of(spec: &core::PodSpec) -> Resources {
-    let requests = |c: &core::Container| {
-        c.resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .map(resources_of)
-            .unwrap_or_default()
-    };
-    let sum = spec
-        .containers
-        .iter()
+    fn requests(c: &core::Container) -> Option<&BTreeMap<String, Quantity>> {
+        c.resources.as_ref().and_then(|r| r.requests.as_ref())
+    }
+    requests_from(
+        spec.containers.iter().map(requests),
+        spec.init_containers.iter().flatten().map(requests),
+        spec.overhead.as_ref(),
+    )
+}
+
+fn requests_from<'a>(
+    containers: impl Iterator<Item = Option<&'a BTreeMap<String, Quantity>>>,
+    init_containers: impl Iterator<Item = Option<&'a BTreeMap<String, Quantity>>>,
+    overhead: Option<&BTreeMap<String, Quantity>>,
+) -> Resources {
+    let requests = |r: Option<&BTreeMap<String, Quantity>>| r.map(resources_of).unwrap_or_default();
+    let sum = containers
         .map(requests)
         .fold(Resources::default(), |a, b| a.plus(&b));
-    let init =
-        spec.init_containers
-            .iter()
-            .flatten()
-            .map(requests)
-            .fold(Resources::default(), |a, b| {
-                Resources::new(
-                    a.cpu_millis.max(b.cpu_millis),
-                    a.memory_bytes.max(b.memory_bytes),
-                    0,
-                )
-            });
-    let overhead = spec.overhead.as_ref().map(resources_of).unwrap_or_default();
+    let init = init_containers
+        .map(requests)
+        .fold(Resources::default(), |a, b| {
+            Resources::new(
+                a.cpu_millis.max(b.cpu_millis),
+                a.memory_bytes.max(b.memory_bytes),
+                0,
+            )
+        });
+    let overhead = overhead.map(resources_of).unwrap_or_default();
     Resources::new(
         sum.cpu_millis.max(init.cpu_millis) + overhead.cpu_millis,
         sum.memory_bytes.max(init.memory_bytes) + overhead.memory_bytes,
@@ -120,11 +135,87 @@ pub fn requests_of(spec: &core::PodSpec) -> Resources {
     )
 }
 
-fn has_volume_claims(spec: &core::PodSpec) -> bool {
-    spec.volumes
-        .iter()
-        .flatten()
-        .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
+/// A Pod with only the fields spread measurement needs. Deserializing straight into it skips
+/// everything else (container images, env, probes, most of the status), so 10,000 cached pods
+/// stay small; kube's `inherit` makes it usable with `Api` and reflectors like a Pod.
+#[derive(kube::Resource, Deserialize, Serialize, Clone, Debug, Default)]
+#[resource(inherit = "core::Pod")]
+pub struct LeanPod {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: LeanPodSpec,
+    #[serde(default)]
+    pub status: LeanPodStatus,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LeanPodSpec {
+    pub node_name: Option<String>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub affinity: Option<core::Affinity>,
+    pub tolerations: Option<Vec<core::Toleration>>,
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub containers: Vec<LeanContainer>,
+    pub init_containers: Option<Vec<LeanContainer>>,
+    pub overhead: Option<BTreeMap<String, Quantity>>,
+    pub volumes: Option<Vec<LeanVolume>>,
+    /// The pod's requests, once [`LeanPodSpec::settle_requests`] has folded the containers into
+    /// them (a map per container costs more than the whole rest of the pod).
+    #[serde(skip)]
+    pub settled_requests: Option<Resources>,
+}
+
+impl LeanPodSpec {
+    pub fn requests(&self) -> Resources {
+        self.settled_requests.unwrap_or_else(|| {
+            requests_from(
+                self.containers.iter().map(|c| c.requests()),
+                self.init_containers.iter().flatten().map(|c| c.requests()),
+                self.overhead.as_ref(),
+            )
+        })
+    }
+
+    /// Computes the requests once and drops the containers they came from.
+    pub fn settle_requests(&mut self) {
+        self.settled_requests = Some(self.requests());
+        self.containers = Vec::new();
+        self.init_containers = None;
+        self.overhead = None;
+    }
+}
+
+/// Only a container's requests: limits and claims never reach the scheduler's fit check.
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
+pub struct LeanContainer {
+    pub resources: Option<LeanResources>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
+pub struct LeanResources {
+    pub requests: Option<BTreeMap<String, Quantity>>,
+}
+
+impl LeanContainer {
+    fn requests(&self) -> Option<&BTreeMap<String, Quantity>> {
+        self.resources.as_ref().and_then(|r| r.requests.as_ref())
+    }
+}
+
+/// Only whether a volume is a claim matters: claims pin a pod to its zone.
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LeanVolume {
+    pub persistent_volume_claim: Option<core::PersistentVolumeClaimVolumeSource>,
+    pub ephemeral: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
+pub struct LeanPodStatus {
+    pub phase: Option<String>,
+    pub conditions: Option<Vec<core::PodCondition>>,
 }
 
 fn resources_of(list: &BTreeMap<String, Quantity>) -> Resources {
@@ -255,7 +346,7 @@ mod tests {
 
     #[test]
     fn pod_conversion_reads_binding_deletion_requests_and_claims() {
-        let pod: core::Pod = serde_json::from_value(serde_json::json!({
+        let pod: LeanPod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
                          "deletionTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {

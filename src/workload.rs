@@ -107,6 +107,14 @@ impl WorkloadObject {
     }
 
     /// The workload in the core's terms, measured by `constraints`.
+    ///
+    /// The core's [`topology::PodTemplate`] (the pod the workload would create next) takes the
+    /// template's labels, its placement (node selector, required node affinity, tolerations) and
+    /// its requests, so eligibility and node fit are judged for the pod the scheduler would place.
+    /// Pass the constraints to measure with, e.g. [`crate::constraints::TemplatePlan::measured`]
+    /// or the template's own ([`crate::constraints::measured_from_template`]).
+    ///
+    /// Fails only when the pod selector cannot be turned into a matcher.
     pub fn to_core(
         &self,
         constraints: Vec<topology::SpreadConstraint>,
@@ -284,6 +292,51 @@ mod tests {
                 .replicas
                 .is_settled()
         );
+    }
+
+    #[test]
+    fn to_core_carries_identity_template_and_constraints() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web", "v": "1"}},
+                                  "spec": {"nodeSelector": {"disk": "ssd"}, "containers": [
+                                      {"name": "c", "resources": {"requests": {"cpu": "250m"}}}]}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_deployment(&d).unwrap();
+        let selector = w.pod_selector().unwrap();
+        let core = w
+            .to_core(vec![topology::SpreadConstraint::new(
+                topology::ZONE_KEY,
+                1,
+                selector.clone(),
+            )])
+            .unwrap();
+        assert_eq!(
+            (core.namespace.as_str(), core.name.as_str()),
+            ("shop", "web")
+        );
+        assert_eq!(core.pod_selector, selector);
+        assert_eq!(core.template.labels.get("v").map(String::as_str), Some("1"));
+        assert!(core.template.placement.is_pinned());
+        assert_eq!(core.template.requests, topology::Resources::new(250, 0, 1));
+        assert_eq!(core.constraints.len(), 1);
+    }
+
+    #[test]
+    fn to_core_rejects_an_invalid_selector() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "Sideways"}]},
+                     "template": {}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_deployment(&d).unwrap();
+        assert!(matches!(
+            w.to_core(vec![]),
+            Err(WorkloadError::InvalidSelector { .. })
+        ));
     }
 
     #[test]

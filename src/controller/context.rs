@@ -25,10 +25,12 @@ pub struct Settings {
     pub max_evictions_per_second: f64,
 }
 
-/// Identifies a workload across reconciles.
+/// Identifies a workload, as seen by one policy, across reconciles (a policy that loses a
+/// conflict keeps its own record, so the two never overwrite each other's memory).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkloadKey {
     pub namespace: String,
+    pub policy: String,
     pub kind: WorkloadKind,
     pub name: String,
 }
@@ -66,10 +68,10 @@ impl Context {
         self.lock_records().insert(key, record);
     }
 
-    /// Forgets workloads that are no longer governed by `policy`'s namespace set.
-    pub fn forget_except(&self, namespace: &str, keep: &[WorkloadKey]) {
+    /// Forgets the workloads `policy` handled before but no longer selects.
+    pub fn forget_except(&self, namespace: &str, policy: &str, keep: &[WorkloadKey]) {
         self.lock_records()
-            .retain(|k, _| k.namespace != namespace || keep.contains(k));
+            .retain(|k, _| k.namespace != namespace || k.policy != policy || keep.contains(k));
     }
 
     fn lock_records(&self) -> std::sync::MutexGuard<'_, HashMap<WorkloadKey, Record>> {

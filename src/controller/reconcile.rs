@@ -133,8 +133,12 @@ async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<
         &policy.name_any(),
         &outcomes.iter().map(workload_metrics).collect::<Vec<_>>(),
     );
-    let keep: Vec<WorkloadKey> = observed.workloads.iter().map(key_of).collect();
-    ctx.forget_except(&namespace, &keep);
+    let keep: Vec<WorkloadKey> = observed
+        .workloads
+        .iter()
+        .map(|w| key_of(&policy, w))
+        .collect();
+    ctx.forget_except(&namespace, &policy.name_any(), &keep);
     let status = policy_status(
         policy.status.as_ref(),
         policy.metadata.generation,
@@ -151,9 +155,10 @@ pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) ->
     Requeue::requeue(Duration::from_secs(15))
 }
 
-fn key_of(w: &WorkloadObject) -> WorkloadKey {
+fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
     WorkloadKey {
         namespace: w.namespace().to_string(),
+        policy: policy.name_any(),
         kind: w.kind,
         name: w.name().to_string(),
     }
@@ -210,7 +215,7 @@ async fn handle_workload(
     now: Timestamp,
 ) -> (WorkloadOutcome, Option<Duration>) {
     let spec = &policy.spec;
-    let key = key_of(workload);
+    let key = key_of(policy, workload);
     let template = plan_template(spec, workload);
     let core = match workload.to_core(template.measured.clone()) {
         Ok(core) => core,
@@ -233,7 +238,7 @@ async fn handle_workload(
         .measurement
         .own_pods
         .iter()
-        .map(|&i| cluster.pods()[i].name.clone())
+        .map(|&i| cluster.pods()[i].uid.clone())
         .collect();
     let ready = evaluation
         .measurement
@@ -253,6 +258,9 @@ async fn handle_workload(
             settled: workload.replicas.is_settled(),
             ready_replicas: ready.min(workload.replicas.ready),
             within_policy: evaluation.measurement.within_policy(),
+            budget_exhausted: ctx
+                .stores
+                .budget_exhausted(workload.namespace(), &core.template.labels),
             measurement: &evaluation.measurement,
             running_pods: &running,
             plan: &evaluation.plan,
@@ -321,14 +329,12 @@ async fn handle_workload(
                 ctx.limiter.acquire().await;
                 match actuate::evict(&ctx.client, workload.namespace(), &m.pod).await {
                     EvictionOutcome::Evicted => {
-                        let before = evaluation
-                            .measurement
-                            .constraints
-                            .iter()
-                            .find(|c| c.topology_key == m.topology_key)
-                            .and_then(|c| c.domains.get(&m.to_domain))
-                            .unwrap_or(0);
-                        decision::record_eviction(&mut record.memory, m, before, now);
+                        decision::record_eviction(
+                            &mut record.memory,
+                            m,
+                            &evaluation.measurement,
+                            now,
+                        );
                         count(Acted::Evict, ActionResult::Success);
                         info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
                         notices.push(Notice::normal(

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::api::{HAPolicy, WorkloadKind};
-use crate::snapshot;
+use crate::snapshot::{self, LeanPod};
 use crate::topology::Resources;
 use crate::workload::{WorkloadError, WorkloadObject, rollout_gvk};
 
@@ -39,7 +39,7 @@ pub enum Trigger {
 pub struct Stores {
     pub deployments: Store<Deployment>,
     pub statefulsets: Store<StatefulSet>,
-    pub pods: Store<Pod>,
+    pub pods: Store<LeanPod>,
     pub nodes: Store<Node>,
     pub pdbs: Store<PodDisruptionBudget>,
     /// Set once the Rollout CRD is seen.
@@ -106,72 +106,55 @@ impl Stores {
             .collect()
     }
 
+    /// Whether a PodDisruptionBudget of the namespace selecting pods with these labels allows no
+    /// disruption now (as its controller last computed it).
+    pub fn budget_exhausted(
+        &self,
+        namespace: &str,
+        pod_labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        use kube::core::{Selector, SelectorExt};
+        self.pdbs.state().iter().any(|pdb| {
+            let Some(spec) = pdb.spec.as_ref() else {
+                return false;
+            };
+            pdb.namespace().as_deref() == Some(namespace)
+                && spec
+                    .selector
+                    .clone()
+                    .and_then(|s| Selector::try_from(s).ok())
+                    // policy/v1: an empty selector selects every pod of the namespace.
+                    .is_some_and(|s| s.matches(pod_labels))
+                && pdb.status.as_ref().is_some_and(|s| {
+                    s.observed_generation >= pdb.metadata.generation && s.disruptions_allowed <= 0
+                })
+        })
+    }
+
     /// What all running pods request on each node, every namespace included.
     pub fn requested_per_node(&self) -> HashMap<String, Resources> {
         let mut out: HashMap<String, Resources> = HashMap::new();
         for pod in self.pods.state() {
             let counted = pod.metadata.deletion_timestamp.is_none()
-                && !matches!(
-                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                );
-            if let (true, Some(spec)) = (counted, pod.spec.as_ref())
-                && let Some(node) = &spec.node_name
-            {
+                && !matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed"));
+            if let (true, Some(node)) = (counted, &pod.spec.node_name) {
                 let entry = out.entry(node.clone()).or_default();
-                *entry = entry.plus(&snapshot::requests_of(spec));
+                *entry = entry.plus(&pod.spec.requests());
             }
         }
         out
     }
 }
 
-/// Keeps only what the core needs of a pod, so 10,000 cached pods stay small.
-pub fn prune_pod(pod: &mut Pod) {
+/// Drops what the lean pod still carries but the core never reads: the metadata the API server
+/// manages, and every condition but Ready.
+pub fn prune_pod(pod: &mut LeanPod) {
     pod.metadata.managed_fields = None;
     pod.metadata.annotations = None;
     pod.metadata.owner_references = None;
-    if let Some(spec) = pod.spec.as_mut() {
-        for c in &mut spec.containers {
-            let requests = c.resources.as_ref().and_then(|r| r.requests.clone());
-            *c = k8s_openapi::api::core::v1::Container {
-                name: std::mem::take(&mut c.name),
-                resources: requests.map(|r| k8s_openapi::api::core::v1::ResourceRequirements {
-                    requests: Some(r),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-        }
-        if let Some(inits) = spec.init_containers.as_mut() {
-            for c in inits {
-                let requests = c.resources.as_ref().and_then(|r| r.requests.clone());
-                *c = k8s_openapi::api::core::v1::Container {
-                    name: std::mem::take(&mut c.name),
-                    resources: requests.map(|r| k8s_openapi::api::core::v1::ResourceRequirements {
-                        requests: Some(r),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-            }
-        }
-        if let Some(volumes) = spec.volumes.as_mut() {
-            volumes.retain(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some());
-        }
-        spec.ephemeral_containers = None;
-        spec.readiness_gates = None;
-    }
-    if let Some(status) = pod.status.as_mut() {
-        let ready = status
-            .conditions
-            .take()
-            .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect());
-        *status = k8s_openapi::api::core::v1::PodStatus {
-            phase: status.phase.take(),
-            conditions: ready,
-            ..Default::default()
-        };
+    pod.spec.settle_requests();
+    if let Some(conditions) = pod.status.conditions.as_mut() {
+        conditions.retain(|c| c.type_ == "Ready");
     }
 }
 

@@ -12,6 +12,7 @@ fn t(secs: i64) -> Timestamp {
 fn a_move(pod: &str) -> Move {
     Move {
         pod: pod.to_string(),
+        pod_uid: format!("{pod}-uid"),
         from_node: "c-1".into(),
         to_node: "a-1".into(),
         topology_key: "zone".into(),
@@ -72,6 +73,7 @@ struct World {
     conflict: bool,
     settled: bool,
     ready: i32,
+    budget_exhausted: bool,
     measurement: Measurement,
     running: BTreeSet<String>,
     plan: Result<Plan, Obstacle>,
@@ -85,8 +87,9 @@ impl World {
             conflict: false,
             settled: true,
             ready: 2,
+            budget_exhausted: false,
             measurement: measurement(0, 2),
-            running: BTreeSet::from(["web-1".to_string(), "web-2".to_string()]),
+            running: BTreeSet::from(["web-1-uid".to_string(), "web-2-uid".to_string()]),
             plan: plan(&["web-1"]),
         }
     }
@@ -100,6 +103,7 @@ impl World {
             settled: self.settled,
             ready_replicas: self.ready,
             within_policy: self.measurement.within_policy(),
+            budget_exhausted: self.budget_exhausted,
             measurement: &self.measurement,
             running_pods: &self.running,
             plan: &self.plan,
@@ -232,7 +236,7 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
     let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
         panic!("expected an eviction");
     };
-    record_eviction(&mut memory, &moves[0], 0, t(60));
+    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
     assert_eq!(memory.actions, 1);
     // The evicted pod is still terminating: wait.
     let d = w.decide(t(62), &mut memory);
@@ -242,8 +246,8 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
     );
     assert_eq!(d.action, Action::None);
     // It is gone and its replacement runs in zone a; still skewed elsewhere: next step at once.
-    w.running.remove("web-1");
-    w.running.insert("web-3".into());
+    w.running.remove("web-1-uid");
+    w.running.insert("web-3-uid".into());
     w.measurement = measurement(1, 3);
     w.plan = plan(&["web-2"]);
     let d = w.decide(t(70), &mut memory);
@@ -267,13 +271,13 @@ fn two_failed_moves_back_off_doubling_up_to_an_hour() {
             let Action::Evict(moves) = d.action else {
                 panic!("round {round} attempt {attempt}: expected an eviction, got {d:?}");
             };
-            record_eviction(&mut memory, &moves[0], 0, t(now));
+            record_eviction(&mut memory, &moves[0], &w.measurement, t(now));
             // The replacement comes back to zone c: zone a still holds 0.
-            w.running.remove(&moves[0].pod);
+            w.running.remove(&moves[0].pod_uid);
             now += 10;
             let d = w.decide(t(now), &mut memory);
             assert_eq!(d.moves_failed, 1);
-            w.running.insert(moves[0].pod.clone());
+            w.running.insert(moves[0].pod_uid.clone());
             if attempt == 1 {
                 assert_eq!(
                     (d.state, d.reason),
@@ -328,4 +332,24 @@ fn rollout_restart_restarts_once_per_cooldown() {
     let d = w.decide(t(200), &mut memory);
     assert_eq!((d.reason, d.action.clone()), ("Cooldown", Action::None));
     assert_eq!(w.decide(t(360), &mut memory).action, Action::Restart);
+}
+
+#[test]
+fn a_replacement_with_the_same_name_is_told_apart_by_uid() {
+    // A StatefulSet recreates web-1 as web-1: only the UID says the evicted pod is gone.
+    let w = World::skewed();
+    let mut memory = Memory {
+        skewed_since: Some(t(0)),
+        ..Default::default()
+    };
+    let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
+        panic!("expected an eviction");
+    };
+    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
+    let mut w = World::skewed();
+    w.running = BTreeSet::from(["web-1-new-uid".to_string(), "web-2-uid".to_string()]);
+    w.measurement = measurement(1, 1);
+    let d = w.decide(t(70), &mut memory);
+    assert_eq!(d.moves_succeeded, 1);
+    assert_eq!(d.state, RebalanceState::Idle);
 }

@@ -78,6 +78,14 @@ impl Measurement {
             .all(ConstraintMeasure::within_max_skew)
     }
 
+    /// Pods in `domain` of the first constraint over `topology_key`.
+    pub fn count(&self, topology_key: &str, domain: &str) -> Option<i32> {
+        self.constraints
+            .iter()
+            .find(|c| c.topology_key == topology_key)
+            .and_then(|c| c.domains.get(domain))
+    }
+
     /// The largest skew over the constraints (0 without constraints).
     pub fn max_skew(&self) -> i32 {
         self.constraints.iter().map(|c| c.skew).max().unwrap_or(0)
@@ -108,7 +116,14 @@ impl Layout {
     }
 
     pub fn skew(&self) -> i32 {
-        skew_of(&self.eligible_counts().collect::<Vec<_>>(), self.floor_zero)
+        let (min, max) = self
+            .eligible_counts()
+            .fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c), hi.max(c)));
+        match (max, self.floor_zero) {
+            (i32::MIN, _) => 0,
+            (max, true) => max,
+            (max, false) => max - min,
+        }
     }
 
     fn domain_counts(&self) -> DomainCounts {

@@ -150,6 +150,8 @@ pub struct Node {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pod {
     pub name: String,
+    /// Tells a pod from its replacement when both carry one name (StatefulSets).
+    pub uid: String,
     pub namespace: String,
     pub labels: Labels,
     /// `spec.nodeName`: set once the pod is bound.

@@ -40,6 +40,7 @@ impl Default for PlanOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Move {
     pub pod: String,
+    pub pod_uid: String,
     pub from_node: String,
     pub to_node: String,
     /// The first constraint whose domain the move changes, and the domains it moves between.
@@ -349,6 +350,7 @@ impl<'a> Search<'a> {
         let (topology_key, from_domain, to_domain) = changed.unwrap_or_default();
         Move {
             pod: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
             from_node: self.cluster.nodes()[source].name.clone(),
             to_node: self.cluster.nodes()[c.target].name.clone(),
             topology_key,

@@ -34,6 +34,7 @@ pub fn node(name: &str, zone: &str) -> Node {
 pub fn pod(name: &str, namespace: &str, app: &str, node_name: &str) -> Pod {
     Pod {
         name: name.to_string(),
+        uid: format!("uid-{namespace}-{name}"),
         namespace: namespace.to_string(),
         labels: labels(&[("app", app)]),
         node_name: Some(node_name.to_string()),

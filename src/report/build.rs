@@ -1,0 +1,434 @@
+//! Building the report from plain cluster data (pure: no client, no clock).
+//!
+//! Each workload is measured on one topology key by the constraint its template already has for
+//! that key, or else by a `maxSkew: 1` constraint over its own pod selector, which is what a
+//! policy would measure before injecting anything.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::DynamicObject;
+use kube::core::Selector;
+use serde::Serialize;
+
+use crate::api::{HAPolicy, HAPolicySpec, RebalanceStrategy, WorkloadKind};
+use crate::constraints::{measured_from_template, plan_template};
+use crate::ownership::selects;
+use crate::policy_status::MAX_REPORTED_DOMAINS;
+use crate::snapshot::{LeanPod, node_from, pod_from};
+use crate::topology::{
+    self, Cluster, ConstraintMeasure, PlanOptions, SpreadConstraint, evaluate, pods_by_domain,
+    worst_domain_loss,
+};
+use crate::workload::{WorkloadError, WorkloadObject};
+
+/// What the report reads from the cluster, as the API returns it.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    pub nodes: Vec<Node>,
+    pub pods: Vec<LeanPod>,
+    pub deployments: Vec<Deployment>,
+    pub statefulsets: Vec<StatefulSet>,
+    /// `None` when the Argo Rollouts CRD is not installed.
+    pub rollouts: Option<Vec<DynamicObject>>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub topology_key: String,
+    /// Whether the Argo Rollouts CRD answered (Rollouts are listed only then).
+    pub rollouts_installed: bool,
+    pub workloads: Vec<WorkloadRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReport>,
+    /// Objects that could not be read (e.g. an invalid selector), skipped with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Where one workload runs on the report's topology key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRow {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// Desired replicas (`spec.replicas`).
+    pub replicas: i32,
+    pub ready: i32,
+    /// The workload's running pods per domain, empty domains included.
+    pub domains: BTreeMap<String, i32>,
+    pub skew: i32,
+    pub max_skew: i32,
+    /// Whether skew is measured by the template's own constraint or the default one.
+    pub measured_by: MeasuredBy,
+    /// The topology keys of the template's `topologySpreadConstraints` (empty: none).
+    pub spread_constraint_keys: Vec<String>,
+    /// What losing the worst single domain costs; `None` without running pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_domain_loss: Option<Loss>,
+}
+
+impl WorkloadRow {
+    /// Every running pod in one domain.
+    pub fn is_single_point_of_failure(&self) -> bool {
+        self.worst_domain_loss
+            .as_ref()
+            .is_some_and(|l| l.single_point_of_failure)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum MeasuredBy {
+    /// The template's own constraint for the key.
+    Template,
+    /// No constraint in the template: `maxSkew: 1` over the workload's pod selector.
+    Default,
+}
+
+/// The worst single-domain loss.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Loss {
+    pub domain: String,
+    pub pods_lost: i32,
+    pub total: i32,
+    /// `podsLost / total`, 1.0 for a single point of failure.
+    pub fraction: f64,
+    pub single_point_of_failure: bool,
+}
+
+/// What the operator would do under a policy, workload by workload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyReport {
+    pub name: String,
+    pub namespace: String,
+    pub strategy: RebalanceStrategy,
+    pub paused: bool,
+    pub inject_constraints: bool,
+    pub workloads: Vec<PolicyWorkload>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyWorkload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// The constraints skewguard would own in the template.
+    pub inject: Vec<InjectedConstraint>,
+    /// Whether a preferred hostname anti-affinity would be owned too.
+    pub host_anti_affinity: bool,
+    /// Whether writing them changes the template (one rolling update: the first rebalance).
+    pub changes_template: bool,
+    /// Current skew per measured constraint.
+    pub constraints: Vec<ConstraintSkew>,
+    pub plan: PlanSummary,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedConstraint {
+    pub topology_key: String,
+    pub max_skew: i32,
+    pub when_unsatisfiable: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_domains: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConstraintSkew {
+    pub topology_key: String,
+    pub max_skew: i32,
+    pub skew: i32,
+    /// `Template` when the template has a constraint for the key, else `Policy`.
+    pub source: ConstraintSource,
+    /// Matching pods per eligible domain; omitted above [`MAX_REPORTED_DOMAINS`] domains (as in the status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domains: Option<BTreeMap<String, i32>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ConstraintSource {
+    Template,
+    Policy,
+}
+
+/// The planner's answer now: moves, or why there are none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    /// The moves of the next step (at most `maxDisruptions`).
+    pub moves: Vec<PlannedMove>,
+    /// Moves the whole rebalance takes.
+    pub moves_needed: usize,
+    /// Why no move, or why the plan stops short of balance (`AlreadyBalanced`, `NoCapacity`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub obstacle: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedMove {
+    pub pod: String,
+    pub topology_key: String,
+    pub from_domain: String,
+    pub to_domain: String,
+    pub from_node: String,
+    pub to_node: String,
+}
+
+/// A policy read from a file, placed in the namespace it governs.
+#[derive(Clone, Debug)]
+pub struct PolicyInput {
+    pub policy: HAPolicy,
+}
+
+impl PolicyInput {
+    /// The policy governing `namespace` (its own, or the one the report resolved when the file
+    /// names none).
+    pub fn new(policy: &HAPolicy, namespace: String) -> Self {
+        let mut policy = policy.clone();
+        policy.metadata.namespace = Some(namespace);
+        Self { policy }
+    }
+
+    pub fn name(&self) -> &str {
+        self.policy.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.policy
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
+    }
+}
+
+/// Builds the report: one row per workload (sorted by namespace, kind, name), and the policy's
+/// evaluation when one is given.
+pub fn build_report(
+    state: &ClusterState,
+    topology_key: &str,
+    policy: Option<&PolicyInput>,
+) -> Report {
+    let cluster = Cluster::new(
+        state.nodes.iter().map(node_from).collect(),
+        state.pods.iter().map(pod_from).collect(),
+    );
+    let mut warnings = Vec::new();
+    let mut workloads = workload_objects(state, &mut warnings);
+    workloads
+        .sort_by(|a, b| (a.namespace(), a.kind, a.name()).cmp(&(b.namespace(), b.kind, b.name())));
+    let rows = workloads
+        .iter()
+        .filter_map(|w| {
+            row(&cluster, w, topology_key)
+                .map_err(|e| warnings.push(e.to_string()))
+                .ok()
+        })
+        .collect();
+    let policy = policy.map(|p| evaluate_policy(&cluster, &workloads, p, &mut warnings));
+    Report {
+        topology_key: topology_key.to_string(),
+        rollouts_installed: state.rollouts.is_some(),
+        workloads: rows,
+        policy,
+        warnings,
+    }
+}
+
+fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<WorkloadObject> {
+    let converted = state
+        .deployments
+        .iter()
+        .map(WorkloadObject::from_deployment)
+        .chain(
+            state
+                .statefulsets
+                .iter()
+                .map(WorkloadObject::from_statefulset),
+        )
+        .chain(
+            state
+                .rollouts
+                .iter()
+                .flatten()
+                .map(WorkloadObject::from_rollout),
+        );
+    converted
+        .filter_map(|w| w.map_err(|e| warnings.push(e.to_string())).ok())
+        .collect()
+}
+
+fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, WorkloadError> {
+    let template_constraints = w
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.clone())
+        .unwrap_or_default();
+    let (constraint, measured_by) =
+        match template_constraints.iter().find(|c| c.topology_key == key) {
+            Some(c) => (measured_from_template(c), MeasuredBy::Template),
+            None => (
+                SpreadConstraint::new(key, 1, w.pod_selector()?),
+                MeasuredBy::Default,
+            ),
+        };
+    let core = w.to_core(vec![constraint])?;
+    let measurement = topology::measure(cluster, &core);
+    let measured = measurement.constraints.first();
+    // Every eligible domain (empty ones too), then the workload's own pods wherever they run.
+    let mut domains: BTreeMap<String, i32> = measured
+        .map(|m| m.domains.iter().map(|(d, _)| (d.to_string(), 0)).collect())
+        .unwrap_or_default();
+    let own = pods_by_domain(cluster, &core, key);
+    let loss = worst_domain_loss(&own).map(|l| Loss {
+        single_point_of_failure: l.is_single_point_of_failure(),
+        domain: l.domain,
+        pods_lost: l.pods_lost,
+        total: l.total,
+        fraction: l.fraction,
+    });
+    domains.extend(own);
+    let mut spread_constraint_keys: Vec<String> = template_constraints
+        .iter()
+        .map(|c| c.topology_key.clone())
+        .collect();
+    spread_constraint_keys.sort();
+    spread_constraint_keys.dedup();
+    Ok(WorkloadRow {
+        kind: w.kind,
+        namespace: w.namespace().to_string(),
+        name: w.name().to_string(),
+        replicas: w.replicas.desired,
+        ready: w.replicas.ready,
+        domains,
+        skew: measured.map_or(0, |m| m.skew),
+        max_skew: measured.map_or(1, |m| m.max_skew),
+        measured_by,
+        spread_constraint_keys,
+        worst_domain_loss: loss,
+    })
+}
+
+fn evaluate_policy(
+    cluster: &Cluster,
+    workloads: &[WorkloadObject],
+    policy: &PolicyInput,
+    warnings: &mut Vec<String>,
+) -> PolicyReport {
+    let spec = &policy.policy.spec;
+    let options = PlanOptions {
+        max_moves: usize::try_from(spec.rebalance.max_disruptions.max(1)).unwrap_or(1),
+        require_node_fit: spec.rebalance.require_node_fit,
+    };
+    if let Err(e) = Selector::try_from(spec.selector.clone()) {
+        warnings.push(format!(
+            "policy {}: invalid selector, selects nothing: {e}",
+            policy.name()
+        ));
+    }
+    let evaluated = workloads
+        .iter()
+        .filter(|w| selects(&policy.policy, w))
+        .filter_map(|w| {
+            policy_workload(cluster, spec, w, &options)
+                .map_err(|e| warnings.push(e.to_string()))
+                .ok()
+        })
+        .collect();
+    PolicyReport {
+        name: policy.name().to_string(),
+        namespace: policy.namespace().to_string(),
+        strategy: spec.rebalance.strategy,
+        paused: spec.paused,
+        inject_constraints: spec.inject_constraints,
+        workloads: evaluated,
+    }
+}
+
+fn policy_workload(
+    cluster: &Cluster,
+    spec: &HAPolicySpec,
+    w: &WorkloadObject,
+    options: &PlanOptions,
+) -> Result<PolicyWorkload, WorkloadError> {
+    let template = plan_template(spec, w);
+    let in_template = w
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .map_or(0, Vec::len);
+    let core = w.to_core(template.measured)?;
+    let evaluation = evaluate(cluster, &core, options);
+    let constraints = evaluation
+        .measurement
+        .constraints
+        .iter()
+        .enumerate()
+        .map(|(i, m)| constraint_skew(m, i < in_template))
+        .collect();
+    let plan = match evaluation.plan {
+        Ok(plan) => PlanSummary {
+            moves: plan
+                .moves
+                .into_iter()
+                .map(|m| PlannedMove {
+                    pod: m.pod,
+                    topology_key: m.topology_key,
+                    from_domain: m.from_domain,
+                    to_domain: m.to_domain,
+                    from_node: m.from_node,
+                    to_node: m.to_node,
+                })
+                .collect(),
+            moves_needed: plan.moves_needed,
+            obstacle: plan.shortfall.map(|o| o.reason().to_string()),
+        },
+        Err(obstacle) => PlanSummary {
+            moves: Vec::new(),
+            moves_needed: 0,
+            obstacle: Some(obstacle.reason().to_string()),
+        },
+    };
+    Ok(PolicyWorkload {
+        kind: w.kind,
+        name: w.name().to_string(),
+        inject: template
+            .injected
+            .iter()
+            .map(|c| InjectedConstraint {
+                topology_key: c.topology_key.clone(),
+                max_skew: c.max_skew,
+                when_unsatisfiable: c.when_unsatisfiable.clone(),
+                min_domains: c.min_domains,
+            })
+            .collect(),
+        host_anti_affinity: template.anti_affinity.is_some(),
+        changes_template: template.changes_template,
+        constraints,
+        plan,
+    })
+}
+
+fn constraint_skew(m: &ConstraintMeasure, from_template: bool) -> ConstraintSkew {
+    ConstraintSkew {
+        topology_key: m.topology_key.clone(),
+        max_skew: m.max_skew,
+        skew: m.skew,
+        source: if from_template {
+            ConstraintSource::Template
+        } else {
+            ConstraintSource::Policy
+        },
+        domains: (m.domains.len() <= MAX_REPORTED_DOMAINS).then(|| m.domains.to_map()),
+    }
+}

@@ -1,0 +1,258 @@
+//! Printing a [`Report`]: a table for people, JSON or YAML for tools.
+
+use std::fmt::Write;
+
+use super::ReportError;
+use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
+use crate::api::RebalanceStrategy;
+use crate::cli::OutputFormat;
+use crate::policy_status::key_name;
+
+/// The report in the requested format.
+pub fn render(report: &Report, format: OutputFormat) -> Result<String, ReportError> {
+    match format {
+        OutputFormat::Table => Ok(table(report)),
+        OutputFormat::Json => serde_json::to_string_pretty(report)
+            .map(|s| s + "\n")
+            .map_err(|e| ReportError::Serialize(e.to_string())),
+        OutputFormat::Yaml => {
+            serde_yaml::to_string(report).map_err(|e| ReportError::Serialize(e.to_string()))
+        }
+    }
+}
+
+/// The human table, then single points of failure, the policy's evaluation and warnings.
+pub fn table(report: &Report) -> String {
+    let mut out = String::new();
+    if report.workloads.is_empty() {
+        out.push_str("No Deployments, StatefulSets or Rollouts found.\n");
+    } else {
+        let header = [
+            "NAMESPACE".to_string(),
+            "KIND".to_string(),
+            "NAME".to_string(),
+            "REPLICAS".to_string(),
+            format!("PODS PER {}", key_name(&report.topology_key).to_uppercase()),
+            "SKEW".to_string(),
+            "SPREAD CONSTRAINTS".to_string(),
+            "WORST DOMAIN LOSS".to_string(),
+        ];
+        let rows: Vec<Vec<String>> = report.workloads.iter().map(row_cells).collect();
+        out.push_str(&columns(&header, &rows));
+        let spofs: Vec<&WorkloadRow> = report
+            .workloads
+            .iter()
+            .filter(|w| w.is_single_point_of_failure())
+            .collect();
+        if !spofs.is_empty() {
+            out.push_str("\nSingle points of failure:\n");
+            for w in spofs {
+                if let Some(loss) = &w.worst_domain_loss {
+                    let where_ = if loss.total == 1 {
+                        format!("its only running replica is in {}", loss.domain)
+                    } else {
+                        format!("all {} running replicas in {}", loss.total, loss.domain)
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {}/{} ({}): {where_} — losing {} loses 100%",
+                        w.namespace,
+                        w.name,
+                        w.kind_name(),
+                        loss.domain
+                    );
+                }
+            }
+        }
+    }
+    if !report.rollouts_installed {
+        out.push_str("\n(Argo Rollouts CRD not installed: no Rollouts listed.)\n");
+    }
+    if let Some(policy) = &report.policy {
+        out.push('\n');
+        out.push_str(&policy_text(policy));
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+impl WorkloadRow {
+    fn kind_name(&self) -> String {
+        format!("{:?}", self.kind)
+    }
+}
+
+fn row_cells(w: &WorkloadRow) -> Vec<String> {
+    let domains = if w.domains.is_empty() {
+        "-".to_string()
+    } else {
+        w.domains
+            .iter()
+            .map(|(d, n)| format!("{d}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let skew = if w.skew > w.max_skew {
+        format!("{} > {}", w.skew, w.max_skew)
+    } else {
+        w.skew.to_string()
+    };
+    let spread = if w.spread_constraint_keys.is_empty() {
+        "none".to_string()
+    } else {
+        w.spread_constraint_keys
+            .iter()
+            .map(|k| key_name(k))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let loss = match &w.worst_domain_loss {
+        None => "no running pods".to_string(),
+        Some(l) => {
+            let percent = (l.fraction * 100.0).round();
+            let mark = if l.single_point_of_failure {
+                "  SPOF"
+            } else {
+                ""
+            };
+            format!(
+                "{} {}/{} ({percent}%){mark}",
+                l.domain, l.pods_lost, l.total
+            )
+        }
+    };
+    vec![
+        w.namespace.clone(),
+        w.kind_name(),
+        w.name.clone(),
+        format!("{}/{}", w.ready, w.replicas),
+        domains,
+        skew,
+        spread,
+        loss,
+    ]
+}
+
+/// Left-aligned columns separated by two spaces, without trailing blanks.
+fn columns(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn policy_text(policy: &PolicyReport) -> String {
+    let mut out = String::new();
+    let mode = if policy.paused {
+        "paused: would measure and report only".to_string()
+    } else {
+        match policy.strategy {
+            RebalanceStrategy::None => "strategy None: would measure and report only".to_string(),
+            s => format!("strategy {s:?}"),
+        }
+    };
+    let _ = writeln!(
+        out,
+        "HAPolicy {}/{} ({mode}; nothing was changed):",
+        policy.namespace, policy.name
+    );
+    if policy.workloads.is_empty() {
+        out.push_str("  selects no workload\n");
+    }
+    for w in &policy.workloads {
+        out.push_str(&policy_workload_text(w));
+    }
+    out
+}
+
+fn policy_workload_text(w: &PolicyWorkload) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  {:?} {}", w.kind, w.name);
+    let inject = if w.inject.is_empty() {
+        "nothing".to_string()
+    } else {
+        w.inject
+            .iter()
+            .map(|c| {
+                let min = c
+                    .min_domains
+                    .map(|m| format!(" minDomains {m}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} maxSkew {} {}{min}",
+                    c.topology_key, c.max_skew, c.when_unsatisfiable
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let affinity = if w.host_anti_affinity {
+        " + preferred hostname anti-affinity"
+    } else {
+        ""
+    };
+    let change = if w.changes_template {
+        " (changes the template: one rolling update, the first rebalance)"
+    } else {
+        " (template already as wanted)"
+    };
+    let _ = writeln!(out, "    inject: {inject}{affinity}{change}");
+    for c in &w.constraints {
+        let state = if c.skew > c.max_skew {
+            format!("skew {} > maxSkew {}", c.skew, c.max_skew)
+        } else {
+            format!("skew {} (maxSkew {})", c.skew, c.max_skew)
+        };
+        let domains = c
+            .domains
+            .as_ref()
+            .map(|d| {
+                if d.is_empty() {
+                    return " [no eligible domain]".to_string();
+                }
+                let list: Vec<String> = d.iter().map(|(k, n)| format!("{k}={n}")).collect();
+                format!(" [{}]", list.join(" "))
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {}: {state}{domains}, measured by the {:?} constraint",
+            c.topology_key, c.source
+        );
+    }
+    if w.plan.moves.is_empty() {
+        let reason = w.plan.obstacle.as_deref().unwrap_or("NothingMovable");
+        let _ = writeln!(out, "    plan: no move ({reason})");
+    } else {
+        let _ = writeln!(
+            out,
+            "    plan: {} move(s) needed in all; next step:",
+            w.plan.moves_needed
+        );
+        for m in &w.plan.moves {
+            let _ = writeln!(
+                out,
+                "      move {}: {} -> {} (node {} -> {})",
+                m.pod, m.from_domain, m.to_domain, m.from_node, m.to_node
+            );
+        }
+        if let Some(reason) = &w.plan.obstacle {
+            let _ = writeln!(out, "      stops short of balance: {reason}");
+        }
+    }
+    out
+}

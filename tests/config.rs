@@ -1,0 +1,508 @@
+//! The install tree under config/ (and the generated CRD under crds/): every kustomization points
+//! at files that exist, every object is valid for its kind, the samples pass the CRD's rules, the
+//! operator's ClusterRole grants exactly what it needs, and the manager is locked down.
+//! When kubectl is available, `kubectl kustomize config/default` must build, and its output is
+//! checked the same way.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::cel::Validator;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use skewguard::api::HAPolicy;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every .yaml/.yml file below `dir`, sorted.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The non-empty documents of a multi-document YAML text.
+fn documents(text: &str, origin: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("{origin}: invalid YAML: {e}"))
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn is_kustomization(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()) == Some("kustomization.yaml")
+}
+
+/// Every object of every manifest under config/ and crds/ (kustomization files excluded).
+fn objects() -> Vec<(String, Value)> {
+    [root().join("config"), root().join("crds")]
+        .iter()
+        .flat_map(|d| yaml_files(d))
+        .filter(|p| !is_kustomization(p))
+        .flat_map(|p| {
+            let origin = p.strip_prefix(root()).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&p).unwrap();
+            documents(&text, &origin)
+                .into_iter()
+                .map(move |v| (origin.clone(), v))
+        })
+        .collect()
+}
+
+fn kind_of(v: &Value) -> &str {
+    v["kind"].as_str().unwrap_or_default()
+}
+
+fn name_of(v: &Value) -> &str {
+    v["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// Deserializes into the typed object and back: any field the type does not know (a typo, a
+/// wrong nesting) makes the round trip differ.
+fn round_trips<K: DeserializeOwned + serde::Serialize>(origin: &str, v: &Value) -> K {
+    let typed: K = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("{origin}: not a valid {}: {e}", kind_of(v)));
+    let back = serde_json::to_value(&typed).unwrap();
+    if let Some(path) = first_difference(v, &back, String::new()) {
+        panic!(
+            "{origin}: {} {}: {path} is not a field of its type (or has the wrong shape)",
+            kind_of(v),
+            name_of(v)
+        );
+    }
+    typed
+}
+
+/// The first path where two values differ; numbers compare by value (1 == 1.0).
+fn first_difference(written: &Value, typed: &Value, path: String) -> Option<String> {
+    match (written, typed) {
+        (Value::Number(a), Value::Number(b)) => (a.as_f64() != b.as_f64()).then_some(path),
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .find_map(|(k, av)| match b.get(k) {
+                Some(bv) => first_difference(av, bv, format!("{path}.{k}")),
+                None => Some(format!("{path}.{k}")),
+            })
+            .or_else(|| {
+                b.keys()
+                    .find(|k| !a.contains_key(*k))
+                    .map(|k| format!("{path}.{k} (added by the type)"))
+            }),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, format!("{path}[{i}]"))),
+        (a, b) => (a != b).then_some(path),
+    }
+}
+
+fn crd_schema() -> Value {
+    let crd = skewguard::api::crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("the CRD has a schema");
+    serde_json::to_value(schema).unwrap()
+}
+
+/// Checks one object against its kind's type; returns whether the kind is known.
+fn check_object(origin: &str, v: &Value) -> bool {
+    for field in ["apiVersion", "kind"] {
+        assert!(v[field].is_string(), "{origin}: an object without {field}");
+    }
+    assert!(
+        !name_of(v).is_empty(),
+        "{origin}: {} without metadata.name",
+        kind_of(v)
+    );
+    match (v["apiVersion"].as_str().unwrap(), kind_of(v)) {
+        ("apps/v1", "Deployment") => drop(round_trips::<Deployment>(origin, v)),
+        ("v1", "ServiceAccount") => drop(round_trips::<ServiceAccount>(origin, v)),
+        ("v1", "Service") => drop(round_trips::<Service>(origin, v)),
+        ("v1", "Namespace") => drop(round_trips::<Namespace>(origin, v)),
+        ("policy/v1", "PodDisruptionBudget") => drop(round_trips::<PodDisruptionBudget>(origin, v)),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            drop(round_trips::<ClusterRole>(origin, v))
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            drop(round_trips::<ClusterRoleBinding>(origin, v))
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => drop(round_trips::<Role>(origin, v)),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            drop(round_trips::<RoleBinding>(origin, v))
+        }
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            drop(round_trips::<CustomResourceDefinition>(origin, v))
+        }
+        ("skewguard.dev/v1alpha1", "HAPolicy") => {
+            let policy: HAPolicy = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("{origin}: not a valid HAPolicy: {e}"));
+            assert!(
+                policy.metadata.namespace.is_some(),
+                "{origin}: no namespace"
+            );
+            if let Err(errors) = Validator::new().validate(&crd_schema(), v, None) {
+                let messages: Vec<String> = errors
+                    .as_slice()
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect();
+                panic!("{origin}: the CRD's rules reject it: {messages:?}");
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+#[test]
+fn every_kustomization_points_at_existing_resources() {
+    let kustomizations: Vec<PathBuf> = [root().join("config"), root().join("crds")]
+        .iter()
+        .flat_map(|d| yaml_files(d))
+        .filter(|p| is_kustomization(p))
+        .collect();
+    assert!(kustomizations.len() >= 6, "{kustomizations:?}");
+    for k in kustomizations {
+        let text = std::fs::read_to_string(&k).unwrap();
+        let v: Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(v["kind"], "Kustomization", "{}", k.display());
+        let dir = k.parent().unwrap();
+        for resource in v["resources"].as_array().into_iter().flatten() {
+            let resource = resource.as_str().expect("a resource is a path");
+            let target = dir.join(resource);
+            assert!(
+                target.is_file() || target.join("kustomization.yaml").is_file(),
+                "{}: resource {resource} does not exist",
+                k.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_object_is_valid_for_its_kind() {
+    let objects = objects();
+    let mut kinds = BTreeSet::new();
+    for (origin, v) in &objects {
+        if check_object(origin, v) {
+            kinds.insert(kind_of(v).to_string());
+        }
+    }
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "CustomResourceDefinition",
+        "HAPolicy",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} under config/: {kinds:?}");
+    }
+}
+
+#[test]
+fn the_samples_are_the_documented_policies() {
+    let samples: Vec<Value> = objects()
+        .into_iter()
+        .filter(|(o, _)| o.starts_with("config/samples/"))
+        .map(|(_, v)| v)
+        .collect();
+    let names: BTreeSet<(&str, &str)> = samples
+        .iter()
+        .map(|v| (v["metadata"]["namespace"].as_str().unwrap(), name_of(v)))
+        .collect();
+    assert!(names.contains(&("petclinic", "petclinic")), "{names:?}");
+    let three_zones = samples
+        .iter()
+        .find(|v| name_of(v) == "user-service")
+        .expect("a three-zone example");
+    assert_eq!(three_zones["spec"]["spread"][0]["minDomains"], 3);
+}
+
+fn manager_role() -> ClusterRole {
+    let (origin, v) = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "ClusterRole" && name_of(v) == "skewguard-manager")
+        .expect("the manager ClusterRole");
+    round_trips(&origin, &v)
+}
+
+/// (apiGroup, resource, verb) triples a role grants; a rule limited to some objects names its
+/// resource `resource/name`.
+fn grants(rules: &[k8s_openapi::api::rbac::v1::PolicyRule]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        assert!(rule.non_resource_urls.is_none(), "{rule:?}");
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                let targets: Vec<String> = match &rule.resource_names {
+                    Some(names) => names.iter().map(|n| format!("{resource}/{n}")).collect(),
+                    None => vec![resource.clone()],
+                };
+                for target in targets {
+                    for verb in &rule.verbs {
+                        out.insert((group.clone(), target.clone(), verb.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_role_has_wildcards_or_secrets() {
+    for (origin, v) in objects() {
+        if !matches!(kind_of(&v), "ClusterRole" | "Role") {
+            continue;
+        }
+        let rules = v["rules"].as_array().cloned().unwrap_or_default();
+        for rule in rules {
+            for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+                for item in rule[field].as_array().into_iter().flatten() {
+                    let item = item.as_str().unwrap_or_default();
+                    assert!(!item.contains('*'), "{origin}: wildcard in {field}");
+                    assert!(item != "secrets", "{origin}: grants Secrets");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_manager_role_grants_exactly_what_the_operator_needs() {
+    let read = ["get", "list", "watch"];
+    let mut expected = BTreeSet::new();
+    let mut allow = |group: &str, resources: &[&str], verbs: &[&str]| {
+        for r in resources {
+            for v in verbs {
+                expected.insert((group.to_string(), r.to_string(), v.to_string()));
+            }
+        }
+    };
+    allow("skewguard.dev", &["hapolicies"], &read);
+    allow(
+        "skewguard.dev",
+        &["hapolicies/status"],
+        &["get", "patch", "update"],
+    );
+    allow("", &["pods", "nodes"], &read);
+    allow("policy", &["poddisruptionbudgets"], &read);
+    allow(
+        "apps",
+        &["deployments", "statefulsets", "replicasets"],
+        &read,
+    );
+    allow("argoproj.io", &["rollouts"], &read);
+    allow("apps", &["deployments", "statefulsets"], &["patch"]);
+    allow("argoproj.io", &["rollouts"], &["patch"]);
+    allow("", &["pods/eviction"], &["create"]);
+    allow("events.k8s.io", &["events"], &["create", "patch"]);
+    allow(
+        "apiextensions.k8s.io",
+        &[
+            "customresourcedefinitions/rollouts.argoproj.io",
+            "customresourcedefinitions/hapolicies.skewguard.dev",
+        ],
+        &read,
+    );
+    assert_eq!(grants(&manager_role().rules.unwrap_or_default()), expected);
+}
+
+#[test]
+fn leases_are_granted_only_in_the_operators_namespace() {
+    let objects = objects();
+    let role: Role = objects
+        .iter()
+        .find(|(_, v)| kind_of(v) == "Role")
+        .map(|(o, v)| round_trips(o, v))
+        .expect("the leader-election Role");
+    assert_eq!(role.metadata.namespace.as_deref(), Some("skewguard-system"));
+    let granted = grants(&role.rules.unwrap_or_default());
+    assert!(
+        granted
+            .iter()
+            .all(|(g, r, _)| g == "coordination.k8s.io" && r == "leases"),
+        "{granted:?}"
+    );
+    let cluster_wide: Vec<String> = objects
+        .iter()
+        .filter(|(_, v)| kind_of(v) == "ClusterRole")
+        .flat_map(|(o, v)| round_trips::<ClusterRole>(o, v).rules.unwrap_or_default())
+        .flat_map(|r| r.resources.unwrap_or_default())
+        .collect();
+    assert!(!cluster_wide.iter().any(|r| r == "leases"));
+}
+
+#[test]
+fn the_manager_is_locked_down_spread_and_probed() {
+    let (origin, v) = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "Deployment")
+        .expect("the manager Deployment");
+    let d: Deployment = round_trips(&origin, &v);
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(true));
+    assert_eq!(pod.service_account_name.as_deref(), Some("skewguard"));
+    let keys: Vec<(String, String)> = pod
+        .topology_spread_constraints
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.topology_key, c.when_unsatisfiable))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (
+                "topology.kubernetes.io/zone".into(),
+                "ScheduleAnyway".into()
+            ),
+            ("kubernetes.io/hostname".into(), "ScheduleAnyway".into()),
+        ]
+    );
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("skewguard:latest"));
+    let args = c.args.clone().unwrap_or_default();
+    assert_eq!(
+        args,
+        [
+            "run",
+            "--leader-elect",
+            "--metrics-addr=0.0.0.0:8080",
+            "--health-addr=0.0.0.0:8081",
+            "--log-format=json"
+        ]
+    );
+    let sc = c.security_context.clone().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.run_as_user, Some(65532));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+    assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .map(|h| h.path.clone().unwrap_or_default())
+    };
+    assert_eq!(probe_path(&c.liveness_probe).as_deref(), Some("/healthz"));
+    assert_eq!(probe_path(&c.readiness_probe).as_deref(), Some("/readyz"));
+    let resources = c.resources.clone().unwrap();
+    assert!(
+        resources
+            .requests
+            .is_some_and(|r| r.contains_key("cpu") && r.contains_key("memory"))
+    );
+    assert!(resources.limits.is_some_and(|l| l.contains_key("memory")));
+    let env: Vec<String> = c.env.iter().flatten().map(|e| e.name.clone()).collect();
+    assert_eq!(env, ["POD_NAMESPACE", "POD_NAME"]);
+
+    let sa: ServiceAccount = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "ServiceAccount")
+        .map(|(o, v)| round_trips(&o, &v))
+        .unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
+    let pdb: PodDisruptionBudget = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "PodDisruptionBudget")
+        .map(|(o, v)| round_trips(&o, &v))
+        .unwrap();
+    assert_eq!(
+        pdb.spec.unwrap().min_available,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+}
+
+/// kubectl on the PATH, else the one envtest installs.
+fn kubectl() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        let envtest = Path::new(&home).join(".local/share/kubebuilder-envtest/k8s");
+        std::fs::read_dir(envtest)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("kubectl")))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn kustomize_builds_the_default_install() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping `kubectl kustomize config/default`");
+        return;
+    };
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(root().join("config/default"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize config/default failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let rendered = documents(&text, "kubectl kustomize config/default");
+    let mut known = 0;
+    for v in &rendered {
+        known += usize::from(check_object("kubectl kustomize config/default", v));
+        if v["metadata"]["namespace"].is_string() {
+            assert_eq!(
+                v["metadata"]["namespace"],
+                "skewguard-system",
+                "{}",
+                name_of(v)
+            );
+        }
+    }
+    assert!(known >= 10, "only {known} known objects rendered");
+    for kind in [
+        "CustomResourceDefinition",
+        "Deployment",
+        "ClusterRole",
+        "Namespace",
+    ] {
+        assert!(rendered.iter().any(|v| kind_of(v) == kind), "no {kind}");
+    }
+}

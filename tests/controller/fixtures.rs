@@ -1,0 +1,155 @@
+//! The field scenario as cluster state: two zones, `web` (2 replicas) all in zone c.
+
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Client;
+use kube::Resource;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use skewguard::api::HAPolicy;
+use skewguard::controller::context::{Context, RateLimiter, Settings};
+use skewguard::controller::stores::Stores;
+use skewguard::metrics::Metrics;
+use skewguard::snapshot::LeanPod as Pod;
+
+pub const NS: &str = "petclinic";
+
+fn store_of<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(o));
+    }
+    reader
+}
+
+pub fn node(name: &str, zone: &str) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {
+            "topology.kubernetes.io/zone": zone, "kubernetes.io/hostname": name}},
+        "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                   "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap()
+}
+
+pub fn pod(name: &str, node: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS,
+                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"}},
+        "spec": {"nodeName": node, "containers": [{"name": "nginx", "image": "nginx",
+                 "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap()
+}
+
+/// `web`: 2 replicas, settled; `template_spec` is its pod template spec.
+pub fn web(template_spec: Value, managed_fields: Value) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 2, "uid": "web-uid",
+                     "labels": {"app": "petclinic", "tier": "web"},
+                     "managedFields": managed_fields},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "petclinic", "tier": "web"}},
+                 "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
+                              "spec": template_spec}},
+        "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2,
+                   "readyReplicas": 2, "availableReplicas": 2}
+    }))
+    .unwrap()
+}
+
+pub fn plain_template() -> Value {
+    json!({"containers": [{"name": "nginx", "image": "nginx"}]})
+}
+
+pub fn policy(name: &str, created: &str, spec_extra: Value) -> HAPolicy {
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": "petclinic"}},
+        "spread": [{"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1}],
+        "rebalance": {"stabilizationSeconds": 0, "cooldownSeconds": 0}
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), spec_extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "skewguard.dev/v1alpha1", "kind": "HAPolicy",
+        "metadata": {"name": name, "namespace": NS, "uid": format!("{name}-uid"),
+                     "generation": 1, "creationTimestamp": created},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+/// A reconcile context over the given objects, talking to `client`.
+pub fn context(
+    client: Client,
+    policies: Vec<HAPolicy>,
+    deployments: Vec<Deployment>,
+    pods: Vec<Pod>,
+    dry_run: bool,
+) -> Arc<Context> {
+    context_with_budgets(client, policies, deployments, pods, vec![], dry_run)
+}
+
+/// A PodDisruptionBudget over `web` that allows `allowed` disruptions.
+pub fn web_budget(allowed: i32) -> PodDisruptionBudget {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 1},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"tier": "web"}}},
+        "status": {"observedGeneration": 1, "disruptionsAllowed": allowed, "currentHealthy": 2,
+                   "desiredHealthy": 2, "expectedPods": 2}
+    }))
+    .unwrap()
+}
+
+pub fn context_with_budgets(
+    client: Client,
+    policies: Vec<HAPolicy>,
+    deployments: Vec<Deployment>,
+    pods: Vec<Pod>,
+    budgets: Vec<PodDisruptionBudget>,
+    dry_run: bool,
+) -> Arc<Context> {
+    // A closed channel still reads its last value: the leader for good.
+    let (_, leader) = tokio::sync::watch::channel(true);
+    Arc::new(Context {
+        client: client.clone(),
+        stores: Stores {
+            deployments: store_of(deployments),
+            statefulsets: store_of(Vec::<StatefulSet>::new()),
+            pods: store_of(pods),
+            nodes: store_of(vec![
+                node("a-1", "ap-northeast-2a"),
+                node("c-1", "ap-northeast-2c"),
+            ]),
+            pdbs: store_of(budgets),
+            rollouts: Arc::default(),
+        },
+        policies: store_of(policies),
+        recorder: Recorder::new(client, Reporter::from("skewguard")),
+        settings: Settings {
+            dry_run,
+            max_evictions_per_second: 1000.0,
+        },
+        records: Mutex::default(),
+        limiter: RateLimiter::per_second(1000.0),
+        leader,
+        metrics: Metrics::new(),
+    })
+}
+
+/// Both `web` pods in zone c.
+pub fn piled_pods() -> Vec<Pod> {
+    vec![pod("web-1", "c-1"), pod("web-2", "c-1")]
+}

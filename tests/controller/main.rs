@@ -1,0 +1,434 @@
+//! Controller tests against a mocked API server: the requests a reconcile makes for the field
+//! scenario, under each rule users count on.
+
+mod fake_api;
+mod fixtures;
+
+use std::sync::Arc;
+
+use fake_api::{FakeApi, evictions_refused};
+use fixtures::*;
+use serde_json::{Value, json};
+use skewguard::controller::reconcile::reconcile;
+
+fn no_injection() -> Value {
+    json!({"injectConstraints": false})
+}
+
+#[tokio::test]
+async fn injection_applies_only_the_missing_constraints_as_skewguard() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy(
+        "petclinic",
+        "2026-01-01T00:00:00Z",
+        json!({"hostAntiAffinity": "Preferred"}),
+    );
+    // The user already spreads over hostname: only the zone entry is injected.
+    let template = json!({
+        "containers": [{"name": "nginx", "image": "nginx"}],
+        "topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname", "maxSkew": 1,
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "petclinic", "tier": "web"}}}]
+    });
+    let mut p2 = p.clone();
+    p2.spec
+        .spread
+        .push(skewguard::api::SpreadEntry::new("kubernetes.io/hostname"));
+    let ctx = context(
+        client,
+        vec![p2.clone()],
+        vec![web(template, json!([]))],
+        piled_pods(),
+        false,
+    );
+    reconcile(Arc::new(p2), ctx).await.unwrap();
+
+    let applies: Vec<_> = api
+        .writes()
+        .into_iter()
+        .filter(|r| r.is("PATCH", "/deployments/web"))
+        .collect();
+    assert_eq!(applies.len(), 1, "one server-side apply: {applies:#?}");
+    let apply = &applies[0];
+    assert!(
+        apply.uri.contains("fieldManager=skewguard"),
+        "{}",
+        apply.uri
+    );
+    assert!(
+        !apply.uri.contains("force=true"),
+        "never forces other managers' fields"
+    );
+    assert_eq!(apply.content_type, "application/apply-patch+yaml");
+    let spec = &apply.body["spec"]["template"]["spec"];
+    let constraints = spec["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(
+        constraints.len(),
+        1,
+        "the user's hostname constraint is left alone"
+    );
+    assert_eq!(constraints[0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(
+        constraints[0]["matchLabelKeys"],
+        json!(["pod-template-hash"])
+    );
+    assert_eq!(
+        constraints[0]["labelSelector"],
+        json!({"matchLabels": {"app": "petclinic", "tier": "web"}})
+    );
+    assert_eq!(constraints[0]["nodeTaintsPolicy"], "Honor");
+    let anti =
+        &spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(anti["weight"], 100);
+    assert_eq!(
+        anti["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    // Only the fields skewguard owns: no containers, no replicas.
+    assert!(spec.get("containers").is_none());
+    assert!(apply.body["spec"].get("replicas").is_none());
+    assert!(
+        api.event_reasons()
+            .contains(&"ConstraintsInjected".to_string())
+    );
+}
+
+#[tokio::test]
+async fn constraints_skewguard_already_owns_are_not_applied_again() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
+    let injected = json!({
+        "topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"app": "petclinic", "tier": "web"}},
+        "matchLabelKeys": ["pod-template-hash"],
+        "nodeAffinityPolicy": "Honor", "nodeTaintsPolicy": "Honor"
+    });
+    let template = json!({"containers": [{"name": "nginx", "image": "nginx"}],
+                          "topologySpreadConstraints": [injected]});
+    let managed = json!([{"manager": "skewguard", "operation": "Apply", "apiVersion": "apps/v1",
+    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+        "f:topologySpreadConstraints": {
+            "k:{\"topologyKey\":\"topology.kubernetes.io/zone\",\"whenUnsatisfiable\":\"ScheduleAnyway\"}": {}
+        }}}}}}]);
+    // Balanced pods: nothing to do at all.
+    let pods = vec![pod("web-1", "a-1"), pod("web-2", "c-1")];
+    let ctx = context(
+        client,
+        vec![p.clone()],
+        vec![web(template, managed)],
+        pods,
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let writes: Vec<_> = api
+        .writes()
+        .into_iter()
+        .filter(|r| !r.uri.contains("/status"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "no writes to a balanced, already injected workload: {writes:#?}"
+    );
+    assert_eq!(api.last_status()["workloads"][0]["balanced"], true);
+}
+
+#[tokio::test]
+async fn skew_past_stabilization_evicts_one_pod_toward_the_empty_zone() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let ctx = context(
+        client,
+        vec![p.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let evictions: Vec<_> = api
+        .writes()
+        .into_iter()
+        .filter(|r| r.is("POST", "/eviction"))
+        .collect();
+    assert_eq!(evictions.len(), 1, "exactly one eviction: {evictions:#?}");
+    assert!(
+        evictions[0]
+            .uri
+            .contains("/namespaces/petclinic/pods/web-1/eviction")
+    );
+    assert_eq!(evictions[0].body["metadata"]["name"], "web-1");
+    let status = api.last_status();
+    let w = &status["workloads"][0];
+    assert_eq!(w["rebalance"]["state"], "Evicting");
+    assert_eq!(w["rebalance"]["actions"], 1);
+    assert_eq!(w["constraints"][0]["skew"], 2);
+    assert_eq!(
+        w["constraints"][0]["domains"],
+        json!({"ap-northeast-2a": 0, "ap-northeast-2c": 2})
+    );
+    assert_eq!(w["zoneLoss"]["fraction"], 1.0);
+    let reasons = api.event_reasons();
+    assert!(reasons.contains(&"SkewDetected".to_string()), "{reasons:?}");
+    assert!(reasons.contains(&"PodEvicted".to_string()), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_refused_eviction_blocks_on_the_disruption_budget() {
+    let (client, api) = FakeApi::start(vec![evictions_refused()]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let ctx = context(
+        client,
+        vec![p.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    let requeue = reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(
+        requeue,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(10))
+    );
+    let status = api.last_status();
+    let rebalance = &status["workloads"][0]["rebalance"];
+    assert_eq!(rebalance["state"], "Blocked");
+    assert_eq!(rebalance["reason"], "PodDisruptionBudget");
+    assert_eq!(
+        rebalance["actions"], 0,
+        "a refused eviction is no disruption"
+    );
+    assert!(
+        api.event_reasons()
+            .contains(&"RebalanceBlocked".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_budget_without_room_blocks_before_any_eviction_is_tried() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let deployments = vec![web(plain_template(), json!([]))];
+    let ctx = context_with_budgets(
+        client,
+        vec![p.clone()],
+        deployments,
+        piled_pods(),
+        vec![web_budget(0)],
+        false,
+    );
+    reconcile(Arc::new(p.clone()), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        0
+    );
+    assert_eq!(
+        api.last_status()["workloads"][0]["rebalance"]["reason"],
+        "PodDisruptionBudget"
+    );
+    // With room, the eviction goes ahead.
+    let (client, api) = FakeApi::start(vec![]);
+    let deployments = vec![web(plain_template(), json!([]))];
+    let ctx = context_with_budgets(
+        client,
+        vec![p.clone()],
+        deployments,
+        piled_pods(),
+        vec![web_budget(1)],
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        1
+    );
+}
+
+async fn assert_no_writes(ctx_dry_run: bool, spec: Value) {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", spec);
+    let ctx = context(
+        client,
+        vec![p.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        ctx_dry_run,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let writes: Vec<_> = api
+        .writes()
+        .into_iter()
+        .filter(|r| !r.uri.contains("/hapolicies/"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "no writes to workloads or pods: {writes:#?}"
+    );
+    let message = api.last_status()["workloads"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("would"),
+        "the status says what would have been done: {message}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_but_says_what_it_would_do() {
+    assert_no_writes(true, json!({})).await;
+}
+
+#[tokio::test]
+async fn a_paused_policy_writes_nothing_but_says_what_it_would_do() {
+    assert_no_writes(false, json!({"paused": true})).await;
+}
+
+#[tokio::test]
+async fn the_status_patch_tells_the_story() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let ctx = context(
+        client,
+        vec![p.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let patch = api
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.is(
+                "PATCH",
+                "/apis/skewguard.dev/v1alpha1/namespaces/petclinic/hapolicies/petclinic/status",
+            )
+        })
+        .expect("a status patch");
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    let status = &patch.body["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["workloadCount"], 1);
+    assert_eq!(status["unbalancedCount"], 1);
+    assert_eq!(status["maxObservedSkew"], 2);
+    let conditions: Vec<(&str, &str, &str)> = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conditions,
+        vec![
+            ("Ready", "True", "Reconciled"),
+            ("Balanced", "False", "SkewExceeded"),
+            ("Rebalancing", "True", "Evicting")
+        ]
+    );
+    assert!(
+        status["conditions"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web: zone skew 2 > 1")
+    );
+}
+
+#[tokio::test]
+async fn the_older_policy_governs_and_the_newer_reports_a_conflict() {
+    let (client, api) = FakeApi::start(vec![]);
+    let older = policy("first", "2026-01-01T00:00:00Z", no_injection());
+    let newer = policy("second", "2026-03-01T00:00:00Z", no_injection());
+    let ctx = context(
+        client,
+        vec![older.clone(), newer.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    reconcile(Arc::new(newer), ctx.clone()).await.unwrap();
+    let writes: Vec<_> = api
+        .writes()
+        .into_iter()
+        .filter(|r| !r.uri.contains("/hapolicies/"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the newer policy touches nothing: {writes:#?}"
+    );
+    let rebalance = &api.last_status()["workloads"][0]["rebalance"];
+    assert_eq!(
+        (rebalance["state"].as_str(), rebalance["reason"].as_str()),
+        (Some("Blocked"), Some("Conflict"))
+    );
+    assert!(api.event_reasons().contains(&"PolicyConflict".to_string()));
+    // The older one acts.
+    reconcile(Arc::new(older), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_follower_writes_nothing() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
+    let ctx = context(
+        client,
+        vec![p.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    let mut follower = Arc::try_unwrap(ctx).ok().expect("sole owner");
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    follower.leader = rx;
+    reconcile(Arc::new(p), Arc::new(follower)).await.unwrap();
+    assert!(api.requests().is_empty(), "{:#?}", api.requests());
+}
+
+#[tokio::test]
+async fn another_policy_in_the_namespace_does_not_wipe_what_this_one_remembers() {
+    let (client, api) = FakeApi::start(vec![]);
+    let web_policy = policy("web", "2026-01-01T00:00:00Z", no_injection());
+    let mut other = policy("other", "2026-01-01T00:00:00Z", no_injection());
+    other.spec.selector = serde_json::from_value(json!({"matchLabels": {"tier": "api"}})).unwrap();
+    let ctx = context(
+        client,
+        vec![web_policy.clone(), other.clone()],
+        vec![web(plain_template(), json!([]))],
+        piled_pods(),
+        false,
+    );
+    reconcile(Arc::new(web_policy.clone()), ctx.clone())
+        .await
+        .unwrap();
+    reconcile(Arc::new(other), ctx.clone()).await.unwrap();
+    // web-1 is still terminating in the cache: the first eviction's replacement is awaited.
+    reconcile(Arc::new(web_policy), ctx).await.unwrap();
+    assert_eq!(
+        api.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        api.last_status()["workloads"][0]["rebalance"]["reason"],
+        "AwaitingReplacement"
+    );
+}

@@ -1,0 +1,364 @@
+//! `skewguard report` on fixtures of cluster state: the petclinic field scenario (every pod in
+//! ap-northeast-2c), its table and JSON, and what the petclinic policy would do.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+use skewguard::cli::OutputFormat;
+use skewguard::report::build::{ClusterState, PolicyInput, Report, build_report};
+use skewguard::report::gather::Scope;
+use skewguard::report::render::render;
+use skewguard::report::{ReportError, parse_policy, policy_in_scope};
+use skewguard::snapshot::LeanPod as Pod;
+
+const ZONE: &str = "topology.kubernetes.io/zone";
+const NS: &str = "petclinic";
+
+fn node(name: &str, zone: &str) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {ZONE: zone, "kubernetes.io/hostname": name}},
+        "status": {
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}]
+        }
+    }))
+    .unwrap()
+}
+
+fn pod(name: &str, labels: Value, node: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"nodeName": node, "containers": [
+            {"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
+        ]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap()
+}
+
+fn spec(replicas: i32, tier: &str, extra_template: Value) -> Value {
+    let mut template_spec = json!({"containers": [
+        {"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
+    ]});
+    if let (Some(t), Some(extra)) = (template_spec.as_object_mut(), extra_template.as_object()) {
+        t.extend(extra.clone());
+    }
+    json!({
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "petclinic", "tier": tier}},
+        "template": {"metadata": {"labels": {"app": "petclinic", "tier": tier}},
+                     "spec": template_spec}
+    })
+}
+
+fn status(replicas: i32) -> Value {
+    json!({"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+           "readyReplicas": replicas, "availableReplicas": replicas})
+}
+
+fn meta(name: &str) -> Value {
+    json!({"name": name, "namespace": NS, "generation": 1, "labels": {"app": "petclinic"}})
+}
+
+/// The field report: web x2, was x2, redis-master x1, all in ap-northeast-2c; 2a is empty.
+fn petclinic() -> ClusterState {
+    let web = |i| json!({"app": "petclinic", "tier": "web", "pod-template-hash": format!("h{i}")});
+    let was = json!({"app": "petclinic", "tier": "was", "rollouts-pod-template-hash": "r1"});
+    let redis = json!({"app": "petclinic", "tier": "redis"});
+    ClusterState {
+        nodes: vec![
+            node("ip-10-0-1-10", "ap-northeast-2a"),
+            node("ip-10-0-3-20", "ap-northeast-2c"),
+        ],
+        pods: vec![
+            pod("web-7d9c-abcde", web(1), "ip-10-0-3-20"),
+            pod("web-7d9c-fghij", web(1), "ip-10-0-3-20"),
+            pod("was-5f6b-klmno", was.clone(), "ip-10-0-3-20"),
+            pod("was-5f6b-pqrst", was, "ip-10-0-3-20"),
+            pod("redis-master-0", redis, "ip-10-0-3-20"),
+        ],
+        deployments: vec![
+            serde_json::from_value::<Deployment>(json!({
+                "metadata": meta("web"), "spec": spec(2, "web", json!({})), "status": status(2)
+            }))
+            .unwrap(),
+        ],
+        statefulsets: vec![
+            serde_json::from_value::<StatefulSet>(json!({
+                "metadata": meta("redis-master"), "spec": spec(1, "redis", json!({})),
+                "status": status(1)
+            }))
+            .unwrap(),
+        ],
+        rollouts: Some(vec![
+            serde_json::from_value::<DynamicObject>(json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": meta("was"), "spec": spec(2, "was", json!({})),
+                "status": {"observedGeneration": "1", "replicas": 2, "updatedReplicas": 2,
+                           "readyReplicas": 2, "availableReplicas": 2}
+            }))
+            .unwrap(),
+        ]),
+    }
+}
+
+fn petclinic_report() -> Report {
+    build_report(&petclinic(), ZONE, None)
+}
+
+#[test]
+fn the_field_scenario_as_a_table() {
+    let text = render(&petclinic_report(), OutputFormat::Table).unwrap();
+    let expected = "\
+NAMESPACE  KIND         NAME          REPLICAS  PODS PER ZONE                        SKEW   SPREAD CONSTRAINTS  WORST DOMAIN LOSS
+petclinic  Deployment   web           2/2       ap-northeast-2a=0 ap-northeast-2c=2  2 > 1  none                ap-northeast-2c 2/2 (100%)  SPOF
+petclinic  StatefulSet  redis-master  1/1       ap-northeast-2a=0 ap-northeast-2c=1  1      none                ap-northeast-2c 1/1 (100%)  SPOF
+petclinic  Rollout      was           2/2       ap-northeast-2a=0 ap-northeast-2c=2  2 > 1  none                ap-northeast-2c 2/2 (100%)  SPOF
+
+Single points of failure:
+  petclinic/web (Deployment): all 2 running replicas in ap-northeast-2c — losing ap-northeast-2c loses 100%
+  petclinic/redis-master (StatefulSet): its only running replica is in ap-northeast-2c — losing ap-northeast-2c loses 100%
+  petclinic/was (Rollout): all 2 running replicas in ap-northeast-2c — losing ap-northeast-2c loses 100%
+";
+    assert_eq!(text, expected, "got:\n{text}");
+}
+
+#[test]
+fn the_field_scenario_as_json() {
+    let text = render(&petclinic_report(), OutputFormat::Json).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["topologyKey"], ZONE);
+    assert_eq!(v["rolloutsInstalled"], true);
+    let rows = v["workloads"].as_array().unwrap();
+    let summary: Vec<(String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["name"].as_str().unwrap().to_string(),
+                r["skew"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("Deployment".into(), "web".into(), 2),
+            ("StatefulSet".into(), "redis-master".into(), 1),
+            ("Rollout".into(), "was".into(), 2),
+        ]
+    );
+    let redis = &rows[1];
+    assert_eq!(redis["replicas"], 1);
+    assert_eq!(redis["maxSkew"], 1);
+    assert_eq!(redis["measuredBy"], "Default");
+    assert_eq!(redis["spreadConstraintKeys"], json!([]));
+    assert_eq!(
+        redis["domains"],
+        json!({"ap-northeast-2a": 0, "ap-northeast-2c": 1})
+    );
+    assert_eq!(
+        redis["worstDomainLoss"],
+        json!({"domain": "ap-northeast-2c", "podsLost": 1, "total": 1, "fraction": 1.0,
+               "singlePointOfFailure": true})
+    );
+    assert!(v.get("policy").is_none() && v.get("warnings").is_none());
+}
+
+#[test]
+fn yaml_output_carries_the_same_report() {
+    let text = render(&petclinic_report(), OutputFormat::Yaml).unwrap();
+    let v: Value = serde_yaml::from_str(&text).unwrap();
+    let json: Value =
+        serde_json::from_str(&render(&petclinic_report(), OutputFormat::Json).unwrap()).unwrap();
+    assert_eq!(v, json);
+}
+
+#[test]
+fn after_the_manual_fix_the_template_constraint_measures_and_nothing_is_a_spof() {
+    // web with the team's hand-written zone constraint, one pod in each zone.
+    let mut state = petclinic();
+    let constraint = json!({"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"app": "petclinic", "tier": "web"}}
+    }]});
+    state.deployments[0] = serde_json::from_value(json!({
+        "metadata": meta("web"), "spec": spec(2, "web", constraint), "status": status(2)
+    }))
+    .unwrap();
+    state.pods[0].spec.node_name = Some("ip-10-0-1-10".into());
+    let report = build_report(&state, ZONE, None);
+    let web = &report.workloads[0];
+    assert_eq!(web.name, "web");
+    assert_eq!(web.skew, 0);
+    assert_eq!(web.spread_constraint_keys, vec![ZONE.to_string()]);
+    assert_eq!(format!("{:?}", web.measured_by), "Template");
+    assert!(!web.is_single_point_of_failure());
+    let loss = web.worst_domain_loss.as_ref().unwrap();
+    assert_eq!((loss.pods_lost, loss.total), (1, 2));
+    let text = render(&report, OutputFormat::Table).unwrap();
+    assert!(text.contains("ap-northeast-2a 1/2 (50%)\n"), "{text}");
+    assert!(!text.contains("petclinic/web (Deployment): all"), "{text}");
+}
+
+#[test]
+fn no_rollout_crd_and_no_workloads_say_so() {
+    let state = ClusterState {
+        nodes: vec![node("n1", "a")],
+        ..Default::default()
+    };
+    let text = render(&build_report(&state, ZONE, None), OutputFormat::Table).unwrap();
+    assert_eq!(
+        text,
+        "No Deployments, StatefulSets or Rollouts found.\n\n\
+         (Argo Rollouts CRD not installed: no Rollouts listed.)\n"
+    );
+}
+
+#[test]
+fn a_workload_with_an_invalid_selector_is_a_warning_not_a_failure() {
+    let mut state = petclinic();
+    state.deployments[0] = serde_json::from_value(json!({
+        "metadata": meta("web"),
+        "spec": {"selector": {"matchExpressions": [{"key": "tier", "operator": "Sideways"}]},
+                 "template": {}}
+    }))
+    .unwrap();
+    let report = build_report(&state, ZONE, None);
+    assert_eq!(report.workloads.len(), 2);
+    assert_eq!(report.warnings.len(), 1);
+    assert!(report.warnings[0].contains("web"), "{:?}", report.warnings);
+}
+
+fn sample_policy(file: &str) -> skewguard::api::HAPolicy {
+    let path = format!("{}/config/samples/{file}", env!("CARGO_MANIFEST_DIR"));
+    parse_policy(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_petclinic_policy_shows_what_the_operator_would_do() {
+    let policy = sample_policy("petclinic-hapolicy.yaml");
+    let input = policy_in_scope(&policy, &Scope::Namespace(NS.into()), "default").unwrap();
+    let report = build_report(&petclinic(), ZONE, Some(&input));
+    let evaluation = report.policy.as_ref().unwrap();
+    assert_eq!(
+        (evaluation.name.as_str(), evaluation.namespace.as_str()),
+        ("petclinic", NS)
+    );
+    let names: Vec<&str> = evaluation
+        .workloads
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["web", "redis-master", "was"]);
+
+    let web = &evaluation.workloads[0];
+    let injected: Vec<(&str, &str)> = web
+        .inject
+        .iter()
+        .map(|c| (c.topology_key.as_str(), c.when_unsatisfiable.as_str()))
+        .collect();
+    assert_eq!(
+        injected,
+        vec![
+            (ZONE, "ScheduleAnyway"),
+            ("kubernetes.io/hostname", "ScheduleAnyway")
+        ]
+    );
+    assert!(web.changes_template && web.host_anti_affinity);
+    assert_eq!(web.constraints[0].skew, 2);
+    assert_eq!(format!("{:?}", web.constraints[0].source), "Policy");
+    assert_eq!(web.plan.moves_needed, 1);
+    let m = &web.plan.moves[0];
+    assert!(m.pod.starts_with("web-"), "{m:?}");
+    assert_eq!(
+        (
+            m.from_domain.as_str(),
+            m.to_domain.as_str(),
+            m.to_node.as_str()
+        ),
+        ("ap-northeast-2c", "ap-northeast-2a", "ip-10-0-1-10")
+    );
+
+    let redis = &evaluation.workloads[1];
+    assert!(redis.plan.moves.is_empty());
+    assert_eq!(redis.plan.obstacle.as_deref(), Some("AlreadyBalanced"));
+
+    let text = render(&report, OutputFormat::Table).unwrap();
+    let section = text.split_once("\nHAPolicy ").map(|(_, s)| s).unwrap();
+    let expected_web = "\
+  Deployment web
+    inject: topology.kubernetes.io/zone maxSkew 1 ScheduleAnyway; kubernetes.io/hostname maxSkew 1 ScheduleAnyway + preferred hostname anti-affinity (changes the template: one rolling update, the first rebalance)
+    topology.kubernetes.io/zone: skew 2 > maxSkew 1 [ap-northeast-2a=0 ap-northeast-2c=2], measured by the Policy constraint
+    kubernetes.io/hostname: skew 2 > maxSkew 1 [ip-10-0-1-10=0 ip-10-0-3-20=2], measured by the Policy constraint
+    plan: 1 move(s) needed in all; next step:
+";
+    assert!(
+        section.starts_with("petclinic/petclinic (strategy Evict; nothing was changed):\n"),
+        "{section}"
+    );
+    assert!(section.contains(expected_web), "{section}");
+    assert!(
+        section.contains(&format!(
+            "      move {}: ap-northeast-2c -> ap-northeast-2a (node ip-10-0-3-20 -> ip-10-0-1-10)\n",
+            m.pod
+        )),
+        "{section}"
+    );
+    assert!(
+        section.contains("  StatefulSet redis-master\n"),
+        "{section}"
+    );
+    assert!(
+        section.contains("    plan: no move (AlreadyBalanced)\n"),
+        "{section}"
+    );
+
+    let json: Value = serde_json::from_str(&render(&report, OutputFormat::Json).unwrap()).unwrap();
+    assert_eq!(json["policy"]["strategy"], "Evict");
+    assert_eq!(json["policy"]["workloads"][0]["plan"]["movesNeeded"], 1);
+    assert_eq!(
+        json["policy"]["workloads"][0]["constraints"][0]["domains"],
+        json!({"ap-northeast-2a": 0, "ap-northeast-2c": 2})
+    );
+}
+
+#[test]
+fn a_policy_selects_by_workload_labels_and_kinds_in_its_namespace() {
+    let mut policy = sample_policy("petclinic-hapolicy.yaml");
+    policy.spec.workload_kinds = vec![skewguard::api::WorkloadKind::StatefulSet];
+    let input = PolicyInput::new(&policy, NS.into());
+    let report = build_report(&petclinic(), ZONE, Some(&input));
+    let names: Vec<&str> = report
+        .policy
+        .as_ref()
+        .unwrap()
+        .workloads
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["redis-master"]);
+
+    let elsewhere = PolicyInput::new(&policy, "other".into());
+    let report = build_report(&petclinic(), ZONE, Some(&elsewhere));
+    assert!(report.policy.unwrap().workloads.is_empty());
+}
+
+#[test]
+fn a_policy_for_another_namespace_than_the_report_is_refused() {
+    let policy = sample_policy("petclinic-hapolicy.yaml");
+    let err = policy_in_scope(&policy, &Scope::Namespace("default".into()), "default").unwrap_err();
+    assert!(matches!(err, ReportError::NamespaceMismatch { .. }));
+    assert!(err.to_string().contains("-n petclinic"));
+    let all = policy_in_scope(&policy, &Scope::All, "default").unwrap();
+    assert_eq!(all.namespace(), NS);
+}
+
+#[test]
+fn a_file_that_is_not_an_hapolicy_is_a_clear_error() {
+    assert!(parse_policy("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").is_err());
+    assert!(parse_policy(": not yaml: [").is_err());
+    let missing = skewguard::report::read_policy(std::path::Path::new("/nonexistent/policy.yaml"));
+    assert!(matches!(missing, Err(ReportError::PolicyRead { .. })));
+}
