@@ -62,15 +62,9 @@ pub fn all() -> Vec<Scenario> {
             needs_rollout: true,
             ..scenario("field_scenario", |c| Box::pin(operator::field_scenario(c)))
         },
-        Scenario {
-            known_bug: Some(
-                "kube's client retries the Eviction API's 429 (default_retry), so a PDB with no room \
-                 holds the reconcile for minutes instead of reporting Blocked",
-            ),
-            ..scenario("pdb_blocks_then_allows", |c| {
-                Box::pin(operator::pdb_blocks_then_allows(c))
-            })
-        },
+        scenario("pdb_blocks_then_allows", |c| {
+            Box::pin(operator::pdb_blocks_then_allows(c))
+        }),
         scenario("dead_zone_gets_nothing", |c| {
             Box::pin(operator::dead_zone_gets_nothing(c))
         }),
@@ -86,15 +80,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("dry_run_writes_nothing", |c| {
             Box::pin(operator::dry_run_writes_nothing(c))
         }),
-        Scenario {
-            known_bug: Some(
-                "SIGTERM does not release the Lease: the housekeeping task keeps a receiver of the \
-                 lease manager's channel open, so release() waits forever",
-            ),
-            ..scenario("leader_election_hands_over", |c| {
-                Box::pin(operator::leader_election_hands_over(c))
-            })
-        },
+        scenario("leader_election_hands_over", |c| {
+            Box::pin(operator::leader_election_hands_over(c))
+        }),
         Scenario {
             ignored: true,
             timeout: Duration::from_secs(3600),
