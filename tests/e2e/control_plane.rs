@@ -392,10 +392,12 @@ impl ControlPlane {
         };
         self.processes.spawn(
             "kube-scheduler",
-            cmd(
-                &self.assets.bin("kube-scheduler"),
-                &common("scheduler-certs"),
-            ),
+            cmd(&self.assets.bin("kube-scheduler"), &{
+                let mut s = common("scheduler-certs");
+                // The scale scenario binds thousands of pods (the default is 50 requests/s).
+                s.extend([arg("--kube-api-qps=200"), arg("--kube-api-burst=400")]);
+                s
+            }),
             &d.join("kube-scheduler.log"),
         );
         let mut kcm = common("kcm-certs");

@@ -17,6 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::pinned_kind;
 use kube::{Client, Resource, ResourceExt};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::control_plane::{find_on_path, free_port, kill_group};
@@ -129,9 +130,15 @@ impl Env {
         let mut names = Vec::new();
         for file in files {
             let text = fs::read_to_string(&file).unwrap();
+            // Only the CRDs (crds/ also holds e.g. a kustomization.yaml).
             let docs: Vec<CustomResourceDefinition> = serde_yaml::Deserializer::from_str(&text)
                 .map(|doc| {
-                    serde::Deserialize::deserialize(doc)
+                    serde_json::Value::deserialize(doc)
+                        .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
+                })
+                .filter(|v| v["kind"] == "CustomResourceDefinition")
+                .map(|v| {
+                    serde_json::from_value(v)
                         .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
                 })
                 .collect();

@@ -1,0 +1,271 @@
+//! Three zones at scale (ignored by default; `make e2e-scale`): 30 nodes, 300 Deployments x 10
+//! replicas, one zone drained and restored. Every workload must end within maxSkew with exactly
+//! the fewest evictions (`skewguard::topology::min_moves` of the counts at the restore), and the
+//! run prints the time to balance, the evictions and the operator's peak resident memory.
+//!
+//! `SKEWGUARD_E2E_SCALE_DEPLOYMENTS` / `SKEWGUARD_E2E_SCALE_NODES_PER_ZONE` shrink it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams};
+use serde_json::json;
+
+use super::support::{PodChurn, ZONE_KEY, hapolicy, policy_status, start_operator};
+use crate::fake_kubelet::{Capacity, is_ready};
+use crate::harness::{Ctx, OperatorProcess};
+
+const ZONES: [&str; 3] = ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"];
+const DRAINED: &str = "ap-northeast-2a";
+const REPLICAS: usize = 10;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A Deployment with tiny requests and its own zone constraint (ScheduleAnyway, so a drained zone
+/// does not leave pods Pending), as the field teams wrote by hand.
+fn scale_deployment(name: &str) -> String {
+    let labels = json!({"app": "scale", "workload": name});
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "topologySpreadConstraints": [{
+                        "maxSkew": 1, "topologyKey": ZONE_KEY, "whenUnsatisfiable": "ScheduleAnyway",
+                        "nodeTaintsPolicy": "Honor",
+                        "labelSelector": {"matchLabels": labels},
+                        "matchLabelKeys": ["pod-template-hash"],
+                    }],
+                    "containers": [{"name": "app", "image": "nginx:1.27",
+                        "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}],
+                },
+            },
+        },
+    })
+    .to_string()
+}
+
+/// Ready, not terminating pods per workload per zone (every zone present, 0 when empty).
+async fn counts(ctx: &Ctx) -> (usize, BTreeMap<String, BTreeMap<String, usize>>) {
+    let pods = ctx
+        .api::<Pod>()
+        .list(&ListParams::default().labels("app=scale"))
+        .await
+        .expect("list pods");
+    let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut ready = 0;
+    for p in pods.items.iter() {
+        if p.metadata.deletion_timestamp.is_some() || !is_ready(p) {
+            continue;
+        }
+        let Some(zone) = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .and_then(|n| ctx.kubelet.zone_of(n))
+        else {
+            continue;
+        };
+        ready += 1;
+        let w = p.labels().get("workload").cloned().unwrap_or_default();
+        let entry = out
+            .entry(w)
+            .or_insert_with(|| ZONES.iter().map(|z| (z.to_string(), 0)).collect());
+        *entry.entry(zone).or_insert(0) += 1;
+    }
+    (ready, out)
+}
+
+fn skew(zones: &BTreeMap<String, usize>) -> usize {
+    let max = zones.values().copied().max().unwrap_or(0);
+    let min = zones.values().copied().min().unwrap_or(0);
+    max - min
+}
+
+async fn wait_all_ready(ctx: &Ctx, total: usize, what: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let (ready, _) = counts(ctx).await;
+        if ready == total {
+            println!(
+                "  scale: {what}: {total} pods Ready after {:.0}s",
+                start.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: {ready}/{total} pods Ready after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn peak_rss_kib(op: &OperatorProcess) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", op.pid()?)).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub async fn three_zones_at_scale(ctx: Ctx) {
+    let deployments = env_usize("SKEWGUARD_E2E_SCALE_DEPLOYMENTS", 300);
+    let per_zone = env_usize("SKEWGUARD_E2E_SCALE_NODES_PER_ZONE", 10);
+    let total = deployments * REPLICAS;
+    println!(
+        "\n  scale: {} nodes in 3 zones, {deployments} Deployments x {REPLICAS} replicas",
+        per_zone * 3
+    );
+    // Room for every pod in two zones (the drill), whatever the node count.
+    let cap = Capacity {
+        cpu: "64".into(),
+        memory: "256Gi".into(),
+        pods: (total / (2 * per_zone) + 50) as u32,
+    };
+    let layout: Vec<(&str, usize)> = ZONES.iter().map(|z| (*z, per_zone)).collect();
+    ctx.kubelet.ensure_nodes_with(&layout, &cap).await;
+
+    let t = Instant::now();
+    let names: Vec<String> = (0..deployments).map(|i| format!("s-{i:03}")).collect();
+    futures::stream::iter(names.iter())
+        .for_each_concurrent(16, |name| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.apply(&scale_deployment(name)).await;
+            }
+        })
+        .await;
+    println!(
+        "  scale: {deployments} Deployments created in {:.0}s",
+        t.elapsed().as_secs_f64()
+    );
+    wait_all_ready(&ctx, total, "initial placement", Duration::from_secs(900)).await;
+
+    // The drill: cordon 2a and delete its pods; they come back in 2b and 2c.
+    ctx.kubelet.cordon_zone(DRAINED).await;
+    let pods = ctx.api::<Pod>();
+    for node in ctx
+        .kubelet
+        .zones()
+        .into_iter()
+        .filter(|(_, z)| z == DRAINED)
+        .map(|(n, _)| n)
+    {
+        pods.delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default()
+                .labels("app=scale")
+                .fields(&format!("spec.nodeName={node}")),
+        )
+        .await
+        .expect("delete the drained zone's pods");
+    }
+    wait_all_ready(&ctx, total, "after the drain", Duration::from_secs(900)).await;
+    let (_, drained) = counts(&ctx).await;
+    let in_drained: usize = drained.values().map(|z| z[DRAINED]).sum();
+    assert_eq!(in_drained, 0, "nothing left in {DRAINED}");
+
+    // The operator, then the policy; it balances 2b/2c first if the drain left them uneven.
+    let op = start_operator(&ctx, &[]);
+    ctx.apply(&hapolicy(
+        "scale",
+        json!({
+            "selector": {"matchLabels": {"app": "scale"}},
+            "workloadKinds": ["Deployment"],
+            "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1}],
+            "rebalance": {"stabilizationSeconds": 3},
+        }),
+    ))
+    .await;
+    let t = Instant::now();
+    loop {
+        let s = policy_status(&ctx, "scale").await;
+        if s["workloadCount"] == json!(deployments) && s["unbalancedCount"] == json!(0) {
+            println!(
+                "  scale: the policy reports {deployments} workloads balanced after {:.0}s",
+                t.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "the policy should report every workload balanced before the restore: {}",
+            s["conditions"]
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    wait_all_ready(&ctx, total, "before the restore", Duration::from_secs(600)).await;
+
+    // Restore: uncordon 2a. Count every deletion from here on.
+    let (_, before) = counts(&ctx).await;
+    let lower_bound: i64 = before
+        .values()
+        .map(|z| {
+            let v: Vec<i32> = z.values().map(|&n| n as i32).collect();
+            skewguard::topology::min_moves(&v, 1, false)
+        })
+        .sum();
+    let churn = PodChurn::start(&ctx).await;
+    ctx.kubelet.uncordon_zone(DRAINED).await;
+    let t = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let (ready, now) = counts(&ctx).await;
+        let unbalanced = now.values().filter(|z| skew(z) > 1).count();
+        if ready == total && unbalanced == 0 && now.len() == deployments {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            println!(
+                "  scale: {:.0}s: {unbalanced} workloads unbalanced, {} evictions so far",
+                t.elapsed().as_secs_f64(),
+                churn.deleted_total()
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1200),
+            "{unbalanced} workloads still unbalanced after 20 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let to_balance = t.elapsed();
+    // Then quiet: nothing more is evicted.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let evictions = churn.deleted_total();
+    let rss = peak_rss_kib(&op);
+    println!(
+        "  scale: balanced {:.1}s after the restore; evictions {evictions} (lower bound {lower_bound}); \
+         operator peak RSS {} MiB",
+        to_balance.as_secs_f64(),
+        rss.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0))
+    );
+    let (_, after) = counts(&ctx).await;
+    for (w, z) in &after {
+        assert!(skew(z) <= 1, "{w} ends skewed: {z:?}");
+    }
+    assert_eq!(
+        evictions as i64, lower_bound,
+        "evictions should equal the sum of the fewest moves"
+    );
+    let s = policy_status(&ctx, "scale").await;
+    assert_eq!(s["unbalancedCount"], json!(0), "{}", s["conditions"]);
+    drop(op);
+}
