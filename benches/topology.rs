@@ -63,27 +63,30 @@ fn evaluate_cluster(nodes: &[Node], pods: &[Pod], workloads: &[Workload]) -> usi
 
 /// The two halves apart: building the snapshot, and evaluating every workload on it.
 fn bench_parts(c: &mut Criterion) {
-    let mut group = c.benchmark_group("parts_10000_pods");
+    let mut group = c.benchmark_group("parts");
     group.sample_size(20);
-    let (nodes, pods, specs) = fleet(1_000);
-    group.bench_function("snapshot", |b| {
-        b.iter(|| black_box(Cluster::new(nodes.clone(), pods.clone())))
-    });
-    let cluster = Cluster::new(nodes.clone(), pods.clone());
-    let options = PlanOptions::default();
-    group.bench_function("evaluate", |b| {
-        b.iter(|| {
-            specs
-                .iter()
-                .map(|w| {
-                    evaluate(&cluster, w, &options)
-                        .measurement
-                        .constraints
-                        .len()
-                })
-                .sum::<usize>()
-        })
-    });
+    for workloads in [100, 1_000] {
+        let pods_count = workloads * PODS_PER_WORKLOAD;
+        let (nodes, pods, specs) = fleet(workloads);
+        group.bench_function(BenchmarkId::new("snapshot", pods_count), |b| {
+            b.iter(|| black_box(Cluster::new(nodes.clone(), pods.clone())))
+        });
+        let cluster = Cluster::new(nodes.clone(), pods.clone());
+        let options = PlanOptions::default();
+        group.bench_function(BenchmarkId::new("evaluate", pods_count), |b| {
+            b.iter(|| {
+                specs
+                    .iter()
+                    .map(|w| {
+                        evaluate(&cluster, w, &options)
+                            .measurement
+                            .constraints
+                            .len()
+                    })
+                    .sum::<usize>()
+            })
+        });
+    }
     group.finish();
 }
 

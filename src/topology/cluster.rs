@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use kube::core::{Expression, Selector, SelectorExt};
 
+use super::eligibility::counts_for_constraint;
 use super::fast_hash::FastMap;
-use super::model::{Node, Pod, Resources};
+use super::model::{InclusionPolicy, Node, Placement, Pod, Resources, SpreadConstraint};
 
 /// Nodes and pods as last observed, indexed by node name, namespace and label.
 #[derive(Debug, Default)]
@@ -22,6 +23,28 @@ pub struct Cluster {
     /// Domains per topology key, computed on first use: every workload spreads over the same
     /// few keys.
     keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
+    /// Which nodes count for a constraint, per shape of constraint and pod: most workloads share
+    /// one, so the per-node filtering runs once per shape, not once per workload.
+    eligibility: Mutex<FastMap<EligibilityKey, Arc<Eligibility>>>,
+}
+
+/// The nodes that count for one constraint of one kind of pod.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Eligibility {
+    /// For each node (cluster order), its domain if the node counts.
+    pub node_domain: Vec<Option<u32>>,
+    /// For each domain of the key, whether some node of it counts.
+    pub eligible: Vec<bool>,
+    pub domain_count: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct EligibilityKey {
+    all_keys: Vec<String>,
+    key: String,
+    node_affinity_policy: InclusionPolicy,
+    node_taints_policy: InclusionPolicy,
+    placement: Placement,
 }
 
 /// The domains of one topology key over all nodes.
@@ -65,7 +88,55 @@ impl Cluster {
             by_label,
             requested,
             keys: Mutex::default(),
+            eligibility: Mutex::default(),
         }
+    }
+
+    /// The nodes that count for `constraint` when placing a pod shaped like `placement`: they
+    /// carry every one of `all_keys` (the keys of all the pod's constraints) and pass the
+    /// constraint's node affinity and taint policies.
+    pub fn eligibility(
+        &self,
+        all_keys: &[&str],
+        constraint: &SpreadConstraint,
+        placement: &Placement,
+    ) -> Arc<Eligibility> {
+        let cache_key = EligibilityKey {
+            all_keys: all_keys.iter().map(|k| k.to_string()).collect(),
+            key: constraint.topology_key.clone(),
+            node_affinity_policy: constraint.node_affinity_policy,
+            node_taints_policy: constraint.node_taints_policy,
+            placement: placement.clone(),
+        };
+        let mut cache = self.eligibility.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = cache.get(&cache_key) {
+            return found.clone();
+        }
+        let indexes: Vec<Arc<KeyIndex>> = all_keys.iter().map(|k| self.key_index(k)).collect();
+        let key = self.key_index(&constraint.topology_key);
+        let mut eligible = vec![false; key.domains.len()];
+        let node_domain: Vec<Option<u32>> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let d = key.node_domain[i]?;
+                let counts = indexes.iter().all(|k| k.node_domain[i].is_some())
+                    && counts_for_constraint(constraint, placement, node);
+                counts.then(|| {
+                    eligible[d as usize] = true;
+                    d
+                })
+            })
+            .collect();
+        let domain_count = eligible.iter().filter(|e| **e).count();
+        let found = Arc::new(Eligibility {
+            node_domain,
+            eligible,
+            domain_count,
+        });
+        cache.insert(cache_key, found.clone());
+        found
     }
 
     /// Replaces what the snapshot's own pods request on each node with a cluster-wide figure

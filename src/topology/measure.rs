@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use kube::core::{Expression, Selector};
 
-use super::cluster::{Cluster, KeyIndex};
-use super::eligibility::counts_for_constraint;
+use super::cluster::{Cluster, Eligibility, KeyIndex};
 use super::model::{Labels, SpreadConstraint, Workload};
 
 /// How one constraint of a workload stands.
@@ -96,12 +95,10 @@ impl Measurement {
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
     pub key: Arc<KeyIndex>,
-    /// For each node (cluster order), its domain if the node counts for the constraint.
-    pub node_domain: Vec<Option<u32>>,
+    /// The nodes (and so the domains) that count for the constraint.
+    pub nodes: Arc<Eligibility>,
     /// Matching pods per domain of the key.
     pub counts: Vec<i32>,
-    /// Whether some node of the domain counts for the constraint.
-    pub eligible: Vec<bool>,
     /// `minDomains` is not met, so the global minimum is 0 whatever the counts.
     pub floor_zero: bool,
 }
@@ -110,7 +107,7 @@ impl Layout {
     pub fn eligible_counts(&self) -> impl Iterator<Item = i32> + '_ {
         self.counts
             .iter()
-            .zip(&self.eligible)
+            .zip(&self.nodes.eligible)
             .filter(|(_, e)| **e)
             .map(|(c, _)| *c)
     }
@@ -130,7 +127,7 @@ impl Layout {
         DomainCounts {
             names: self.key.domains.clone(),
             entries: (0..self.counts.len())
-                .filter(|d| self.eligible[*d])
+                .filter(|d| self.nodes.eligible[*d])
                 .map(|d| (d as u32, self.counts[d]))
                 .collect(),
         }
@@ -190,21 +187,16 @@ pub(crate) fn own_counted_pods(cluster: &Cluster, workload: &Workload) -> Vec<us
 
 /// The layout of every constraint, in the workload's order.
 pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Layout> {
-    let keys: Vec<Arc<KeyIndex>> = workload
+    let all_keys: Vec<&str> = workload
         .constraints
         .iter()
-        .map(|c| cluster.key_index(&c.topology_key))
-        .collect();
-    // A node counts for no constraint unless it carries every key of the workload's constraints.
-    let has_all_keys: Vec<bool> = (0..cluster.nodes().len())
-        .map(|n| keys.iter().all(|k| k.node_domain[n].is_some()))
+        .map(|c| c.topology_key.as_str())
         .collect();
     let reference = reference_labels(cluster, workload, own_pods);
     workload
         .constraints
         .iter()
-        .zip(keys)
-        .map(|(c, key)| layout(cluster, workload, c, key, &has_all_keys, &reference))
+        .map(|c| layout(cluster, workload, c, &all_keys, &reference))
         .collect()
 }
 
@@ -212,25 +204,11 @@ fn layout(
     cluster: &Cluster,
     workload: &Workload,
     constraint: &SpreadConstraint,
-    key: Arc<KeyIndex>,
-    has_all_keys: &[bool],
+    all_keys: &[&str],
     reference: &Labels,
 ) -> Layout {
-    let placement = &workload.template.placement;
-    let mut eligible = vec![false; key.domains.len()];
-    let node_domain: Vec<Option<u32>> = cluster
-        .nodes()
-        .iter()
-        .zip(&key.node_domain)
-        .zip(has_all_keys)
-        .map(|((n, d), all)| {
-            let d = (*d).filter(|_| *all)?;
-            counts_for_constraint(constraint, placement, n).then(|| {
-                eligible[d as usize] = true;
-                d
-            })
-        })
-        .collect();
+    let key = cluster.key_index(&constraint.topology_key);
+    let nodes = cluster.eligibility(all_keys, constraint, &workload.template.placement);
     let mut counts = vec![0; key.domains.len()];
     if let Some(selector) = effective_selector(constraint, reference) {
         for i in cluster.select_pods(&workload.namespace, &selector) {
@@ -238,20 +216,18 @@ fn layout(
             if !pod.is_counted() {
                 continue;
             }
-            if let Some(d) = cluster.node_of(pod).and_then(|n| node_domain[n]) {
+            if let Some(d) = cluster.node_of(pod).and_then(|n| nodes.node_domain[n]) {
                 counts[d as usize] += 1;
             }
         }
     }
-    let domain_count = eligible.iter().filter(|e| **e).count();
     let floor_zero = constraint
         .effective_min_domains()
-        .is_some_and(|m| domain_count < m);
+        .is_some_and(|m| nodes.domain_count < m);
     Layout {
         key,
-        node_domain,
+        nodes,
         counts,
-        eligible,
         floor_zero,
     }
 }

@@ -57,7 +57,7 @@ impl Resources {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TaintEffect {
     NoSchedule,
     PreferNoSchedule,
@@ -78,7 +78,7 @@ pub struct Taint {
     pub effect: TaintEffect,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TolerationOperator {
     #[default]
     Equal,
@@ -86,7 +86,7 @@ pub enum TolerationOperator {
 }
 
 /// A pod's toleration; `key: None` with `Exists` tolerates every taint, `effect: None` every effect.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Toleration {
     pub key: Option<String>,
     pub operator: TolerationOperator,
@@ -94,7 +94,7 @@ pub struct Toleration {
     pub effect: Option<TaintEffect>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NodeSelectorOperator {
     In,
     NotIn,
@@ -104,7 +104,7 @@ pub enum NodeSelectorOperator {
     Lt,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeSelectorRequirement {
     pub key: String,
     pub operator: NodeSelectorOperator,
@@ -113,14 +113,14 @@ pub struct NodeSelectorRequirement {
 
 /// One term of required node affinity: every expression must hold (`matchFields` only knows
 /// `metadata.name`). Terms are ORed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NodeSelectorTerm {
     pub match_expressions: Vec<NodeSelectorRequirement>,
     pub match_fields: Vec<NodeSelectorRequirement>,
 }
 
 /// Where a pod may run: its node selector, required node affinity and tolerations.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Placement {
     pub node_selector: Labels,
     /// `requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`; `None` = no affinity.
@@ -184,7 +184,7 @@ pub enum WhenUnsatisfiable {
 }
 
 /// `nodeAffinityPolicy` / `nodeTaintsPolicy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum InclusionPolicy {
     Honor,
     Ignore,

@@ -197,7 +197,7 @@ impl<'a> Search<'a> {
         check_room: bool,
     ) -> Self {
         let counted_everywhere =
-            |node: usize| layouts.iter().all(|l| l.node_domain[node].is_some());
+            |node: usize| layouts.iter().all(|l| l.nodes.node_domain[node].is_some());
         let mut movable: Vec<usize> = own
             .iter()
             .copied()
@@ -308,7 +308,10 @@ impl<'a> Search<'a> {
             .zip(prices.iter_mut())
             .zip(&self.workload.constraints)
         {
-            let (from, to) = (layout.node_domain[source]?, layout.node_domain[target]?);
+            let (from, to) = (
+                layout.nodes.node_domain[source]?,
+                layout.nodes.node_domain[target]?,
+            );
             if from == to {
                 continue;
             }
@@ -328,9 +331,10 @@ impl<'a> Search<'a> {
         let source = self.cluster.node_of(pod).unwrap_or(c.target);
         let mut changed = None;
         for (layout, constraint) in self.layouts.iter_mut().zip(&self.workload.constraints) {
-            if let (Some(from), Some(to)) =
-                (layout.node_domain[source], layout.node_domain[c.target])
-                && from != to
+            if let (Some(from), Some(to)) = (
+                layout.nodes.node_domain[source],
+                layout.nodes.node_domain[c.target],
+            ) && from != to
             {
                 layout.counts[from as usize] -= 1;
                 layout.counts[to as usize] += 1;
