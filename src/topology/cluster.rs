@@ -15,9 +15,7 @@ pub struct Cluster {
     nodes: Vec<Node>,
     node_index: FastMap<String, usize>,
     pods: Vec<Pod>,
-    by_namespace: FastMap<String, Vec<usize>>,
-    /// namespace -> label key -> label value -> pods: narrows selector matching to one posting list.
-    by_label: FastMap<String, FastMap<String, FastMap<String, Vec<usize>>>>,
+    namespaces: FastMap<String, NamespaceIndex>,
     /// Requests of the counted pods bound to each node, in node order.
     requested: Vec<Resources>,
     /// Domains per topology key, computed on first use: every workload spreads over the same
@@ -47,6 +45,14 @@ struct EligibilityKey {
     placement: Placement,
 }
 
+/// The pods of one namespace, and label key -> label value -> pods, which narrows selector
+/// matching to one posting list.
+#[derive(Debug, Default)]
+struct NamespaceIndex {
+    pods: Vec<usize>,
+    by_label: FastMap<String, FastMap<String, Vec<usize>>>,
+}
+
 /// The domains of one topology key over all nodes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct KeyIndex {
@@ -65,12 +71,11 @@ impl Cluster {
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
         let mut requested = vec![Resources::default(); nodes.len()];
-        let mut by_namespace: FastMap<String, Vec<usize>> = FastMap::default();
-        let mut by_label: FastMap<String, FastMap<String, FastMap<String, Vec<usize>>>> =
-            FastMap::default();
+        let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
         for (i, pod) in pods.iter().enumerate() {
-            get_or_default(&mut by_namespace, &pod.namespace).push(i);
-            let labels = get_or_default(&mut by_label, &pod.namespace);
+            let index = get_or_default(&mut namespaces, &pod.namespace);
+            index.pods.push(i);
+            let labels = &mut index.by_label;
             for (k, v) in &pod.labels {
                 get_or_default(get_or_default(labels, k), v).push(i);
             }
@@ -84,8 +89,7 @@ impl Cluster {
             nodes,
             node_index,
             pods,
-            by_namespace,
-            by_label,
+            namespaces,
             requested,
             keys: Mutex::default(),
             eligibility: Mutex::default(),
@@ -209,7 +213,7 @@ impl Cluster {
     pub fn select_pods(&self, namespace: &str, selector: &Selector) -> Vec<usize> {
         let candidates = self
             .posting_list(namespace, selector)
-            .or_else(|| self.by_namespace.get(namespace).map(Vec::as_slice))
+            .or_else(|| self.namespaces.get(namespace).map(|n| n.pods.as_slice()))
             .unwrap_or(&[]);
         candidates
             .iter()
@@ -228,9 +232,9 @@ impl Cluster {
             _ => None,
         })?;
         let found = self
-            .by_label
+            .namespaces
             .get(namespace)
-            .and_then(|l| l.get(&key))
+            .and_then(|n| n.by_label.get(&key))
             .and_then(|vals| vals.get(&value))
             .map(Vec::as_slice);
         Some(found.unwrap_or(&[]))
