@@ -15,6 +15,20 @@ fn no_injection() -> Value {
     json!({"injectConstraints": false})
 }
 
+/// Reconciles a policy with `spec` over the field scenario (`web`'s two pods in zone c) once.
+async fn reconcile_piled_web(
+    rules: Vec<fake_api::Rule>,
+    spec: Value,
+    dry_run: bool,
+) -> (FakeApi, kube::runtime::controller::Action) {
+    let (client, api) = FakeApi::start(rules);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", spec);
+    let deployments = vec![web(plain_template(), json!([]))];
+    let ctx = context(client, vec![p.clone()], deployments, piled_pods(), dry_run);
+    let requeue = reconcile(Arc::new(p), ctx).await.unwrap();
+    (api, requeue)
+}
+
 #[tokio::test]
 async fn injection_applies_only_the_missing_constraints_as_skewguard() {
     let (client, api) = FakeApi::start(vec![]);
@@ -135,16 +149,7 @@ async fn constraints_skewguard_already_owns_are_not_applied_again() {
 
 #[tokio::test]
 async fn skew_past_stabilization_evicts_one_pod_toward_the_empty_zone() {
-    let (client, api) = FakeApi::start(vec![]);
-    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        false,
-    );
-    reconcile(Arc::new(p), ctx).await.unwrap();
+    let (api, _) = reconcile_piled_web(vec![], no_injection(), false).await;
     let evictions: Vec<_> = api
         .writes()
         .into_iter()
@@ -174,16 +179,8 @@ async fn skew_past_stabilization_evicts_one_pod_toward_the_empty_zone() {
 
 #[tokio::test]
 async fn a_refused_eviction_blocks_on_the_disruption_budget() {
-    let (client, api) = FakeApi::start(vec![evictions_refused()]);
-    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        false,
-    );
-    let requeue = reconcile(Arc::new(p), ctx).await.unwrap();
+    let (api, requeue) =
+        reconcile_piled_web(vec![evictions_refused()], no_injection(), false).await;
     assert_eq!(
         requeue,
         kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(10))
@@ -249,16 +246,7 @@ async fn a_budget_without_room_blocks_before_any_eviction_is_tried() {
 }
 
 async fn assert_no_writes(ctx_dry_run: bool, spec: Value) {
-    let (client, api) = FakeApi::start(vec![]);
-    let p = policy("petclinic", "2026-01-01T00:00:00Z", spec);
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        ctx_dry_run,
-    );
-    reconcile(Arc::new(p), ctx).await.unwrap();
+    let (api, _) = reconcile_piled_web(vec![], spec, ctx_dry_run).await;
     let writes: Vec<_> = api
         .writes()
         .into_iter()
@@ -290,16 +278,7 @@ async fn a_paused_policy_writes_nothing_but_says_what_it_would_do() {
 
 #[tokio::test]
 async fn the_status_patch_tells_the_story() {
-    let (client, api) = FakeApi::start(vec![]);
-    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        false,
-    );
-    reconcile(Arc::new(p), ctx).await.unwrap();
+    let (api, _) = reconcile_piled_web(vec![], no_injection(), false).await;
     let patch = api
         .requests()
         .into_iter()
