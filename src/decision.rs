@@ -71,6 +71,41 @@ pub struct Memory {
     pub actions: i64,
 }
 
+/// Whether this reconcile may write to a workload and its pods, and if not, why: a policy that
+/// lost a conflict touches nothing; paused policies and `--dry-run` say what they would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    Allowed,
+    NotOwner,
+    Paused,
+    DryRun,
+}
+
+impl Writes {
+    pub fn for_workload(dry_run: bool, paused: bool, conflict: bool) -> Self {
+        match (conflict, paused, dry_run) {
+            (true, _, _) => Writes::NotOwner,
+            (false, true, _) => Writes::Paused,
+            (false, false, true) => Writes::DryRun,
+            (false, false, false) => Writes::Allowed,
+        }
+    }
+
+    pub fn allowed(self) -> bool {
+        self == Writes::Allowed
+    }
+
+    /// How the status prefixes what would have been done.
+    pub fn label(self) -> &'static str {
+        match self {
+            Writes::Allowed => "",
+            Writes::NotOwner => "not the governing policy",
+            Writes::Paused => "paused",
+            Writes::DryRun => "dry-run",
+        }
+    }
+}
+
 /// The decision for one workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::api::conditions::reason;
 use crate::api::{HAPolicy, HAPolicyStatus, RebalanceState};
 use crate::constraints::{apply_body, plan_template};
-use crate::decision::{self, Action, Observation};
+use crate::decision::{self, Action, Observation, Writes};
 use crate::metrics::{
     Action as Acted, ActionResult, ConstraintMetrics, ErrorCategory, WorkloadMetrics,
 };
@@ -267,8 +267,8 @@ async fn handle_workload(
         },
         &mut record.memory,
     );
-    let writes = !ctx.settings.dry_run && !spec.paused && !conflict;
-    let why_not = if spec.paused { "paused" } else { "dry-run" };
+    let writes = Writes::for_workload(ctx.settings.dry_run, spec.paused, conflict);
+    let why_not = writes.label();
     let mut notes = Vec::new();
     let mut notices = Vec::new();
     let count = |action: Acted, result: ActionResult| {
@@ -282,8 +282,8 @@ async fn handle_workload(
         );
     };
 
-    if !conflict && template.changes_template {
-        if writes {
+    if template.changes_template && writes != Writes::NotOwner {
+        if writes.allowed() {
             match actuate::apply(&ctx.client, workload, &apply_body(workload, &template)).await {
                 Ok(()) => {
                     count(Acted::Inject, ActionResult::Success);
@@ -315,7 +315,7 @@ async fn handle_workload(
     match &decision.action {
         Action::Evict(moves) => {
             for m in moves {
-                if !writes {
+                if !writes.allowed() {
                     count(Acted::Evict, ActionResult::DryRun);
                     notes.push(format!(
                         "{why_not}: would evict {} ({} {} -> {})",
@@ -365,7 +365,7 @@ async fn handle_workload(
             }
         }
         Action::Restart => {
-            if writes {
+            if writes.allowed() {
                 match actuate::restart(&ctx.client, workload, now).await {
                     Ok(()) => {
                         count(Acted::Restart, ActionResult::Success);

@@ -353,3 +353,13 @@ fn a_replacement_with_the_same_name_is_told_apart_by_uid() {
     assert_eq!(d.moves_succeeded, 1);
     assert_eq!(d.state, RebalanceState::Idle);
 }
+
+#[test]
+fn who_may_write() {
+    assert_eq!(Writes::for_workload(false, false, false), Writes::Allowed);
+    assert_eq!(Writes::for_workload(true, false, false), Writes::DryRun);
+    assert_eq!(Writes::for_workload(true, true, false), Writes::Paused);
+    assert_eq!(Writes::for_workload(true, true, true), Writes::NotOwner);
+    assert!(Writes::Allowed.allowed() && !Writes::DryRun.allowed());
+    assert_eq!(Writes::Paused.label(), "paused");
+}
