@@ -22,7 +22,6 @@ use super::stores::Stores;
 pub struct Settings {
     /// Write nothing to workloads or pods; say what would have been done.
     pub dry_run: bool,
-    pub max_evictions_per_second: f64,
 }
 
 /// Identifies a workload, as seen by one policy, across reconciles (a policy that loses a

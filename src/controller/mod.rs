@@ -118,7 +118,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ),
         settings: Settings {
             dry_run: args.dry_run,
-            max_evictions_per_second: args.max_evictions_per_second,
         },
         records: Mutex::default(),
         limiter: RateLimiter::per_second(args.max_evictions_per_second),

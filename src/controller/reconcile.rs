@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
+use kube::core::Selector;
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -21,7 +21,7 @@ use crate::decision::{self, Action, Observation, Writes};
 use crate::metrics::{
     Action as Acted, ActionResult, ConstraintMetrics, ErrorCategory, WorkloadMetrics,
 };
-use crate::ownership::governing_policy;
+use crate::ownership::{governing_policy, selects};
 use crate::policy_status::{WorkloadOutcome, key_name, policy_status};
 use crate::topology::{
     Cluster, PlanOptions, ZONE_KEY, evaluate, pods_by_domain, worst_domain_loss,
@@ -166,17 +166,13 @@ fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
 
 fn observe(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Observed {
     let mut problems = Vec::new();
-    let selector = match Selector::try_from(policy.spec.selector.clone()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            problems.push(format!("invalid selector: {e}"));
-            None
-        }
-    };
+    if let Err(e) = Selector::try_from(policy.spec.selector.clone()) {
+        problems.push(format!("invalid selector: {e}"));
+    }
     let mut workloads = Vec::new();
     for w in ctx.stores.workloads(namespace, &policy.spec.workload_kinds) {
         match w {
-            Ok(w) if selector.as_ref().is_some_and(|s| s.matches(&w.labels())) => workloads.push(w),
+            Ok(w) if selects(policy, &w) => workloads.push(w),
             Ok(_) => {}
             Err(e) => {
                 warn!(policy = %policy.name_any(), error = %e, "skipping a malformed workload");

@@ -360,3 +360,38 @@ pub fn policies_for(policies: &Store<HAPolicy>, trigger: &Trigger) -> Vec<Object
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_everything_the_core_reads() {
+        let mut pod: LeanPod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
+                         "annotations": {"a": "b"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"nodeName": "n1", "priority": 3,
+                     "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": "a", "image": "i",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                                                   "limits": {"memory": "1Gi"}}}],
+                     "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "d"}}]},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let before = snapshot::pod_from(&pod);
+        prune_pod(&mut pod);
+        assert_eq!(snapshot::pod_from(&pod), before);
+        assert!(pod.spec.containers.is_empty());
+        assert!(pod.metadata.managed_fields.is_none() && pod.metadata.annotations.is_none());
+        assert_eq!(pod.status.conditions.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            before.requests,
+            crate::topology::Resources::new(100, 64 << 20, 1)
+        );
+        assert!(before.ready && before.has_volume_claims);
+    }
+}

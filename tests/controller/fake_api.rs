@@ -84,6 +84,14 @@ impl FakeApi {
             .collect()
     }
 
+    /// Evictions requested through the Eviction API.
+    pub fn evictions(&self) -> usize {
+        self.writes()
+            .iter()
+            .filter(|r| r.is("POST", "/eviction"))
+            .count()
+    }
+
     pub fn event_reasons(&self) -> Vec<String> {
         self.requests()
             .into_iter()

@@ -138,10 +138,7 @@ pub fn context_with_budgets(
         },
         policies: store_of(policies),
         recorder: Recorder::new(client, Reporter::from("skewguard")),
-        settings: Settings {
-            dry_run,
-            max_evictions_per_second: 1000.0,
-        },
+        settings: Settings { dry_run },
         records: Mutex::default(),
         limiter: RateLimiter::per_second(1000.0),
         leader,

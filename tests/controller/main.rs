@@ -213,13 +213,7 @@ async fn a_budget_without_room_blocks_before_any_eviction_is_tried() {
         false,
     );
     reconcile(Arc::new(p.clone()), ctx).await.unwrap();
-    assert_eq!(
-        api.writes()
-            .iter()
-            .filter(|r| r.is("POST", "/eviction"))
-            .count(),
-        0
-    );
+    assert_eq!(api.evictions(), 0);
     assert_eq!(
         api.last_status()["workloads"][0]["rebalance"]["reason"],
         "PodDisruptionBudget"
@@ -236,13 +230,7 @@ async fn a_budget_without_room_blocks_before_any_eviction_is_tried() {
         false,
     );
     reconcile(Arc::new(p), ctx).await.unwrap();
-    assert_eq!(
-        api.writes()
-            .iter()
-            .filter(|r| r.is("POST", "/eviction"))
-            .count(),
-        1
-    );
+    assert_eq!(api.evictions(), 1);
 }
 
 async fn assert_no_writes(ctx_dry_run: bool, spec: Value) {
@@ -353,13 +341,7 @@ async fn the_older_policy_governs_and_the_newer_reports_a_conflict() {
     assert!(api.event_reasons().contains(&"PolicyConflict".to_string()));
     // The older one acts.
     reconcile(Arc::new(older), ctx).await.unwrap();
-    assert_eq!(
-        api.writes()
-            .iter()
-            .filter(|r| r.is("POST", "/eviction"))
-            .count(),
-        1
-    );
+    assert_eq!(api.evictions(), 1);
 }
 
 #[tokio::test]
@@ -399,13 +381,7 @@ async fn another_policy_in_the_namespace_does_not_wipe_what_this_one_remembers()
     reconcile(Arc::new(other), ctx.clone()).await.unwrap();
     // web-1 is still terminating in the cache: the first eviction's replacement is awaited.
     reconcile(Arc::new(web_policy), ctx).await.unwrap();
-    assert_eq!(
-        api.writes()
-            .iter()
-            .filter(|r| r.is("POST", "/eviction"))
-            .count(),
-        1
-    );
+    assert_eq!(api.evictions(), 1);
     assert_eq!(
         api.last_status()["workloads"][0]["rebalance"]["reason"],
         "AwaitingReplacement"
