@@ -55,8 +55,8 @@ pub struct RunArgs {
     /// Write nothing to workloads or pods; status, Events and logs say what would have been done.
     #[arg(long)]
     pub dry_run: bool,
-    /// Disruptions per second across all workloads, to protect the API server.
-    #[arg(long, default_value_t = 10.0)]
+    /// Disruptions per second across all workloads, to protect the API server (a positive number).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_rate)]
     pub max_evictions_per_second: f64,
     /// Log format (the level comes from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -96,4 +96,26 @@ pub enum OutputFormat {
     Table,
     Json,
     Yaml,
+}
+
+/// A rate must be a positive, finite number: zero or a negative rate would mean "unlimited".
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        Ok(_) => Err("must be a positive number of evictions per second".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positive_rate;
+
+    #[test]
+    fn only_positive_rates_are_accepted() {
+        assert_eq!(positive_rate("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "inf", "NaN", "x"] {
+            assert!(positive_rate(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -196,11 +196,7 @@ fn has_preferred_anti_affinity(workload: &WorkloadObject) -> bool {
 
 /// The server-side apply body: only the fields skewguard owns, never a whole object.
 pub fn apply_body(workload: &WorkloadObject, plan: &TemplatePlan) -> Value {
-    let (api_version, kind) = match workload.kind {
-        crate::api::WorkloadKind::Deployment => ("apps/v1", "Deployment"),
-        crate::api::WorkloadKind::StatefulSet => ("apps/v1", "StatefulSet"),
-        crate::api::WorkloadKind::Rollout => ("argoproj.io/v1alpha1", "Rollout"),
-    };
+    let kind = workload.kind.descriptor();
     let mut spec = json!({ "topologySpreadConstraints": plan.injected });
     if let Some(term) = &plan.anti_affinity {
         spec["affinity"] = json!({
@@ -208,8 +204,8 @@ pub fn apply_body(workload: &WorkloadObject, plan: &TemplatePlan) -> Value {
         });
     }
     json!({
-        "apiVersion": api_version,
-        "kind": kind,
+        "apiVersion": kind.api_version(),
+        "kind": kind.name(),
         "metadata": { "name": workload.name(), "namespace": workload.namespace() },
         "spec": { "template": { "spec": spec } }
     })

@@ -4,14 +4,17 @@
 //! ([`api`]) are the contract users write.
 
 pub mod api;
+pub mod budgets;
 pub mod cli;
 pub mod constraints;
 pub mod controller;
 pub mod decision;
+pub mod errors;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod ownership;
+pub mod pipeline;
 pub mod policy_status;
 pub mod report;
 pub mod snapshot;

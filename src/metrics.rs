@@ -1,26 +1,35 @@
 //! Prometheus metrics: where each governed workload's pods are, its skew, what a zone loss would cost,
 //! what the operator did about it, and how the operator itself is doing.
 //!
-//! [`Metrics`] registers its families into a [`Registry`] and is cheap to clone into every task. The
-//! reconciler hands it plain data ([`WorkloadMetrics`]) once per policy; [`Metrics::observe_policy`]
-//! sets those series and removes the ones the policy no longer produces, so workloads, domains, block
-//! reasons and policies that are gone disappear from `/metrics`.
+//! The per-workload families are not kept as live series: each policy's reconcile hands over a
+//! plain snapshot ([`WorkloadMetrics`] per workload) and a [`Collector`] encodes every family from
+//! the snapshots at scrape time. A workload, domain, block reason or policy that is gone has no
+//! series by construction: there is no series index to keep by hand. The rebalance-action counts
+//! live in the same snapshot (they are monotonic for as long as the policy lists the workload),
+//! and the operator's own counters (errors, reconcile durations) are ordinary metrics.
 //!
-//! Label values that come from a fixed vocabulary are Rust enums ([`Action`], [`ActionResult`],
+//! Label values from a fixed vocabulary are Rust enums ([`Action`], [`ActionResult`],
 //! [`ErrorCategory`]) so no free text (an error message, say) can become a label.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+    LabelSetEncoder, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+pub use crate::errors::ErrorCategory;
+use crate::policy_status::WorkloadOutcome;
 
 /// `skewguard_workload_domain_pods` is emitted only for topology keys with at most this many domains,
 /// so a hostname spread over a large cluster cannot explode the series count.
@@ -56,8 +65,39 @@ pub struct ConstraintMetrics {
     pub domains: Vec<(String, i64)>,
 }
 
-/// A disruption the operator made or would have made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+impl From<&WorkloadOutcome> for WorkloadMetrics {
+    fn from(o: &WorkloadOutcome) -> Self {
+        WorkloadMetrics {
+            kind: o.kind.to_string(),
+            workload: o.name.clone(),
+            replicas: i64::from(o.replicas),
+            balanced: o.balanced(),
+            constraints: o
+                .measurement
+                .constraints
+                .iter()
+                .map(|c| ConstraintMetrics {
+                    topology_key: c.topology_key.clone(),
+                    skew: i64::from(c.skew),
+                    max_skew: i64::from(c.max_skew),
+                    domains: c
+                        .domains
+                        .iter()
+                        .map(|(d, n)| (d.to_string(), i64::from(n)))
+                        .collect(),
+                })
+                .collect(),
+            zone_loss: o
+                .zone_loss
+                .as_ref()
+                .map(|l| (o.zone_loss_key.clone(), l.fraction)),
+            blocked_reason: o.blocks().then(|| o.reason.clone()),
+        }
+    }
+}
+
+/// A write the operator made or would have made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     Evict,
     Restart,
@@ -65,29 +105,13 @@ pub enum Action {
 }
 
 /// How an [`Action`] ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ActionResult {
     Success,
     Blocked,
     Error,
     /// Not carried out because of `paused: true` or `--dry-run`.
     DryRun,
-}
-
-/// The fixed categories of reconcile errors (the `error` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCategory {
-    /// The API server could not be read or did not answer.
-    KubeApi,
-    InvalidPolicy,
-    InvalidWorkload,
-    /// Two policies select the same workload, or a write lost an optimistic-concurrency race.
-    Conflict,
-    Eviction,
-    /// A server-side apply into a workload failed.
-    Apply,
-    /// Writing the policy's status failed.
-    Status,
 }
 
 impl Action {
@@ -120,30 +144,6 @@ impl ActionResult {
     }
 }
 
-impl ErrorCategory {
-    pub const ALL: [ErrorCategory; 7] = [
-        ErrorCategory::KubeApi,
-        ErrorCategory::InvalidPolicy,
-        ErrorCategory::InvalidWorkload,
-        ErrorCategory::Conflict,
-        ErrorCategory::Eviction,
-        ErrorCategory::Apply,
-        ErrorCategory::Status,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCategory::KubeApi => "kube_api",
-            ErrorCategory::InvalidPolicy => "invalid_policy",
-            ErrorCategory::InvalidWorkload => "invalid_workload",
-            ErrorCategory::Conflict => "conflict",
-            ErrorCategory::Eviction => "eviction",
-            ErrorCategory::Apply => "apply",
-            ErrorCategory::Status => "status",
-        }
-    }
-}
-
 /// Label values in snake_case (`dry_run`, `kube_api`), as Prometheus label values usually are; the
 /// derive would write the variant names as they are spelled in Rust.
 macro_rules! label_value_from_as_str {
@@ -157,63 +157,41 @@ macro_rules! label_value_from_as_str {
 }
 label_value_from_as_str!(Action, ActionResult, ErrorCategory);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConstraintLabels {
-    namespace: String,
-    policy: String,
-    kind: String,
-    workload: String,
-    topology_key: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PolicyWorkloadLabels {
-    namespace: String,
-    policy: String,
-    kind: String,
-    workload: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DomainLabels {
-    namespace: String,
-    kind: String,
-    workload: String,
-    topology_key: String,
-    domain: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WorkloadKeyLabels {
-    namespace: String,
-    kind: String,
-    workload: String,
-    topology_key: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The one label set of every per-workload family; each family leaves out what it does not
+/// carry (`None` labels are not encoded), so all of them are spelled in one place.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, PartialOrd, Ord)]
 struct WorkloadLabels {
     namespace: String,
+    policy: Option<String>,
     kind: String,
     workload: String,
+    topology_key: Option<String>,
+    domain: Option<String>,
+    reason: Option<String>,
+    action: Option<Action>,
+    result: Option<ActionResult>,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ActionLabels {
-    namespace: String,
-    policy: String,
-    kind: String,
-    workload: String,
-    action: Action,
-    result: ActionResult,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BlockedLabels {
-    namespace: String,
-    kind: String,
-    workload: String,
-    reason: String,
+impl EncodeLabelSet for WorkloadLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let labels = [
+            ("namespace", Some(self.namespace.as_str())),
+            ("policy", self.policy.as_deref()),
+            ("kind", Some(self.kind.as_str())),
+            ("workload", Some(self.workload.as_str())),
+            ("topology_key", self.topology_key.as_deref()),
+            ("domain", self.domain.as_deref()),
+            ("reason", self.reason.as_deref()),
+            ("action", self.action.map(Action::as_str)),
+            ("result", self.result.map(ActionResult::as_str)),
+        ];
+        for (key, value) in labels {
+            if let Some(value) = value {
+                (key, value).encode(encoder.encode_label())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -231,52 +209,248 @@ struct VersionLabels {
     version: String,
 }
 
-/// One series a policy's workload put on `/metrics` (a constraint stands for both skew and max_skew).
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-enum Series {
-    Constraint(ConstraintLabels),
-    Balanced(PolicyWorkloadLabels),
-    DomainPods(DomainLabels),
-    ZoneLoss(WorkloadKeyLabels),
-    Replicas(WorkloadLabels),
-    Blocked(BlockedLabels),
-    Actions(ActionLabels),
-}
-
-/// (kind, workload name)
-type WorkloadKey = (String, String);
 /// (namespace, policy)
 type PolicyKey = (String, String);
+/// (kind, workload, action, result)
+type ActionKey = (String, String, Action, ActionResult);
 
-/// Which series each policy emitted, per workload, and how many policies emit each series: two
-/// policies may list the same workload (the younger one as Blocked/Conflict), and a series without a
-/// `policy` label stays until neither does.
-#[derive(Default)]
-struct Index {
-    policies: HashMap<PolicyKey, HashMap<WorkloadKey, HashSet<Series>>>,
-    owners: HashMap<Series, usize>,
+/// What one policy last reported, and what it did.
+#[derive(Debug, Default)]
+struct PolicySnapshot {
+    workloads: Vec<WorkloadMetrics>,
+    actions: BTreeMap<ActionKey, u64>,
 }
 
-struct Families {
-    skew: Family<ConstraintLabels, Gauge>,
-    max_skew: Family<ConstraintLabels, Gauge>,
-    balanced: Family<PolicyWorkloadLabels, Gauge>,
-    domain_pods: Family<DomainLabels, Gauge>,
-    zone_loss_fraction: Family<WorkloadKeyLabels, Gauge<f64, AtomicU64>>,
-    replicas: Family<WorkloadLabels, Gauge>,
-    rebalance_actions: Family<ActionLabels, Counter>,
-    rebalance_blocked: Family<BlockedLabels, Gauge>,
+/// Everything the collector encodes at scrape time.
+#[derive(Debug, Default)]
+struct Snapshots {
+    policies: BTreeMap<PolicyKey, PolicySnapshot>,
+    /// HAPolicies per namespace (every instance knows them, leader or not).
+    policy_counts: BTreeMap<String, usize>,
+}
+
+/// Encodes the per-workload families from the snapshots.
+#[derive(Debug, Clone, Default)]
+struct SnapshotCollector(Arc<Mutex<Snapshots>>);
+
+/// One family's samples, gathered before encoding so each family is written once, in order, and
+/// series that two policies both report (a workload listed by a losing policy too) are written once.
+struct Samples<V> {
+    name: &'static str,
+    help: &'static str,
+    series: BTreeMap<WorkloadLabels, V>,
+}
+
+impl<V> Samples<V> {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            series: BTreeMap::new(),
+        }
+    }
+
+    /// The first policy to report a series speaks for it.
+    fn add(&mut self, labels: WorkloadLabels, value: V) {
+        self.series.entry(labels).or_insert(value);
+    }
+}
+
+fn encode_gauges<V: prometheus_client::encoding::EncodeGaugeValue + Copy + std::fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    samples: &Samples<V>,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<V>: EncodeMetric,
+{
+    let mut family =
+        encoder.encode_descriptor(samples.name, samples.help, None, MetricType::Gauge)?;
+    for (labels, value) in &samples.series {
+        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshots = lock(&self.0);
+        let mut skew = Samples::new(
+            "workload_skew",
+            "Current skew of a workload's pods over a topology key, as kube-scheduler counts it",
+        );
+        let mut max_skew = Samples::new(
+            "workload_max_skew",
+            "The maxSkew the workload's constraint allows for the topology key",
+        );
+        let mut balanced = Samples::new(
+            "workload_balanced",
+            "1 when every constraint of the workload is within its maxSkew, else 0",
+        );
+        let mut domain_pods = Samples::new(
+            "workload_domain_pods",
+            "Pods of the workload per topology domain (only for keys with at most 16 domains)",
+        );
+        let mut zone_loss = Samples::<f64>::new(
+            "workload_zone_loss_fraction",
+            "Share of the workload's replicas lost if its worst single domain fails (1 = single point of failure)",
+        );
+        let mut replicas = Samples::new(
+            "workload_replicas",
+            "Replicas of the workload counted by the operator",
+        );
+        let mut blocked = Samples::new(
+            "rebalance_blocked",
+            "1 per reason that currently blocks rebalancing the workload",
+        );
+        let mut actions: BTreeMap<WorkloadLabels, u64> = BTreeMap::new();
+        for ((namespace, policy), snapshot) in &snapshots.policies {
+            for w in &snapshot.workloads {
+                let base = WorkloadLabels {
+                    namespace: namespace.clone(),
+                    kind: w.kind.clone(),
+                    workload: w.workload.clone(),
+                    ..Default::default()
+                };
+                let with_policy = WorkloadLabels {
+                    policy: Some(policy.clone()),
+                    ..base.clone()
+                };
+                replicas.add(base.clone(), w.replicas);
+                balanced.add(with_policy.clone(), i64::from(w.balanced));
+                for c in worst_per_key(&w.constraints) {
+                    let keyed = WorkloadLabels {
+                        topology_key: Some(c.topology_key.clone()),
+                        ..with_policy.clone()
+                    };
+                    skew.add(keyed.clone(), c.skew);
+                    max_skew.add(keyed, c.max_skew);
+                    if c.domains.len() <= MAX_DOMAIN_SERIES {
+                        for (domain, pods) in &c.domains {
+                            let labels = WorkloadLabels {
+                                topology_key: Some(c.topology_key.clone()),
+                                domain: Some(domain.clone()),
+                                ..base.clone()
+                            };
+                            domain_pods.add(labels, *pods);
+                        }
+                    }
+                }
+                if let Some((key, fraction)) = &w.zone_loss {
+                    let labels = WorkloadLabels {
+                        topology_key: Some(key.clone()),
+                        ..base.clone()
+                    };
+                    zone_loss.add(labels, *fraction);
+                }
+                if let Some(reason) = &w.blocked_reason {
+                    let labels = WorkloadLabels {
+                        reason: Some(reason.clone()),
+                        ..base.clone()
+                    };
+                    blocked.add(labels, 1i64);
+                }
+            }
+            for ((kind, workload, action, result), n) in &snapshot.actions {
+                let labels = WorkloadLabels {
+                    namespace: namespace.clone(),
+                    policy: Some(policy.clone()),
+                    kind: kind.clone(),
+                    workload: workload.clone(),
+                    action: Some(*action),
+                    result: Some(*result),
+                    ..Default::default()
+                };
+                actions.insert(labels, *n);
+            }
+        }
+        for family in [
+            &skew,
+            &max_skew,
+            &balanced,
+            &domain_pods,
+            &replicas,
+            &blocked,
+        ] {
+            encode_gauges(&mut encoder, family)?;
+        }
+        encode_gauges(&mut encoder, &zone_loss)?;
+        let mut family = encoder.encode_descriptor(
+            "rebalance_actions",
+            "Rebalance actions taken or attempted, by action and result",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, n) in &actions {
+            ConstCounter::new(*n).encode(family.encode_family(labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "policies",
+            "HAPolicies per namespace",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (namespace, n) in &snapshots.policy_counts {
+            let labels = NamespaceLabels {
+                namespace: namespace.clone(),
+            };
+            ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// One constraint per topology key: a workload may carry two on one key (DoNotSchedule and
+/// ScheduleAnyway); the one furthest over its maxSkew speaks for the key, the first one on a tie.
+fn worst_per_key(constraints: &[ConstraintMetrics]) -> Vec<&ConstraintMetrics> {
+    let mut worst: Vec<&ConstraintMetrics> = Vec::new();
+    for c in constraints {
+        match worst.iter_mut().find(|w| w.topology_key == c.topology_key) {
+            Some(w) if c.skew - c.max_skew > w.skew - w.max_skew => *w = c,
+            Some(_) => {}
+            None => worst.push(c),
+        }
+    }
+    worst
+}
+
+/// The operator's own metrics, registered as live series.
+struct Operational {
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
-    policies: Family<NamespaceLabels, Gauge>,
     leader: Gauge,
     build_info: Family<VersionLabels, Gauge>,
 }
 
+impl Operational {
+    fn new() -> Self {
+        let families = Operational {
+            reconcile_duration: Histogram::new(RECONCILE_BUCKETS),
+            reconcile_errors: Family::default(),
+            leader: Gauge::default(),
+            build_info: Family::default(),
+        };
+        // Every error category starts at 0, so `rate()` sees the first error.
+        for error in ErrorCategory::ALL {
+            families
+                .reconcile_errors
+                .get_or_create(&ErrorLabels { error })
+                .inc_by(0);
+        }
+        families
+            .build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        families
+    }
+}
+
 struct Inner {
-    families: Families,
+    operational: Operational,
+    snapshots: SnapshotCollector,
     registry: Registry,
-    index: Mutex<Index>,
 }
 
 /// The operator's metrics. Clones share the same series.
@@ -297,298 +471,72 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Families {
-    fn new() -> Self {
-        let families = Families {
-            skew: Family::default(),
-            max_skew: Family::default(),
-            balanced: Family::default(),
-            domain_pods: Family::default(),
-            zone_loss_fraction: Family::default(),
-            replicas: Family::default(),
-            rebalance_actions: Family::default(),
-            rebalance_blocked: Family::default(),
-            reconcile_duration: Histogram::new(RECONCILE_BUCKETS),
-            reconcile_errors: Family::default(),
-            policies: Family::default(),
-            leader: Gauge::default(),
-            build_info: Family::default(),
-        };
-        // Every error category starts at 0, so `rate()` sees the first error.
-        for error in ErrorCategory::ALL {
-            families
-                .reconcile_errors
-                .get_or_create(&ErrorLabels { error })
-                .inc_by(0);
-        }
-        families
-            .build_info
-            .get_or_create(&VersionLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            })
-            .set(1);
-        families
-    }
-
-    fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("skewguard");
-        r.register(
-            "workload_skew",
-            "Current skew of a workload's pods over a topology key, as kube-scheduler counts it",
-            self.skew.clone(),
-        );
-        r.register(
-            "workload_max_skew",
-            "The maxSkew the workload's constraint allows for the topology key",
-            self.max_skew.clone(),
-        );
-        r.register(
-            "workload_balanced",
-            "1 when every constraint of the workload is within its maxSkew, else 0",
-            self.balanced.clone(),
-        );
-        r.register(
-            "workload_domain_pods",
-            "Pods of the workload per topology domain (only for keys with at most 16 domains)",
-            self.domain_pods.clone(),
-        );
-        r.register(
-            "workload_zone_loss_fraction",
-            "Share of the workload's replicas lost if its worst single domain fails (1 = single point of failure)",
-            self.zone_loss_fraction.clone(),
-        );
-        r.register(
-            "workload_replicas",
-            "Replicas of the workload counted by the operator",
-            self.replicas.clone(),
-        );
-        r.register(
-            "rebalance_actions",
-            "Rebalance actions taken or attempted, by action and result",
-            self.rebalance_actions.clone(),
-        );
-        r.register(
-            "rebalance_blocked",
-            "1 per reason that currently blocks rebalancing the workload",
-            self.rebalance_blocked.clone(),
-        );
-        r.register_with_unit(
-            "reconcile_duration",
-            "Time one reconcile of a policy took",
-            Unit::Seconds,
-            self.reconcile_duration.clone(),
-        );
-        r.register(
-            "reconcile_errors",
-            "Reconcile errors by category",
-            self.reconcile_errors.clone(),
-        );
-        r.register(
-            "policies",
-            "HAPolicies per namespace",
-            self.policies.clone(),
-        );
-        r.register(
-            "leader",
-            "1 while this instance holds the leader lease, else 0",
-            self.leader.clone(),
-        );
-        r.register(
-            "build_info",
-            "Always 1, labelled with the operator's version",
-            self.build_info.clone(),
-        );
-    }
-
-    /// Sets the series one workload produces and returns them.
-    fn set_workload(&self, namespace: &str, policy: &str, w: &WorkloadMetrics) -> Vec<Series> {
-        let ns = || namespace.to_string();
-        let with_key = |topology_key: &str| WorkloadKeyLabels {
-            namespace: ns(),
-            kind: w.kind.clone(),
-            workload: w.workload.clone(),
-            topology_key: topology_key.to_string(),
-        };
-        let mut series = Vec::new();
-
-        let replicas = WorkloadLabels {
-            namespace: ns(),
-            kind: w.kind.clone(),
-            workload: w.workload.clone(),
-        };
-        self.replicas.get_or_create(&replicas).set(w.replicas);
-        series.push(Series::Replicas(replicas));
-
-        let balanced = PolicyWorkloadLabels {
-            namespace: ns(),
-            policy: policy.to_string(),
-            kind: w.kind.clone(),
-            workload: w.workload.clone(),
-        };
-        self.balanced
-            .get_or_create(&balanced)
-            .set(i64::from(w.balanced));
-        series.push(Series::Balanced(balanced));
-
-        for c in worst_per_key(&w.constraints) {
-            let labels = ConstraintLabels {
-                namespace: ns(),
-                policy: policy.to_string(),
-                kind: w.kind.clone(),
-                workload: w.workload.clone(),
-                topology_key: c.topology_key.clone(),
-            };
-            self.skew.get_or_create(&labels).set(c.skew);
-            self.max_skew.get_or_create(&labels).set(c.max_skew);
-            series.push(Series::Constraint(labels));
-
-            if c.domains.len() <= MAX_DOMAIN_SERIES {
-                for (domain, pods) in &c.domains {
-                    let labels = DomainLabels {
-                        namespace: ns(),
-                        kind: w.kind.clone(),
-                        workload: w.workload.clone(),
-                        topology_key: c.topology_key.clone(),
-                        domain: domain.clone(),
-                    };
-                    self.domain_pods.get_or_create(&labels).set(*pods);
-                    series.push(Series::DomainPods(labels));
-                }
-            }
-        }
-
-        if let Some((topology_key, fraction)) = &w.zone_loss {
-            let labels = with_key(topology_key);
-            self.zone_loss_fraction
-                .get_or_create(&labels)
-                .set(*fraction);
-            series.push(Series::ZoneLoss(labels));
-        }
-
-        if let Some(reason) = &w.blocked_reason {
-            let labels = BlockedLabels {
-                namespace: ns(),
-                kind: w.kind.clone(),
-                workload: w.workload.clone(),
-                reason: reason.clone(),
-            };
-            self.rebalance_blocked.get_or_create(&labels).set(1);
-            series.push(Series::Blocked(labels));
-        }
-        series
-    }
-
-    /// Removes the series; whether it was there does not matter.
-    fn remove(&self, series: &Series) {
-        let _present = match series {
-            Series::Constraint(l) => self.skew.remove(l) | self.max_skew.remove(l),
-            Series::Balanced(l) => self.balanced.remove(l),
-            Series::DomainPods(l) => self.domain_pods.remove(l),
-            Series::ZoneLoss(l) => self.zone_loss_fraction.remove(l),
-            Series::Replicas(l) => self.replicas.remove(l),
-            Series::Blocked(l) => self.rebalance_blocked.remove(l),
-            Series::Actions(l) => self.rebalance_actions.remove(l),
-        };
-    }
-}
-
-/// One constraint per topology key: a workload may carry two on one key (DoNotSchedule and
-/// ScheduleAnyway); the one furthest over its maxSkew speaks for the key, the first one on a tie.
-fn worst_per_key(constraints: &[ConstraintMetrics]) -> Vec<&ConstraintMetrics> {
-    let mut worst: Vec<&ConstraintMetrics> = Vec::new();
-    for c in constraints {
-        match worst.iter_mut().find(|w| w.topology_key == c.topology_key) {
-            Some(w) if c.skew - c.max_skew > w.skew - w.max_skew => *w = c,
-            Some(_) => {}
-            None => worst.push(c),
-        }
-    }
-    worst
-}
-
-impl Index {
-    /// Replaces what `policy` emits with `next`, removing series nobody emits any more.
-    fn replace(
-        &mut self,
-        families: &Families,
-        policy: PolicyKey,
-        next: HashMap<WorkloadKey, HashSet<Series>>,
-    ) {
-        let previous = self.policies.remove(&policy).unwrap_or_default();
-        let old: HashSet<&Series> = previous.values().flatten().collect();
-        let new: HashSet<&Series> = next.values().flatten().collect();
-        for s in new.difference(&old) {
-            *self.owners.entry((*s).clone()).or_default() += 1;
-        }
-        for s in old.difference(&new) {
-            self.release(families, s);
-        }
-        if !next.is_empty() {
-            self.policies.insert(policy, next);
-        }
-    }
-
-    fn release(&mut self, families: &Families, series: &Series) {
-        match self.owners.get_mut(series) {
-            Some(n) if *n > 1 => *n -= 1,
-            _ => {
-                self.owners.remove(series);
-                families.remove(series);
-            }
-        }
-    }
+fn lock(m: &Mutex<Snapshots>) -> MutexGuard<'_, Snapshots> {
+    // Snapshots are replaced whole; a panicking holder cannot leave half of one behind, so a
+    // poisoned lock is used as it is and metrics stay served.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Metrics {
     /// Metrics in a registry of their own, served by [`Metrics::encode`].
     pub fn new() -> Self {
-        let families = Families::new();
+        let operational = Operational::new();
+        let snapshots = SnapshotCollector::default();
         let mut registry = Registry::default();
-        families.register(&mut registry);
+        register(&operational, &snapshots, &mut registry);
         Metrics {
             inner: Arc::new(Inner {
-                families,
+                operational,
+                snapshots,
                 registry,
-                index: Mutex::new(Index::default()),
             }),
         }
     }
 
     /// Also registers these metrics (the same series) into another registry, under `skewguard_`.
     pub fn register(&self, registry: &mut Registry) {
-        self.inner.families.register(registry);
+        register(&self.inner.operational, &self.inner.snapshots, registry);
     }
 
-    /// Sets every series of the policy's workloads and removes those of workloads, topology keys,
-    /// domains and block reasons the policy no longer reports. Rebalance counters of a workload stay
-    /// as long as the policy lists it.
+    /// Replaces what the policy reports with `workloads`. Rebalance counts of a workload stay as
+    /// long as the policy lists it, and go with it.
     pub fn observe_policy(&self, namespace: &str, policy: &str, workloads: &[WorkloadMetrics]) {
-        let f = &self.inner.families;
-        let mut index = self.index();
-        let key = (namespace.to_string(), policy.to_string());
-        let previous = index.policies.get(&key);
-        let mut next: HashMap<WorkloadKey, HashSet<Series>> = HashMap::new();
-        for w in workloads {
-            let wkey = (w.kind.clone(), w.workload.clone());
-            let counters: Vec<Series> = previous
-                .and_then(|p| p.get(&wkey))
-                .into_iter()
-                .flatten()
-                .filter(|s| matches!(s, Series::Actions(_)))
-                .cloned()
-                .collect();
-            let entry = next.entry(wkey).or_default();
-            entry.extend(f.set_workload(namespace, policy, w));
-            entry.extend(counters);
+        let mut snapshots = lock(&self.inner.snapshots.0);
+        let entry = snapshots
+            .policies
+            .entry((namespace.to_string(), policy.to_string()))
+            .or_default();
+        let listed: BTreeSet<(&str, &str)> = workloads
+            .iter()
+            .map(|w| (w.kind.as_str(), w.workload.as_str()))
+            .collect();
+        entry
+            .actions
+            .retain(|(kind, name, _, _), _| listed.contains(&(kind.as_str(), name.as_str())));
+        entry.workloads = workloads.to_vec();
+        if entry.workloads.is_empty() && entry.actions.is_empty() {
+            snapshots
+                .policies
+                .remove(&(namespace.to_string(), policy.to_string()));
         }
-        index.replace(f, key, next);
     }
 
-    /// Removes every series of the policy's workloads (the policy was deleted).
+    /// Removes everything the policy reported (the policy was deleted).
     pub fn forget_policy(&self, namespace: &str, policy: &str) {
-        let mut index = self.index();
-        let key = (namespace.to_string(), policy.to_string());
-        index.replace(&self.inner.families, key, HashMap::new());
+        lock(&self.inner.snapshots.0)
+            .policies
+            .remove(&(namespace.to_string(), policy.to_string()));
+    }
+
+    /// Keeps only the policies that still exist (the others were deleted).
+    pub fn retain_policies(&self, live: &BTreeSet<(String, String)>) {
+        let mut snapshots = lock(&self.inner.snapshots.0);
+        snapshots.policies.retain(|key, _| live.contains(key));
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (namespace, _) in live {
+            *counts.entry(namespace.clone()).or_default() += 1;
+        }
+        snapshots.policy_counts = counts;
     }
 
     /// Counts one rebalance action on a workload of a policy.
@@ -601,42 +549,25 @@ impl Metrics {
         action: Action,
         result: ActionResult,
     ) {
-        let labels = ActionLabels {
-            namespace: namespace.to_string(),
-            policy: policy.to_string(),
-            kind: kind.to_string(),
-            workload: workload.to_string(),
-            action,
-            result,
-        };
-        let mut index = self.index();
-        self.inner
-            .families
-            .rebalance_actions
-            .get_or_create(&labels)
-            .inc();
-        let series = Series::Actions(labels);
-        let emitted = index
+        *lock(&self.inner.snapshots.0)
             .policies
             .entry((namespace.to_string(), policy.to_string()))
             .or_default()
-            .entry((kind.to_string(), workload.to_string()))
-            .or_default();
-        if emitted.insert(series.clone()) {
-            *index.owners.entry(series).or_default() += 1;
-        }
+            .actions
+            .entry((kind.to_string(), workload.to_string(), action, result))
+            .or_default() += 1;
     }
 
     pub fn observe_reconcile(&self, duration: Duration) {
         self.inner
-            .families
+            .operational
             .reconcile_duration
             .observe(duration.as_secs_f64());
     }
 
     pub fn record_error(&self, error: ErrorCategory) {
         self.inner
-            .families
+            .operational
             .reconcile_errors
             .get_or_create(&ErrorLabels { error })
             .inc();
@@ -644,28 +575,21 @@ impl Metrics {
 
     /// Sets the number of HAPolicies in a namespace; a namespace with none disappears.
     pub fn set_policies(&self, namespace: &str, count: usize) {
-        let labels = NamespaceLabels {
-            namespace: namespace.to_string(),
-        };
-        let policies = &self.inner.families.policies;
+        let mut snapshots = lock(&self.inner.snapshots.0);
         if count == 0 {
-            policies.remove(&labels);
+            snapshots.policy_counts.remove(namespace);
         } else {
-            policies
-                .get_or_create(&labels)
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
+            snapshots.policy_counts.insert(namespace.to_string(), count);
         }
     }
 
     pub fn set_leader(&self, leader: bool) {
-        self.inner.families.leader.set(i64::from(leader));
+        self.inner.operational.leader.set(i64::from(leader));
     }
 
     /// The OpenMetrics text exposition of every series, ending with `# EOF`.
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        // Held so a scrape never sees half of an observe_policy.
-        let _index = self.index();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry) {
             // Only the library's own encoders run, and writing into a String does not fail.
             text.clear();
@@ -673,15 +597,32 @@ impl Metrics {
         }
         text
     }
+}
 
-    fn index(&self) -> MutexGuard<'_, Index> {
-        // The index holds no invariant a panicking holder could break halfway that matters more
-        // than keeping metrics served, so a poisoned lock is used as it is.
-        self.inner
-            .index
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+fn register(operational: &Operational, snapshots: &SnapshotCollector, registry: &mut Registry) {
+    let r = registry.sub_registry_with_prefix("skewguard");
+    r.register_with_unit(
+        "reconcile_duration",
+        "Time one reconcile of a policy took",
+        Unit::Seconds,
+        operational.reconcile_duration.clone(),
+    );
+    r.register(
+        "reconcile_errors",
+        "Errors by category",
+        operational.reconcile_errors.clone(),
+    );
+    r.register(
+        "leader",
+        "1 while this instance holds the leader lease, else 0",
+        operational.leader.clone(),
+    );
+    r.register(
+        "build_info",
+        "Always 1, labelled with the operator's version",
+        operational.build_info.clone(),
+    );
+    r.register_collector(Box::new(snapshots.clone()));
 }
 
 #[cfg(test)]
@@ -779,7 +720,7 @@ mod tests {
         );
         m.observe_policy("ns", "p", &[]);
         assert!(lines_with(&m, "skewguard_rebalance_actions_total{").is_empty());
-        assert!(m.index().owners.is_empty() && m.index().policies.is_empty());
+        assert!(lock(&m.inner.snapshots.0).policies.is_empty());
     }
 
     #[test]
@@ -792,6 +733,29 @@ mod tests {
         };
         let cs = [c(2, 2), c(2, 1), c(1, 1)];
         assert_eq!(worst_per_key(&cs), vec![&cs[1]]);
+    }
+
+    #[test]
+    fn deleted_policies_leave_no_series() {
+        let m = Metrics::new();
+        let w = web(2, &[("a", 0), ("c", 2)], Some("NoCapacity"));
+        m.observe_policy("ns", "gone", std::slice::from_ref(&w));
+        m.observe_policy(
+            "ns",
+            "kept",
+            &[WorkloadMetrics {
+                workload: "api".into(),
+                ..w
+            }],
+        );
+        let live = BTreeSet::from([("ns".to_string(), "kept".to_string())]);
+        m.retain_policies(&live);
+        assert!(lines_with(&m, "workload=\"web\"").is_empty());
+        assert!(!lines_with(&m, "workload=\"api\"").is_empty());
+        assert_eq!(
+            lines_with(&m, "skewguard_policies{"),
+            vec!["skewguard_policies{namespace=\"ns\"} 1"]
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ mod tests {
             "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}}
         }))
         .unwrap();
-        WorkloadObject::from_deployment(&d).unwrap()
+        WorkloadObject::from_object(&d).unwrap()
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct WorkloadOutcome {
     pub replicas: i32,
     pub measurement: Measurement,
     pub zone_loss: Option<DomainLoss>,
+    /// The topology key the zone loss is computed on (the zone key when the workload spreads
+    /// over it, else its first constraint's key).
+    pub zone_loss_key: String,
     pub state: RebalanceState,
     pub reason: String,
     pub last_action: Option<Timestamp>,
@@ -46,6 +49,14 @@ pub fn key_name(key: &str) -> &str {
 impl WorkloadOutcome {
     pub fn balanced(&self) -> bool {
         self.measurement.within_policy()
+    }
+
+    /// Whether rebalancing is held up (Blocked, or backing off after ineffective moves).
+    pub fn blocks(&self) -> bool {
+        matches!(
+            self.state,
+            RebalanceState::Blocked | RebalanceState::BackingOff
+        )
     }
 
     /// "zone skew 2 > 1" for each constraint over its maxSkew.

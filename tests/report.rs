@@ -1,10 +1,10 @@
 //! `skewguard report` on fixtures of cluster state: the petclinic field scenario (every pod in
 //! ap-northeast-2c), its table and JSON, and what the petclinic policy would do.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
+use skewguard::api::WorkloadKind;
 use skewguard::cli::OutputFormat;
 use skewguard::report::build::{ClusterState, PolicyInput, Report, build_report};
 use skewguard::report::gather::Scope;
@@ -57,6 +57,17 @@ fn status(replicas: i32) -> Value {
            "readyReplicas": replicas, "availableReplicas": replicas})
 }
 
+/// A workload as the API server lists it, in its dynamic form.
+fn workload(api_version: &str, kind: &str, mut object: Value) -> DynamicObject {
+    object["apiVersion"] = json!(api_version);
+    object["kind"] = json!(kind);
+    serde_json::from_value(object).unwrap()
+}
+
+fn deployment(object: Value) -> DynamicObject {
+    workload("apps/v1", "Deployment", object)
+}
+
 fn meta(name: &str) -> Value {
     json!({"name": name, "namespace": NS, "generation": 1, "labels": {"app": "petclinic"}})
 }
@@ -78,28 +89,30 @@ fn petclinic() -> ClusterState {
             pod("was-5f6b-pqrst", was, "ip-10-0-3-20"),
             pod("redis-master-0", redis, "ip-10-0-3-20"),
         ],
-        deployments: vec![
-            serde_json::from_value::<Deployment>(json!({
+        workloads: vec![
+            deployment(json!({
                 "metadata": meta("web"), "spec": spec(2, "web", json!({})), "status": status(2)
-            }))
-            .unwrap(),
+            })),
+            workload(
+                "apps/v1",
+                "StatefulSet",
+                json!({
+                    "metadata": meta("redis-master"), "spec": spec(1, "redis", json!({})),
+                    "status": status(1)
+                }),
+            ),
+            workload(
+                "argoproj.io/v1alpha1",
+                "Rollout",
+                json!({
+                    "metadata": meta("was"), "spec": spec(2, "was", json!({})),
+                    "status": {"observedGeneration": "1", "replicas": 2, "updatedReplicas": 2,
+                               "readyReplicas": 2, "availableReplicas": 2}
+                }),
+            ),
         ],
-        statefulsets: vec![
-            serde_json::from_value::<StatefulSet>(json!({
-                "metadata": meta("redis-master"), "spec": spec(1, "redis", json!({})),
-                "status": status(1)
-            }))
-            .unwrap(),
-        ],
-        rollouts: Some(vec![
-            serde_json::from_value::<DynamicObject>(json!({
-                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                "metadata": meta("was"), "spec": spec(2, "was", json!({})),
-                "status": {"observedGeneration": "1", "replicas": 2, "updatedReplicas": 2,
-                           "readyReplicas": 2, "availableReplicas": 2}
-            }))
-            .unwrap(),
-        ]),
+        kinds_served: WorkloadKind::all(),
+        budgets: vec![],
     }
 }
 
@@ -183,10 +196,9 @@ fn after_the_manual_fix_the_template_constraint_measures_and_nothing_is_a_spof()
         "maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
         "labelSelector": {"matchLabels": {"app": "petclinic", "tier": "web"}}
     }]});
-    state.deployments[0] = serde_json::from_value(json!({
+    state.workloads[0] = deployment(json!({
         "metadata": meta("web"), "spec": spec(2, "web", constraint), "status": status(2)
-    }))
-    .unwrap();
+    }));
     state.pods[0].spec.node_name = Some("ip-10-0-1-10".into());
     let report = build_report(&state, ZONE, None);
     let web = &report.workloads[0];
@@ -219,12 +231,11 @@ fn no_rollout_crd_and_no_workloads_say_so() {
 #[test]
 fn a_workload_with_an_invalid_selector_is_a_warning_not_a_failure() {
     let mut state = petclinic();
-    state.deployments[0] = serde_json::from_value(json!({
+    state.workloads[0] = deployment(json!({
         "metadata": meta("web"),
         "spec": {"selector": {"matchExpressions": [{"key": "tier", "operator": "Sideways"}]},
                  "template": {}}
-    }))
-    .unwrap();
+    }));
     let report = build_report(&state, ZONE, None);
     assert_eq!(report.workloads.len(), 2);
     assert_eq!(report.warnings.len(), 1);
@@ -285,6 +296,29 @@ fn the_petclinic_policy_shows_what_the_operator_would_do() {
     assert!(redis.plan.moves.is_empty());
     assert_eq!(redis.plan.obstacle.as_deref(), Some("AlreadyBalanced"));
 
+    // The decision step, as the controller takes it.
+    assert_eq!(
+        (
+            format!("{:?}", web.decision.state),
+            web.decision.reason.as_str()
+        ),
+        ("Evicting".to_string(), "Evicting")
+    );
+    assert_eq!(
+        web.decision.would,
+        vec![
+            "inject 2 spread constraint(s)".to_string(),
+            format!("evict {} (zone ap-northeast-2c -> ap-northeast-2a)", m.pod)
+        ]
+    );
+    assert_eq!(
+        (
+            format!("{:?}", redis.decision.state),
+            redis.decision.reason.as_str()
+        ),
+        ("Idle".to_string(), "Balanced")
+    );
+
     let text = render(&report, OutputFormat::Table).unwrap();
     let section = text.split_once("\nHAPolicy ").map(|(_, s)| s).unwrap();
     let expected_web = "\
@@ -308,6 +342,10 @@ fn the_petclinic_policy_shows_what_the_operator_would_do() {
     );
     assert!(
         section.contains("  StatefulSet redis-master\n"),
+        "{section}"
+    );
+    assert!(
+        section.contains("    decision: Evicting (Evicting), once the skew has held for the stabilization window\n      would inject 2 spread constraint(s)\n"),
         "{section}"
     );
     assert!(
@@ -361,4 +399,31 @@ fn a_file_that_is_not_an_hapolicy_is_a_clear_error() {
     assert!(parse_policy(": not yaml: [").is_err());
     let missing = skewguard::report::read_policy(std::path::Path::new("/nonexistent/policy.yaml"));
     assert!(matches!(missing, Err(ReportError::PolicyRead { .. })));
+}
+
+#[test]
+fn the_report_shows_a_budget_without_room_blocking_the_decision() {
+    let policy = sample_policy("petclinic-hapolicy.yaml");
+    let input = policy_in_scope(&policy, &Scope::Namespace(NS.into()), "default").unwrap();
+    let mut state = petclinic();
+    state.budgets = vec![
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": NS, "generation": 1},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"tier": "web"}}},
+            "status": {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 2,
+                       "desiredHealthy": 2, "expectedPods": 2}
+        }))
+        .unwrap(),
+    ];
+    let report = build_report(&state, ZONE, Some(&input));
+    let web = &report.policy.as_ref().unwrap().workloads[0];
+    assert_eq!(
+        (
+            format!("{:?}", web.decision.state),
+            web.decision.reason.as_str()
+        ),
+        ("Blocked".to_string(), "PodDisruptionBudget")
+    );
+    assert!(web.plan.moves_needed > 0, "the plan is still shown");
+    assert!(!web.decision.would.iter().any(|w| w.starts_with("evict")));
 }

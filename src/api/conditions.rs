@@ -40,10 +40,14 @@ pub mod reason {
     pub const BALANCED: &str = "Balanced";
     /// A rebalance episode ended recently; the next waits for `cooldownSeconds`.
     pub const COOLDOWN: &str = "Cooldown";
+    /// Evicting: the eviction waits for its slot under the global `--max-evictions-per-second`.
+    pub const AWAITING_EVICTION_SLOT: &str = "AwaitingEvictionSlot";
     /// An evicted pod's replacement has not landed and become Ready yet.
     pub const AWAITING_REPLACEMENT: &str = "AwaitingReplacement";
     /// Fewer than 2 Ready replicas: evicting one would take the service down.
     pub const TOO_FEW_READY_REPLICAS: &str = "TooFewReadyReplicas";
+    /// Blocked: the workload's spec cannot be read (the message says why).
+    pub const INVALID_WORKLOAD: &str = "InvalidWorkload";
     /// `strategy: None`: measured and reported only.
     pub const REBALANCE_DISABLED: &str = "RebalanceDisabled";
     pub const EVICTING: &str = "Evicting";

@@ -11,21 +11,16 @@ use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::api::{HAPolicy, RebalanceState, WorkloadKind};
-use crate::decision::Memory;
+use crate::api::{HAPolicy, WorkloadKind};
 use crate::metrics::Metrics;
+use crate::pipeline::WorkloadMemory;
+
+pub use crate::pipeline::Settings;
 
 use super::stores::Stores;
 
-/// Settings from the command line that change what reconciles do.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Write nothing to workloads or pods; say what would have been done.
-    pub dry_run: bool,
-}
-
 /// Identifies a workload, as seen by one policy, across reconciles (a policy that loses a
-/// conflict keeps its own record, so the two never overwrite each other's memory).
+/// conflict keeps its own memory, so the two never overwrite each other's).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkloadKey {
     pub namespace: String,
@@ -34,21 +29,13 @@ pub struct WorkloadKey {
     pub name: String,
 }
 
-/// What is remembered about a workload: the decision memory, and what was last told, so
-/// Events mark changes instead of repeating on every reconcile.
-#[derive(Clone, Debug, Default)]
-pub struct Record {
-    pub memory: Memory,
-    pub reported: Option<(RebalanceState, String)>,
-}
-
 pub struct Context {
     pub client: Client,
     pub stores: Stores,
     pub policies: Store<HAPolicy>,
     pub recorder: Recorder,
     pub settings: Settings,
-    pub records: Mutex<HashMap<WorkloadKey, Record>>,
+    pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
     pub limiter: RateLimiter,
     pub leader: watch::Receiver<bool>,
     pub metrics: Metrics,
@@ -59,33 +46,54 @@ impl Context {
         *self.leader.borrow()
     }
 
-    pub fn record(&self, key: &WorkloadKey) -> Record {
-        self.lock_records().get(key).cloned().unwrap_or_default()
+    pub fn memory_of(&self, key: &WorkloadKey) -> WorkloadMemory {
+        self.lock_memory().get(key).cloned().unwrap_or_default()
     }
 
-    pub fn store_record(&self, key: WorkloadKey, record: Record) {
-        self.lock_records().insert(key, record);
+    pub fn remember(&self, key: WorkloadKey, memory: WorkloadMemory) {
+        self.lock_memory().insert(key, memory);
     }
 
     /// Forgets the workloads `policy` handled before but no longer selects.
     pub fn forget_except(&self, namespace: &str, policy: &str, keep: &[WorkloadKey]) {
-        self.lock_records()
+        self.lock_memory()
             .retain(|k, _| k.namespace != namespace || k.policy != policy || keep.contains(k));
     }
 
-    fn lock_records(&self) -> std::sync::MutexGuard<'_, HashMap<WorkloadKey, Record>> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    /// Forgets every workload of the policies that no longer exist.
+    pub fn forget_policies_except(&self, live: &std::collections::BTreeSet<(String, String)>) {
+        self.lock_memory()
+            .retain(|k, _| live.contains(&(k.namespace.clone(), k.policy.clone())));
+    }
+
+    fn lock_memory(&self) -> std::sync::MutexGuard<'_, HashMap<WorkloadKey, WorkloadMemory>> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Spaces disruptions across all workloads to protect the API server; each workload's own
 /// pacing (one step at a time, replacements Ready first) is what keeps services safe.
+///
+/// A reconcile never waits for a slot: it reserves the next free one for the pod it wants to
+/// evict and comes back when the slot arrives. So each workload steps as soon as its own
+/// replacement is Ready and its slot comes, and no workload waits for another's.
 pub struct RateLimiter {
     interval: Duration,
-    next: tokio::sync::Mutex<Instant>,
+    state: Mutex<Slots>,
 }
 
+#[derive(Default)]
+struct Slots {
+    next: Option<Instant>,
+    /// (workload, pod) -> the slot reserved for it.
+    reserved: HashMap<(WorkloadKey, String), Instant>,
+}
+
+/// A reservation not used this long after its slot is given up.
+const RESERVATION_GRACE: Duration = Duration::from_secs(30);
+
 impl RateLimiter {
+    /// `rate` evictions per second; the command line refuses anything but a positive rate.
     pub fn per_second(rate: f64) -> Self {
         let interval = if rate > 0.0 && rate.is_finite() {
             Duration::from_secs_f64(1.0 / rate)
@@ -94,18 +102,63 @@ impl RateLimiter {
         };
         Self {
             interval,
-            next: tokio::sync::Mutex::new(Instant::now()),
+            state: Mutex::default(),
         }
     }
 
-    /// Waits for the next slot.
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+    /// `None`: go now. `Some(wait)`: the pod's slot comes in `wait`; ask again then.
+    pub fn reserve(&self, workload: &WorkloadKey, pod: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut slots = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        slots.reserved.retain(|_, at| *at + RESERVATION_GRACE > now);
+        let key = (workload.clone(), pod.to_string());
+        if let Some(at) = slots.reserved.get(&key).copied() {
+            if at <= now {
+                slots.reserved.remove(&key);
+                return None;
+            }
+            return Some(at - now);
+        }
+        let slot = slots.next.map_or(now, |next| next.max(now));
+        slots.next = Some(slot + self.interval);
+        if slot <= now {
+            return None;
+        }
+        slots.reserved.insert(key, slot);
+        Some(slot - now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> WorkloadKey {
+        WorkloadKey {
+            namespace: "ns".into(),
+            policy: "p".into(),
+            kind: WorkloadKind::Deployment,
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_are_reserved_in_order_and_kept_for_their_pod() {
+        let limiter = RateLimiter::per_second(10.0);
+        assert_eq!(limiter.reserve(&key("a"), "a-1"), None);
+        let b = limiter.reserve(&key("b"), "b-1").unwrap();
+        let c = limiter.reserve(&key("c"), "c-1").unwrap();
+        assert_eq!(
+            (b, c),
+            (Duration::from_millis(100), Duration::from_millis(200))
+        );
+        // Asking again keeps the place in the queue.
+        assert_eq!(limiter.reserve(&key("b"), "b-1"), Some(b));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(limiter.reserve(&key("b"), "b-1"), None);
+        assert_eq!(
+            limiter.reserve(&key("c"), "c-1"),
+            Some(Duration::from_millis(100))
+        );
     }
 }

@@ -4,6 +4,7 @@
 pub mod actuate;
 pub mod context;
 pub mod events;
+pub mod pod_index;
 pub mod reconcile;
 pub mod stores;
 
@@ -119,16 +120,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         settings: Settings {
             dry_run: args.dry_run,
         },
-        records: Mutex::default(),
+        memory: Mutex::default(),
         limiter: RateLimiter::per_second(args.max_evictions_per_second),
         leader: leadership.is_leader.clone(),
         metrics: metrics.clone(),
     });
-    tokio::spawn(housekeeping(
-        ctx.policies.clone(),
-        metrics,
-        leadership.is_leader.clone(),
-    ));
+    tokio::spawn(housekeeping(ctx.clone(), leadership.is_leader.clone()));
 
     controller
         .reconcile_on(requeues)
@@ -167,32 +164,21 @@ async fn serve_http(
     Ok(())
 }
 
-/// Keeps the gauges that no reconcile owns true: policies per namespace, leadership, and the
-/// series of policies that were deleted (a deleted policy is never reconciled again).
-async fn housekeeping(
-    policies: kube::runtime::reflector::Store<HAPolicy>,
-    metrics: Metrics,
-    leader: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut known: std::collections::BTreeSet<(String, String)> = Default::default();
+/// Keeps true what no reconcile owns: policies per namespace, leadership, and everything
+/// remembered about policies that were deleted (a deleted policy is never reconciled again).
+async fn housekeeping(ctx: Arc<Context>, leader: tokio::sync::watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
         interval.tick().await;
-        metrics.set_leader(*leader.borrow());
-        let now: std::collections::BTreeSet<(String, String)> = policies
+        ctx.metrics.set_leader(*leader.borrow());
+        let live: std::collections::BTreeSet<(String, String)> = ctx
+            .policies
             .state()
             .iter()
             .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
             .collect();
-        for (ns, name) in known.difference(&now) {
-            metrics.forget_policy(ns, name);
-        }
-        let namespaces: std::collections::BTreeSet<&String> =
-            known.iter().chain(now.iter()).map(|(ns, _)| ns).collect();
-        for ns in namespaces {
-            metrics.set_policies(ns, now.iter().filter(|(n, _)| n == ns).count());
-        }
-        known = now;
+        ctx.metrics.retain_policies(&live);
+        ctx.forget_policies_except(&live);
     }
 }
 
@@ -219,17 +205,7 @@ async fn check_crd(policies: &Api<HAPolicy>) -> Result<(), RunError> {
 }
 
 async fn wait_for_caches(stores: &stores::Stores) {
-    let results = futures::join!(
-        stores.deployments.wait_until_ready(),
-        stores.statefulsets.wait_until_ready(),
-        stores.pods.wait_until_ready(),
-        stores.nodes.wait_until_ready(),
-        stores.pdbs.wait_until_ready(),
-    );
-    if [results.0, results.1, results.2, results.3, results.4]
-        .iter()
-        .any(Result::is_err)
-    {
+    if !stores.wait_until_ready().await {
         error!("a cache stopped before it synced");
     }
 }

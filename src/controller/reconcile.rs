@@ -1,7 +1,7 @@
-//! One reconcile of one policy: observe -> core -> act -> status. Every decision comes from the
-//! pure modules; this file only gathers their inputs and carries out their answers.
+//! One reconcile of one policy: gather -> assess each workload (pure) -> carry out its writes ->
+//! conclude (pure) -> status. This file only gathers the pipeline's inputs and carries out its
+//! writes; every decision is made in [`crate::pipeline`].
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,23 +14,18 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::api::conditions::reason;
-use crate::api::{HAPolicy, HAPolicyStatus, RebalanceState};
-use crate::constraints::{apply_body, plan_template};
-use crate::decision::{self, Action, Observation, Writes};
-use crate::metrics::{
-    Action as Acted, ActionResult, ConstraintMetrics, ErrorCategory, WorkloadMetrics,
-};
+use crate::api::{HAPolicy, HAPolicyStatus};
+use crate::errors::ErrorCategory;
+use crate::metrics::WorkloadMetrics;
 use crate::ownership::{governing_policy, selects};
-use crate::policy_status::{WorkloadOutcome, key_name, policy_status};
-use crate::topology::{
-    Cluster, PlanOptions, ZONE_KEY, evaluate, pods_by_domain, worst_domain_loss,
-};
+use crate::pipeline::{self, Facts, Write, WriteResult};
+use crate::policy_status::policy_status;
+use crate::topology::Cluster;
 use crate::workload::WorkloadObject;
 
-use super::actuate::{self, EvictionOutcome};
+use super::actuate;
 use super::context::{Context, WorkloadKey};
-use super::events::{self, Notice, kind};
+use super::events;
 
 /// How often a policy is looked at again when nothing asks for it sooner.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -54,50 +49,12 @@ impl Error {
     }
 }
 
-/// What the metrics say about one workload.
-fn workload_metrics(o: &WorkloadOutcome) -> WorkloadMetrics {
-    WorkloadMetrics {
-        kind: format!("{:?}", o.kind),
-        workload: o.name.clone(),
-        replicas: i64::from(o.replicas),
-        balanced: o.balanced(),
-        constraints: o
-            .measurement
-            .constraints
-            .iter()
-            .map(|c| ConstraintMetrics {
-                topology_key: c.topology_key.clone(),
-                skew: i64::from(c.skew),
-                max_skew: i64::from(c.max_skew),
-                domains: c
-                    .domains
-                    .iter()
-                    .map(|(d, n)| (d.to_string(), i64::from(n)))
-                    .collect(),
-            })
-            .collect(),
-        zone_loss: o.zone_loss.as_ref().map(|l| {
-            let key = o
-                .measurement
-                .constraints
-                .first()
-                .map_or(ZONE_KEY.to_string(), |c| c.topology_key.clone());
-            (key, l.fraction)
-        }),
-        blocked_reason: matches!(
-            o.state,
-            RebalanceState::Blocked | RebalanceState::BackingOff
-        )
-        .then(|| o.reason.clone()),
-    }
-}
-
-/// What the reconcile saw, gathered once for all the policy's workloads.
-struct Observed {
+/// What the reconcile gathered, once for all the policy's workloads.
+struct Gathered {
     workloads: Vec<WorkloadObject>,
     problems: Vec<String>,
     cluster: Cluster,
-    governing: Vec<Option<String>>,
+    governing: Vec<bool>,
 }
 
 pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -113,46 +70,125 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
     result
 }
 
-async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
-    let (policy, ctx) = (policy.clone(), ctx.clone());
+async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, Error> {
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let namespace = policy.namespace().unwrap_or_default();
-    let observed = observe(&policy, &ctx, &namespace);
-    let mut outcomes = Vec::with_capacity(observed.workloads.len());
+    let name = policy.name_any();
+    let gathered = gather(policy, ctx, &namespace);
+    let mut outcomes = Vec::with_capacity(gathered.workloads.len());
     let mut requeue = RESYNC;
-    for (workload, governing) in observed.workloads.iter().zip(&observed.governing) {
-        let conflict = governing.as_deref() != Some(policy.name_any().as_str());
-        let (outcome, after) =
-            handle_workload(&policy, &ctx, &observed.cluster, workload, conflict, now).await;
-        requeue = requeue.min(after.unwrap_or(RESYNC));
-        outcomes.push(outcome);
+    for (workload, governing) in gathered.workloads.iter().zip(&gathered.governing) {
+        let key = key_of(policy, workload);
+        let facts = Facts {
+            governing: *governing,
+            budget_exhausted: ctx
+                .stores
+                .budget_exhausted(workload.namespace(), &template_labels(workload)),
+        };
+        let assessment = pipeline::assess(
+            policy,
+            workload,
+            &gathered.cluster,
+            &ctx.memory_of(&key),
+            &facts,
+            &ctx.settings,
+            now,
+        );
+        let results = carry_out(ctx, &key, workload, &assessment.writes).await;
+        let conclusion = pipeline::conclude(assessment, results, now);
+        for (action, result) in &conclusion.actions {
+            ctx.metrics.record_action(
+                &namespace,
+                &name,
+                workload.kind.name(),
+                workload.name(),
+                *action,
+                *result,
+            );
+        }
+        for error in &conclusion.errors {
+            ctx.metrics.record_error(*error);
+        }
+        let workload_ref = workload_ref(workload);
+        let policy_ref = policy.object_ref(&());
+        for notice in &conclusion.notices {
+            events::publish(&ctx.recorder, notice, &workload_ref, &policy_ref).await;
+        }
+        ctx.remember(key, conclusion.memory);
+        requeue = requeue.min(conclusion.requeue_after.unwrap_or(RESYNC));
+        outcomes.push(conclusion.outcome);
     }
     ctx.metrics.observe_policy(
         &namespace,
-        &policy.name_any(),
-        &outcomes.iter().map(workload_metrics).collect::<Vec<_>>(),
+        &name,
+        &outcomes
+            .iter()
+            .map(WorkloadMetrics::from)
+            .collect::<Vec<_>>(),
     );
-    let keep: Vec<WorkloadKey> = observed
+    let keep: Vec<WorkloadKey> = gathered
         .workloads
         .iter()
-        .map(|w| key_of(&policy, w))
+        .map(|w| key_of(policy, w))
         .collect();
-    ctx.forget_except(&namespace, &policy.name_any(), &keep);
+    ctx.forget_except(&namespace, &name, &keep);
     let status = policy_status(
         policy.status.as_ref(),
         policy.metadata.generation,
         &outcomes,
-        &observed.problems,
+        &gathered.problems,
         now,
     );
-    write_status(&ctx, &policy, status).await?;
-    Ok(Requeue::requeue(requeue))
+    write_status(ctx, policy, status).await?;
+    Ok(Requeue::requeue(requeue.max(Duration::from_millis(100))))
 }
 
 pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) -> Requeue {
     warn!(policy = %policy.name_any(), category = error.category().as_str(), %error, "reconcile failed");
     Requeue::requeue(Duration::from_secs(15))
+}
+
+/// Carries out the writes in order, stopping at the first that does not go through (a refused
+/// or failed eviction, or one whose slot has not come yet).
+async fn carry_out(
+    ctx: &Context,
+    key: &WorkloadKey,
+    workload: &WorkloadObject,
+    writes: &[Write],
+) -> Vec<WriteResult> {
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        let result = match write {
+            Write::Inject { body, .. } => {
+                let result = actuate::apply(&ctx.client, workload, body).await;
+                if matches!(result, WriteResult::Done) {
+                    info!(workload = %workload.name(), "spread constraints injected");
+                }
+                result
+            }
+            Write::Evict(m) => match ctx.limiter.reserve(key, &m.pod) {
+                Some(wait) => WriteResult::Deferred(wait),
+                None => {
+                    let result = actuate::evict(&ctx.client, workload.namespace(), &m.pod).await;
+                    if matches!(result, WriteResult::Done) {
+                        info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
+                    }
+                    result
+                }
+            },
+            Write::Restart { body } => actuate::restart(&ctx.client, workload, body).await,
+        };
+        if let WriteResult::Failed(e) = &result {
+            warn!(workload = %workload.name(), error = %e, "write failed");
+        }
+        let went_through = matches!(result, WriteResult::Done | WriteResult::Gone);
+        results.push(result);
+        if !went_through {
+            break;
+        }
+    }
+    results
 }
 
 fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
@@ -164,9 +200,18 @@ fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
     }
 }
 
-fn observe(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Observed {
+fn template_labels(w: &WorkloadObject) -> std::collections::BTreeMap<String, String> {
+    w.template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
+}
+
+fn gather(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Gathered {
     let mut problems = Vec::new();
     if let Err(e) = Selector::try_from(policy.spec.selector.clone()) {
+        ctx.metrics.record_error(ErrorCategory::InvalidPolicy);
         problems.push(format!("invalid selector: {e}"));
     }
     let mut workloads = Vec::new();
@@ -176,6 +221,7 @@ fn observe(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Observed {
             Ok(_) => {}
             Err(e) => {
                 warn!(policy = %policy.name_any(), error = %e, "skipping a malformed workload");
+                ctx.metrics.record_error(ErrorCategory::InvalidWorkload);
                 problems.push(e.to_string());
             }
         }
@@ -187,262 +233,27 @@ fn observe(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Observed {
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(namespace))
         .collect();
+    let name = policy.name_any();
     let governing = workloads
         .iter()
-        .map(|w| governing_policy(policies.iter().map(|p| p.as_ref()), w))
+        .map(|w| {
+            governing_policy(policies.iter().map(|p| p.as_ref()), w).as_deref()
+                == Some(name.as_str())
+        })
         .collect();
-    let cluster = Cluster::new(ctx.stores.nodes(), ctx.stores.pods_in(namespace))
-        .with_requested(&ctx.stores.requested_per_node());
-    Observed {
+    Gathered {
         workloads,
         problems,
-        cluster,
+        cluster: ctx.stores.snapshot(namespace),
         governing,
     }
 }
 
-/// Measures, decides and acts for one workload; returns its outcome and when to look again.
-async fn handle_workload(
-    policy: &HAPolicy,
-    ctx: &Context,
-    cluster: &Cluster,
-    workload: &WorkloadObject,
-    conflict: bool,
-    now: Timestamp,
-) -> (WorkloadOutcome, Option<Duration>) {
-    let spec = &policy.spec;
-    let key = key_of(policy, workload);
-    let template = plan_template(spec, workload);
-    let core = match workload.to_core(template.measured.clone()) {
-        Ok(core) => core,
-        Err(e) => {
-            warn!(policy = %policy.name_any(), error = %e, "cannot measure workload");
-            return (blocked_outcome(workload, &e.to_string()), None);
-        }
-    };
-    let options = PlanOptions {
-        max_moves: spec.rebalance.max_disruptions.max(1) as usize,
-        require_node_fit: spec.rebalance.require_node_fit,
-    };
-    let evaluation = evaluate(cluster, &core, &options);
-    let loss_key = core
-        .constraints
-        .first()
-        .map_or(ZONE_KEY, |c| c.topology_key.as_str());
-    let zone_loss = worst_domain_loss(&pods_by_domain(cluster, &core, loss_key));
-    let running: BTreeSet<String> = evaluation
-        .measurement
-        .own_pods
-        .iter()
-        .map(|&i| cluster.pods()[i].uid.clone())
-        .collect();
-    let ready = evaluation
-        .measurement
-        .own_pods
-        .iter()
-        .filter(|&&i| cluster.pods()[i].ready)
-        .count() as i32;
-
-    let mut record = ctx.record(&key);
-    let was_skewed = record.memory.skewed_since.is_some();
-    let mut decision = decision::decide(
-        &Observation {
-            now,
-            rebalance: &spec.rebalance,
-            paused: spec.paused,
-            conflict,
-            settled: workload.replicas.is_settled(),
-            ready_replicas: ready.min(workload.replicas.ready),
-            within_policy: evaluation.measurement.within_policy(),
-            budget_exhausted: ctx
-                .stores
-                .budget_exhausted(workload.namespace(), &core.template.labels),
-            measurement: &evaluation.measurement,
-            running_pods: &running,
-            plan: &evaluation.plan,
-        },
-        &mut record.memory,
-    );
-    let writes = Writes::for_workload(ctx.settings.dry_run, spec.paused, conflict);
-    let why_not = writes.label();
-    let mut notes = Vec::new();
-    let mut notices = Vec::new();
-    let count = |action: Acted, result: ActionResult| {
-        ctx.metrics.record_action(
-            workload.namespace(),
-            &policy.name_any(),
-            &format!("{:?}", workload.kind),
-            workload.name(),
-            action,
-            result,
-        );
-    };
-
-    if template.changes_template && writes != Writes::NotOwner {
-        if writes.allowed() {
-            match actuate::apply(&ctx.client, workload, &apply_body(workload, &template)).await {
-                Ok(()) => {
-                    count(Acted::Inject, ActionResult::Success);
-                    info!(workload = %workload.name(), "spread constraints injected");
-                    notes.push("constraints injected: the rolling update they start is the first rebalance".to_string());
-                    notices.push(Notice::normal(
-                        kind::CONSTRAINTS_INJECTED,
-                        format!(
-                            "{} spread constraint(s) written by field manager skewguard",
-                            template.injected.len()
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    count(Acted::Inject, ActionResult::Error);
-                    ctx.metrics.record_error(ErrorCategory::Apply);
-                    warn!(workload = %workload.name(), error = %e, "injecting constraints failed");
-                    notes.push(format!("injecting constraints failed: {e}"));
-                }
-            }
-        } else {
-            notes.push(format!(
-                "{why_not}: would write {} spread constraint(s)",
-                template.injected.len()
-            ));
-        }
-    }
-
-    match &decision.action {
-        Action::Evict(moves) => {
-            for m in moves {
-                if !writes.allowed() {
-                    count(Acted::Evict, ActionResult::DryRun);
-                    notes.push(format!(
-                        "{why_not}: would evict {} ({} {} -> {})",
-                        m.pod,
-                        key_name(&m.topology_key),
-                        m.from_domain,
-                        m.to_domain
-                    ));
-                    continue;
-                }
-                ctx.limiter.acquire().await;
-                match actuate::evict(&ctx.client, workload.namespace(), &m.pod).await {
-                    EvictionOutcome::Evicted => {
-                        decision::record_eviction(
-                            &mut record.memory,
-                            m,
-                            &evaluation.measurement,
-                            now,
-                        );
-                        count(Acted::Evict, ActionResult::Success);
-                        info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
-                        notices.push(Notice::normal(
-                            kind::POD_EVICTED,
-                            format!(
-                                "evicted {} to move it from {} to {}",
-                                m.pod, m.from_domain, m.to_domain
-                            ),
-                        ));
-                    }
-                    EvictionOutcome::BudgetExhausted => {
-                        decision::record_pdb_block(&mut record.memory, now);
-                        count(Acted::Evict, ActionResult::Blocked);
-                        decision.state = RebalanceState::Blocked;
-                        decision.reason = reason::POD_DISRUPTION_BUDGET;
-                        decision.requeue_after = Some(decision::PDB_RETRY);
-                        break;
-                    }
-                    EvictionOutcome::Gone => {}
-                    EvictionOutcome::Failed(e) => {
-                        count(Acted::Evict, ActionResult::Error);
-                        ctx.metrics.record_error(ErrorCategory::Eviction);
-                        warn!(workload = %workload.name(), pod = %m.pod, error = %e, "eviction failed");
-                        notes.push(format!("evicting {} failed: {e}", m.pod));
-                        break;
-                    }
-                }
-            }
-        }
-        Action::Restart => {
-            if writes.allowed() {
-                match actuate::restart(&ctx.client, workload, now).await {
-                    Ok(()) => {
-                        count(Acted::Restart, ActionResult::Success);
-                        decision::record_restart(&mut record.memory, now);
-                        notices.push(Notice::normal(
-                            kind::WORKLOAD_RESTARTED,
-                            "restarted to spread its pods",
-                        ));
-                    }
-                    Err(e) => {
-                        count(Acted::Restart, ActionResult::Error);
-                        ctx.metrics.record_error(ErrorCategory::KubeApi);
-                        notes.push(format!("restart failed: {e}"));
-                    }
-                }
-            } else {
-                count(Acted::Restart, ActionResult::DryRun);
-                notes.push(format!("{why_not}: would restart the workload"));
-            }
-        }
-        Action::None => {}
-    }
-
-    let outcome = WorkloadOutcome {
-        kind: workload.kind,
-        name: workload.name().to_string(),
-        replicas: workload.replicas.desired,
-        measurement: evaluation.measurement,
-        zone_loss,
-        state: decision.state,
-        reason: decision.reason.to_string(),
-        last_action: record.memory.last_action,
-        actions: record.memory.actions,
-        skewed_since: record.memory.skewed_since,
-        note: (!notes.is_empty()).then(|| notes.join("; ")),
-    };
-    notices.extend(events::transitions(
-        was_skewed,
-        record.memory.skewed_since.is_some(),
-        &outcome.skew_summary().join(", "),
-        record.reported.as_ref(),
-        decision.state,
-        decision.reason,
-    ));
-    record.reported = Some((decision.state, decision.reason.to_string()));
-    ctx.store_record(key, record);
-    let policy_ref = policy.object_ref(&());
-    let workload_ref = workload_ref(workload);
-    for notice in &notices {
-        events::publish(&ctx.recorder, notice, &workload_ref, &policy_ref).await;
-    }
-    (outcome, decision.requeue_after)
-}
-
-fn blocked_outcome(workload: &WorkloadObject, message: &str) -> WorkloadOutcome {
-    WorkloadOutcome {
-        kind: workload.kind,
-        name: workload.name().to_string(),
-        replicas: workload.replicas.desired,
-        measurement: crate::topology::Measurement {
-            constraints: Vec::new(),
-            own_pods: Vec::new(),
-        },
-        zone_loss: None,
-        state: RebalanceState::Blocked,
-        reason: "InvalidWorkload".to_string(),
-        last_action: None,
-        actions: 0,
-        skewed_since: None,
-        note: Some(message.to_string()),
-    }
-}
-
 fn workload_ref(w: &WorkloadObject) -> ObjectReference {
-    let api_version = match w.kind {
-        crate::api::WorkloadKind::Rollout => "argoproj.io/v1alpha1",
-        _ => "apps/v1",
-    };
+    let kind = w.kind.descriptor();
     ObjectReference {
-        api_version: Some(api_version.to_string()),
-        kind: Some(format!("{:?}", w.kind)),
+        api_version: Some(kind.api_version()),
+        kind: Some(kind.name().to_string()),
         name: Some(w.name().to_string()),
         namespace: Some(w.namespace().to_string()),
         uid: w.metadata.uid.clone(),

@@ -1,15 +1,15 @@
 //! Reflector-backed caches of everything the reconciler reads, and the triggers that requeue the
 //! policies a change concerns. One initial LIST per kind, then watches: no periodic full LIST.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector::store::Writer};
@@ -19,11 +19,10 @@ use tracing::{info, warn};
 
 use crate::api::{HAPolicy, WorkloadKind};
 use crate::snapshot::{self, LeanPod};
-use crate::topology::Resources;
-use crate::workload::{WorkloadError, WorkloadObject, rollout_gvk};
+use crate::topology::{Cluster, NodeSet};
+use crate::workload::{KINDS, KindDescriptor, WorkloadError, WorkloadObject};
 
-/// The name of the Argo Rollouts CRD, watched so Rollouts are governed as soon as it appears.
-pub const ROLLOUT_CRD: &str = "rollouts.argoproj.io";
+use super::pod_index::PodIndex;
 
 /// What changed, in terms of the policies to look at again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,19 +33,96 @@ pub enum Trigger {
     All,
 }
 
+/// The watched workloads of one kind; empty until the kind's CRD (if it needs one) is seen.
+type KindStore = Arc<OnceLock<Store<DynamicObject>>>;
+
+/// The nodes, and the [`NodeSet`] built from them, rebuilt only after a node changed.
+#[derive(Clone)]
+pub struct Nodes {
+    pub store: Store<Node>,
+    changed: Arc<AtomicBool>,
+    built: Arc<Mutex<Arc<NodeSet>>>,
+}
+
+impl Nodes {
+    fn new(store: Store<Node>) -> Self {
+        Self {
+            store,
+            changed: Arc::new(AtomicBool::new(true)),
+            built: Arc::default(),
+        }
+    }
+
+    /// The nodes in the core's terms, shared by every reconcile until a node changes.
+    pub fn node_set(&self) -> Arc<NodeSet> {
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if self.changed.swap(false, Ordering::AcqRel) {
+            *built = Arc::new(NodeSet::new(
+                self.store
+                    .state()
+                    .iter()
+                    .map(|n| snapshot::node_from(n))
+                    .collect(),
+            ));
+        }
+        built.clone()
+    }
+
+    fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+}
+
 /// Read-only views of the caches.
 #[derive(Clone)]
 pub struct Stores {
-    pub deployments: Store<Deployment>,
-    pub statefulsets: Store<StatefulSet>,
-    pub pods: Store<LeanPod>,
-    pub nodes: Store<Node>,
+    workloads: Arc<BTreeMap<WorkloadKind, KindStore>>,
+    pub pods: Arc<PodIndex>,
+    pub nodes: Nodes,
     pub pdbs: Store<PodDisruptionBudget>,
-    /// Set once the Rollout CRD is seen.
-    pub rollouts: Arc<OnceLock<Store<DynamicObject>>>,
 }
 
 impl Stores {
+    /// Stores holding fixed objects, as if every watch had listed them (tests; the report).
+    pub fn fixed(
+        nodes: Vec<Node>,
+        pods: Vec<LeanPod>,
+        workloads: Vec<DynamicObject>,
+        pdbs: Vec<PodDisruptionBudget>,
+    ) -> Self {
+        let mut by_kind: BTreeMap<WorkloadKind, Vec<DynamicObject>> = BTreeMap::new();
+        for w in workloads {
+            let kind = w
+                .types
+                .as_ref()
+                .and_then(|t| WorkloadKind::of(&t.api_version, &t.kind));
+            if let Some(kind) = kind {
+                by_kind.entry(kind).or_default().push(w);
+            }
+        }
+        let workloads = KINDS
+            .iter()
+            .map(|d| {
+                let slot = KindStore::default();
+                if d.crd.is_none() || by_kind.contains_key(&d.kind) {
+                    let mut writer = Writer::new(d.api_resource());
+                    let reader = writer.as_reader();
+                    for o in by_kind.remove(&d.kind).unwrap_or_default() {
+                        writer.apply_watcher_event(&Event::Apply(o));
+                    }
+                    let _ = slot.set(reader);
+                }
+                (d.kind, slot)
+            })
+            .collect();
+        Self {
+            workloads: Arc::new(workloads),
+            pods: Arc::new(PodIndex::of(pods)),
+            nodes: Nodes::new(store_of(nodes)),
+            pdbs: store_of(pdbs),
+        }
+    }
+
     /// The workloads of the given kinds in a namespace, each converted or with the reason it
     /// cannot be.
     pub fn workloads(
@@ -54,56 +130,28 @@ impl Stores {
         namespace: &str,
         kinds: &[WorkloadKind],
     ) -> Vec<Result<WorkloadObject, WorkloadError>> {
-        let in_ns = |o: &dyn Fn() -> Option<String>| o().as_deref() == Some(namespace);
         let mut out = Vec::new();
-        if kinds.contains(&WorkloadKind::Deployment) {
+        for kind in kinds {
+            let Some(store) = self.workloads.get(kind).and_then(|s| s.get()) else {
+                continue;
+            };
             out.extend(
-                self.deployments
+                store
                     .state()
                     .iter()
-                    .filter(|d| in_ns(&|| d.namespace()))
-                    .map(|d| WorkloadObject::from_deployment(d)),
-            );
-        }
-        if kinds.contains(&WorkloadKind::StatefulSet) {
-            out.extend(
-                self.statefulsets
-                    .state()
-                    .iter()
-                    .filter(|s| in_ns(&|| s.namespace()))
-                    .map(|s| WorkloadObject::from_statefulset(s)),
-            );
-        }
-        if kinds.contains(&WorkloadKind::Rollout)
-            && let Some(rollouts) = self.rollouts.get()
-        {
-            out.extend(
-                rollouts
-                    .state()
-                    .iter()
-                    .filter(|r| in_ns(&|| r.namespace()))
-                    .map(|r| WorkloadObject::from_rollout(r)),
+                    .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
+                    .map(|o| WorkloadObject::read(*kind, o)),
             );
         }
         out
     }
 
-    /// Pods of one namespace, in the core's terms.
-    pub fn pods_in(&self, namespace: &str) -> Vec<crate::topology::Pod> {
-        self.pods
-            .state()
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(namespace))
-            .map(|p| snapshot::pod_from(p))
-            .collect()
-    }
-
-    pub fn nodes(&self) -> Vec<crate::topology::Node> {
-        self.nodes
-            .state()
-            .iter()
-            .map(|n| snapshot::node_from(n))
-            .collect()
+    /// A snapshot for reconciling one namespace: its pods on the shared nodes, with what every
+    /// namespace's pods request on each node.
+    pub fn snapshot(&self, namespace: &str) -> Cluster {
+        let nodes = self.nodes.node_set();
+        let requested = self.pods.requested_on(nodes.nodes());
+        Cluster::on(nodes, self.pods.pods_in(namespace), requested)
     }
 
     /// Whether a PodDisruptionBudget of the namespace selecting pods with these labels allows no
@@ -113,37 +161,41 @@ impl Stores {
         namespace: &str,
         pod_labels: &std::collections::BTreeMap<String, String>,
     ) -> bool {
-        use kube::core::{Selector, SelectorExt};
-        self.pdbs.state().iter().any(|pdb| {
-            let Some(spec) = pdb.spec.as_ref() else {
-                return false;
-            };
-            pdb.namespace().as_deref() == Some(namespace)
-                && spec
-                    .selector
-                    .clone()
-                    .and_then(|s| Selector::try_from(s).ok())
-                    // policy/v1: an empty selector selects every pod of the namespace.
-                    .is_some_and(|s| s.matches(pod_labels))
-                && pdb.status.as_ref().is_some_and(|s| {
-                    s.observed_generation >= pdb.metadata.generation && s.disruptions_allowed <= 0
-                })
-        })
+        crate::budgets::budget_exhausted(
+            self.pdbs.state().iter().map(|p| p.as_ref()),
+            namespace,
+            pod_labels,
+        )
     }
 
-    /// What all running pods request on each node, every namespace included.
-    pub fn requested_per_node(&self) -> HashMap<String, Resources> {
-        let mut out: HashMap<String, Resources> = HashMap::new();
-        for pod in self.pods.state() {
-            let counted = pod.metadata.deletion_timestamp.is_none()
-                && !matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed"));
-            if let (true, Some(node)) = (counted, &pod.spec.node_name) {
-                let entry = out.entry(node.clone()).or_default();
-                *entry = entry.plus(&pod.spec.requests());
-            }
-        }
-        out
+    /// Waits until every cache holds its first list (kinds behind a missing CRD excepted).
+    pub async fn wait_until_ready(&self) -> bool {
+        let workloads = futures::future::join_all(
+            self.workloads
+                .values()
+                .filter_map(|s| s.get())
+                .map(|s| s.wait_until_ready()),
+        );
+        let (workloads, nodes, pdbs, ()) = futures::join!(
+            workloads,
+            self.nodes.store.wait_until_ready(),
+            self.pdbs.wait_until_ready(),
+            self.pods.wait_until_ready(),
+        );
+        workloads.iter().all(Result::is_ok) && nodes.is_ok() && pdbs.is_ok()
     }
+}
+
+fn store_of<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for o in objects {
+        writer.apply_watcher_event(&Event::Apply(o));
+    }
+    reader
 }
 
 /// Drops what the lean pod still carries but the core never reads: the metadata the API server
@@ -186,59 +238,105 @@ pub fn start(
 ) -> (Stores, mpsc::UnboundedReceiver<Trigger>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let wc = watcher::Config::default();
-    let deployments = spawn_watch(
-        api(client, namespace),
-        wc.clone(),
-        drop_managed_fields,
-        tx.clone(),
-        false,
-    );
-    let statefulsets = spawn_watch(
-        api(client, namespace),
-        wc.clone(),
-        drop_managed_fields,
-        tx.clone(),
-        false,
-    );
-    let pods = spawn_watch(
-        api(client, namespace),
-        wc.clone(),
-        prune_pod,
-        tx.clone(),
-        false,
-    );
+    let pods = Arc::new(PodIndex::default());
+    tokio::spawn(watch_pods(api(client, namespace), pods.clone(), tx.clone()));
     let pdbs = spawn_watch(
         api(client, namespace),
         wc.clone(),
         drop_managed_fields,
         tx.clone(),
-        false,
+        None,
     );
-    let nodes = spawn_watch(
-        Api::all(client.clone()),
-        wc.clone(),
-        prune_node,
+    let (node_store, node_writer) = reflector::store();
+    let nodes = Nodes::new(node_store);
+    let node_stream = watcher(Api::all(client.clone()), wc.clone())
+        .default_backoff()
+        .modify(prune_node);
+    tokio::spawn(forward(
+        node_stream,
+        node_writer,
         tx.clone(),
-        true,
-    );
-    let rollouts = Arc::new(OnceLock::new());
-    tokio::spawn(watch_rollout_crd(
-        client.clone(),
-        namespace.map(String::from),
-        rollouts.clone(),
-        tx,
+        Some(nodes.clone()),
     ));
+    let mut workloads = BTreeMap::new();
+    for kind in &KINDS {
+        let slot = KindStore::default();
+        match kind.crd {
+            None => start_kind(client, namespace, kind, &slot, &tx),
+            Some(crd) => {
+                tokio::spawn(watch_crd(
+                    client.clone(),
+                    namespace.map(String::from),
+                    crd,
+                    kind,
+                    slot.clone(),
+                    tx.clone(),
+                ));
+            }
+        }
+        workloads.insert(kind.kind, slot);
+    }
     (
         Stores {
-            deployments,
-            statefulsets,
+            workloads: Arc::new(workloads),
             pods,
             nodes,
             pdbs,
-            rollouts,
         },
         rx,
     )
+}
+
+/// Starts the reflector of one workload kind into `slot`.
+fn start_kind(
+    client: &Client,
+    namespace: Option<&str>,
+    kind: &'static KindDescriptor,
+    slot: &KindStore,
+    tx: &mpsc::UnboundedSender<Trigger>,
+) {
+    let resource = kind.api_resource();
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let writer = Writer::new(resource);
+    let reader = writer.as_reader();
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(drop_managed_fields);
+    tokio::spawn(forward(stream, writer, tx.clone(), None));
+    let _ = slot.set(reader);
+}
+
+/// Feeds the pod index from the pod watch (pruned to what the core reads) and turns changes into
+/// triggers for their namespace.
+async fn watch_pods(api: Api<LeanPod>, index: Arc<PodIndex>, tx: mpsc::UnboundedSender<Trigger>) {
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(prune_pod);
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let trigger = match &event {
+            Ok(Event::Apply(p) | Event::Delete(p)) => {
+                p.metadata.namespace.clone().map(Trigger::Namespace)
+            }
+            Ok(Event::InitDone) => Some(Trigger::All),
+            Ok(Event::Init | Event::InitApply(_)) => None,
+            Err(e) => {
+                warn!(error = %e, "pod watch failed; retrying with backoff");
+                None
+            }
+        };
+        if let Ok(event) = event {
+            index.handle(event);
+        }
+        if let Some(t) = trigger
+            && tx.send(t).is_err()
+        {
+            return;
+        }
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -258,7 +356,7 @@ fn spawn_watch<K>(
     wc: watcher::Config,
     prune: fn(&mut K),
     tx: mpsc::UnboundedSender<Trigger>,
-    affects_all: bool,
+    nodes: Option<Nodes>,
 ) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -266,7 +364,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, wc).default_backoff().modify(prune);
-    tokio::spawn(forward(stream, writer, tx, affects_all));
+    tokio::spawn(forward(stream, writer, tx, nodes));
     reader
 }
 
@@ -284,7 +382,7 @@ async fn forward<K, S>(
     stream: S,
     writer: Writer<K>,
     tx: mpsc::UnboundedSender<Trigger>,
-    affects_all: bool,
+    nodes: Option<Nodes>,
 ) where
     K: Resource + Clone + 'static,
     <K as Resource>::DynamicType: Eq + std::hash::Hash + Clone,
@@ -292,8 +390,13 @@ async fn forward<K, S>(
 {
     let mut stream = std::pin::pin!(stream.reflect(writer));
     while let Some(event) = stream.next().await {
+        if let (Some(nodes), Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone)) =
+            (&nodes, &event)
+        {
+            nodes.mark_changed();
+        }
         let trigger = match event {
-            Ok(Event::Apply(o) | Event::Delete(o)) if !affects_all => {
+            Ok(Event::Apply(o) | Event::Delete(o)) if nodes.is_none() => {
                 o.meta().namespace.clone().map(Trigger::Namespace)
             }
             Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => Some(Trigger::All),
@@ -311,39 +414,30 @@ async fn forward<K, S>(
     }
 }
 
-/// Watches for the Rollout CRD; once it exists, starts the Rollout reflector.
-async fn watch_rollout_crd(
+/// Watches for a kind's CRD; once it exists, starts the kind's reflector.
+async fn watch_crd(
     client: Client,
     namespace: Option<String>,
-    slot: Arc<OnceLock<Store<DynamicObject>>>,
+    crd: &'static str,
+    kind: &'static KindDescriptor,
+    slot: KindStore,
     tx: mpsc::UnboundedSender<Trigger>,
 ) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let wc = watcher::Config::default().fields(&format!("metadata.name={ROLLOUT_CRD}"));
+    let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
     let mut stream = std::pin::pin!(
         watcher::watcher(crds, wc)
             .default_backoff()
             .applied_objects()
     );
-    while let Some(crd) = stream.next().await {
-        match crd {
-            Ok(crd) if crd.name_any() == ROLLOUT_CRD && slot.get().is_none() => {
-                info!("Argo Rollouts CRD found: governing Rollouts too");
-                let resource = ApiResource::from_gvk(&rollout_gvk());
-                let api: Api<DynamicObject> = match &namespace {
-                    Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-                    None => Api::all_with(client.clone(), &resource),
-                };
-                let writer = Writer::new(resource.clone());
-                let reader = writer.as_reader();
-                let stream = watcher::watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .modify(drop_managed_fields);
-                tokio::spawn(forward(stream, writer, tx.clone(), false));
-                let _ = slot.set(reader);
+    while let Some(found) = stream.next().await {
+        match found {
+            Ok(found) if found.name_any() == crd && slot.get().is_none() => {
+                info!(crd, "CRD found: governing {}s too", kind.name());
+                start_kind(&client, namespace.as_deref(), kind, &slot, &tx);
             }
             Ok(_) => {}
-            Err(e) => warn!(error = %e, "watching the Rollout CRD failed; retrying"),
+            Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
         }
     }
 }

@@ -6,20 +6,22 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 use kube::core::Selector;
 use serde::Serialize;
 
-use crate::api::{HAPolicy, HAPolicySpec, RebalanceStrategy, WorkloadKind};
+use crate::api::{HAPolicy, RebalanceState, RebalanceStrategy, WorkloadKind};
 use crate::constraints::{measured_from_template, plan_template};
-use crate::ownership::selects;
-use crate::policy_status::MAX_REPORTED_DOMAINS;
+use crate::decision::Memory;
+use crate::ownership::{governing_policy, selects};
+use crate::pipeline::{self, Facts, Settings, WorkloadMemory, Write};
+use crate::policy_status::{MAX_REPORTED_DOMAINS, key_name};
 use crate::snapshot::{LeanPod, node_from, pod_from};
 use crate::topology::{
-    self, Cluster, ConstraintMeasure, PlanOptions, SpreadConstraint, evaluate, pods_by_domain,
-    worst_domain_loss,
+    self, Cluster, ConstraintMeasure, SpreadConstraint, pods_by_domain, worst_domain_loss,
 };
 use crate::workload::{WorkloadError, WorkloadObject};
 
@@ -28,10 +30,11 @@ use crate::workload::{WorkloadError, WorkloadObject};
 pub struct ClusterState {
     pub nodes: Vec<Node>,
     pub pods: Vec<LeanPod>,
-    pub deployments: Vec<Deployment>,
-    pub statefulsets: Vec<StatefulSet>,
-    /// `None` when the Argo Rollouts CRD is not installed.
-    pub rollouts: Option<Vec<DynamicObject>>,
+    /// Workloads of every kind the API server serves (each with its apiVersion and kind).
+    pub workloads: Vec<DynamicObject>,
+    /// The kinds the API server serves (a kind behind a CRD that is not installed is missing).
+    pub kinds_served: Vec<WorkloadKind>,
+    pub budgets: Vec<PodDisruptionBudget>,
 }
 
 /// The whole report.
@@ -127,6 +130,19 @@ pub struct PolicyWorkload {
     /// Current skew per measured constraint.
     pub constraints: Vec<ConstraintSkew>,
     pub plan: PlanSummary,
+    /// What the operator would decide now, the same decision step the controller takes.
+    pub decision: DecisionSummary,
+}
+
+/// The decision step for one workload: its state and reason, and what it would write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionSummary {
+    pub state: RebalanceState,
+    pub reason: String,
+    /// The writes the operator would make now (`evict web-1 (zone a -> c)`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -186,15 +202,20 @@ pub struct PlannedMove {
 #[derive(Clone, Debug)]
 pub struct PolicyInput {
     pub policy: HAPolicy,
+    /// The time the decision is taken at.
+    pub now: Timestamp,
 }
 
 impl PolicyInput {
     /// The policy governing `namespace` (its own, or the one the report resolved when the file
-    /// names none).
+    /// names none), decided on now.
     pub fn new(policy: &HAPolicy, namespace: String) -> Self {
         let mut policy = policy.clone();
         policy.metadata.namespace = Some(namespace);
-        Self { policy }
+        Self {
+            policy,
+            now: Timestamp::now(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -233,10 +254,10 @@ pub fn build_report(
                 .ok()
         })
         .collect();
-    let policy = policy.map(|p| evaluate_policy(&cluster, &workloads, p, &mut warnings));
+    let policy = policy.map(|p| evaluate_policy(&cluster, state, &workloads, p, &mut warnings));
     Report {
         topology_key: topology_key.to_string(),
-        rollouts_installed: state.rollouts.is_some(),
+        rollouts_installed: state.kinds_served.contains(&WorkloadKind::Rollout),
         workloads: rows,
         policy,
         warnings,
@@ -244,24 +265,10 @@ pub fn build_report(
 }
 
 fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<WorkloadObject> {
-    let converted = state
-        .deployments
+    state
+        .workloads
         .iter()
-        .map(WorkloadObject::from_deployment)
-        .chain(
-            state
-                .statefulsets
-                .iter()
-                .map(WorkloadObject::from_statefulset),
-        )
-        .chain(
-            state
-                .rollouts
-                .iter()
-                .flatten()
-                .map(WorkloadObject::from_rollout),
-        );
-    converted
+        .map(WorkloadObject::from_dynamic)
         .filter_map(|w| w.map_err(|e| warnings.push(e.to_string())).ok())
         .collect()
 }
@@ -320,15 +327,12 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
 
 fn evaluate_policy(
     cluster: &Cluster,
+    state: &ClusterState,
     workloads: &[WorkloadObject],
     policy: &PolicyInput,
     warnings: &mut Vec<String>,
 ) -> PolicyReport {
     let spec = &policy.policy.spec;
-    let options = PlanOptions {
-        max_moves: usize::try_from(spec.rebalance.max_disruptions.max(1)).unwrap_or(1),
-        require_node_fit: spec.rebalance.require_node_fit,
-    };
     if let Err(e) = Selector::try_from(spec.selector.clone()) {
         warnings.push(format!(
             "policy {}: invalid selector, selects nothing: {e}",
@@ -339,7 +343,7 @@ fn evaluate_policy(
         .iter()
         .filter(|w| selects(&policy.policy, w))
         .filter_map(|w| {
-            policy_workload(cluster, spec, w, &options)
+            policy_workload(cluster, state, policy, w)
                 .map_err(|e| warnings.push(e.to_string()))
                 .ok()
         })
@@ -354,12 +358,27 @@ fn evaluate_policy(
     }
 }
 
+/// The memory the report decides with: it has no history, so it takes the skew to have held for
+/// the stabilization window and no action to have been taken yet (what the controller would do
+/// if the skew persists).
+fn assumed_memory(policy: &PolicyInput) -> WorkloadMemory {
+    let held = jiff::SignedDuration::from_secs(policy.policy.spec.rebalance.stabilization_seconds);
+    WorkloadMemory {
+        decision: Memory {
+            skewed_since: policy.now.checked_sub(held).ok(),
+            ..Memory::default()
+        },
+        reported: None,
+    }
+}
+
 fn policy_workload(
     cluster: &Cluster,
-    spec: &HAPolicySpec,
+    state: &ClusterState,
+    policy: &PolicyInput,
     w: &WorkloadObject,
-    options: &PlanOptions,
 ) -> Result<PolicyWorkload, WorkloadError> {
+    let spec = &policy.policy.spec;
     let template = plan_template(spec, w);
     let in_template = w
         .template
@@ -367,27 +386,51 @@ fn policy_workload(
         .as_ref()
         .and_then(|s| s.topology_spread_constraints.as_ref())
         .map_or(0, Vec::len);
-    let core = w.to_core(template.measured)?;
-    let evaluation = evaluate(cluster, &core, options);
-    let constraints = evaluation
+    // A workload the policy cannot measure is a warning, as in the controller's status.
+    w.to_core(template.measured.clone())?;
+    let pod_labels = w
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let facts = Facts {
+        governing: governing_policy(std::iter::once(&policy.policy), w).is_some(),
+        budget_exhausted: crate::budgets::budget_exhausted(
+            &state.budgets,
+            w.namespace(),
+            &pod_labels,
+        ),
+    };
+    // The decision as the controller would take it; the report itself writes nothing.
+    let assessment = pipeline::assess(
+        &policy.policy,
+        w,
+        cluster,
+        &assumed_memory(policy),
+        &facts,
+        &Settings { dry_run: false },
+        policy.now,
+    );
+    let constraints = assessment
         .measurement
         .constraints
         .iter()
         .enumerate()
         .map(|(i, m)| constraint_skew(m, i < in_template))
         .collect();
-    let plan = match evaluation.plan {
+    let plan = match &assessment.plan {
         Ok(plan) => PlanSummary {
             moves: plan
                 .moves
-                .into_iter()
+                .iter()
                 .map(|m| PlannedMove {
-                    pod: m.pod,
-                    topology_key: m.topology_key,
-                    from_domain: m.from_domain,
-                    to_domain: m.to_domain,
-                    from_node: m.from_node,
-                    to_node: m.to_node,
+                    pod: m.pod.clone(),
+                    topology_key: m.topology_key.clone(),
+                    from_domain: m.from_domain.clone(),
+                    to_domain: m.to_domain.clone(),
+                    from_node: m.from_node.clone(),
+                    to_node: m.to_node.clone(),
                 })
                 .collect(),
             moves_needed: plan.moves_needed,
@@ -399,6 +442,24 @@ fn policy_workload(
             obstacle: Some(obstacle.reason().to_string()),
         },
     };
+    let would = assessment
+        .writes
+        .iter()
+        .map(|write| match write {
+            Write::Inject { constraints, .. } => {
+                format!("inject {constraints} spread constraint(s)")
+            }
+            Write::Evict(m) => format!(
+                "evict {} ({} {} -> {})",
+                m.pod,
+                key_name(&m.topology_key),
+                m.from_domain,
+                m.to_domain
+            ),
+            Write::Restart { .. } => "restart the workload".to_string(),
+        })
+        .chain(assessment.notes.iter().cloned())
+        .collect();
     Ok(PolicyWorkload {
         kind: w.kind,
         name: w.name().to_string(),
@@ -416,6 +477,11 @@ fn policy_workload(
         changes_template: template.changes_template,
         constraints,
         plan,
+        decision: DecisionSummary {
+            state: assessment.decision.state,
+            reason: assessment.decision.reason.to_string(),
+            would,
+        },
     })
 }
 

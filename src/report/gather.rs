@@ -1,16 +1,16 @@
 //! Gathering the cluster state a report needs: read-only `list` calls, nothing else.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::snapshot::LeanPod;
-use kube::api::{ApiResource, DynamicObject, ListParams};
+use crate::workload::{KINDS, KindDescriptor};
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::ReportError;
 use super::build::ClusterState;
-use crate::workload::rollout_gvk;
 
 /// Which namespaces to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,20 +19,30 @@ pub enum Scope {
     All,
 }
 
-/// Lists nodes (cluster-wide: domains are made of every node) and, in `scope`, pods, Deployments,
-/// StatefulSets and Argo Rollouts (`None` when the Rollout CRD is not installed).
+/// Lists nodes (cluster-wide: domains are made of every node) and, in `scope`, pods,
+/// PodDisruptionBudgets and the workloads of every supported kind the API server serves.
 pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, ReportError> {
     let nodes = list(Api::<Node>::all(client.clone()), "nodes").await?;
     let pods = list(scoped::<LeanPod>(client, scope), "pods").await?;
-    let deployments = list(scoped::<Deployment>(client, scope), "deployments").await?;
-    let statefulsets = list(scoped::<StatefulSet>(client, scope), "statefulsets").await?;
-    let rollouts = list_rollouts(client, scope).await?;
+    let budgets = list(
+        scoped::<PodDisruptionBudget>(client, scope),
+        "poddisruptionbudgets",
+    )
+    .await?;
+    let mut workloads = Vec::new();
+    let mut kinds_served = Vec::new();
+    for kind in &KINDS {
+        if let Some(listed) = list_kind(client, scope, kind).await? {
+            workloads.extend(listed);
+            kinds_served.push(kind.kind);
+        }
+    }
     Ok(ClusterState {
         nodes,
         pods,
-        deployments,
-        statefulsets,
-        rollouts,
+        workloads,
+        kinds_served,
+        budgets,
     })
 }
 
@@ -57,21 +67,34 @@ where
         .map_err(|source| ReportError::List { resource, source })
 }
 
-/// Rollouts, or `None` when the API server does not know the resource (404: no Argo Rollouts).
-async fn list_rollouts(
+/// The workloads of one kind (each stamped with its apiVersion and kind, which a list's items
+/// lack), or `None` when the API server does not serve the kind (404: its CRD is not installed).
+async fn list_kind(
     client: &Client,
     scope: &Scope,
+    kind: &'static KindDescriptor,
 ) -> Result<Option<Vec<DynamicObject>>, ReportError> {
-    let resource = ApiResource::from_gvk_with_plural(&rollout_gvk(), "rollouts");
+    let resource = kind.api_resource();
     let api: Api<DynamicObject> = match scope {
         Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         Scope::All => Api::all_with(client.clone(), &resource),
     };
     match api.list(&ListParams::default()).await {
-        Ok(list) => Ok(Some(list.items)),
+        Ok(list) => Ok(Some(
+            list.items
+                .into_iter()
+                .map(|mut o| {
+                    o.types = Some(kube::api::TypeMeta {
+                        api_version: kind.api_version(),
+                        kind: kind.name().to_string(),
+                    });
+                    o
+                })
+                .collect(),
+        )),
         Err(e) if resource_absent(&e) => Ok(None),
         Err(source) => Err(ReportError::List {
-            resource: "rollouts.argoproj.io",
+            resource: kind.plural,
             source,
         }),
     }

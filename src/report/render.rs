@@ -254,5 +254,13 @@ fn policy_workload_text(w: &PolicyWorkload) -> String {
             let _ = writeln!(out, "      stops short of balance: {reason}");
         }
     }
+    let _ = writeln!(
+        out,
+        "    decision: {:?} ({}), once the skew has held for the stabilization window",
+        w.decision.state, w.decision.reason
+    );
+    for would in &w.decision.would {
+        let _ = writeln!(out, "      would {would}");
+    }
     out
 }

@@ -10,20 +10,50 @@ use super::fast_hash::FastMap;
 use super::model::{InclusionPolicy, Node, Placement, Pod, Resources, SpreadConstraint};
 
 /// Nodes and pods as last observed, indexed by node name, namespace and label.
+/// The cluster's nodes, with the indexes every reconcile shares: built once per change of the
+/// nodes (not per reconcile), so a reconcile costs its namespace's pods, not the whole cluster.
 #[derive(Debug, Default)]
-pub struct Cluster {
+pub struct NodeSet {
     nodes: Vec<Node>,
     node_index: FastMap<String, usize>,
+    keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
+    eligibility: Mutex<FastMap<EligibilityKey, Arc<Eligibility>>>,
+}
+
+impl NodeSet {
+    pub fn new(mut nodes: Vec<Node>) -> Self {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let node_index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        Self {
+            nodes,
+            node_index,
+            keys: Mutex::default(),
+            eligibility: Mutex::default(),
+        }
+    }
+
+    /// Nodes sorted by name.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.node_index.get(name).copied()
+    }
+}
+
+/// A snapshot the core reasons about: the shared nodes and one namespace's pods (or any set of
+/// pods), with what every namespace's pods request on each node.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    nodes: Arc<NodeSet>,
     pods: Vec<Pod>,
     namespaces: FastMap<String, NamespaceIndex>,
-    /// Requests of the counted pods bound to each node, in node order.
     requested: Vec<Resources>,
-    /// Domains per topology key, computed on first use: every workload spreads over the same
-    /// few keys.
-    keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
-    /// Which nodes count for a constraint, per shape of constraint and pod: most workloads share
-    /// one, so the per-node filtering runs once per shape, not once per workload.
-    eligibility: Mutex<FastMap<EligibilityKey, Arc<Eligibility>>>,
 }
 
 /// The nodes that count for one constraint of one kind of pod.
@@ -63,14 +93,24 @@ pub struct KeyIndex {
 }
 
 impl Cluster {
-    pub fn new(mut nodes: Vec<Node>, pods: Vec<Pod>) -> Self {
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let node_index: FastMap<String, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
-            .collect();
-        let mut requested = vec![Resources::default(); nodes.len()];
+    /// A snapshot of these nodes and pods; what the pods request is all that is requested.
+    pub fn new(nodes: Vec<Node>, pods: Vec<Pod>) -> Self {
+        let nodes = Arc::new(NodeSet::new(nodes));
+        let mut requested = vec![Resources::default(); nodes.nodes.len()];
+        for pod in &pods {
+            if pod.is_counted()
+                && let Some(n) = pod.node_name.as_ref().and_then(|n| nodes.node_index(n))
+            {
+                requested[n] = requested[n].plus(&pod.requests);
+            }
+        }
+        Self::on(nodes, pods, requested)
+    }
+
+    /// A snapshot of `pods` on shared nodes, with `requested[i]` requested on node `i` by pods of
+    /// every namespace.
+    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Pod>, mut requested: Vec<Resources>) -> Self {
+        requested.resize(nodes.nodes.len(), Resources::default());
         let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
         for (i, pod) in pods.iter().enumerate() {
             let index = get_or_default(&mut namespaces, &pod.namespace);
@@ -79,26 +119,15 @@ impl Cluster {
             for (k, v) in &pod.labels {
                 get_or_default(get_or_default(labels, k), v).push(i);
             }
-            if pod.is_counted()
-                && let Some(n) = pod.node_name.as_ref().and_then(|n| node_index.get(n))
-            {
-                requested[*n] = requested[*n].plus(&pod.requests);
-            }
         }
         Self {
             nodes,
-            node_index,
             pods,
             namespaces,
             requested,
-            keys: Mutex::default(),
-            eligibility: Mutex::default(),
         }
     }
 
-    /// The nodes that count for `constraint` when placing a pod shaped like `placement`: they
-    /// carry every one of `all_keys` (the keys of all the pod's constraints) and pass the
-    /// constraint's node affinity and taint policies.
     pub fn eligibility(
         &self,
         all_keys: &[&str],
@@ -112,7 +141,11 @@ impl Cluster {
             node_taints_policy: constraint.node_taints_policy,
             placement: placement.clone(),
         };
-        let mut cache = self.eligibility.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .nodes
+            .eligibility
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(found) = cache.get(&cache_key) {
             return found.clone();
         }
@@ -120,6 +153,7 @@ impl Cluster {
         let key = self.key_index(&constraint.topology_key);
         let mut eligible = vec![false; key.domains.len()];
         let node_domain: Vec<Option<u32>> = self
+            .nodes
             .nodes
             .iter()
             .enumerate()
@@ -145,8 +179,9 @@ impl Cluster {
 
     /// Replaces what the snapshot's own pods request on each node with a cluster-wide figure
     /// (the controller snapshots one namespace's pods, but every namespace fills the nodes).
+    /// The same snapshot with what is requested on each node (by name) replaced.
     pub fn with_requested(mut self, requested: &HashMap<String, Resources>) -> Self {
-        for (i, node) in self.nodes.iter().enumerate() {
+        for (i, node) in self.nodes.nodes.iter().enumerate() {
             self.requested[i] = requested.get(&node.name).copied().unwrap_or_default();
         }
         self
@@ -155,6 +190,7 @@ impl Cluster {
     /// The domains of `key`, shared by every constraint over it.
     pub fn key_index(&self, key: &str) -> Arc<KeyIndex> {
         let mut keys = self
+            .nodes
             .keys
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -162,6 +198,7 @@ impl Cluster {
             return index.clone();
         }
         let mut domains: Vec<&String> = self
+            .nodes
             .nodes
             .iter()
             .filter_map(|n| n.labels.get(key))
@@ -174,6 +211,7 @@ impl Cluster {
             .map(|(i, d)| (d.as_str(), i as u32))
             .collect();
         let node_domain = self
+            .nodes
             .nodes
             .iter()
             .map(|n| n.labels.get(key).map(|v| position[v.as_str()]))
@@ -188,6 +226,11 @@ impl Cluster {
 
     /// Nodes sorted by name.
     pub fn nodes(&self) -> &[Node] {
+        &self.nodes.nodes
+    }
+
+    /// The shared node set this snapshot is on.
+    pub fn node_set(&self) -> &Arc<NodeSet> {
         &self.nodes
     }
 
@@ -196,7 +239,7 @@ impl Cluster {
     }
 
     pub fn node_index(&self, name: &str) -> Option<usize> {
-        self.node_index.get(name).copied()
+        self.nodes.node_index(name)
     }
 
     /// The node a pod is bound to, if that node is known.
@@ -206,7 +249,9 @@ impl Cluster {
 
     /// Allocatable minus what counted pods already request on the node.
     pub fn free(&self, node: usize) -> Resources {
-        self.nodes[node].allocatable.minus(&self.requested[node])
+        self.nodes.nodes[node]
+            .allocatable
+            .minus(&self.requested[node])
     }
 
     /// Indexes of the pods of `namespace` whose labels match `selector`.

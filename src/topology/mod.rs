@@ -13,7 +13,7 @@ pub mod planner;
 pub mod zone_loss;
 
 pub use balance::min_moves;
-pub use cluster::Cluster;
+pub use cluster::{Cluster, NodeSet};
 pub use measure::{ConstraintMeasure, Measurement, measure, skew_of};
 pub use model::*;
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};

@@ -2,11 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::Resource;
+use kube::api::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
@@ -67,6 +68,14 @@ pub fn web(template_spec: Value, managed_fields: Value) -> Deployment {
     .unwrap()
 }
 
+/// A typed object in the dynamic form the controller watches it in.
+fn dynamic<K: Resource<DynamicType = ()> + serde::Serialize>(object: &K) -> DynamicObject {
+    let mut value = serde_json::to_value(object).unwrap();
+    value["apiVersion"] = json!(K::api_version(&()));
+    value["kind"] = json!(K::kind(&()));
+    serde_json::from_value(value).unwrap()
+}
+
 pub fn plain_template() -> Value {
     json!({"containers": [{"name": "nginx", "image": "nginx"}]})
 }
@@ -125,21 +134,19 @@ pub fn context_with_budgets(
     let (_, leader) = tokio::sync::watch::channel(true);
     Arc::new(Context {
         client: client.clone(),
-        stores: Stores {
-            deployments: store_of(deployments),
-            statefulsets: store_of(Vec::<StatefulSet>::new()),
-            pods: store_of(pods),
-            nodes: store_of(vec![
+        stores: Stores::fixed(
+            vec![
                 node("a-1", "ap-northeast-2a"),
                 node("c-1", "ap-northeast-2c"),
-            ]),
-            pdbs: store_of(budgets),
-            rollouts: Arc::default(),
-        },
+            ],
+            pods,
+            deployments.iter().map(dynamic).collect(),
+            budgets,
+        ),
         policies: store_of(policies),
         recorder: Recorder::new(client, Reporter::from("skewguard")),
         settings: Settings { dry_run },
-        records: Mutex::default(),
+        memory: Mutex::default(),
         limiter: RateLimiter::per_second(1000.0),
         leader,
         metrics: Metrics::new(),

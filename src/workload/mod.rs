@@ -1,25 +1,24 @@
 //! The workload kinds a policy governs (Deployment, StatefulSet, Argo Rollout), seen through one
-//! shape: identity, pod selector, pod template, replica counts. Adding a kind means adding one
-//! constructor here and one watch in the controller.
+//! shape: identity, pod selector, pod template, replica counts. What differs between kinds lives
+//! in their descriptors ([`kind`]), which also says how to add a kind.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Resource;
 use kube::api::DynamicObject;
-use kube::core::{GroupVersionKind, Selector};
+use kube::core::Selector;
 use serde::Deserialize;
 
 use crate::api::WorkloadKind;
 use crate::{snapshot, topology};
 
-/// The Argo Rollouts resource.
-pub fn rollout_gvk() -> GroupVersionKind {
-    GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout")
-}
+pub mod kind;
 
-/// Why a workload object cannot be governed.
+pub use kind::{KINDS, KindDescriptor, RESTARTED_AT, RawStatus};
+
+/// The Argo Rollouts resource.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WorkloadError {
     #[error("{kind:?} {name} has no spec")]
@@ -30,6 +29,8 @@ pub enum WorkloadError {
         name: String,
         reason: String,
     },
+    #[error("{name} is not of a supported workload kind")]
+    UnknownKind { name: String },
     #[error("{kind:?} {name} has an unreadable spec: {reason}")]
     Malformed {
         kind: WorkloadKind,
@@ -99,11 +100,7 @@ impl WorkloadObject {
     /// The label the controller of this kind stamps on pods of one template revision, which
     /// injected constraints use as `matchLabelKeys` so old and new pods are counted apart.
     pub fn revision_label(&self) -> Option<&'static str> {
-        match self.kind {
-            WorkloadKind::Deployment => Some("pod-template-hash"),
-            WorkloadKind::Rollout => Some("rollouts-pod-template-hash"),
-            WorkloadKind::StatefulSet => None,
-        }
+        self.kind.descriptor().revision_label
     }
 
     /// The workload in the core's terms, measured by `constraints`.
@@ -138,67 +135,22 @@ impl WorkloadObject {
         })
     }
 
-    pub fn from_deployment(d: &Deployment) -> Result<Self, WorkloadError> {
-        let name = d.metadata.name.clone().unwrap_or_default();
-        let spec = d.spec.as_ref().ok_or(WorkloadError::MissingSpec {
-            kind: WorkloadKind::Deployment,
-            name,
-        })?;
-        let status = d.status.clone().unwrap_or_default();
-        Ok(Self {
-            kind: WorkloadKind::Deployment,
-            metadata: d.metadata.clone(),
-            selector: spec.selector.clone(),
-            template: spec.template.clone(),
-            replicas: ReplicaStatus {
-                desired: spec.replicas.unwrap_or(1),
-                current: status.replicas.unwrap_or(0),
-                updated: status.updated_replicas.unwrap_or(0),
-                ready: status.ready_replicas.unwrap_or(0),
-                available: status.available_replicas.unwrap_or(0),
-                generation: d.metadata.generation.unwrap_or(0),
-                observed_generation: status.observed_generation.unwrap_or(0),
-            },
-            restart_at: None,
-        })
+    /// Reads a workload of any supported kind from its dynamic form (as watched and listed).
+    pub fn from_dynamic(object: &DynamicObject) -> Result<Self, WorkloadError> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let kind = object
+            .types
+            .as_ref()
+            .and_then(|t| WorkloadKind::of(&t.api_version, &t.kind))
+            .ok_or_else(|| WorkloadError::UnknownKind { name: name.clone() })?;
+        Self::read(kind, object)
     }
 
-    pub fn from_statefulset(s: &StatefulSet) -> Result<Self, WorkloadError> {
-        let name = s.metadata.name.clone().unwrap_or_default();
-        let spec = s.spec.as_ref().ok_or(WorkloadError::MissingSpec {
-            kind: WorkloadKind::StatefulSet,
-            name,
-        })?;
-        let status = s.status.clone().unwrap_or_default();
-        // A StatefulSet is mid-update while its current and update revisions differ.
-        let updated = if status.current_revision == status.update_revision {
-            status.updated_replicas.unwrap_or(status.replicas)
-        } else {
-            status.updated_replicas.unwrap_or(0)
-        };
-        Ok(Self {
-            kind: WorkloadKind::StatefulSet,
-            metadata: s.metadata.clone(),
-            selector: spec.selector.clone(),
-            template: spec.template.clone(),
-            replicas: ReplicaStatus {
-                desired: spec.replicas.unwrap_or(1),
-                current: status.replicas,
-                updated,
-                ready: status.ready_replicas.unwrap_or(0),
-                available: status.available_replicas.unwrap_or(0),
-                generation: s.metadata.generation.unwrap_or(0),
-                observed_generation: status.observed_generation.unwrap_or(0),
-            },
-            restart_at: None,
-        })
-    }
-
-    /// An Argo Rollout, read from its dynamic form (the CRD may or may not be installed).
-    pub fn from_rollout(r: &DynamicObject) -> Result<Self, WorkloadError> {
-        let name = r.metadata.name.clone().unwrap_or_default();
+    /// Reads an object known to be of `kind` (a watch of that kind's resource).
+    pub fn read(kind: WorkloadKind, object: &DynamicObject) -> Result<Self, WorkloadError> {
+        let name = object.metadata.name.clone().unwrap_or_default();
         let malformed = |reason: String| WorkloadError::Malformed {
-            kind: WorkloadKind::Rollout,
+            kind,
             name: name.clone(),
             reason,
         };
@@ -211,61 +163,61 @@ impl WorkloadObject {
             template: PodTemplateSpec,
             restart_at: Option<String>,
         }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "camelCase", default)]
-        struct Status {
-            replicas: i32,
-            updated_replicas: i32,
-            ready_replicas: i32,
-            available_replicas: i32,
-            // Argo Rollouts reports observedGeneration as a string.
-            observed_generation: Option<serde_json::Value>,
-        }
-        let spec_value = r
-            .data
-            .get("spec")
-            .cloned()
-            .ok_or(WorkloadError::MissingSpec {
-                kind: WorkloadKind::Rollout,
-                name: name.clone(),
-            })?;
-        let spec: Spec =
-            serde_json::from_value(spec_value).map_err(|e| malformed(e.to_string()))?;
-        let status: Status = r
+        let spec_value = object.data.get("spec").ok_or(WorkloadError::MissingSpec {
+            kind,
+            name: name.clone(),
+        })?;
+        let spec = Spec::deserialize(spec_value).map_err(|e| malformed(e.to_string()))?;
+        let status = object
             .data
             .get("status")
-            .cloned()
-            .map(serde_json::from_value)
+            .map(RawStatus::deserialize)
             .transpose()
             .map_err(|e| malformed(e.to_string()))?
             .unwrap_or_default();
-        let observed_generation = match &status.observed_generation {
-            Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
-            Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
-            _ => 0,
-        };
         Ok(Self {
-            kind: WorkloadKind::Rollout,
-            metadata: r.metadata.clone(),
+            kind,
+            metadata: object.metadata.clone(),
             selector: spec.selector,
             template: spec.template,
             replicas: ReplicaStatus {
                 desired: spec.replicas.unwrap_or(1),
                 current: status.replicas,
-                updated: status.updated_replicas,
+                updated: (kind.descriptor().updated_replicas)(&status),
                 ready: status.ready_replicas,
                 available: status.available_replicas,
-                generation: r.metadata.generation.unwrap_or(0),
-                observed_generation,
+                generation: object.metadata.generation.unwrap_or(0),
+                observed_generation: status.observed_generation(),
             },
             restart_at: spec.restart_at,
         })
+    }
+
+    /// Reads a typed object (a `Deployment`, a `StatefulSet`) through its JSON form, the way the
+    /// API server would have sent it.
+    pub fn from_object<K: Resource<DynamicType = ()> + serde::Serialize>(
+        object: &K,
+    ) -> Result<Self, WorkloadError> {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let mut value = serde_json::to_value(object).map_err(|e| WorkloadError::Malformed {
+            kind: WorkloadKind::Deployment,
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("apiVersion".into(), K::api_version(&()).into());
+            map.insert("kind".into(), K::kind(&()).into());
+        }
+        let dynamic: DynamicObject =
+            serde_json::from_value(value).map_err(|_| WorkloadError::UnknownKind { name })?;
+        Self::from_dynamic(&dynamic)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
     use serde_json::json;
 
     #[test]
@@ -278,7 +230,7 @@ mod tests {
                        "readyReplicas": 2, "availableReplicas": 2}
         }))
         .unwrap();
-        let w = WorkloadObject::from_deployment(&d).unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
         assert!(!w.replicas.is_settled());
         assert_eq!(w.revision_label(), Some("pod-template-hash"));
         d.status = Some(
@@ -287,7 +239,7 @@ mod tests {
             .unwrap(),
         );
         assert!(
-            WorkloadObject::from_deployment(&d)
+            WorkloadObject::from_object(&d)
                 .unwrap()
                 .replicas
                 .is_settled()
@@ -304,7 +256,7 @@ mod tests {
                                       {"name": "c", "resources": {"requests": {"cpu": "250m"}}}]}}}
         }))
         .unwrap();
-        let w = WorkloadObject::from_deployment(&d).unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
         let selector = w.pod_selector().unwrap();
         let core = w
             .to_core(vec![topology::SpreadConstraint::new(
@@ -332,7 +284,7 @@ mod tests {
                      "template": {}}
         }))
         .unwrap();
-        let w = WorkloadObject::from_deployment(&d).unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
         assert!(matches!(
             w.to_core(vec![]),
             Err(WorkloadError::InvalidSelector { .. })
@@ -351,7 +303,7 @@ mod tests {
                        "readyReplicas": 2, "availableReplicas": 2}
         }))
         .unwrap();
-        let w = WorkloadObject::from_rollout(&r).unwrap();
+        let w = WorkloadObject::from_dynamic(&r).unwrap();
         assert_eq!(w.kind, WorkloadKind::Rollout);
         assert!(w.replicas.is_settled());
         assert_eq!(w.revision_label(), Some("rollouts-pod-template-hash"));
@@ -366,7 +318,7 @@ mod tests {
         }))
         .unwrap();
         assert!(matches!(
-            WorkloadObject::from_rollout(&r),
+            WorkloadObject::from_dynamic(&r),
             Err(WorkloadError::Malformed { .. })
         ));
     }

@@ -1,0 +1,230 @@
+//! The first half of a workload's reconcile: measure, plan, decide, and list the writes.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use crate::api::conditions::reason;
+use crate::api::{HAPolicy, RebalanceSpec, RebalanceState, WorkloadKind};
+use crate::constraints::{apply_body, plan_template};
+use crate::decision::{self, Decision, Observation, Writes};
+use crate::errors::ErrorCategory;
+use crate::metrics::{Action, ActionResult};
+use crate::policy_status::key_name;
+use crate::topology::{
+    Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, ZONE_KEY, evaluate,
+    pods_by_domain, worst_domain_loss,
+};
+use crate::workload::WorkloadObject;
+
+use super::{WorkloadMemory, Write};
+
+/// Settings from the command line that change what a reconcile does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Write nothing to workloads or pods; say what would have been done.
+    pub dry_run: bool,
+}
+
+/// What the shell found out about the workload besides the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// This policy governs the workload (no older policy selects it too).
+    pub governing: bool,
+    /// A PodDisruptionBudget covering the workload's pods allows no disruption now.
+    pub budget_exhausted: bool,
+}
+
+/// Everything `assess` found and decided about one workload.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: i32,
+    pub measurement: Measurement,
+    pub plan: Result<Plan, Obstacle>,
+    pub zone_loss: Option<DomainLoss>,
+    pub zone_loss_key: String,
+    pub decision: Decision,
+    /// The writes to make, in order.
+    pub writes: Vec<Write>,
+    /// The memory after the decision (before the writes' results are known).
+    pub memory: WorkloadMemory,
+    /// Whether the workload was skewed before this reconcile (for the Events of a change).
+    pub was_skewed: bool,
+    /// What would have been done (dry-run, paused, not the owner), for the status message.
+    pub notes: Vec<String>,
+    /// Actions counted already (those not carried out).
+    pub actions: Vec<(Action, ActionResult)>,
+    /// Failures found while assessing (an invalid workload, a conflict).
+    pub errors: Vec<ErrorCategory>,
+}
+
+/// The planner's limits from the policy's rebalance settings.
+pub fn plan_options(rebalance: &RebalanceSpec) -> PlanOptions {
+    PlanOptions {
+        max_moves: usize::try_from(rebalance.max_disruptions.max(1)).unwrap_or(1),
+        require_node_fit: rebalance.require_node_fit,
+    }
+}
+
+/// The topology key a zone loss is computed on: the zone key when the workload spreads over it
+/// (dashboards and alerts read that one), else its first constraint's key.
+pub fn zone_loss_key(measurement: &Measurement) -> String {
+    let keys = || {
+        measurement
+            .constraints
+            .iter()
+            .map(|c| c.topology_key.as_str())
+    };
+    if keys().any(|k| k == ZONE_KEY) {
+        return ZONE_KEY.to_string();
+    }
+    keys().next().unwrap_or(ZONE_KEY).to_string()
+}
+
+/// Measures, plans and decides for one workload, and lists the writes that carry the decision out.
+pub fn assess(
+    policy: &HAPolicy,
+    workload: &WorkloadObject,
+    cluster: &Cluster,
+    memory: &WorkloadMemory,
+    facts: &Facts,
+    settings: &Settings,
+    now: Timestamp,
+) -> Assessment {
+    let spec = &policy.spec;
+    let template = plan_template(spec, workload);
+    let core = match workload.to_core(template.measured.clone()) {
+        Ok(core) => core,
+        Err(e) => return invalid(workload, memory, e.to_string()),
+    };
+    let evaluation = evaluate(cluster, &core, &plan_options(&spec.rebalance));
+    let measurement = evaluation.measurement;
+    let zone_loss_key = zone_loss_key(&measurement);
+    let zone_loss = worst_domain_loss(&pods_by_domain(cluster, &core, &zone_loss_key));
+    let own = || measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
+    let running: BTreeSet<String> = own().map(|p| p.uid.clone()).collect();
+    let ready = own().filter(|p| p.ready).count();
+
+    let mut next = memory.clone();
+    let decision = decision::decide(
+        &Observation {
+            now,
+            rebalance: &spec.rebalance,
+            paused: spec.paused,
+            conflict: !facts.governing,
+            settled: workload.replicas.is_settled(),
+            ready_replicas: i32::try_from(ready)
+                .unwrap_or(i32::MAX)
+                .min(workload.replicas.ready),
+            within_policy: measurement.within_policy(),
+            budget_exhausted: facts.budget_exhausted,
+            measurement: &measurement,
+            running_pods: &running,
+            plan: &evaluation.plan,
+        },
+        &mut next.decision,
+    );
+
+    let may = Writes::for_workload(settings.dry_run, spec.paused, !facts.governing);
+    let mut writes = Vec::new();
+    let mut notes = Vec::new();
+    let mut actions = Vec::new();
+    if template.changes_template && may != Writes::NotOwner {
+        if may.allowed() {
+            writes.push(Write::Inject {
+                body: apply_body(workload, &template),
+                constraints: template.injected.len(),
+            });
+        } else {
+            notes.push(format!(
+                "{}: would write {} spread constraint(s)",
+                may.label(),
+                template.injected.len()
+            ));
+        }
+    }
+    match &decision.action {
+        decision::Action::Evict(moves) => {
+            for m in moves {
+                if may.allowed() {
+                    writes.push(Write::Evict(m.clone()));
+                } else {
+                    actions.push((Action::Evict, ActionResult::DryRun));
+                    notes.push(format!(
+                        "{}: would evict {} ({} {} -> {})",
+                        may.label(),
+                        m.pod,
+                        key_name(&m.topology_key),
+                        m.from_domain,
+                        m.to_domain
+                    ));
+                }
+            }
+        }
+        decision::Action::Restart => {
+            if may.allowed() {
+                let at = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                writes.push(Write::Restart {
+                    body: (workload.kind.descriptor().restart_patch)(&at),
+                });
+            } else {
+                actions.push((Action::Restart, ActionResult::DryRun));
+                notes.push(format!("{}: would restart the workload", may.label()));
+            }
+        }
+        decision::Action::None => {}
+    }
+    let errors = if facts.governing {
+        Vec::new()
+    } else {
+        vec![ErrorCategory::Conflict]
+    };
+    Assessment {
+        kind: workload.kind,
+        name: workload.name().to_string(),
+        replicas: workload.replicas.desired,
+        measurement,
+        plan: evaluation.plan,
+        zone_loss,
+        zone_loss_key,
+        decision,
+        writes,
+        was_skewed: memory.decision.skewed_since.is_some(),
+        memory: next,
+        notes,
+        actions,
+        errors,
+    }
+}
+
+/// A workload that cannot be measured: blocked with the reason, nothing written, its memory kept.
+fn invalid(workload: &WorkloadObject, memory: &WorkloadMemory, message: String) -> Assessment {
+    Assessment {
+        kind: workload.kind,
+        name: workload.name().to_string(),
+        replicas: workload.replicas.desired,
+        measurement: Measurement {
+            constraints: Vec::new(),
+            own_pods: Vec::new(),
+        },
+        plan: Err(Obstacle::NothingMovable),
+        zone_loss: None,
+        zone_loss_key: ZONE_KEY.to_string(),
+        decision: Decision {
+            action: decision::Action::None,
+            state: RebalanceState::Blocked,
+            reason: reason::INVALID_WORKLOAD,
+            requeue_after: None,
+            moves_succeeded: 0,
+            moves_failed: 0,
+        },
+        writes: Vec::new(),
+        was_skewed: memory.decision.skewed_since.is_some(),
+        memory: memory.clone(),
+        notes: vec![message],
+        actions: Vec::new(),
+        errors: vec![ErrorCategory::InvalidWorkload],
+    }
+}

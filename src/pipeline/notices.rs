@@ -1,0 +1,169 @@
+//! Which Events a workload's reconcile warrants (pure): actions announce themselves, and state
+//! changes are told once, when they happen, not on every reconcile.
+
+use crate::api::RebalanceState;
+use crate::api::conditions::reason;
+
+/// The reasons skewguard's Events carry.
+pub mod kind {
+    pub const CONSTRAINTS_INJECTED: &str = "ConstraintsInjected";
+    pub const SKEW_DETECTED: &str = "SkewDetected";
+    pub const POD_EVICTED: &str = "PodEvicted";
+    pub const WORKLOAD_RESTARTED: &str = "WorkloadRestarted";
+    pub const REBALANCE_BLOCKED: &str = "RebalanceBlocked";
+    pub const REBALANCE_INEFFECTIVE: &str = "RebalanceIneffective";
+    pub const BALANCED: &str = "Balanced";
+    pub const POLICY_CONFLICT: &str = "PolicyConflict";
+}
+
+/// One Event to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+impl Notice {
+    pub fn normal(reason: &'static str, note: impl Into<String>) -> Self {
+        Self {
+            warning: false,
+            reason,
+            note: note.into(),
+        }
+    }
+
+    pub fn warning(reason: &'static str, note: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            reason,
+            note: note.into(),
+        }
+    }
+}
+
+/// The Events a change of a workload's state warrants (actions announce themselves).
+pub fn transitions(
+    was_skewed: bool,
+    is_skewed: bool,
+    skew_summary: &str,
+    previous: Option<&(RebalanceState, String)>,
+    state: RebalanceState,
+    why: &str,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    if !was_skewed && is_skewed {
+        out.push(Notice::warning(kind::SKEW_DETECTED, skew_summary));
+    }
+    if was_skewed && !is_skewed {
+        out.push(Notice::normal(
+            kind::BALANCED,
+            "every constraint is within maxSkew",
+        ));
+    }
+    let changed = previous.is_none_or(|(s, r)| *s != state || r != why);
+    if changed {
+        match state {
+            RebalanceState::Blocked if why == reason::CONFLICT => out.push(Notice::warning(
+                kind::POLICY_CONFLICT,
+                "an older HAPolicy selects this workload and governs it",
+            )),
+            // A rollout in progress is a normal pause, not worth a warning.
+            RebalanceState::Blocked if why != reason::ROLLOUT_IN_PROGRESS => out.push(
+                Notice::warning(kind::REBALANCE_BLOCKED, format!("rebalance blocked: {why}")),
+            ),
+            RebalanceState::BackingOff => out.push(Notice::warning(
+                kind::REBALANCE_INEFFECTIVE,
+                "replacements keep landing back in the same domain; backing off",
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skew_and_balance_are_announced_once() {
+        let first = transitions(
+            false,
+            true,
+            "zone skew 2 > 1",
+            None,
+            RebalanceState::Waiting,
+            "Stabilizing",
+        );
+        assert_eq!(
+            first,
+            vec![Notice::warning(kind::SKEW_DETECTED, "zone skew 2 > 1")]
+        );
+        let previous = (RebalanceState::Waiting, "Stabilizing".to_string());
+        let again = transitions(
+            true,
+            true,
+            "zone skew 2 > 1",
+            Some(&previous),
+            RebalanceState::Waiting,
+            "Stabilizing",
+        );
+        assert!(again.is_empty());
+        let done = transitions(
+            true,
+            false,
+            "",
+            Some(&previous),
+            RebalanceState::Idle,
+            "Balanced",
+        );
+        assert_eq!(done[0].reason, kind::BALANCED);
+    }
+
+    #[test]
+    fn blocks_are_announced_when_they_start_or_change_reason() {
+        let blocked = transitions(
+            true,
+            true,
+            "",
+            None,
+            RebalanceState::Blocked,
+            "PodDisruptionBudget",
+        );
+        assert_eq!(blocked[0].reason, kind::REBALANCE_BLOCKED);
+        assert!(blocked[0].warning);
+        let same = (RebalanceState::Blocked, "PodDisruptionBudget".to_string());
+        assert!(
+            transitions(
+                true,
+                true,
+                "",
+                Some(&same),
+                RebalanceState::Blocked,
+                "PodDisruptionBudget"
+            )
+            .is_empty()
+        );
+        let conflict = transitions(false, false, "", None, RebalanceState::Blocked, "Conflict");
+        assert_eq!(conflict[0].reason, kind::POLICY_CONFLICT);
+        let rollout = transitions(
+            true,
+            true,
+            "",
+            None,
+            RebalanceState::Blocked,
+            "RolloutInProgress",
+        );
+        assert!(rollout.is_empty());
+        let backoff = transitions(
+            true,
+            true,
+            "",
+            None,
+            RebalanceState::BackingOff,
+            "RebalanceIneffective",
+        );
+        assert_eq!(backoff[0].reason, kind::REBALANCE_INEFFECTIVE);
+    }
+}
