@@ -15,11 +15,12 @@ lint: ## Formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-crd: ## Regenerate crds/hapolicy.yaml from the Rust types
+crd: ## Regenerate crds/hapolicy.yaml and config/crd/hapolicy.yaml from the Rust types
 	$(CARGO) run -q -- crd > crds/hapolicy.yaml.tmp
+	cp crds/hapolicy.yaml.tmp config/crd/hapolicy.yaml
 	mv crds/hapolicy.yaml.tmp crds/hapolicy.yaml
 
-crd-check: ## Fail when crds/hapolicy.yaml differs from what the types generate
+crd-check: ## Fail when a generated CRD file differs from what the types generate
 	$(CARGO) test --test crd_drift
 
 bench: ## Benchmarks

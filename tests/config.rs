@@ -314,21 +314,15 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
         }
     };
     allow("skewguard.dev", &["hapolicies"], &read);
-    allow(
-        "skewguard.dev",
-        &["hapolicies/status"],
-        &["get", "patch", "update"],
-    );
+    // Status is written with merge patches only.
+    allow("skewguard.dev", &["hapolicies/status"], &["get", "patch"]);
     allow("", &["pods", "nodes"], &read);
     allow("policy", &["poddisruptionbudgets"], &read);
-    allow(
-        "apps",
-        &["deployments", "statefulsets", "replicasets"],
-        &read,
-    );
-    allow("argoproj.io", &["rollouts"], &read);
-    allow("apps", &["deployments", "statefulsets"], &["patch"]);
-    allow("argoproj.io", &["rollouts"], &["patch"]);
+    // Every workload kind the operator knows: watched, and patched (apply, restart).
+    for kind in &skewguard::workload::KINDS {
+        allow(kind.group, &[kind.plural], &read);
+        allow(kind.group, &[kind.plural], &["patch"]);
+    }
     allow("", &["pods/eviction"], &["create"]);
     allow("events.k8s.io", &["events"], &["create", "patch"]);
     allow(

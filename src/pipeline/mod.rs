@@ -58,3 +58,6 @@ pub enum WriteResult {
     Deferred(std::time::Duration),
     Failed(WriteError),
 }
+
+#[cfg(test)]
+mod tests;

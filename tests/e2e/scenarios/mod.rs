@@ -3,6 +3,7 @@
 mod api;
 mod cluster;
 pub mod fixtures;
+mod memory;
 mod operator;
 mod scale;
 pub mod support;
@@ -83,6 +84,20 @@ pub fn all() -> Vec<Scenario> {
         scenario("leader_election_hands_over", |c| {
             Box::pin(operator::leader_election_hands_over(c))
         }),
+        Scenario {
+            ignored: true,
+            timeout: Duration::from_secs(1800),
+            ..scenario("memory_with_50000_pods", |c| {
+                Box::pin(memory::memory_with_50000_pods(c))
+            })
+        },
+        Scenario {
+            ignored: true,
+            timeout: Duration::from_secs(1800),
+            ..scenario("a_hundred_deployments_at_scale", |c| {
+                Box::pin(scale::a_hundred_deployments_at_scale(c))
+            })
+        },
         Scenario {
             ignored: true,
             timeout: Duration::from_secs(3600),

@@ -3,7 +3,13 @@
 //! the fewest evictions (`skewguard::topology::min_moves` of the counts at the restore), and the
 //! run prints the time to balance, the evictions and the operator's peak resident memory.
 //!
-//! `SKEWGUARD_E2E_SCALE_DEPLOYMENTS` / `SKEWGUARD_E2E_SCALE_NODES_PER_ZONE` shrink it.
+//! Replicas become Ready 2 s after they start, the policy stabilizes for 10 s and the operator runs
+//! at `--max-evictions-per-second 10`: each workload must step as soon as its own replacement is
+//! Ready, so the fleet balances within the stabilization plus the evictions' time at that rate
+//! and a little slack (100 Deployments: 35 s; 300: 100 s).
+//!
+//! `SKEWGUARD_E2E_SCALE_DEPLOYMENTS` / `SKEWGUARD_E2E_SCALE_NODES_PER_ZONE` /
+//! `SKEWGUARD_E2E_SCALE_STABILIZATION` change it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -125,8 +131,27 @@ fn peak_rss_kib(op: &OperatorProcess) -> Option<u64> {
         .ok()
 }
 
+/// How long after the restore the fleet may take to balance, beyond the stabilization window.
+fn allowed_after_stabilization(deployments: usize, lower_bound: i64) -> Duration {
+    match deployments {
+        100 => Duration::from_secs(35),
+        300 => Duration::from_secs(100),
+        // Other sizes: the evictions at 10 per second, and 10 s of slack.
+        _ => Duration::from_secs_f64(lower_bound as f64 / 10.0 + 10.0),
+    }
+}
+
 pub async fn three_zones_at_scale(ctx: Ctx) {
-    let deployments = env_usize("SKEWGUARD_E2E_SCALE_DEPLOYMENTS", 300);
+    fleet_at_scale(ctx, 300).await
+}
+
+pub async fn a_hundred_deployments_at_scale(ctx: Ctx) {
+    fleet_at_scale(ctx, 100).await
+}
+
+async fn fleet_at_scale(ctx: Ctx, default_deployments: usize) {
+    let deployments = env_usize("SKEWGUARD_E2E_SCALE_DEPLOYMENTS", default_deployments);
+    let stabilization = env_usize("SKEWGUARD_E2E_SCALE_STABILIZATION", 10);
     let per_zone = env_usize("SKEWGUARD_E2E_SCALE_NODES_PER_ZONE", 10);
     let total = deployments * REPLICAS;
     println!(
@@ -141,6 +166,7 @@ pub async fn three_zones_at_scale(ctx: Ctx) {
     };
     let layout: Vec<(&str, usize)> = ZONES.iter().map(|z| (*z, per_zone)).collect();
     ctx.kubelet.ensure_nodes_with(&layout, &cap).await;
+    ctx.kubelet.set_readiness_delay(Duration::from_secs(2));
 
     let t = Instant::now();
     let names: Vec<String> = (0..deployments).map(|i| format!("s-{i:03}")).collect();
@@ -183,14 +209,14 @@ pub async fn three_zones_at_scale(ctx: Ctx) {
     assert_eq!(in_drained, 0, "nothing left in {DRAINED}");
 
     // The operator, then the policy; it balances 2b/2c first if the drain left them uneven.
-    let op = start_operator(&ctx, &[]);
+    let op = start_operator(&ctx, &["--max-evictions-per-second", "10"]);
     ctx.apply(&hapolicy(
         "scale",
         json!({
             "selector": {"matchLabels": {"app": "scale"}},
             "workloadKinds": ["Deployment"],
             "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1}],
-            "rebalance": {"stabilizationSeconds": 3},
+            "rebalance": {"stabilizationSeconds": stabilization},
         }),
     ))
     .await;
@@ -251,10 +277,14 @@ pub async fn three_zones_at_scale(ctx: Ctx) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let evictions = churn.deleted_total();
     let rss = peak_rss_kib(&op);
+    let allowed = Duration::from_secs(stabilization as u64)
+        + allowed_after_stabilization(deployments, lower_bound);
     println!(
-        "  scale: balanced {:.1}s after the restore; evictions {evictions} (lower bound {lower_bound}); \
+        "  scale: balanced {:.1}s after the restore (allowed {:.0}s: stabilization {stabilization}s + \
+         the evictions at 10/s); evictions {evictions} (lower bound {lower_bound}); \
          operator peak RSS {} MiB",
         to_balance.as_secs_f64(),
+        allowed.as_secs_f64(),
         rss.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0))
     );
     let (_, after) = counts(&ctx).await;
@@ -264,6 +294,11 @@ pub async fn three_zones_at_scale(ctx: Ctx) {
     assert_eq!(
         evictions as i64, lower_bound,
         "evictions should equal the sum of the fewest moves"
+    );
+    assert!(
+        to_balance <= allowed,
+        "balanced {to_balance:?} after the restore, more than the {allowed:?} allowed: \
+         workloads wait for each other"
     );
     let s = policy_status(&ctx, "scale").await;
     assert_eq!(s["unbalancedCount"], json!(0), "{}", s["conditions"]);

@@ -1,0 +1,224 @@
+//! What one reconcile costs the operator, measured on the path the controller takes: the
+//! namespace's snapshot from the pod index and the shared node set, then the pure pipeline's
+//! `assess` for each workload.
+//!
+//! Sizes follow Kubernetes' documented limits: 150,000 pods over 5,000 nodes (500 namespaces x 30
+//! Deployments x 10 pods, 3 zones), with the 1,000- and 10,000-pod points for the growth curve.
+//! Targets: one workload's reconcile (snapshot + assess) under 1 ms; the whole cluster under 300 ms.
+//! `cargo test --benches` runs each once on the small sizes only.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PodCondition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::watcher::Event;
+use serde_json::json;
+use skewguard::api::HAPolicy;
+use skewguard::controller::pod_index::PodIndex;
+use skewguard::pipeline::{Facts, Settings, WorkloadMemory, assess};
+use skewguard::snapshot::{LeanPod, LeanPodSpec, LeanPodStatus};
+use skewguard::topology::{Cluster, HOSTNAME_KEY, Node, NodeSet, Resources, ZONE_KEY};
+use skewguard::workload::WorkloadObject;
+
+const ZONES: usize = 3;
+const DEPLOYMENTS_PER_NAMESPACE: usize = 30;
+const PODS_PER_DEPLOYMENT: usize = 10;
+
+struct Fleet {
+    nodes: Arc<NodeSet>,
+    pods: PodIndex,
+    namespaces: Vec<(String, HAPolicy, Vec<WorkloadObject>)>,
+}
+
+fn node(i: usize) -> Node {
+    let name = format!("node-{i:05}");
+    Node {
+        labels: [
+            (ZONE_KEY.to_string(), format!("zone-{}", i % ZONES)),
+            (HOSTNAME_KEY.to_string(), name.clone()),
+        ]
+        .into(),
+        name,
+        ready: true,
+        allocatable: Resources::new(64_000, 256 << 30, 110),
+        ..Default::default()
+    }
+}
+
+fn lean_pod(name: String, namespace: &str, app: &str, node: String) -> LeanPod {
+    LeanPod {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_string()),
+            uid: Some(format!("{namespace}-{name}")),
+            labels: Some([("app".to_string(), app.to_string())].into()),
+            ..Default::default()
+        },
+        spec: LeanPodSpec {
+            node_name: Some(node),
+            settled_requests: Some(Resources::new(100, 128 << 20, 1)),
+            ..Default::default()
+        },
+        status: LeanPodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+        },
+    }
+}
+
+fn deployment(namespace: &str, app: &str) -> WorkloadObject {
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": app, "namespace": namespace, "generation": 1,
+                     "labels": {"team": namespace}},
+        "spec": {"replicas": PODS_PER_DEPLOYMENT, "selector": {"matchLabels": {"app": app}},
+                 "template": {"metadata": {"labels": {"app": app}},
+                              "spec": {"containers": [{"name": "c", "image": "i",
+                                       "resources": {"requests": {"cpu": "100m"}}}]}}},
+        "status": {"observedGeneration": 1, "replicas": PODS_PER_DEPLOYMENT,
+                   "updatedReplicas": PODS_PER_DEPLOYMENT, "readyReplicas": PODS_PER_DEPLOYMENT,
+                   "availableReplicas": PODS_PER_DEPLOYMENT}
+    }))
+    .expect("a valid Deployment");
+    WorkloadObject::from_object(&d).expect("a readable Deployment")
+}
+
+fn policy(namespace: &str) -> HAPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "skewguard.dev/v1alpha1", "kind": "HAPolicy",
+        "metadata": {"name": "spread", "namespace": namespace},
+        "spec": {"selector": {"matchLabels": {"team": namespace}},
+                 "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1},
+                            {"topologyKey": HOSTNAME_KEY, "maxSkew": 1}],
+                 "rebalance": {"stabilizationSeconds": 0}}
+    }))
+    .expect("a valid HAPolicy")
+}
+
+/// `pods` pods: namespaces of 30 Deployments x 10 pods over one node per 30 pods; one Deployment
+/// in ten has every pod piled into one zone, the others are spread round-robin.
+fn fleet(pods: usize) -> Fleet {
+    let node_count = (pods / 30).max(ZONES * 10);
+    let nodes: Vec<Node> = (0..node_count).map(node).collect();
+    let index = PodIndex::default();
+    let mut namespaces = Vec::new();
+    let per_namespace = DEPLOYMENTS_PER_NAMESPACE * PODS_PER_DEPLOYMENT;
+    for n in 0..pods / per_namespace {
+        let namespace = format!("team-{n:03}");
+        let mut workloads = Vec::new();
+        for d in 0..DEPLOYMENTS_PER_NAMESPACE {
+            let app = format!("app-{d:02}");
+            let w = n * DEPLOYMENTS_PER_NAMESPACE + d;
+            for p in 0..PODS_PER_DEPLOYMENT {
+                let at = if w.is_multiple_of(10) {
+                    (w + p * ZONES) % node_count / ZONES * ZONES
+                } else {
+                    (w * 7 + p) % node_count
+                };
+                let pod = lean_pod(
+                    format!("{app}-{p}"),
+                    &namespace,
+                    &app,
+                    nodes[at].name.clone(),
+                );
+                index.handle(Event::Apply(pod));
+            }
+            workloads.push(deployment(&namespace, &app));
+        }
+        namespaces.push((namespace.clone(), policy(&namespace), workloads));
+    }
+    Fleet {
+        nodes: Arc::new(NodeSet::new(nodes)),
+        pods: index,
+        namespaces,
+    }
+}
+
+/// The controller's snapshot of one namespace.
+fn snapshot(fleet: &Fleet, namespace: &str) -> Cluster {
+    let requested = fleet.pods.requested_on(fleet.nodes.nodes());
+    Cluster::on(
+        fleet.nodes.clone(),
+        fleet.pods.pods_in(namespace),
+        requested,
+    )
+}
+
+const FACTS: Facts = Facts {
+    governing: true,
+    budget_exhausted: false,
+};
+
+/// Snapshot + assess every workload of every namespace: the writes the pass would make.
+fn reconcile_all(fleet: &Fleet, now: Timestamp) -> usize {
+    let memory = WorkloadMemory::default();
+    let settings = Settings::default();
+    fleet
+        .namespaces
+        .iter()
+        .map(|(namespace, policy, workloads)| {
+            let cluster = snapshot(fleet, namespace);
+            workloads
+                .iter()
+                .map(|w| {
+                    assess(policy, w, &cluster, &memory, &FACTS, &settings, now)
+                        .writes
+                        .len()
+                })
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+fn sizes() -> Vec<usize> {
+    // Under `cargo test --benches` (no --bench flag) only the small points run, once.
+    if std::env::args().any(|a| a == "--bench") {
+        vec![1_000, 10_000, 150_000]
+    } else {
+        vec![1_200]
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let now: Timestamp = "2026-06-01T00:00:00Z".parse().expect("a timestamp");
+    let mut group = c.benchmark_group("reconcile");
+    group.sample_size(10);
+    for pods in sizes() {
+        let fleet = fleet(pods);
+        let writes = reconcile_all(&fleet, now);
+        // Each piled Deployment gets its constraints injected and one eviction; the others only
+        // their constraints.
+        let workloads = fleet.namespaces.len() * DEPLOYMENTS_PER_NAMESPACE;
+        assert_eq!(writes, workloads + workloads.div_ceil(10), "{pods} pods");
+        group.bench_function(BenchmarkId::new("whole_cluster", pods), |b| {
+            b.iter(|| black_box(reconcile_all(&fleet, now)))
+        });
+        let (namespace, policy, workloads) = &fleet.namespaces[fleet.namespaces.len() / 2];
+        let memory = WorkloadMemory::default();
+        let settings = Settings::default();
+        group.bench_function(BenchmarkId::new("one_workload", pods), |b| {
+            b.iter(|| {
+                let cluster = snapshot(&fleet, namespace);
+                black_box(assess(
+                    policy,
+                    &workloads[0],
+                    &cluster,
+                    &memory,
+                    &FACTS,
+                    &settings,
+                    now,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

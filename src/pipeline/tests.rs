@@ -1,0 +1,334 @@
+//! Table tests of assess and conclude: one workload, a cluster snapshot, a memory, no cluster.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::api::{HAPolicy, RebalanceState};
+use crate::errors::ErrorCategory;
+use crate::metrics::{Action, ActionResult};
+use crate::topology::{Cluster, Labels, Node, Pod, Resources, ZONE_KEY};
+use crate::workload::WorkloadObject;
+
+const NS: &str = "petclinic";
+
+fn now() -> Timestamp {
+    "2026-06-01T00:00:00Z".parse().unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn node(name: &str, zone: &str) -> Node {
+    Node {
+        name: name.into(),
+        labels: labels(&[(ZONE_KEY, zone), ("kubernetes.io/hostname", name)]),
+        ready: true,
+        allocatable: Resources::new(4000, 16 << 30, 110),
+        ..Default::default()
+    }
+}
+
+fn pod(name: &str, node: &str) -> Pod {
+    Pod {
+        name: name.into(),
+        uid: format!("{name}-uid"),
+        namespace: NS.into(),
+        labels: labels(&[("app", "petclinic"), ("tier", "web")]),
+        node_name: Some(node.into()),
+        ready: true,
+        requests: Resources::new(100, 64 << 20, 1),
+        ..Default::default()
+    }
+}
+
+/// `web`'s two pods both in zone c; zone a empty.
+fn piled() -> Cluster {
+    Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![pod("web-1", "c-1"), pod("web-2", "c-1")],
+    )
+}
+
+fn policy(extra: Value) -> HAPolicy {
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": "petclinic"}},
+        "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1}],
+        "injectConstraints": false,
+        "rebalance": {"stabilizationSeconds": 0, "cooldownSeconds": 0}
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        spec[k] = v;
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "skewguard.dev/v1alpha1", "kind": "HAPolicy",
+        "metadata": {"name": "p", "namespace": NS, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+fn web(selector: Value) -> WorkloadObject {
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 1,
+                     "labels": {"app": "petclinic"}},
+        "spec": {"replicas": 2, "selector": selector,
+                 "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                   "readyReplicas": 2, "availableReplicas": 2}
+    }))
+    .unwrap();
+    WorkloadObject::from_object(&d).unwrap()
+}
+
+fn web_selector() -> Value {
+    json!({"matchLabels": {"app": "petclinic", "tier": "web"}})
+}
+
+const GOVERNING: Facts = Facts {
+    governing: true,
+    budget_exhausted: false,
+};
+
+fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
+    assess(
+        policy,
+        &web(web_selector()),
+        &piled(),
+        &WorkloadMemory::default(),
+        &facts,
+        &Settings { dry_run },
+        now(),
+    )
+}
+
+#[test]
+fn a_skewed_workload_past_stabilization_gets_one_eviction_toward_the_empty_zone() {
+    let a = assess_web(&policy(json!({})), GOVERNING, false);
+    assert_eq!(a.decision.state, RebalanceState::Evicting);
+    match a.writes.as_slice() {
+        [Write::Evict(m)] => assert_eq!((m.from_domain.as_str(), m.to_domain.as_str()), ("c", "a")),
+        other => panic!("{other:?}"),
+    }
+    assert!(a.notes.is_empty() && a.actions.is_empty() && a.errors.is_empty());
+    let c = conclude(a, vec![WriteResult::Done], now());
+    assert_eq!(c.memory.decision.in_flight.len(), 1);
+    assert_eq!(c.memory.decision.actions, 1);
+    assert_eq!(c.actions, vec![(Action::Evict, ActionResult::Success)]);
+    assert_eq!(c.outcome.state, RebalanceState::Evicting);
+    let reasons: Vec<&str> = c.notices.iter().map(|n| n.reason).collect();
+    assert_eq!(reasons, vec!["PodEvicted", "SkewDetected"]);
+    assert_eq!(c.outcome.zone_loss_key, ZONE_KEY);
+}
+
+#[test]
+fn injection_comes_first_and_its_success_is_told() {
+    let a = assess_web(
+        &policy(json!({"injectConstraints": true})),
+        GOVERNING,
+        false,
+    );
+    assert!(matches!(
+        a.writes.first(),
+        Some(Write::Inject { constraints: 1, .. })
+    ));
+    let c = conclude(a, vec![WriteResult::Done, WriteResult::Done], now());
+    assert_eq!(
+        c.actions,
+        vec![
+            (Action::Inject, ActionResult::Success),
+            (Action::Evict, ActionResult::Success)
+        ]
+    );
+    assert!(
+        c.outcome
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("constraints injected"))
+    );
+}
+
+#[test]
+fn writes_that_may_not_be_made_become_notes_and_dry_run_counts() {
+    for (policy, dry_run, label) in [
+        (policy(json!({"injectConstraints": true})), true, "dry-run"),
+        (
+            policy(json!({"injectConstraints": true, "paused": true})),
+            false,
+            "paused",
+        ),
+    ] {
+        let a = assess_web(&policy, GOVERNING, dry_run);
+        assert!(a.writes.is_empty(), "{label}: {:?}", a.writes);
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.starts_with(&format!("{label}: would write 1"))),
+            "{label}: {:?}",
+            a.notes
+        );
+        let c = conclude(a, vec![], now());
+        assert_eq!(c.memory.decision.actions, 0, "{label}");
+    }
+    let a = assess_web(&policy(json!({})), GOVERNING, true);
+    assert_eq!(a.actions, vec![(Action::Evict, ActionResult::DryRun)]);
+    assert!(
+        a.notes[0].starts_with("dry-run: would evict web-"),
+        "{:?}",
+        a.notes
+    );
+}
+
+#[test]
+fn a_losing_policy_writes_nothing_and_counts_a_conflict() {
+    let facts = Facts {
+        governing: false,
+        budget_exhausted: false,
+    };
+    let a = assess_web(&policy(json!({"injectConstraints": true})), facts, false);
+    assert!(a.writes.is_empty() && a.notes.is_empty());
+    assert_eq!(a.errors, vec![ErrorCategory::Conflict]);
+    let c = conclude(a, vec![], now());
+    assert_eq!(
+        (c.outcome.state, c.outcome.reason.as_str()),
+        (RebalanceState::Blocked, "Conflict")
+    );
+}
+
+/// A write's result, then the state, reason, requeue (ms) and counts it leads to.
+type Case = (
+    WriteResult,
+    RebalanceState,
+    &'static str,
+    Option<u64>,
+    Vec<(Action, ActionResult)>,
+);
+
+#[test]
+fn results_rewrite_the_decision_pure_and_simple() {
+    let cases: Vec<Case> = vec![
+        (
+            WriteResult::BudgetExhausted,
+            RebalanceState::Blocked,
+            "PodDisruptionBudget",
+            Some(10_000),
+            vec![(Action::Evict, ActionResult::Blocked)],
+        ),
+        (
+            WriteResult::Deferred(std::time::Duration::from_millis(300)),
+            RebalanceState::Evicting,
+            "AwaitingEvictionSlot",
+            Some(300),
+            vec![],
+        ),
+        (
+            WriteResult::Gone,
+            RebalanceState::Evicting,
+            "Evicting",
+            Some(5_000),
+            vec![],
+        ),
+    ];
+    for (result, state, reason, requeue_ms, actions) in cases {
+        let label = format!("{result:?}");
+        let c = conclude(
+            assess_web(&policy(json!({})), GOVERNING, false),
+            vec![result],
+            now(),
+        );
+        assert_eq!(
+            (c.outcome.state, c.outcome.reason.as_str()),
+            (state, reason),
+            "{label}"
+        );
+        assert_eq!(
+            c.requeue_after.map(|d| d.as_millis() as u64),
+            requeue_ms,
+            "{label}"
+        );
+        assert_eq!(c.actions, actions, "{label}");
+        assert!(
+            c.memory.decision.in_flight.is_empty(),
+            "{label}: nothing was evicted"
+        );
+        assert_eq!(
+            c.memory.reported,
+            Some((state, reason.to_string())),
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_write_is_counted_by_category_and_told_in_the_status() {
+    let a = assess_web(&policy(json!({})), GOVERNING, false);
+    let failure = crate::errors::WriteError::Evict {
+        pod: "web-1".into(),
+        source: kube::Error::LinesCodecMaxLineLengthExceeded,
+    };
+    let c = conclude(a, vec![WriteResult::Failed(failure)], now());
+    assert_eq!(c.errors, vec![ErrorCategory::Eviction]);
+    assert_eq!(c.actions, vec![(Action::Evict, ActionResult::Error)]);
+    assert!(
+        c.outcome
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("evicting pod web-1 failed")),
+        "{:?}",
+        c.outcome.note
+    );
+}
+
+#[test]
+fn an_unreadable_workload_is_blocked_with_its_reason_and_keeps_its_memory() {
+    let mut memory = WorkloadMemory::default();
+    memory.decision.actions = 3;
+    let w = web(json!({"matchExpressions": [{"key": "tier", "operator": "Sideways"}]}));
+    let a = assess(
+        &policy(json!({})),
+        &w,
+        &piled(),
+        &memory,
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.errors, vec![ErrorCategory::InvalidWorkload]);
+    assert!(a.writes.is_empty());
+    let c = conclude(a, vec![], now());
+    assert_eq!(
+        (c.outcome.state, c.outcome.reason.as_str()),
+        (RebalanceState::Blocked, "InvalidWorkload")
+    );
+    assert_eq!(c.memory.decision.actions, 3);
+    assert!(
+        c.outcome
+            .note
+            .is_some_and(|n| n.contains("invalid pod selector"))
+    );
+}
+
+#[test]
+fn zone_loss_is_reported_on_the_zone_key_even_when_hostname_comes_first() {
+    let p = policy(json!({"spread": [
+        {"topologyKey": "kubernetes.io/hostname", "maxSkew": 1},
+        {"topologyKey": ZONE_KEY, "maxSkew": 1}
+    ]}));
+    let a = assess_web(&p, GOVERNING, false);
+    assert_eq!(a.zone_loss_key, ZONE_KEY);
+    assert_eq!(a.zone_loss.as_ref().map(|l| l.domain.as_str()), Some("c"));
+}
+
+#[test]
+fn plan_options_come_from_the_policy_in_one_place() {
+    let p = policy(json!({"rebalance": {"maxDisruptions": 3, "requireNodeFit": false}}));
+    let options = plan_options(&p.spec.rebalance);
+    assert_eq!((options.max_moves, options.require_node_fit), (3, false));
+    let p = policy(json!({"rebalance": {"maxDisruptions": 0}}));
+    assert_eq!(plan_options(&p.spec.rebalance).max_moves, 1);
+}
