@@ -5,20 +5,23 @@ use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::HAPolicy;
-use crate::workload::WorkloadObject;
+use crate::workload::Identified;
 
 /// Whether the policy selects the workload: same namespace, a kind it covers, labels matching.
-pub fn selects(policy: &HAPolicy, workload: &WorkloadObject) -> bool {
-    policy.namespace().as_deref() == Some(workload.namespace())
-        && policy.spec.workload_kinds.contains(&workload.kind)
+/// Only the object's identity is read, so a workload whose spec cannot be read is selected (and
+/// reported) like any other.
+pub fn selects(policy: &HAPolicy, workload: &impl Identified) -> bool {
+    let meta = workload.meta();
+    policy.namespace() == meta.namespace
+        && policy.spec.workload_kinds.contains(&workload.kind())
         && Selector::try_from(policy.spec.selector.clone())
-            .is_ok_and(|s| s.matches(&workload.labels()))
+            .is_ok_and(|s| s.matches(&meta.labels.clone().unwrap_or_default()))
 }
 
 /// The name of the policy that governs the workload among `policies`, if any selects it.
 pub fn governing_policy<'a>(
     policies: impl IntoIterator<Item = &'a HAPolicy>,
-    workload: &WorkloadObject,
+    workload: &impl Identified,
 ) -> Option<String> {
     policies
         .into_iter()
@@ -35,6 +38,7 @@ pub fn governing_policy<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::WorkloadObject;
     use k8s_openapi::api::apps::v1::Deployment;
     use serde_json::json;
 

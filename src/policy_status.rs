@@ -141,12 +141,21 @@ pub fn policy_status(
             )
         })
         .collect();
+    let unreadable: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.reason == reason::INVALID_WORKLOAD)
+        .map(|o| o.name.as_str())
+        .collect();
     let ready = if problems.is_empty() {
-        (
-            "True",
-            reason::RECONCILED,
-            format!("governing {} workload(s)", outcomes.len()),
-        )
+        let mut message = format!("governing {} workload(s)", outcomes.len());
+        if !unreadable.is_empty() {
+            message.push_str(&format!(
+                "; {} cannot be read (see their entries): {}",
+                unreadable.len(),
+                unreadable.join(", ")
+            ));
+        }
+        ("True", reason::RECONCILED, message)
     } else {
         ("False", "InvalidInput", problems.join("; "))
     };

@@ -21,7 +21,7 @@ use crate::ownership::{governing_policy, selects};
 use crate::pipeline::{self, Facts, Write, WriteResult};
 use crate::policy_status::policy_status;
 use crate::topology::Cluster;
-use crate::workload::WorkloadObject;
+use crate::workload::{Unreadable, WorkloadObject};
 
 use super::actuate;
 use super::context::{Context, WorkloadKey};
@@ -52,6 +52,8 @@ impl Error {
 /// What the reconcile gathered, once for all the policy's workloads.
 struct Gathered {
     workloads: Vec<WorkloadObject>,
+    /// Selected workloads whose spec cannot be read: each reported on its own.
+    unreadable: Vec<Unreadable>,
     problems: Vec<String>,
     cluster: Cluster,
     governing: Vec<bool>,
@@ -119,6 +121,22 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         requeue = requeue.min(conclusion.requeue_after.unwrap_or(RESYNC));
         outcomes.push(conclusion.outcome);
     }
+    for u in &gathered.unreadable {
+        let key = WorkloadKey {
+            namespace: namespace.clone(),
+            policy: name.clone(),
+            kind: u.kind,
+            name: u.metadata.name.clone().unwrap_or_default(),
+        };
+        let assessment =
+            pipeline::unreadable(u.kind, &key.name, &ctx.memory_of(&key), u.error.to_string());
+        let conclusion = pipeline::conclude(assessment, Vec::new(), now);
+        for error in &conclusion.errors {
+            ctx.metrics.record_error(*error);
+        }
+        ctx.remember(key, conclusion.memory);
+        outcomes.push(conclusion.outcome);
+    }
     ctx.metrics.observe_policy(
         &namespace,
         &name,
@@ -127,10 +145,14 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             .map(WorkloadMetrics::from)
             .collect::<Vec<_>>(),
     );
-    let keep: Vec<WorkloadKey> = gathered
-        .workloads
+    let keep: Vec<WorkloadKey> = outcomes
         .iter()
-        .map(|w| key_of(policy, w))
+        .map(|o| WorkloadKey {
+            namespace: namespace.clone(),
+            policy: name.clone(),
+            kind: o.kind,
+            name: o.name.clone(),
+        })
         .collect();
     ctx.forget_except(&namespace, &name, &keep);
     let status = policy_status(
@@ -215,15 +237,15 @@ fn gather(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Gathered {
         problems.push(format!("invalid selector: {e}"));
     }
     let mut workloads = Vec::new();
+    let mut unreadable = Vec::new();
     for w in ctx.stores.workloads(namespace, &policy.spec.workload_kinds) {
         match w {
             Ok(w) if selects(policy, &w) => workloads.push(w),
-            Ok(_) => {}
-            Err(e) => {
-                warn!(policy = %policy.name_any(), error = %e, "skipping a malformed workload");
-                ctx.metrics.record_error(ErrorCategory::InvalidWorkload);
-                problems.push(e.to_string());
+            Err(u) if selects(policy, u.as_ref()) => {
+                warn!(policy = %policy.name_any(), error = %u.error, "a selected workload cannot be read");
+                unreadable.push(*u);
             }
+            _ => {}
         }
     }
     workloads.sort_by(|a, b| (a.kind, a.name()).cmp(&(b.kind, b.name())));
@@ -243,6 +265,7 @@ fn gather(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Gathered {
         .collect();
     Gathered {
         workloads,
+        unreadable,
         problems,
         cluster: ctx.stores.snapshot(namespace),
         governing,

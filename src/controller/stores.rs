@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::api::{HAPolicy, WorkloadKind};
 use crate::snapshot::{self, LeanPod};
 use crate::topology::{Cluster, NodeSet};
-use crate::workload::{KINDS, KindDescriptor, WorkloadError, WorkloadObject};
+use crate::workload::{KINDS, KindDescriptor, Unreadable, WorkloadObject};
 
 use super::pod_index::PodIndex;
 
@@ -129,7 +129,7 @@ impl Stores {
         &self,
         namespace: &str,
         kinds: &[WorkloadKind],
-    ) -> Vec<Result<WorkloadObject, WorkloadError>> {
+    ) -> Vec<Result<WorkloadObject, Box<Unreadable>>> {
         let mut out = Vec::new();
         for kind in kinds {
             let Some(store) = self.workloads.get(kind).and_then(|s| s.get()) else {
@@ -140,7 +140,15 @@ impl Stores {
                     .state()
                     .iter()
                     .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
-                    .map(|o| WorkloadObject::read(*kind, o)),
+                    .map(|o| {
+                        WorkloadObject::read(*kind, o).map_err(|error| {
+                            Box::new(Unreadable {
+                                kind: *kind,
+                                metadata: o.metadata.clone(),
+                                error,
+                            })
+                        })
+                    }),
             );
         }
         out

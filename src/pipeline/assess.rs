@@ -97,7 +97,7 @@ pub fn assess(
     let template = plan_template(spec, workload);
     let core = match workload.to_core(template.measured.clone()) {
         Ok(core) => core,
-        Err(e) => return invalid(workload, memory, e.to_string()),
+        Err(e) => return unreadable(workload.kind, workload.name(), memory, e.to_string()),
     };
     let evaluation = evaluate(cluster, &core, &plan_options(&spec.rebalance));
     let measurement = evaluation.measurement;
@@ -199,12 +199,18 @@ pub fn assess(
     }
 }
 
-/// A workload that cannot be measured: blocked with the reason, nothing written, its memory kept.
-fn invalid(workload: &WorkloadObject, memory: &WorkloadMemory, message: String) -> Assessment {
+/// A workload that cannot be read or measured: blocked with the reason, nothing written, its
+/// memory kept. Only its own status entry says so; the policy's other workloads go on.
+pub fn unreadable(
+    kind: WorkloadKind,
+    name: &str,
+    memory: &WorkloadMemory,
+    message: String,
+) -> Assessment {
     Assessment {
-        kind: workload.kind,
-        name: workload.name().to_string(),
-        replicas: workload.replicas.desired,
+        kind,
+        name: name.to_string(),
+        replicas: 0,
         measurement: Measurement {
             constraints: Vec::new(),
             own_pods: Vec::new(),

@@ -23,7 +23,7 @@ use crate::decision::Memory;
 use crate::errors::WriteError;
 use crate::topology::Move;
 
-pub use assess::{Assessment, Facts, Settings, assess, plan_options, zone_loss_key};
+pub use assess::{Assessment, Facts, Settings, assess, plan_options, unreadable, zone_loss_key};
 pub use conclude::{Conclusion, conclude};
 pub use notices::{Notice, transitions};
 

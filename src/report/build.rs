@@ -341,7 +341,7 @@ fn evaluate_policy(
     }
     let evaluated = workloads
         .iter()
-        .filter(|w| selects(&policy.policy, w))
+        .filter(|w| selects(&policy.policy, *w))
         .filter_map(|w| {
             policy_workload(cluster, state, policy, w)
                 .map_err(|e| warnings.push(e.to_string()))

@@ -19,7 +19,7 @@ pub mod kind;
 pub use kind::{KINDS, KindDescriptor, RESTARTED_AT, RawStatus};
 
 /// The Argo Rollouts resource.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WorkloadError {
     #[error("{kind:?} {name} has no spec")]
     MissingSpec { kind: WorkloadKind, name: String },
@@ -73,6 +73,39 @@ pub struct WorkloadObject {
     pub replicas: ReplicaStatus,
     /// Argo Rollouts' `spec.restartAt`, if set.
     pub restart_at: Option<String>,
+}
+
+/// What every workload object, readable or not, is known by: its kind and its metadata.
+pub trait Identified {
+    fn kind(&self) -> WorkloadKind;
+    fn meta(&self) -> &ObjectMeta;
+}
+
+/// A workload whose spec cannot be read: it is still selected and reported, with the reason,
+/// and nothing is written to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    pub kind: WorkloadKind,
+    pub metadata: ObjectMeta,
+    pub error: WorkloadError,
+}
+
+impl Identified for Unreadable {
+    fn kind(&self) -> WorkloadKind {
+        self.kind
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl Identified for WorkloadObject {
+    fn kind(&self) -> WorkloadKind {
+        self.kind
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
 }
 
 impl WorkloadObject {

@@ -130,6 +130,19 @@ pub fn context_with_budgets(
     budgets: Vec<PodDisruptionBudget>,
     dry_run: bool,
 ) -> Arc<Context> {
+    let workloads = deployments.iter().map(dynamic).collect();
+    context_with_objects(client, policies, workloads, pods, budgets, dry_run)
+}
+
+/// A reconcile context over workloads in their dynamic form (which may be malformed).
+pub fn context_with_objects(
+    client: Client,
+    policies: Vec<HAPolicy>,
+    workloads: Vec<DynamicObject>,
+    pods: Vec<Pod>,
+    budgets: Vec<PodDisruptionBudget>,
+    dry_run: bool,
+) -> Arc<Context> {
     // A closed channel still reads its last value: the leader for good.
     let (_, leader) = tokio::sync::watch::channel(true);
     Arc::new(Context {
@@ -140,7 +153,7 @@ pub fn context_with_budgets(
                 node("c-1", "ap-northeast-2c"),
             ],
             pods,
-            deployments.iter().map(dynamic).collect(),
+            workloads,
             budgets,
         ),
         policies: store_of(policies),
@@ -151,6 +164,21 @@ pub fn context_with_budgets(
         leader,
         metrics: Metrics::new(),
     })
+}
+
+/// A Rollout of the policy's selection whose spec cannot be read.
+pub fn malformed_rollout() -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "was", "namespace": NS, "labels": {"app": "petclinic"}},
+        "spec": {"selector": "not a selector"}
+    }))
+    .unwrap()
+}
+
+/// `dynamic` for tests that mix typed and raw workloads.
+pub fn dynamic_deployment(d: &Deployment) -> DynamicObject {
+    dynamic(d)
 }
 
 /// Both `web` pods in zone c.

@@ -387,3 +387,52 @@ async fn another_policy_in_the_namespace_does_not_wipe_what_this_one_remembers()
         "AwaitingReplacement"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_workload_marks_only_its_own_entry() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let workloads = vec![
+        dynamic_deployment(&web(plain_template(), json!([]))),
+        malformed_rollout(),
+    ];
+    let ctx = context_with_objects(
+        client,
+        vec![p.clone()],
+        workloads,
+        piled_pods(),
+        vec![],
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(api.evictions(), 1, "the healthy Deployment is rebalanced");
+    let status = api.last_status();
+    let entries = status["workloads"].as_array().unwrap();
+    let was = entries
+        .iter()
+        .find(|w| w["name"] == "was")
+        .expect("an entry for was");
+    assert_eq!(was["kind"], "Rollout");
+    assert_eq!(was["rebalance"]["state"], "Blocked");
+    assert_eq!(was["rebalance"]["reason"], "InvalidWorkload");
+    assert!(
+        was["message"].as_str().unwrap().contains("unreadable spec"),
+        "{was}"
+    );
+    let web = entries.iter().find(|w| w["name"] == "web").unwrap();
+    assert_eq!(web["rebalance"]["reason"], "Evicting");
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True", "{ready}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 cannot be read"),
+        "{ready}"
+    );
+}
