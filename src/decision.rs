@@ -67,8 +67,12 @@ pub struct Memory {
     pub backoff: Option<Duration>,
     pub backoff_until: Option<Timestamp>,
     pub pdb_blocked_until: Option<Timestamp>,
-    /// Disruptions made since the operator started.
+    /// Disruptions made for the workload.
     pub actions: i64,
+    /// skewguard changed the template (injection, restart): the workload rolls out up to this
+    /// generation, holding a slot of the cluster-wide rollout budget until it is done.
+    pub rollout_generation: Option<i64>,
+    pub rollout_started: Option<Timestamp>,
 }
 
 /// Whether this reconcile may write to a workload and its pods, and if not, why: a policy that
@@ -336,6 +340,8 @@ pub fn record_restart(memory: &mut Memory, now: Timestamp) {
     memory.last_action = Some(now);
     memory.episode = true;
 }
+
+pub mod persisted;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use crate::api::{
     ConstraintStatus, HAPolicyStatus, RebalanceState, RebalanceStatus, WorkloadKind,
     WorkloadStatus, ZoneLoss,
 };
+use crate::decision::Memory;
 use crate::topology::{DomainLoss, HOSTNAME_KEY, Measurement, ZONE_KEY};
 
 /// Keys with more domains than this report no per-domain counts (hostname spread on a large
@@ -30,9 +31,8 @@ pub struct WorkloadOutcome {
     pub zone_loss_key: String,
     pub state: RebalanceState,
     pub reason: String,
-    pub last_action: Option<Timestamp>,
-    pub actions: i64,
-    pub skewed_since: Option<Timestamp>,
+    /// What is remembered about the workload (persisted in its status entry).
+    pub memory: Memory,
     /// What happened or would have happened (injection, dry-run), for the message.
     pub note: Option<String>,
 }
@@ -81,6 +81,7 @@ impl WorkloadOutcome {
         let skews = self.skew_summary();
         if !skews.is_empty() {
             let since = self
+                .memory
                 .skewed_since
                 .map(|t| format!(" since {}", t.strftime("%Y-%m-%dT%H:%M:%SZ")))
                 .unwrap_or_default();
@@ -114,8 +115,9 @@ impl WorkloadOutcome {
             rebalance: RebalanceStatus {
                 state: self.state,
                 reason: Some(self.reason.clone()),
-                last_action_time: self.last_action.map(Time),
-                actions: self.actions,
+                last_action_time: self.memory.last_action.map(Time),
+                actions: self.memory.actions,
+                memory: crate::decision::persisted::to_status(&self.memory),
             },
             message: (!message.is_empty()).then(|| message.join("; ")),
         }

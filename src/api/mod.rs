@@ -16,7 +16,8 @@ pub use policy::{HAPolicy, HAPolicySpec, HostAntiAffinity, WorkloadKind};
 pub use rebalance::{RebalanceSpec, RebalanceStrategy};
 pub use spread::{NodeInclusionPolicy, SpreadEntry, WhenUnsatisfiable};
 pub use status::{
-    ConstraintStatus, HAPolicyStatus, RebalanceState, RebalanceStatus, WorkloadStatus, ZoneLoss,
+    ConstraintStatus, HAPolicyStatus, InFlightEviction, RebalanceMemory, RebalanceState,
+    RebalanceStatus, WorkloadStatus, ZoneLoss,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -89,9 +89,64 @@ pub struct RebalanceStatus {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action_time: Option<Time>,
-    /// Disruptions made for this workload since the operator started.
+    /// Disruptions made for this workload (kept across operator restarts).
     #[serde(default)]
     pub actions: i64,
+    /// What the operator remembers about the workload's rebalancing, so that a restarted
+    /// operator or a new leader carries on where the last one was: no action inside a cooldown it
+    /// started, a back-off continued, evictions in flight still judged by pod UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<RebalanceMemory>,
+}
+
+/// The decision memory of one workload, as persisted in the policy's status.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceMemory {
+    /// Since when the skew has exceeded maxSkew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skewed_since: Option<Time>,
+    /// A rebalance episode is under way: its steps follow each other without cooldown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub episode: bool,
+    /// Evictions whose replacements are not judged yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<InFlightEviction>,
+    /// Failed moves since the last successful one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_moves: u32,
+    /// The current back-off, doubling after repeated ineffective moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_until: Option<Time>,
+    /// A PodDisruptionBudget refused an eviction; the next try waits until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_blocked_until: Option<Time>,
+    /// The workload is rolling out because skewguard changed its template (constraint injection or
+    /// a restart), up to this generation; it holds one of `--max-concurrent-rollouts` until done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_started: Option<Time>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// An eviction whose replacement has not been judged yet.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightEviction {
+    pub pod: String,
+    /// Tells the evicted pod from its replacement (a StatefulSet's keeps the name).
+    pub pod_uid: String,
+    pub topology_key: String,
+    /// The domain the replacement was expected in, and how many pods it had at the eviction.
+    pub to_domain: String,
+    pub to_count_before: i32,
+    pub at: Time,
 }
 
 /// Idle, Waiting (stabilizing), Evicting, Restarting, BackingOff, or Blocked (the reason says why).

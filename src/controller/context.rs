@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -46,8 +46,30 @@ impl Context {
         *self.leader.borrow()
     }
 
+    /// What is remembered about a workload: in this process's memory, or else what the policy's
+    /// status says (written by this process before a restart, or by the previous leader).
     pub fn memory_of(&self, key: &WorkloadKey) -> WorkloadMemory {
-        self.lock_memory().get(key).cloned().unwrap_or_default()
+        if let Some(memory) = self.lock_memory().get(key) {
+            return memory.clone();
+        }
+        let policy = ObjectRef::<HAPolicy>::new(&key.policy).within(&key.namespace);
+        self.policies
+            .get(&policy)
+            .and_then(|p| {
+                p.status.as_ref().and_then(|s| {
+                    s.workloads
+                        .iter()
+                        .find(|w| w.kind == key.kind && w.name == key.name)
+                        .map(WorkloadMemory::restored)
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    /// Forgets everything this process remembers, so the next reconciles read the memory from
+    /// the policies' status (on taking the lease: the previous leader may have acted since).
+    pub fn forget_all(&self) {
+        self.lock_memory().clear();
     }
 
     pub fn remember(&self, key: WorkloadKey, memory: WorkloadMemory) {

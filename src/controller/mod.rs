@@ -97,15 +97,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let trigger_store = policy_store.clone();
     let requeues = futures::stream::poll_fn(move |cx| triggers.poll_recv(cx))
         .flat_map(move |t| futures::stream::iter(stores::policies_for(&trigger_store, &t)));
-    let became_leader =
-        futures::stream::unfold(leadership.is_leader.clone(), |mut rx| async move {
-            rx.changed().await.ok()?;
-            let leading = *rx.borrow_and_update();
-            info!(leading, "leadership changed");
-            Some((leading, rx))
-        })
-        .filter_map(|leading| futures::future::ready(leading.then_some(())));
-
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
@@ -126,6 +117,22 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
     });
     tokio::spawn(housekeeping(ctx.clone(), leadership.is_leader.clone()));
+    // On taking the lease, what this process remembers may be stale (the previous leader may
+    // have acted since): forget it, so every reconcile reads the memory from the status first.
+    let leading_ctx = ctx.clone();
+    let became_leader =
+        futures::stream::unfold(leadership.is_leader.clone(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            let leading = *rx.borrow_and_update();
+            info!(leading, "leadership changed");
+            Some((leading, rx))
+        })
+        .filter_map(move |leading| {
+            if leading {
+                leading_ctx.forget_all();
+            }
+            futures::future::ready(leading.then_some(()))
+        });
 
     controller
         .reconcile_on(requeues)

@@ -106,9 +106,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         zone_loss_key: a.zone_loss_key,
         state: decision.state,
         reason: decision.reason.to_string(),
-        last_action: memory.decision.last_action,
-        actions: memory.decision.actions,
-        skewed_since: memory.decision.skewed_since,
+        memory: memory.decision.clone(),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     };
     notices.extend(transitions(

@@ -35,6 +35,21 @@ pub struct WorkloadMemory {
     pub reported: Option<(RebalanceState, String)>,
 }
 
+impl WorkloadMemory {
+    /// The memory a workload's status entry holds: what the last leader wrote, read by a new
+    /// process (or a new leader) before its first write.
+    pub fn restored(status: &crate::api::WorkloadStatus) -> Self {
+        Self {
+            decision: crate::decision::persisted::from_status(&status.rebalance),
+            reported: status
+                .rebalance
+                .reason
+                .clone()
+                .map(|reason| (status.rebalance.state, reason)),
+        }
+    }
+}
+
 /// One write to a workload or a pod.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {

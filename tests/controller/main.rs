@@ -436,3 +436,74 @@ async fn a_malformed_workload_marks_only_its_own_entry() {
         "{ready}"
     );
 }
+
+/// A policy whose status says what the last operator process remembered about `web`.
+fn policy_remembering(rebalance: Value) -> skewguard::api::HAPolicy {
+    let mut p = policy(
+        "petclinic",
+        "2026-01-01T00:00:00Z",
+        json!({"injectConstraints": false, "rebalance": {"stabilizationSeconds": 0, "cooldownSeconds": 3600}}),
+    );
+    p.status = Some(
+        serde_json::from_value(json!({"workloads": [{
+            "kind": "Deployment", "name": "web", "replicas": 2, "balanced": false,
+            "rebalance": rebalance
+        }]}))
+        .unwrap(),
+    );
+    p
+}
+
+fn seconds_ago(s: i64) -> String {
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[tokio::test]
+async fn a_new_process_keeps_the_cooldown_and_back_off_the_last_one_wrote() {
+    for (rebalance, reason) in [
+        (
+            // The last process acted a minute ago and the episode ended: cooldown holds.
+            json!({"state": "Waiting", "reason": "Cooldown", "lastActionTime": seconds_ago(60),
+                   "actions": 1, "memory": {"skewedSince": seconds_ago(120)}}),
+            "Cooldown",
+        ),
+        (
+            // It was backing off for ten more minutes.
+            json!({"state": "BackingOff", "reason": "RebalanceIneffective", "actions": 2,
+                   "memory": {"skewedSince": seconds_ago(900), "backoffSeconds": 1200,
+                              "backoffUntil": seconds_ago(-600)}}),
+            "RebalanceIneffective",
+        ),
+    ] {
+        let (client, api) = FakeApi::start(vec![]);
+        let p = policy_remembering(rebalance);
+        let deployments = vec![web(plain_template(), json!([]))];
+        let ctx = context(client, vec![p.clone()], deployments, piled_pods(), false);
+        reconcile(Arc::new(p), ctx).await.unwrap();
+        assert_eq!(
+            api.evictions(),
+            0,
+            "{reason}: nothing inside what the last process started"
+        );
+        let status = api.last_status();
+        let rebalance = &status["workloads"][0]["rebalance"];
+        assert_eq!(rebalance["reason"], reason, "{rebalance}");
+        assert!(
+            rebalance["memory"]["skewedSince"].is_string(),
+            "{rebalance}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_memory_is_written_into_the_status() {
+    let (api, _) = reconcile_piled_web(vec![], no_injection(), false).await;
+    assert_eq!(api.evictions(), 1);
+    let memory = &api.last_status()["workloads"][0]["rebalance"]["memory"];
+    assert_eq!(memory["episode"], true, "{memory}");
+    let in_flight = memory["inFlight"].as_array().unwrap();
+    assert_eq!(in_flight.len(), 1, "{memory}");
+    assert!(in_flight[0]["pod"].as_str().unwrap().starts_with("web-"));
+    assert_eq!(in_flight[0]["toDomain"], "ap-northeast-2a");
+}
