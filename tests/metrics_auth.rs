@@ -448,3 +448,38 @@ async fn bad_certificate_settings_fail_the_start_with_a_reason() {
     ));
     let _ = std::fs::remove_dir_all(&missing);
 }
+
+// ---- the flags ----
+
+fn run_args(args: &[&str]) -> skewguard::cli::RunArgs {
+    use clap::Parser;
+    let cli = skewguard::cli::Cli::try_parse_from(
+        ["skewguard", "run", "--lease-namespace", "ops"]
+            .iter()
+            .chain(args),
+    )
+    .unwrap();
+    match cli.command {
+        skewguard::cli::Command::Run(a) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn metrics_are_secure_unless_turned_off() {
+    let serving = MetricsServing::from_args(&run_args(&[]));
+    assert!(serving.secure);
+    assert_eq!(serving.addr, "0.0.0.0:8443".parse().unwrap());
+    assert_eq!(serving.cert_dir, None);
+    assert!(
+        serving
+            .cert_names
+            .contains(&"skewguard-metrics.ops.svc".to_string()),
+        "{:?}",
+        serving.cert_names
+    );
+    assert!(!MetricsServing::from_args(&run_args(&["--metrics-secure=false"])).secure);
+    assert!(MetricsServing::from_args(&run_args(&["--metrics-secure"])).secure);
+    let mounted = MetricsServing::from_args(&run_args(&["--metrics-cert-dir", "/certs"]));
+    assert_eq!(mounted.cert_dir, Some(PathBuf::from("/certs")));
+}
