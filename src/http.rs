@@ -99,7 +99,8 @@ async fn require_metrics_reader(
             next.run(request).await
         }
         Ok(refused) => {
-            debug!(status = %refused.status(), message = %refused.message().trim_end(), "scrape refused");
+            let message = refused.message();
+            debug!(status = %refused.status(), message = message.trim_end(), "scrape refused");
             let mut response = (refused.status(), refused.message()).into_response();
             if refused.status() == StatusCode::UNAUTHORIZED {
                 response
@@ -187,7 +188,7 @@ pub async fn start_metrics(
         .local_addr()
         .map_err(|e| MetricsServerError::Bind(serving.addr, e))?;
     let Some(cert) = cert else {
-        info!(addr = %bound, "serving metrics over plain HTTP, unauthenticated (--metrics-secure=false)");
+        warn!(addr = %bound, "serving metrics over plain HTTP to anyone (--metrics-secure=false)");
         tokio::spawn(async move {
             if let Err(e) = serve(listener, metrics_router(metrics), shutdown).await {
                 error!(error = %e, "metrics server failed");
@@ -203,8 +204,11 @@ pub async fn start_metrics(
         .clone()
         .map(|dir| tokio::spawn(tls::watch_dir(dir, cert)));
     let router = authorized_metrics_router(metrics, Authorizer::new(client));
-    info!(addr = %bound, certificate = %serving.cert_dir.as_ref().map_or("self-signed".to_string(), |d| d.display().to_string()),
-        "serving metrics over HTTPS to callers allowed to get /metrics");
+    let certificate = serving
+        .cert_dir
+        .as_ref()
+        .map_or("self-signed".to_string(), |d| d.display().to_string());
+    info!(addr = %bound, %certificate, "serving metrics over HTTPS to callers allowed to get /metrics");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
