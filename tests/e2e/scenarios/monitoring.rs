@@ -88,6 +88,35 @@ fn start_secure_operator(ctx: &Ctx) -> OperatorProcess {
     start_operator(ctx, &["--metrics-secure"])
 }
 
+/// Binds `role` (a ClusterRole) to `account` of this namespace; returns the binding's name.
+async fn bind(ctx: &Ctx, role: &str, account: &str) -> String {
+    let name = format!("{}-{account}-{role}", ctx.ns);
+    ctx.apply(
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ctx.ns}],
+        })
+        .to_string(),
+    )
+    .await;
+    name
+}
+
+/// The suite's kubeconfig with every user replaced by `token`: the operator runs as a
+/// ServiceAccount, with exactly the RBAC it is given.
+fn kubeconfig_with_token(ctx: &Ctx, token: &str) -> PathBuf {
+    let text = std::fs::read_to_string(&ctx.kubeconfig).unwrap();
+    let mut kc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    for user in kc["users"].as_sequence_mut().into_iter().flatten() {
+        user["user"] = serde_yaml::from_str(&format!("{{token: {token}}}")).unwrap();
+    }
+    let path = ctx.work_dir.join(format!("{}-operator.kubeconfig", ctx.ns));
+    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
 /// `https_get` until the operator listens (the first answer, whatever its status).
 async fn first_answer(
     op: &OperatorProcess,
@@ -101,16 +130,35 @@ async fn first_answer(
 
 /// On the real API server: no token → 401, a ServiceAccount without the role → 403, one bound to
 /// skewguard-metrics-reader → 200; a forged token → 401; the probes stay plain HTTP.
+/// The operator itself runs as a ServiceAccount with exactly the install's roles (skewguard-manager
+/// and skewguard-metrics-auth), so the reviews it sends are the ones its RBAC allows.
 pub async fn metrics_need_an_authorized_token(ctx: Ctx) {
-    ctx.apply(&repo_file(&ctx, "config/rbac/metrics_reader_role.yaml"))
-        .await;
+    for file in [
+        "config/rbac/metrics_reader_role.yaml",
+        "config/rbac/metrics_auth_role.yaml",
+        "config/rbac/cluster_role.yaml",
+    ] {
+        ctx.apply(&repo_file(&ctx, file)).await;
+    }
+    service_account(&ctx, "skewguard").await;
     service_account(&ctx, "scraper").await;
     service_account(&ctx, "stranger").await;
-    let binding = bind_metrics_reader(&ctx, "scraper").await;
+    let bindings = [
+        bind(&ctx, "skewguard-manager", "skewguard").await,
+        bind(&ctx, "skewguard-metrics-auth", "skewguard").await,
+        bind_metrics_reader(&ctx, "scraper").await,
+    ];
+    let operator_token = mint_token(&ctx, "skewguard").await;
     let scraper = mint_token(&ctx, "scraper").await;
     let stranger = mint_token(&ctx, "stranger").await;
 
-    let op = start_secure_operator(&ctx);
+    let mut env = ctx.env.clone();
+    env.kubeconfig = kubeconfig_with_token(&ctx, &operator_token);
+    let as_account = Ctx {
+        env,
+        ns: ctx.ns.clone(),
+    };
+    let op = start_secure_operator(&as_account);
     let none = first_answer(&op, None).await;
     assert_eq!(none.status, 401, "no token: {}", none.body);
     assert_eq!(
@@ -167,8 +215,15 @@ pub async fn metrics_need_an_authorized_token(ctx: Ctx) {
     assert_eq!(http_get(&op.metrics_addr, "/metrics").await, None);
     let log = op.log_text();
     assert!(log.contains("serving metrics over HTTPS"), "{log}");
+    // Running as that account, it became ready (its RBAC is enough to run, not only to review).
+    wait_for("the operator ready as its ServiceAccount", WAIT, || async {
+        http_get(&op.health_addr, "/readyz").await
+    })
+    .await;
     drop(op);
-    delete_binding(&ctx, &binding).await;
+    for binding in bindings {
+        delete_binding(&ctx, &binding).await;
+    }
 }
 
 /// A `prometheus` process on loopback with its config and data in a temporary directory; killed
