@@ -635,3 +635,88 @@ fn kustomize_sets_every_runbook_url_from_one_base() {
     }
     assert_eq!(urls, 6);
 }
+
+/// config/certmanager: the install with a cert-manager certificate mounted where
+/// `--metrics-cert-dir` reads it, for the metrics Service's DNS name.
+#[test]
+fn kustomize_builds_the_cert_manager_install() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping `kubectl kustomize config/certmanager`");
+        return;
+    };
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(root().join("config/certmanager"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize config/certmanager failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = documents(
+        &String::from_utf8(output.stdout).unwrap(),
+        "kubectl kustomize config/certmanager",
+    );
+    for v in &rendered {
+        check_object("kubectl kustomize config/certmanager", v);
+    }
+    let certificate = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Certificate")
+        .expect("a Certificate");
+    let secret = certificate["spec"]["secretName"].as_str().unwrap();
+    let service: Service = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Service")
+        .map(|v| round_trips("config/certmanager", v))
+        .unwrap();
+    let dns = format!(
+        "{}.{}.svc",
+        service.metadata.name.unwrap(),
+        service.metadata.namespace.unwrap()
+    );
+    assert!(
+        certificate["spec"]["dnsNames"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::String(dns.clone())),
+        "the certificate names {dns}"
+    );
+    let d: Deployment = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Deployment")
+        .map(|v| round_trips("config/certmanager", v))
+        .unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let c = &pod.containers[0];
+    let dir = c
+        .args
+        .iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--metrics-cert-dir="))
+        .expect("--metrics-cert-dir")
+        .to_string();
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .expect("the certificate is mounted at --metrics-cert-dir");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let from = volume.secret.as_ref().expect("a Secret volume");
+    assert_eq!(from.secret_name.as_deref(), Some(secret));
+    let files: Vec<&str> = from
+        .items
+        .iter()
+        .flatten()
+        .map(|i| i.path.as_str())
+        .collect();
+    assert_eq!(files, ["tls.crt", "tls.key"]);
+}
