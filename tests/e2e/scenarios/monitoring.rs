@@ -691,8 +691,13 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
         failures.join("\n  ")
     );
 
-    // The template variables list petclinic's kinds and workloads.
+    // The template variables list petclinic (not skewguard-system), its kinds and workloads.
     for (var, selector, want) in [
+        (
+            "namespace",
+            "skewguard_workload_replicas",
+            set(&["petclinic"]),
+        ),
         (
             "kind",
             r#"skewguard_workload_replicas{namespace=~"petclinic"}"#,
