@@ -3,7 +3,7 @@ CARGO ?= cargo
 IMG ?= skewguard:latest
 KUBECTL ?= kubectl
 
-.PHONY: build test lint crd crd-check bench run install e2e e2e-scale docker-build deploy undeploy
+.PHONY: build test lint alerts crd crd-check bench run install e2e e2e-scale docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -14,6 +14,9 @@ test: lint ## Lint, then every unit, integration and drift test
 lint: ## Formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+alerts: ## promtool check rules + promtool test rules on the PrometheusRule (also part of `make test`)
+	$(CARGO) test --test alerts -- --nocapture
 
 crd: ## Regenerate crds/hapolicy.yaml and config/crd/hapolicy.yaml from the Rust types
 	$(CARGO) run -q -- crd > crds/hapolicy.yaml.tmp

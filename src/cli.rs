@@ -47,8 +47,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 15)]
     pub lease_duration_seconds: u64,
     /// Where Prometheus scrapes `/metrics`.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = "0.0.0.0:8443")]
     pub metrics_addr: SocketAddr,
+    /// Serve `/metrics` over HTTPS to callers allowed to `get /metrics` (bearer token checked with
+    /// a TokenReview and a SubjectAccessReview); `--metrics-secure=false` serves plain, open HTTP
+    /// (local runs).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub metrics_secure: bool,
+    /// A directory with `tls.crt` and `tls.key` (e.g. a mounted cert-manager Secret), re-read when
+    /// they change; without it the certificate is self-signed, made at start.
+    #[arg(long, value_name = "DIR")]
+    pub metrics_cert_dir: Option<PathBuf>,
     /// Where `/healthz` and `/readyz` answer.
     #[arg(long, default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,

@@ -336,6 +336,58 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
     assert_eq!(grants(&manager_role().rules.unwrap_or_default()), expected);
 }
 
+fn cluster_role(name: &str) -> ClusterRole {
+    let (origin, v) = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "ClusterRole" && name_of(v) == name)
+        .unwrap_or_else(|| panic!("the ClusterRole {name}"));
+    round_trips(&origin, &v)
+}
+
+/// Authenticated metrics: the operator may only create token and access reviews; scrapers need
+/// only `get` on the non-resource URL `/metrics`.
+#[test]
+fn metrics_auth_roles_grant_reviews_and_metrics_reading_only() {
+    let mut expected = BTreeSet::new();
+    expected.insert((
+        "authentication.k8s.io".to_string(),
+        "tokenreviews".to_string(),
+        "create".to_string(),
+    ));
+    expected.insert((
+        "authorization.k8s.io".to_string(),
+        "subjectaccessreviews".to_string(),
+        "create".to_string(),
+    ));
+    let auth = cluster_role("skewguard-metrics-auth");
+    assert_eq!(grants(&auth.rules.unwrap_or_default()), expected);
+    let binding: ClusterRoleBinding = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "ClusterRoleBinding" && name_of(v) == "skewguard-metrics-auth")
+        .map(|(o, v)| round_trips(&o, &v))
+        .expect("the skewguard-metrics-auth binding");
+    assert_eq!(binding.role_ref.name, "skewguard-metrics-auth");
+    let subject = &binding.subjects.unwrap_or_default()[0];
+    assert_eq!(
+        (
+            subject.kind.as_str(),
+            subject.name.as_str(),
+            subject.namespace.as_deref()
+        ),
+        ("ServiceAccount", "skewguard", Some("skewguard-system"))
+    );
+
+    let reader = cluster_role("skewguard-metrics-reader");
+    let rules = reader.rules.unwrap_or_default();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0].non_resource_urls.as_deref(),
+        Some(&["/metrics".to_string()][..])
+    );
+    assert_eq!(rules[0].verbs, ["get"]);
+    assert!(rules[0].resources.is_none() && rules[0].api_groups.is_none());
+}
+
 #[test]
 fn leases_are_granted_only_in_the_operators_namespace() {
     let objects = objects();
@@ -397,7 +449,7 @@ fn the_manager_is_locked_down_spread_and_probed() {
         [
             "run",
             "--leader-elect",
-            "--metrics-addr=0.0.0.0:8080",
+            "--metrics-addr=0.0.0.0:8443",
             "--health-addr=0.0.0.0:8081",
             "--log-format=json"
         ]
@@ -499,4 +551,166 @@ fn kustomize_builds_the_default_install() {
     ] {
         assert!(rendered.iter().any(|v| kind_of(v) == kind), "no {kind}");
     }
+}
+
+/// Copies the files of `from` (no subdirectories) into a fresh temporary directory.
+fn copy_dir(from: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let to = std::env::temp_dir().join(format!(
+        "skewguard-kustomize-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    to
+}
+
+/// The runbook base URL is set in one place: the `runbookBaseURL` literal of
+/// config/prometheus/kustomization.yaml becomes the prefix of every alert's runbook_url, the anchor
+/// stays, and the settings ConfigMap is not part of the output.
+#[test]
+fn kustomize_sets_every_runbook_url_from_one_base() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping `kubectl kustomize config/prometheus`");
+        return;
+    };
+    let dir = copy_dir(&root().join("config/prometheus"));
+    let k = dir.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    let base = "https://wiki.example.com/ops/skewguard-runbook";
+    let (before, after) = text
+        .split_once("runbookBaseURL=")
+        .expect("a runbookBaseURL literal");
+    let rest = after.split_once('\n').map_or("", |(_, r)| r);
+    std::fs::write(&k, format!("{before}runbookBaseURL={base}\n{rest}")).unwrap();
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .expect("kubectl runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "kubectl kustomize config/prometheus failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = documents(
+        &String::from_utf8(output.stdout).unwrap(),
+        "kubectl kustomize config/prometheus",
+    );
+    let kinds: Vec<&str> = rendered.iter().map(kind_of).collect();
+    assert_eq!(
+        kinds,
+        ["ClusterRoleBinding", "PrometheusRule", "ServiceMonitor"],
+        "the settings ConfigMap stays local"
+    );
+    let rule = rendered
+        .iter()
+        .find(|v| kind_of(v) == "PrometheusRule")
+        .unwrap();
+    let mut urls = 0;
+    for group in rule["spec"]["groups"].as_array().unwrap() {
+        for r in group["rules"].as_array().unwrap() {
+            let name = r["alert"].as_str().unwrap();
+            assert_eq!(
+                r["annotations"]["runbook_url"],
+                format!("{base}#{}", name.to_lowercase())
+            );
+            urls += 1;
+        }
+    }
+    assert_eq!(urls, 6);
+}
+
+/// config/certmanager: the install with a cert-manager certificate mounted where
+/// `--metrics-cert-dir` reads it, for the metrics Service's DNS name.
+#[test]
+fn kustomize_builds_the_cert_manager_install() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping `kubectl kustomize config/certmanager`");
+        return;
+    };
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(root().join("config/certmanager"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize config/certmanager failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = documents(
+        &String::from_utf8(output.stdout).unwrap(),
+        "kubectl kustomize config/certmanager",
+    );
+    for v in &rendered {
+        check_object("kubectl kustomize config/certmanager", v);
+    }
+    let certificate = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Certificate")
+        .expect("a Certificate");
+    let secret = certificate["spec"]["secretName"].as_str().unwrap();
+    let service: Service = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Service")
+        .map(|v| round_trips("config/certmanager", v))
+        .unwrap();
+    let dns = format!(
+        "{}.{}.svc",
+        service.metadata.name.unwrap(),
+        service.metadata.namespace.unwrap()
+    );
+    assert!(
+        certificate["spec"]["dnsNames"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::String(dns.clone())),
+        "the certificate names {dns}"
+    );
+    let d: Deployment = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Deployment")
+        .map(|v| round_trips("config/certmanager", v))
+        .unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let c = &pod.containers[0];
+    let dir = c
+        .args
+        .iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--metrics-cert-dir="))
+        .expect("--metrics-cert-dir")
+        .to_string();
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .expect("the certificate is mounted at --metrics-cert-dir");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let from = volume.secret.as_ref().expect("a Secret volume");
+    assert_eq!(from.secret_name.as_deref(), Some(secret));
+    let files: Vec<&str> = from
+        .items
+        .iter()
+        .flatten()
+        .map(|i| i.path.as_str())
+        .collect();
+    assert_eq!(files, ["tls.crt", "tls.key"]);
 }

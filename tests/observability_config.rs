@@ -141,7 +141,7 @@ fn dashboard_variables_query_exported_metrics() {
     assert_eq!(var("datasource")["query"], "prometheus");
 
     // `label_values(SELECTOR, label)`: the selector is PromQL.
-    let selectors: Vec<(String, &str)> = ["namespace", "workload"]
+    let selectors: Vec<(String, &str)> = ["namespace", "kind", "workload"]
         .iter()
         .map(|name| {
             let q = var(name)["query"]["query"].as_str().unwrap();
@@ -208,6 +208,50 @@ fn dashboard_has_the_panels_users_asked_for() {
     );
 }
 
+/// What Grafana shows must name what it is: each pods-per-zone series its workload, the error rate
+/// in errors (not requests) per second, the leader per pod (with honorLabels, `pod` is the target's);
+/// and `kind` filters every workload query, chosen between namespace and workload.
+#[test]
+fn dashboard_names_workloads_kinds_pods_and_units() {
+    let d = dashboard();
+    let all = panels(&d);
+    let find = |title: &str| {
+        *all.iter()
+            .find(|p| p["title"].as_str().unwrap().starts_with(title))
+            .unwrap_or_else(|| panic!("no panel {title}"))
+    };
+    let legend = find("Pods per zone")["targets"][0]["legendFormat"]
+        .as_str()
+        .unwrap();
+    for part in ["{{kind}}", "{{namespace}}", "{{workload}}", "{{domain}}"] {
+        assert!(
+            legend.contains(part),
+            "pods per zone legend {legend:?} lacks {part}"
+        );
+    }
+    let errors = find("Reconcile errors");
+    let unit = errors["fieldConfig"]["defaults"]["unit"].as_str().unwrap();
+    assert_eq!(unit, "suffix: errors/s");
+    let leader = &find("Leader over time")["targets"][0];
+    assert_eq!(leader["expr"], "max by (pod) (skewguard_leader)");
+    assert_eq!(leader["legendFormat"], "{{pod}}");
+
+    let names: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["datasource", "namespace", "kind", "workload"]);
+    let mut exprs = Vec::new();
+    json_exprs(&d["panels"], "", &mut exprs);
+    for (title, expr) in exprs {
+        if expr.contains("$workload") {
+            assert!(expr.contains(r#"kind=~"$kind""#), "{title}: {expr}");
+        }
+    }
+}
+
 fn rules() -> Vec<Yaml> {
     let rule = yaml("config/prometheus/prometheusrule.yaml");
     assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
@@ -250,6 +294,7 @@ fn anchors(markdown: &str) -> HashSet<String> {
 #[test]
 fn every_alert_is_documented_and_links_its_runbook_section() {
     let anchors = anchors(&read("docs/runbook.md"));
+    let base = runbook_base_url();
     let rules = rules();
     let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
     for required in [
@@ -278,14 +323,57 @@ fn every_alert_is_documented_and_links_its_runbook_section() {
             .as_str()
             .unwrap_or_default();
         let anchor = url
-            .strip_prefix("docs/runbook.md#")
-            .unwrap_or_else(|| panic!("{name}: runbook_url {url:?}"));
+            .strip_prefix(&format!("{base}#"))
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url:?} does not start with {base}#"));
         assert_eq!(anchor, name.to_lowercase(), "{name}: anchor");
         assert!(
             anchors.contains(anchor),
             "{name}: docs/runbook.md has no #{anchor}"
         );
     }
+}
+
+/// The one place an install sets the runbook links: the `runbookBaseURL` literal of
+/// config/prometheus/kustomization.yaml, which a kustomize replacement puts before each `#anchor`.
+/// The rule file carries the same default, so it is valid (and promtool-tested) as it is.
+fn runbook_base_url() -> String {
+    let k = yaml("config/prometheus/kustomization.yaml");
+    let generator = k["configMapGenerator"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "skewguard-monitoring-settings")
+        .expect("the skewguard-monitoring-settings generator");
+    assert_eq!(
+        generator["options"]["annotations"]["config.kubernetes.io/local-config"], "true",
+        "the settings ConfigMap is read by kustomize, never applied"
+    );
+    let base = generator["literals"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str()?.strip_prefix("runbookBaseURL="))
+        .next()
+        .expect("a runbookBaseURL literal")
+        .to_string();
+    assert!(
+        base.starts_with("https://") && !base.contains('#'),
+        "runbookBaseURL {base:?}: an absolute URL without an anchor"
+    );
+    let replacement = &k["replacements"][0];
+    assert_eq!(
+        replacement["source"]["fieldPath"], "data.runbookBaseURL",
+        "{replacement:?}"
+    );
+    let target = &replacement["targets"][0];
+    assert_eq!(target["select"]["kind"], "PrometheusRule");
+    assert_eq!(
+        target["fieldPaths"][0],
+        "spec.groups.*.rules.*.annotations.runbook_url"
+    );
+    assert_eq!(target["options"]["delimiter"], "#");
+    assert_eq!(target["options"]["index"], 0);
+    base
 }
 
 #[test]
@@ -299,6 +387,15 @@ fn service_monitor_scrapes_the_operator_service() {
     let endpoint = &sm["spec"]["endpoints"][0];
     assert_eq!(endpoint["port"], "metrics");
     assert_eq!(endpoint["path"], "/metrics");
+    // Authenticated scraping: HTTPS, Prometheus' own token, the operator's self-signed certificate.
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(
+        endpoint["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(endpoint["tlsConfig"]["insecureSkipVerify"], true);
+    // The workload's `namespace` label must survive the target's (see the_exported_labels_...).
+    assert_eq!(endpoint["honorLabels"], true);
 
     let k = yaml("config/prometheus/kustomization.yaml");
     let resources: Vec<&str> = k["resources"]
@@ -307,7 +404,58 @@ fn service_monitor_scrapes_the_operator_service() {
         .iter()
         .map(|r| r.as_str().unwrap())
         .collect();
-    assert_eq!(resources, ["servicemonitor.yaml", "prometheusrule.yaml"]);
+    assert_eq!(
+        resources,
+        [
+            "servicemonitor.yaml",
+            "metrics_reader_binding.yaml",
+            "prometheusrule.yaml"
+        ]
+    );
+    let binding = yaml("config/prometheus/metrics_reader_binding.yaml");
+    assert_eq!(binding["kind"], "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], "skewguard-metrics-reader");
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+}
+
+/// Labels every series of the operator carries (from the exposition of every family).
+fn exported_labels() -> BTreeSet<String> {
+    petclinic_metrics::every_family()
+        .encode()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| Some(l.split_once('{')?.1.rsplit_once('}')?.0.to_string()))
+        .flat_map(|labels| {
+            labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The Prometheus Operator attaches these target labels to every scraped series (plus
+/// `__meta_*` relabelled ones). skewguard exports exactly one of them, `namespace` (the workload's);
+/// the ServiceMonitor's honorLabels keeps it instead of renaming it `exported_namespace`, so no other
+/// exported label may collide, or honorLabels would let it override the target's.
+#[test]
+fn the_exported_labels_collide_with_target_labels_only_in_namespace() {
+    let exported = exported_labels();
+    assert!(exported.contains("workload") && exported.contains("kind"));
+    let target = [
+        "namespace",
+        "job",
+        "instance",
+        "pod",
+        "service",
+        "endpoint",
+        "container",
+    ];
+    let collisions: Vec<&str> = target
+        .into_iter()
+        .filter(|t| exported.contains(*t))
+        .collect();
+    assert_eq!(collisions, ["namespace"], "exported labels: {exported:?}");
 }
 
 #[test]

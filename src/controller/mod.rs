@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::api::HAPolicy;
 use crate::cli::RunArgs;
-use crate::http::{Health, health_router, metrics_router, serve};
+use crate::http::{Health, MetricsServing, health_router, serve, start_metrics};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 
@@ -42,6 +42,8 @@ pub enum RunError {
     Bind(std::net::SocketAddr, #[source] std::io::Error),
     #[error("leader election: {0}")]
     Leader(#[source] kube_lease_manager::LeaseManagerError),
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[source] crate::http::MetricsServerError),
 }
 
 /// Runs the controller until SIGTERM/SIGINT.
@@ -54,12 +56,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let metrics = Metrics::new();
     let health = Health::new();
     let shutdown = shutdown_signal().shared();
-    serve_http(
-        args.metrics_addr,
-        metrics_router(metrics.clone()),
+    start_metrics(
+        &MetricsServing::from_args(&args),
+        client.clone(),
+        metrics.clone(),
         shutdown.clone(),
     )
-    .await?;
+    .await
+    .map_err(RunError::Metrics)?;
     serve_http(
         args.health_addr,
         health_router(health.clone()),

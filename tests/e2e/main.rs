@@ -16,6 +16,8 @@
 mod control_plane;
 mod fake_kubelet;
 mod harness;
+#[path = "../https_client/mod.rs"]
+mod https_client;
 mod scenarios;
 
 use std::panic::AssertUnwindSafe;

@@ -4,6 +4,7 @@ mod api;
 mod cluster;
 pub mod fixtures;
 mod memory;
+mod monitoring;
 mod operator;
 mod scale;
 pub mod support;
@@ -83,6 +84,12 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario("leader_election_hands_over", |c| {
             Box::pin(operator::leader_election_hands_over(c))
+        }),
+        scenario("metrics_need_an_authorized_token", |c| {
+            Box::pin(monitoring::metrics_need_an_authorized_token(c))
+        }),
+        scenario("prometheus_sees_petclinic", |c| {
+            Box::pin(monitoring::prometheus_sees_petclinic(c))
         }),
         Scenario {
             ignored: true,

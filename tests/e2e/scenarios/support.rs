@@ -85,7 +85,8 @@ pub fn pdb(name: &str, labels: &[(&str, &str)], budget: Value) -> String {
 }
 
 /// Starts `skewguard run --namespace <ns>` with free metrics and health ports; `extra` adds
-/// flags (leader election is off unless `extra` turns it on).
+/// flags (leader election is off unless `extra` turns it on, and `/metrics` is plain HTTP, which
+/// [`scrape`] reads, unless `extra` sets `--metrics-secure`).
 pub fn start_operator(ctx: &Ctx, extra: &[&str]) -> OperatorProcess {
     let (metrics, health) = OperatorProcess::addrs();
     let mut args: Vec<String> = [
@@ -102,6 +103,9 @@ pub fn start_operator(ctx: &Ctx, extra: &[&str]) -> OperatorProcess {
     .collect();
     if !extra.iter().any(|a| a.starts_with("--leader-elect")) {
         args.push("--leader-elect=false".into());
+    }
+    if !extra.iter().any(|a| a.starts_with("--metrics-secure")) {
+        args.push("--metrics-secure=false".into());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
