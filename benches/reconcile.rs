@@ -153,6 +153,7 @@ fn snapshot(fleet: &Fleet, namespace: &str) -> Cluster {
 const FACTS: Facts = Facts {
     governing: true,
     budget_exhausted: false,
+    rollouts_elsewhere: 0,
 };
 
 /// Snapshot + assess every workload of every namespace: the writes the pass would make.

@@ -53,6 +53,10 @@ pub struct WorkloadMetrics {
     pub zone_loss: Option<(String, f64)>,
     /// Why rebalancing is blocked right now (`PodDisruptionBudget`, `NoCapacity`, ...), if it is.
     pub blocked_reason: Option<String>,
+    /// Rolling out because skewguard wrote its template (holds a rollout slot).
+    pub rolling: bool,
+    /// Waiting for a rollout slot (state Queued).
+    pub queued: bool,
 }
 
 /// One measured spread constraint of a workload.
@@ -92,6 +96,8 @@ impl From<&WorkloadOutcome> for WorkloadMetrics {
                 .as_ref()
                 .map(|l| (o.zone_loss_key.clone(), l.fraction)),
             blocked_reason: o.blocks().then(|| o.reason.clone()),
+            rolling: o.memory.rollout_generation.is_some(),
+            queued: o.state == crate::api::RebalanceState::Queued,
         }
     }
 }
@@ -383,6 +389,35 @@ impl Collector for SnapshotCollector {
         for (labels, n) in &actions {
             ConstCounter::new(*n).encode(family.encode_family(labels)?)?;
         }
+        // Each workload once, whichever policies list it.
+        let mut rolling = BTreeSet::new();
+        let mut queued = BTreeSet::new();
+        for ((namespace, _), snapshot) in &snapshots.policies {
+            for w in &snapshot.workloads {
+                let id = (namespace, &w.kind, &w.workload);
+                if w.rolling {
+                    rolling.insert(id);
+                }
+                if w.queued {
+                    queued.insert(id);
+                }
+            }
+        }
+        for (name, help, n) in [
+            (
+                "rollouts_in_progress",
+                "Workloads rolling out because skewguard wrote their template (at most --max-concurrent-rollouts)",
+                rolling.len(),
+            ),
+            (
+                "rollouts_queued",
+                "Workloads whose template write waits for a rollout slot (state Queued)",
+                queued.len(),
+            ),
+        ] {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)).encode(family)?;
+        }
         let mut family = encoder.encode_descriptor(
             "policies",
             "HAPolicies per namespace",
@@ -643,6 +678,7 @@ mod tests {
             }],
             zone_loss: None,
             blocked_reason: blocked.map(str::to_string),
+            ..Default::default()
         }
     }
 
@@ -755,6 +791,29 @@ mod tests {
         assert_eq!(
             lines_with(&m, "skewguard_policies{"),
             vec!["skewguard_policies{namespace=\"ns\"} 1"]
+        );
+    }
+
+    #[test]
+    fn rollouts_in_progress_and_queued_count_each_workload_once() {
+        let m = Metrics::new();
+        let rolling = WorkloadMetrics {
+            rolling: true,
+            ..web(0, &[("a", 1)], None)
+        };
+        let queued = WorkloadMetrics {
+            workload: "api".into(),
+            queued: true,
+            ..web(0, &[("a", 1)], None)
+        };
+        m.observe_policy("ns", "p", &[rolling.clone(), queued]);
+        m.observe_policy("ns", "younger", &[rolling]);
+        assert_eq!(
+            lines_with(&m, "skewguard_rollouts_"),
+            vec![
+                "skewguard_rollouts_in_progress 1",
+                "skewguard_rollouts_queued 1"
+            ]
         );
     }
 

@@ -295,6 +295,7 @@ fn enums_are_plain_string_enums() {
             &[
                 "Idle",
                 "Waiting",
+                "Queued",
                 "Evicting",
                 "Restarting",
                 "BackingOff",

@@ -40,6 +40,9 @@ pub mod reason {
     pub const BALANCED: &str = "Balanced";
     /// A rebalance episode ended recently; the next waits for `cooldownSeconds`.
     pub const COOLDOWN: &str = "Cooldown";
+    /// Queued: as many workloads as `--max-concurrent-rollouts` allows are rolling out because of
+    /// skewguard; this one's template write waits for one of them to finish.
+    pub const ROLLOUT_BUDGET: &str = "RolloutBudget";
     /// Evicting: the eviction waits for its slot under the global `--max-evictions-per-second`.
     pub const AWAITING_EVICTION_SLOT: &str = "AwaitingEvictionSlot";
     /// An evicted pod's replacement has not landed and become Ready yet.

@@ -36,6 +36,9 @@ pub struct Context {
     pub recorder: Recorder,
     pub settings: Settings,
     pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
+    /// The workloads rolling out because skewguard wrote their template (cluster-wide budget of
+    /// `--max-concurrent-rollouts`), and whether it was read from the policies' status yet.
+    pub rollouts: Mutex<RolloutHolders>,
     pub limiter: RateLimiter,
     pub leader: watch::Receiver<bool>,
     pub metrics: Metrics,
@@ -70,6 +73,7 @@ impl Context {
     /// the policies' status (on taking the lease: the previous leader may have acted since).
     pub fn forget_all(&self) {
         self.lock_memory().clear();
+        *self.lock_rollouts() = RolloutHolders::default();
     }
 
     pub fn remember(&self, key: WorkloadKey, memory: WorkloadMemory) {
@@ -78,19 +82,88 @@ impl Context {
 
     /// Forgets the workloads `policy` handled before but no longer selects.
     pub fn forget_except(&self, namespace: &str, policy: &str, keep: &[WorkloadKey]) {
-        self.lock_memory()
-            .retain(|k, _| k.namespace != namespace || k.policy != policy || keep.contains(k));
+        let kept =
+            |k: &WorkloadKey| k.namespace != namespace || k.policy != policy || keep.contains(k);
+        self.lock_memory().retain(|k, _| kept(k));
+        self.lock_rollouts().holders.retain(kept);
     }
 
     /// Forgets every workload of the policies that no longer exist.
     pub fn forget_policies_except(&self, live: &std::collections::BTreeSet<(String, String)>) {
-        self.lock_memory()
-            .retain(|k, _| live.contains(&(k.namespace.clone(), k.policy.clone())));
+        let keep = |k: &WorkloadKey| live.contains(&(k.namespace.clone(), k.policy.clone()));
+        self.lock_memory().retain(|k, _| keep(k));
+        self.lock_rollouts().holders.retain(keep);
+    }
+
+    /// How many workloads other than `key` hold a rollout slot. The first call after start or
+    /// after taking the lease reads every policy's status, so slots held before a restart count.
+    pub async fn rollouts_elsewhere(&self, key: &WorkloadKey) -> usize {
+        if !self.lock_rollouts().synced {
+            // Every policy must be known before their slots are counted.
+            let _ = self.policies.wait_until_ready().await;
+            let held = held_rollouts(&self.policies.state());
+            let mut rollouts = self.lock_rollouts();
+            if !rollouts.synced {
+                rollouts.holders.extend(held);
+                rollouts.synced = true;
+            }
+        }
+        let rollouts = self.lock_rollouts();
+        rollouts.holders.len() - usize::from(rollouts.holders.contains(key))
+    }
+
+    /// Records whether `key` holds a rollout slot now.
+    pub fn hold_rollout(&self, key: &WorkloadKey, holds: bool) {
+        let mut rollouts = self.lock_rollouts();
+        if holds {
+            rollouts.holders.insert(key.clone());
+        } else {
+            rollouts.holders.remove(key);
+        }
+    }
+
+    fn lock_rollouts(&self) -> std::sync::MutexGuard<'_, RolloutHolders> {
+        self.rollouts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_memory(&self) -> std::sync::MutexGuard<'_, HashMap<WorkloadKey, WorkloadMemory>> {
         self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Who holds one of the cluster-wide rollout slots.
+#[derive(Debug, Default)]
+pub struct RolloutHolders {
+    pub holders: std::collections::BTreeSet<WorkloadKey>,
+    pub synced: bool,
+}
+
+/// The workloads whose status says skewguard started a rollout that is not done yet.
+fn held_rollouts(policies: &[std::sync::Arc<HAPolicy>]) -> Vec<WorkloadKey> {
+    policies
+        .iter()
+        .flat_map(|p| {
+            let (namespace, policy) = (
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default(),
+            );
+            p.status
+                .iter()
+                .flat_map(|s| &s.workloads)
+                .filter(|w| {
+                    w.rebalance
+                        .memory
+                        .as_ref()
+                        .is_some_and(|m| m.rollout_generation.is_some())
+                })
+                .map(move |w| WorkloadKey {
+                    namespace: namespace.clone(),
+                    policy: policy.clone(),
+                    kind: w.kind,
+                    name: w.name.clone(),
+                })
+        })
+        .collect()
 }
 
 /// Spaces disruptions across all workloads to protect the API server; each workload's own

@@ -114,7 +114,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ),
         settings: Settings {
             dry_run: args.dry_run,
+            max_concurrent_rollouts: usize::try_from(args.max_concurrent_rollouts).unwrap_or(1),
         },
+        rollouts: Mutex::default(),
         memory: Mutex::default(),
         limiter: RateLimiter::per_second(args.max_evictions_per_second),
         leader: leadership.is_leader.clone(),

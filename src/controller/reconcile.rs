@@ -87,6 +87,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             budget_exhausted: ctx
                 .stores
                 .budget_exhausted(workload.namespace(), &template_labels(workload)),
+            rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
         };
         let assessment = pipeline::assess(
             policy,
@@ -97,8 +98,16 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             &ctx.settings,
             now,
         );
+        // A write that starts a rollout takes its slot now, before any other reconcile counts.
+        if assessment.starts_rollout() {
+            ctx.hold_rollout(&key, true);
+        }
         let results = carry_out(ctx, &key, workload, &assessment.writes).await;
         let conclusion = pipeline::conclude(assessment, results, now);
+        ctx.hold_rollout(
+            &key,
+            conclusion.memory.decision.rollout_generation.is_some(),
+        );
         for (action, result) in &conclusion.actions {
             ctx.metrics.record_action(
                 &namespace,

@@ -20,11 +20,26 @@ use crate::workload::WorkloadObject;
 use super::{WorkloadMemory, Write};
 
 /// Settings from the command line that change what a reconcile does.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Write nothing to workloads or pods; say what would have been done.
     pub dry_run: bool,
+    /// Workloads rolling out at once because skewguard wrote their template, cluster-wide.
+    pub max_concurrent_rollouts: usize,
 }
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            max_concurrent_rollouts: 2,
+        }
+    }
+}
+
+/// How long a template write that did not change the generation (nothing to roll out) still
+/// holds its rollout slot, in case the cache had not seen the new generation yet.
+pub const NO_ROLLOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the shell found out about the workload besides the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +48,8 @@ pub struct Facts {
     pub governing: bool,
     /// A PodDisruptionBudget covering the workload's pods allows no disruption now.
     pub budget_exhausted: bool,
+    /// Other workloads (cluster-wide) rolling out now because skewguard wrote their template.
+    pub rollouts_elsewhere: usize,
 }
 
 /// Everything `assess` found and decided about one workload.
@@ -41,6 +58,8 @@ pub struct Assessment {
     pub kind: WorkloadKind,
     pub name: String,
     pub replicas: i32,
+    /// `metadata.generation` as assessed: a template write starts the rollout of the next one.
+    pub generation: i64,
     pub measurement: Measurement,
     pub plan: Result<Plan, Obstacle>,
     pub zone_loss: Option<DomainLoss>,
@@ -58,6 +77,15 @@ pub struct Assessment {
     pub actions: Vec<(Action, ActionResult)>,
     /// Failures found while assessing (an invalid workload, a conflict).
     pub errors: Vec<ErrorCategory>,
+}
+
+impl Assessment {
+    /// Whether a write of this step changes the template, starting a rollout.
+    pub fn starts_rollout(&self) -> bool {
+        self.writes
+            .iter()
+            .any(|w| matches!(w, Write::Inject { .. } | Write::Restart { .. }))
+    }
 }
 
 /// The planner's limits from the policy's rebalance settings.
@@ -108,7 +136,8 @@ pub fn assess(
     let ready = own().filter(|p| p.ready).count();
 
     let mut next = memory.clone();
-    let decision = decision::decide(
+    release_finished_rollout(&mut next.decision, workload, now);
+    let mut decision = decision::decide(
         &Observation {
             now,
             rebalance: &spec.rebalance,
@@ -176,6 +205,25 @@ pub fn assess(
         }
         decision::Action::None => {}
     }
+    let starts_rollout = writes
+        .iter()
+        .any(|w| matches!(w, Write::Inject { .. } | Write::Restart { .. }));
+    let holds_slot = next.decision.rollout_generation.is_some();
+    if starts_rollout && !holds_slot && facts.rollouts_elsewhere >= settings.max_concurrent_rollouts
+    {
+        // The template write waits for a slot; so does everything else this step would do, since
+        // the rollout it starts is the first rebalance.
+        writes.clear();
+        actions.clear();
+        decision.action = decision::Action::None;
+        decision.state = RebalanceState::Queued;
+        decision.reason = reason::ROLLOUT_BUDGET;
+        decision.requeue_after = Some(decision::POLL);
+        notes.push(format!(
+            "queued: {} of {} rollouts skewguard may start are in progress",
+            facts.rollouts_elsewhere, settings.max_concurrent_rollouts
+        ));
+    }
     let errors = if facts.governing {
         Vec::new()
     } else {
@@ -185,6 +233,7 @@ pub fn assess(
         kind: workload.kind,
         name: workload.name().to_string(),
         replicas: workload.replicas.desired,
+        generation: workload.replicas.generation,
         measurement,
         plan: evaluation.plan,
         zone_loss,
@@ -196,6 +245,31 @@ pub fn assess(
         notes,
         actions,
         errors,
+    }
+}
+
+/// Frees the workload's rollout slot once the rollout skewguard started is complete (the
+/// workload observed the new generation and is settled), or when the write turned out to change
+/// nothing (the generation never moved).
+fn release_finished_rollout(
+    memory: &mut decision::Memory,
+    workload: &WorkloadObject,
+    now: Timestamp,
+) {
+    let Some(generation) = memory.rollout_generation else {
+        return;
+    };
+    let replicas = &workload.replicas;
+    let complete = replicas.observed_generation >= generation && replicas.is_settled();
+    let changed_nothing = replicas.generation < generation
+        && replicas.is_settled()
+        && memory.rollout_started.is_none_or(|t| {
+            now.duration_since(t)
+                >= jiff::SignedDuration::try_from(NO_ROLLOUT_GRACE).unwrap_or_default()
+        });
+    if complete || changed_nothing {
+        memory.rollout_generation = None;
+        memory.rollout_started = None;
     }
 }
 
@@ -211,6 +285,7 @@ pub fn unreadable(
         kind,
         name: name.to_string(),
         replicas: 0,
+        generation: 0,
         measurement: Measurement {
             constraints: Vec::new(),
             own_pods: Vec::new(),

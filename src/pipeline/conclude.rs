@@ -27,6 +27,15 @@ pub struct Conclusion {
     pub errors: Vec<ErrorCategory>,
 }
 
+/// A template write went through: the workload rolls out to the next generation, holding a
+/// rollout slot until it is done (a second write in the same rollout keeps the first's slot).
+fn started_rollout(memory: &mut decision::Memory, generation: i64, now: Timestamp) {
+    if memory.rollout_generation.is_none() {
+        memory.rollout_generation = Some(generation + 1);
+        memory.rollout_started = Some(now);
+    }
+}
+
 /// Turns the results of the assessment's writes (in order; writes after the first that did not
 /// go through have no result) into the new memory, status entry and Events.
 pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Conclusion {
@@ -40,6 +49,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
     for (write, result) in a.writes.iter().zip(results) {
         match (write, result) {
             (Write::Inject { constraints, .. }, WriteResult::Done) => {
+                started_rollout(&mut memory.decision, a.generation, now);
                 actions.push((Action::Inject, ActionResult::Success));
                 notes.push(
                     "constraints injected: the rolling update they start is the first rebalance"
@@ -77,6 +87,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
             }
             (Write::Restart { .. }, WriteResult::Done) => {
                 decision::record_restart(&mut memory.decision, now);
+                started_rollout(&mut memory.decision, a.generation, now);
                 actions.push((Action::Restart, ActionResult::Success));
                 notices.push(Notice::normal(
                     kind::WORKLOAD_RESTARTED,

@@ -93,6 +93,7 @@ fn web_selector() -> Value {
 const GOVERNING: Facts = Facts {
     governing: true,
     budget_exhausted: false,
+    rollouts_elsewhere: 0,
 };
 
 fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
@@ -102,7 +103,10 @@ fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
         &piled(),
         &WorkloadMemory::default(),
         &facts,
-        &Settings { dry_run },
+        &Settings {
+            dry_run,
+            ..Settings::default()
+        },
         now(),
     )
 }
@@ -188,7 +192,7 @@ fn writes_that_may_not_be_made_become_notes_and_dry_run_counts() {
 fn a_losing_policy_writes_nothing_and_counts_a_conflict() {
     let facts = Facts {
         governing: false,
-        budget_exhausted: false,
+        ..GOVERNING
     };
     let a = assess_web(&policy(json!({"injectConstraints": true})), facts, false);
     assert!(a.writes.is_empty() && a.notes.is_empty());
@@ -331,4 +335,84 @@ fn plan_options_come_from_the_policy_in_one_place() {
     assert_eq!((options.max_moves, options.require_node_fit), (3, false));
     let p = policy(json!({"rebalance": {"maxDisruptions": 0}}));
     assert_eq!(plan_options(&p.spec.rebalance).max_moves, 1);
+}
+
+#[test]
+fn a_template_write_waits_in_the_queue_when_the_rollout_budget_is_spent() {
+    let p = policy(json!({"injectConstraints": true}));
+    let full = Facts {
+        rollouts_elsewhere: 2,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, full, false);
+    assert!(a.writes.is_empty(), "{:?}", a.writes);
+    assert_eq!(
+        (a.decision.state, a.decision.reason),
+        (RebalanceState::Queued, "RolloutBudget")
+    );
+    assert!(a.notes[0].starts_with("queued: 2 of 2"), "{:?}", a.notes);
+    // With a slot free the write goes, and the workload holds the slot up to the next generation.
+    let room = Facts {
+        rollouts_elsewhere: 1,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, room, false);
+    assert!(a.starts_rollout());
+    let c = conclude(a, vec![WriteResult::Done, WriteResult::Done], now());
+    assert_eq!(c.memory.decision.rollout_generation, Some(2));
+    assert!(
+        crate::metrics::WorkloadMetrics::from(&c.outcome).rolling,
+        "the gauge counts it"
+    );
+}
+
+#[test]
+fn a_workload_holding_a_slot_keeps_it_until_its_rollout_is_done() {
+    let p = policy(json!({"injectConstraints": true}));
+    let full = Facts {
+        rollouts_elsewhere: 2,
+        ..GOVERNING
+    };
+    let mut memory = WorkloadMemory::default();
+    memory.decision.rollout_generation = Some(2);
+    memory.decision.rollout_started = Some(now());
+    // Generation 1, settled: the write it made has not been seen yet; it still holds its slot and
+    // may write again.
+    let a = assess(
+        &p,
+        &web(web_selector()),
+        &piled(),
+        &memory,
+        &full,
+        &Settings::default(),
+        now(),
+    );
+    assert!(a.starts_rollout(), "its own slot: not queued");
+    assert_eq!(a.memory.decision.rollout_generation, Some(2));
+    // Generation 2 observed and settled: the rollout is done, the slot is free.
+    let mut rolled = web(web_selector());
+    rolled.replicas.generation = 2;
+    rolled.replicas.observed_generation = 2;
+    let a = assess(
+        &p,
+        &rolled,
+        &piled(),
+        &memory,
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.memory.decision.rollout_generation, None);
+    // A write that changed nothing (the generation never moved) frees it after the grace period.
+    let later = now() + jiff::SignedDuration::from_secs(61);
+    let a = assess(
+        &policy(json!({})),
+        &web(web_selector()),
+        &piled(),
+        &memory,
+        &GOVERNING,
+        &Settings::default(),
+        later,
+    );
+    assert_eq!(a.memory.decision.rollout_generation, None);
 }

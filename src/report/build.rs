@@ -401,6 +401,8 @@ fn policy_workload(
             w.namespace(),
             &pod_labels,
         ),
+        // The report shows the step itself, not the wait for a rollout slot.
+        rollouts_elsewhere: 0,
     };
     // The decision as the controller would take it; the report itself writes nothing.
     let assessment = pipeline::assess(
@@ -409,7 +411,7 @@ fn policy_workload(
         cluster,
         &assumed_memory(policy),
         &facts,
-        &Settings { dry_run: false },
+        &Settings::default(),
         policy.now,
     );
     let constraints = assessment

@@ -158,7 +158,11 @@ pub fn context_with_objects(
         ),
         policies: store_of(policies),
         recorder: Recorder::new(client, Reporter::from("skewguard")),
-        settings: Settings { dry_run },
+        settings: Settings {
+            dry_run,
+            ..Settings::default()
+        },
+        rollouts: Mutex::default(),
         memory: Mutex::default(),
         limiter: RateLimiter::per_second(1000.0),
         leader,

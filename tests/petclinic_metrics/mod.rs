@@ -47,6 +47,7 @@ pub fn web() -> WorkloadMetrics {
         ],
         zone_loss: Some((ZONE.into(), 1.0)),
         blocked_reason: Some("NoCapacity".into()),
+        ..Default::default()
     }
 }
 
@@ -64,6 +65,7 @@ pub fn was() -> WorkloadMetrics {
         )],
         zone_loss: Some((ZONE.into(), 0.5)),
         blocked_reason: None,
+        ..Default::default()
     }
 }
 
@@ -93,6 +95,7 @@ pub fn redis_master() -> WorkloadMetrics {
         ],
         zone_loss: Some((ZONE.into(), 1.0)),
         blocked_reason: Some("VolumePinned".into()),
+        ..Default::default()
     }
 }
 
