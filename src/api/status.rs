@@ -149,14 +149,13 @@ pub struct InFlightEviction {
     pub at: Time,
 }
 
-/// Idle, Waiting (stabilizing), Queued (for a rollout slot), Evicting, Restarting, BackingOff, or
-/// Blocked (the reason says why).
+/// Idle, Waiting (stabilizing), Queued (a template write waits for one of
+/// `--max-concurrent-rollouts`), Evicting, Restarting, BackingOff, or Blocked (the reason says why).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RebalanceState {
     #[default]
     Idle,
     Waiting,
-    /// A template write (injection, restart) waits for one of `--max-concurrent-rollouts`.
     Queued,
     Evicting,
     Restarting,
