@@ -68,6 +68,11 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             .iter()
             .flatten()
             .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some()),
+        opted_out: pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(crate::topology::opts_out),
     }
 }
 

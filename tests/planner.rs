@@ -220,3 +220,51 @@ fn skew_made_of_other_pods_is_nothing_to_move() {
     assert_eq!(measure(&cluster, &w).constraints[0].skew, 2);
     assert_eq!(plan_all(&cluster, &w), Err(Obstacle::NothingMovable));
 }
+
+#[test]
+fn pods_opted_out_of_eviction_count_but_never_move() {
+    // Zone a holds 3 (a1, a2, a3 on node a1), zone b none: one move is needed.
+    let nodes = vec![node("a1", "a"), node("b1", "b")];
+    let mut pods = pods_on("default", "foo", &[("a1", 3)]);
+    for p in pods.iter_mut().take(2) {
+        p.opted_out = true;
+    }
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    assert_eq!(measure(&cluster, &w).constraints[0].skew, 3, "they count");
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves.len(), 1);
+    assert_eq!(
+        plan.moves[0].pod, pods[2].name,
+        "the one pod not opted out moves"
+    );
+    // All opted out: nothing moves, and the reason says why.
+    for p in pods.iter_mut() {
+        p.opted_out = true;
+    }
+    let cluster = Cluster::new(nodes, pods);
+    assert_eq!(plan_all(&cluster, &w), Err(Obstacle::OptedOut));
+    assert_eq!(Obstacle::OptedOut.reason(), "PodsOptedOut");
+}
+
+#[test]
+fn the_opt_out_annotations_are_the_ecosystems_and_skewguards_own() {
+    let annotations = |k: &str, v: &str| labels(&[(k, v)]);
+    assert!(opts_out(&annotations(
+        "karpenter.sh/do-not-disrupt",
+        "true"
+    )));
+    assert!(opts_out(&annotations(
+        "cluster-autoscaler.kubernetes.io/safe-to-evict",
+        "false"
+    )));
+    assert!(opts_out(&annotations("skewguard.dev/do-not-evict", "true")));
+    assert!(!opts_out(&annotations(
+        "cluster-autoscaler.kubernetes.io/safe-to-evict",
+        "true"
+    )));
+    assert!(!opts_out(&annotations(
+        "karpenter.sh/do-not-disrupt",
+        "false"
+    )));
+}

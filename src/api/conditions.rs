@@ -29,6 +29,10 @@ pub mod reason {
     pub const PAUSED: &str = "Paused";
     /// Blocked: an older policy also selects this workload and governs it.
     pub const CONFLICT: &str = "Conflict";
+    /// Blocked: only pods opted out of eviction (`skewguard.dev/do-not-evict`,
+    /// `karpenter.sh/do-not-disrupt`, `cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`)
+    /// could move.
+    pub const PODS_OPTED_OUT: &str = "PodsOptedOut";
 
     /// BackingOff: replacements kept landing back in the same domain.
     pub const REBALANCE_INEFFECTIVE: &str = "RebalanceIneffective";
@@ -55,12 +59,13 @@ pub mod reason {
     pub const REBALANCE_DISABLED: &str = "RebalanceDisabled";
     pub const EVICTING: &str = "Evicting";
     pub const RESTARTING: &str = "Restarting";
-    pub const BLOCKED: [&str; 6] = [
+    pub const BLOCKED: [&str; 7] = [
         POD_DISRUPTION_BUDGET,
         NO_CAPACITY,
         ROLLOUT_IN_PROGRESS,
         VOLUME_PINNED,
         PAUSED,
         CONFLICT,
+        PODS_OPTED_OUT,
     ];
 }

@@ -5,6 +5,18 @@
 //! one place: [`policy`] (the resource and its spec), [`spread`] (one spread constraint),
 //! [`rebalance`] (how pods are moved), [`status`] (what the operator reports) and [`conditions`]
 //! (the condition types and reason strings status and events share).
+//!
+//! Pods opt out of eviction with an annotation: `skewguard.dev/do-not-evict: "true"` (skewguard's
+//! own), and the ones autoscaling users already set, `karpenter.sh/do-not-disrupt: "true"` and
+//! `cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`. Such pods still count for skew; the
+//! planner moves other pods instead, and when only opted-out pods could move the workload's
+//! status says `Blocked` with reason `PodsOptedOut`.
+//!
+//! Template writes that start a rollout (constraint injection, `RolloutRestart`) are paced
+//! cluster-wide by the operator's `--max-concurrent-rollouts` (default 2): the others wait with
+//! state `Queued`, reason `RolloutBudget`. What the operator remembers about each workload (the
+//! episode, cooldown, back-off, evictions in flight, the rollout it started) is kept in the
+//! workload's status entry, `rebalance.memory`, so a restart or a new leader carries on.
 
 pub mod conditions;
 pub mod policy;

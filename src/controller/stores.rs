@@ -207,10 +207,24 @@ where
 }
 
 /// Drops what the lean pod still carries but the core never reads: the metadata the API server
-/// manages, and every condition but Ready.
+/// manages, every annotation but the eviction opt-outs, and every condition but Ready.
 pub fn prune_pod(pod: &mut LeanPod) {
     pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
+    if let Some(annotations) = pod.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| {
+            crate::topology::OPT_OUT_ANNOTATIONS
+                .iter()
+                .any(|(o, _)| o == k)
+        });
+    }
+    if pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.is_empty())
+    {
+        pod.metadata.annotations = None;
+    }
     pod.metadata.owner_references = None;
     pod.spec.settle_requests();
     if let Some(conditions) = pod.status.conditions.as_mut() {
@@ -471,7 +485,7 @@ mod tests {
     fn pruning_keeps_everything_the_core_reads() {
         let mut pod: LeanPod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
-                         "annotations": {"a": "b"},
+                         "annotations": {"a": "b", "karpenter.sh/do-not-disrupt": "true"},
                          "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
             "spec": {"nodeName": "n1", "priority": 3,
                      "tolerations": [{"operator": "Exists"}],
@@ -488,7 +502,13 @@ mod tests {
         prune_pod(&mut pod);
         assert_eq!(snapshot::pod_from(&pod), before);
         assert!(pod.spec.containers.is_empty());
-        assert!(pod.metadata.managed_fields.is_none() && pod.metadata.annotations.is_none());
+        assert!(pod.metadata.managed_fields.is_none());
+        assert_eq!(
+            pod.metadata.annotations.as_ref().map(|a| a.len()),
+            Some(1),
+            "only the opt-out is kept"
+        );
+        assert!(before.opted_out);
         assert_eq!(pod.status.conditions.as_ref().map(Vec::len), Some(1));
         assert_eq!(
             before.requests,

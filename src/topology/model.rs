@@ -167,6 +167,24 @@ pub struct Pod {
     pub priority: i32,
     /// Mounts a PersistentVolumeClaim: its volume is zonal, so the pod cannot change zone.
     pub has_volume_claims: bool,
+    /// Its owner opted it out of eviction (see [`OPT_OUT_ANNOTATIONS`]): it counts for skew, but
+    /// is never moved.
+    pub opted_out: bool,
+}
+
+/// The pod annotations that opt a pod out of eviction, with the value that does: Karpenter's and
+/// the cluster autoscaler's (which autoscaling users already set), and skewguard's own.
+pub const OPT_OUT_ANNOTATIONS: [(&str, &str); 3] = [
+    ("karpenter.sh/do-not-disrupt", "true"),
+    ("cluster-autoscaler.kubernetes.io/safe-to-evict", "false"),
+    ("skewguard.dev/do-not-evict", "true"),
+];
+
+/// Whether a pod with these annotations opted out of eviction.
+pub fn opts_out(annotations: &Labels) -> bool {
+    OPT_OUT_ANNOTATIONS
+        .iter()
+        .any(|(key, value)| annotations.get(*key).is_some_and(|v| v == value))
 }
 
 impl Pod {

@@ -62,6 +62,8 @@ pub enum Obstacle {
     TooFewDomains,
     /// The excess is made of pods the workload does not own, or no move lowers the skew.
     NothingMovable,
+    /// Only pods opted out of eviction (`karpenter.sh/do-not-disrupt`, ...) could move.
+    OptedOut,
 }
 
 impl Obstacle {
@@ -73,6 +75,7 @@ impl Obstacle {
             Obstacle::VolumePinned => "VolumePinned",
             Obstacle::TooFewDomains => "TooFewDomains",
             Obstacle::NothingMovable => "NothingMovable",
+            Obstacle::OptedOut => "PodsOptedOut",
         }
     }
 }
@@ -158,12 +161,14 @@ fn balanced(layouts: &[Layout], workload: &Workload) -> bool {
 struct Relax {
     volumes: bool,
     target_node: bool,
+    opted_out: bool,
 }
 
 impl Relax {
     const NONE: Relax = Relax {
         volumes: false,
         target_node: false,
+        opted_out: false,
     };
 }
 
@@ -258,6 +263,9 @@ impl<'a> Search<'a> {
                 break;
             }
             let pod = &self.cluster.pods()[p];
+            if pod.opted_out && !relax.opted_out {
+                continue;
+            }
             let Some(source) = self.cluster.node_of(pod) else {
                 continue;
             };
@@ -369,10 +377,20 @@ impl<'a> Search<'a> {
             self.best_move(Relax {
                 volumes,
                 target_node,
+                opted_out: false,
             })
             .is_some()
         };
-        if relaxed(true, false) {
+        let opted_out = || {
+            self.best_move(Relax {
+                opted_out: true,
+                ..Relax::NONE
+            })
+            .is_some()
+        };
+        if opted_out() {
+            Obstacle::OptedOut
+        } else if relaxed(true, false) {
             Obstacle::VolumePinned
         } else if relaxed(false, true) {
             Obstacle::NoCapacity
