@@ -16,7 +16,8 @@ pub struct Cluster {
     node_index: FastMap<String, usize>,
     pods: Vec<Pod>,
     namespaces: FastMap<String, NamespaceIndex>,
-    /// Requests of the counted pods bound to each node, in node order.
+    /// Requests of the pods holding resources on each node (terminating ones included), in
+    /// node order.
     requested: Vec<Resources>,
     /// Domains per topology key, computed on first use: every workload spreads over the same
     /// few keys.
@@ -79,7 +80,7 @@ impl Cluster {
             for (k, v) in &pod.labels {
                 get_or_default(get_or_default(labels, k), v).push(i);
             }
-            if pod.is_counted()
+            if pod.holds_resources()
                 && let Some(n) = pod.node_name.as_ref().and_then(|n| node_index.get(n))
             {
                 requested[*n] = requested[*n].plus(&pod.requests);
@@ -97,7 +98,8 @@ impl Cluster {
     }
 
     /// The nodes that count for `constraint` when placing a pod shaped like `placement`: they
-    /// carry every one of `all_keys` (the keys of all the pod's constraints) and pass the
+    /// carry every one of `all_keys` (the keys of the pod's constraints of the same class,
+    /// DoNotSchedule or ScheduleAnyway) and pass the
     /// constraint's node affinity and taint policies.
     pub fn eligibility(
         &self,
@@ -204,7 +206,7 @@ impl Cluster {
         pod.node_name.as_deref().and_then(|n| self.node_index(n))
     }
 
-    /// Allocatable minus what counted pods already request on the node.
+    /// Allocatable minus what the pods holding resources already request on the node.
     pub fn free(&self, node: usize) -> Resources {
         self.nodes[node].allocatable.minus(&self.requested[node])
     }
