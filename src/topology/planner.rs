@@ -439,8 +439,9 @@ impl<'a> Problem<'a> {
         let filter = Filter::new(&sched, &incoming);
         let n = self.cluster.nodes().len();
         *work += n;
+        // The scheduler may also put the replacement back on the pod's own node (it weighs it
+        // like any other): it is part of the preferred set, but no target.
         let feasible: Vec<usize> = (0..n)
-            .filter(|&t| t != k.source)
             .filter(|&t| {
                 let node = &self.cluster.nodes()[t];
                 let node_ok = if relax == Relax::NONE {
@@ -453,6 +454,14 @@ impl<'a> Problem<'a> {
             })
             .collect();
         filter.preferred(&feasible)
+    }
+
+    /// Where the next pod of `class` may be planned: the scheduler's candidates but its own node.
+    fn targets(&self, state: &State, class: usize, relax: Relax, work: &mut usize) -> Vec<usize> {
+        let source = self.classes[class].source;
+        let mut all = self.candidates(state, class, relax, work);
+        all.retain(|&t| t != source);
+        all
     }
 
     /// Every legal, useful move of the next pod of `class`, priced against `pricings` (the
@@ -472,7 +481,7 @@ impl<'a> Problem<'a> {
             return;
         }
         let total: i64 = pricings.iter().map(|p| p.distance).sum();
-        for target in self.candidates(state, class, relax, work) {
+        for target in self.targets(state, class, relax, work) {
             let mut changed = false;
             let mut legal = true;
             let (mut dist_after, mut h_after) = (0i64, 0i64);
