@@ -187,18 +187,20 @@ impl Inst {
                 {
                     return false;
                 }
-                (0..self.cons.len()).filter(|c| self.cons[*c].hard).all(|c| {
-                    let Some(d) = self.label(t, self.cons[c].key) else {
-                        return false;
-                    };
-                    if !self.counted_node(c, t) {
-                        return false;
-                    }
-                    let domains = self.domains(c, &without);
-                    let count = domains.iter().find(|(x, _)| *x == d).map_or(0, |x| x.1);
-                    let own = i32::from(self.cons[c].selector);
-                    count + own - self.global_min(c, &domains) <= self.cons[c].max_skew
-                })
+                (0..self.cons.len())
+                    .filter(|c| self.cons[*c].hard)
+                    .all(|c| {
+                        let Some(d) = self.label(t, self.cons[c].key) else {
+                            return false;
+                        };
+                        if !self.counted_node(c, t) {
+                            return false;
+                        }
+                        let domains = self.domains(c, &without);
+                        let count = domains.iter().find(|(x, _)| *x == d).map_or(0, |x| x.1);
+                        let own = i32::from(self.cons[c].selector);
+                        count + own - self.global_min(c, &domains) <= self.cons[c].max_skew
+                    })
             })
             .collect();
         let soft: Vec<usize> = (0..self.cons.len())
@@ -210,7 +212,10 @@ impl Inst {
         let scored: Vec<usize> = feasible
             .iter()
             .copied()
-            .filter(|&t| soft.iter().all(|&c| self.label(t, self.cons[c].key).is_some()))
+            .filter(|&t| {
+                soft.iter()
+                    .all(|&c| self.label(t, self.cons[c].key).is_some())
+            })
             .collect();
         if scored.is_empty() {
             return feasible;
@@ -238,7 +243,10 @@ impl Inst {
                 })
                 .sum()
         };
-        let best = scored.iter().map(|&t| score(t)).fold(f64::INFINITY, f64::min);
+        let best = scored
+            .iter()
+            .map(|&t| score(t))
+            .fold(f64::INFINITY, f64::min);
         scored
             .iter()
             .copied()
@@ -344,7 +352,12 @@ fn core_pods(inst: &Inst) -> Vec<Pod> {
         .iter()
         .enumerate()
         .map(|(j, spec)| {
-            let mut p = pod(&format!("p{j}"), "default", "foo", &format!("n{}", spec.node));
+            let mut p = pod(
+                &format!("p{j}"),
+                "default",
+                "foo",
+                &format!("n{}", spec.node),
+            );
             p.has_volume_claims = spec.claim;
             p
         })
@@ -531,11 +544,26 @@ fn piles_match_the_oracle() {
                                     health: Health::Fine,
                                 })
                                 .collect(),
-                            pods: (0..pods).map(|_| PodSpec { node: 0, claim: false }).collect(),
+                            pods: (0..pods)
+                                .map(|_| PodSpec {
+                                    node: 0,
+                                    claim: false,
+                                })
+                                .collect(),
                             cons: vec![
-                                ConSpec { key, max_skew: 1, hard, min_domains: None, selector: true },
                                 ConSpec {
-                                    key: if key == Key::Zone { Key::Host } else { Key::Zone },
+                                    key,
+                                    max_skew: 1,
+                                    hard,
+                                    min_domains: None,
+                                    selector: true,
+                                },
+                                ConSpec {
+                                    key: if key == Key::Zone {
+                                        Key::Host
+                                    } else {
+                                        Key::Zone
+                                    },
                                     max_skew: 1,
                                     hard: !hard,
                                     min_domains: None,

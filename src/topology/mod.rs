@@ -20,5 +20,5 @@ pub use measure::{ConstraintMeasure, Measurement, measure, skew_of};
 pub use model::*;
 pub use outcome::{MoveOutcome, NotBetter, Replacement, distance, judge_move};
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};
-pub use scheduler::{Rejection, accepts, candidate_nodes, node_accepts};
+pub use scheduler::{Rejection, accepts, candidate_nodes, node_accepts, template_accepts};
 pub use zone_loss::{DomainLoss, pods_by_domain, worst_domain_loss};

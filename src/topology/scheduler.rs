@@ -9,7 +9,9 @@
 
 use super::cluster::Cluster;
 use super::eligibility::{matches_node_affinity, tolerates, tolerates_node};
-use super::measure::{Layout, layouts, own_counted_pods};
+use kube::core::SelectorExt;
+
+use super::measure::{Layout, effective_selector, layouts, own_counted_pods};
 use super::model::{
     HOSTNAME_KEY, Node, Placement, Resources, SpreadConstraint, Taint, TaintEffect, Workload,
     ZONE_KEY,
@@ -334,7 +336,8 @@ pub struct Placing {
     layouts: Vec<Layout>,
     free: Vec<Resources>,
     self_match: Vec<bool>,
-    pod: usize,
+    /// The evicted pod (cluster index), or `None` for a new pod from the workload's template.
+    pod: Option<usize>,
     check_room: bool,
 }
 
@@ -367,9 +370,31 @@ impl Placing {
             layouts,
             free,
             self_match,
-            pod,
+            pod: Some(pod),
             check_room,
         })
+    }
+
+    /// A new pod from the workload's template, placed in the cluster as it is (a scale-up).
+    pub fn for_template(cluster: &Cluster, workload: &Workload, check_room: bool) -> Self {
+        let own = own_counted_pods(cluster, workload);
+        let layouts = layouts(cluster, workload, &own);
+        let labels = &workload.template.labels;
+        let self_match = workload
+            .constraints
+            .iter()
+            .map(|c| effective_selector(c, labels).is_some_and(|s| s.matches(labels)))
+            .collect();
+        let free = (0..cluster.nodes().len())
+            .map(|n| cluster.free(n))
+            .collect();
+        Self {
+            layouts,
+            free,
+            self_match,
+            pod: None,
+            check_room,
+        }
     }
 
     fn with<R>(
@@ -391,15 +416,21 @@ impl Placing {
             spread: &views,
             check_room: self.check_room,
         };
-        let p = &cluster.pods()[self.pod];
         // The replacement comes from the evicted pod's own ReplicaSet: shaped like it.
-        let incoming = Incoming {
-            placement: &p.placement,
-            requests: p.requests,
-            volume_zone: VolumeZone::of(
-                p.has_volume_claims,
-                cluster.node_of(p).map(|n| &cluster.nodes()[n]),
-            ),
+        let incoming = match self.pod.map(|p| &cluster.pods()[p]) {
+            Some(p) => Incoming {
+                placement: &p.placement,
+                requests: p.requests,
+                volume_zone: VolumeZone::of(
+                    p.has_volume_claims,
+                    cluster.node_of(p).map(|n| &cluster.nodes()[n]),
+                ),
+            },
+            None => Incoming {
+                placement: &workload.template.placement,
+                requests: workload.template.requests,
+                volume_zone: VolumeZone::Free,
+            },
         };
         f(&Filter::new(&state, &incoming))
     }
@@ -469,4 +500,14 @@ pub fn candidate_nodes(
     Placing::new(cluster, workload, pod, check_room)
         .map(|p| p.candidates(cluster, workload))
         .unwrap_or_default()
+}
+
+/// Whether the scheduler would bind a new pod of the workload (its template) to `node` now.
+pub fn template_accepts(
+    cluster: &Cluster,
+    workload: &Workload,
+    node: usize,
+    check_room: bool,
+) -> Result<(), Rejection> {
+    Placing::for_template(cluster, workload, check_room).accepts(cluster, workload, node)
 }
