@@ -87,3 +87,136 @@ pub fn judge_move(
         MoveOutcome::Failed(NotBetter::NoCloser)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kube::core::Selector;
+
+    use super::*;
+    use crate::topology::{Cluster, Node, Pod, Resources, SpreadConstraint, Workload, measure};
+
+    /// A workload measured over zones holding `counts` pods, maxSkew 1.
+    fn spread(counts: &[(&str, usize)]) -> Measurement {
+        let selector: Selector = [("app", "web")].into_iter().collect();
+        let nodes = counts
+            .iter()
+            .map(|(z, _)| Node {
+                name: format!("{z}-1"),
+                labels: BTreeMap::from([("zone".into(), z.to_string())]),
+                ready: true,
+                allocatable: Resources::new(1000, 1 << 30, 10),
+                ..Default::default()
+            })
+            .collect();
+        let pods = counts
+            .iter()
+            .flat_map(|(z, n)| {
+                (0..*n).map(move |i| Pod {
+                    name: format!("{z}-{i}"),
+                    namespace: "ns".into(),
+                    labels: BTreeMap::from([("app".into(), "web".into())]),
+                    node_name: Some(format!("{z}-1")),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let w = Workload {
+            namespace: "ns".into(),
+            name: "web".into(),
+            pod_selector: selector.clone(),
+            template: Default::default(),
+            constraints: vec![SpreadConstraint::new("zone", 1, selector)],
+        };
+        measure(&Cluster::new(nodes, pods), &w)
+    }
+
+    fn c_to_a() -> Move {
+        Move {
+            topology_key: "zone".into(),
+            from_domain: "c".into(),
+            to_domain: "a".into(),
+            ..Default::default()
+        }
+    }
+
+    const READY: Replacement<'static> = Replacement {
+        ready: true,
+        domain: None,
+    };
+
+    #[test]
+    fn distance_sums_min_moves() {
+        assert_eq!(distance(&spread(&[("a", 0), ("b", 0), ("c", 3)])), 2);
+        assert_eq!(distance(&spread(&[("a", 1), ("b", 1), ("c", 1)])), 0);
+    }
+
+    #[test]
+    fn an_unpredicted_domain_that_lowers_the_distance_succeeds() {
+        let before = spread(&[("a", 0), ("b", 0), ("c", 3)]);
+        let after = spread(&[("a", 0), ("b", 1), ("c", 2)]);
+        assert_eq!(
+            judge_move(&before, &after, &c_to_a(), &READY),
+            MoveOutcome::Succeeded
+        );
+        let seen_in_b = Replacement {
+            ready: true,
+            domain: Some("b"),
+        };
+        assert_eq!(
+            judge_move(&before, &after, &c_to_a(), &seen_in_b),
+            MoveOutcome::Succeeded
+        );
+    }
+
+    #[test]
+    fn coming_back_fails_and_not_ready_waits() {
+        let before = spread(&[("a", 0), ("b", 0), ("c", 3)]);
+        assert_eq!(
+            judge_move(&before, &before, &c_to_a(), &READY),
+            MoveOutcome::Failed(NotBetter::CameBack)
+        );
+        let back = Replacement {
+            ready: true,
+            domain: Some("c"),
+        };
+        let after = spread(&[("a", 0), ("b", 1), ("c", 2)]);
+        assert_eq!(
+            judge_move(&before, &after, &c_to_a(), &back),
+            MoveOutcome::Failed(NotBetter::CameBack)
+        );
+        assert_eq!(
+            judge_move(&before, &after, &c_to_a(), &Replacement::default()),
+            MoveOutcome::Pending
+        );
+    }
+
+    #[test]
+    fn making_a_constraint_worse_fails() {
+        // Within maxSkew before, above after.
+        let before = spread(&[("a", 1), ("b", 1), ("c", 1)]);
+        let after = spread(&[("a", 0), ("b", 1), ("c", 2)]);
+        let mut mv = c_to_a();
+        mv.from_domain = "a".into();
+        assert_eq!(
+            judge_move(&before, &after, &mv, &READY),
+            MoveOutcome::Failed(NotBetter::MadeWorse("zone".into()))
+        );
+    }
+
+    #[test]
+    fn no_closer_is_a_failure() {
+        // Left c, but the spread is as far from balance as before (another pod came to c).
+        let before = spread(&[("a", 0), ("b", 1), ("c", 3)]);
+        let after = spread(&[("a", 1), ("b", 0), ("c", 3)]);
+        let mv = Move {
+            from_domain: "b".into(),
+            ..c_to_a()
+        };
+        assert_eq!(
+            judge_move(&before, &after, &mv, &READY),
+            MoveOutcome::Failed(NotBetter::NoCloser)
+        );
+    }
+}

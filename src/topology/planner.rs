@@ -128,7 +128,7 @@ pub struct Evaluation {
 
 /// Node checks (one candidate target of one pod in one state) the exact search may spend on one
 /// workload before it settles for the best plan found.
-const SEARCH_BUDGET: usize = 400_000;
+const SEARCH_BUDGET: usize = 60_000;
 
 fn plan_from(
     cluster: &Cluster,
@@ -475,6 +475,7 @@ impl<'a> Problem<'a> {
         relax: Relax,
         work: &mut usize,
         out: &mut Vec<Succ>,
+        enough: i64,
     ) {
         let k = &self.classes[class];
         if state.moved[class] as usize >= k.pods.len() {
@@ -509,12 +510,16 @@ impl<'a> Problem<'a> {
                 h_after = h_after.max(distance);
             }
             if legal && changed {
+                let gain = total - dist_after;
                 out.push(Succ {
                     class,
                     target,
-                    gain: total - dist_after,
+                    gain,
                     h_after,
                 });
+                if gain >= enough {
+                    return;
+                }
             }
         }
     }
@@ -540,8 +545,15 @@ impl<'a> Problem<'a> {
         let mut best: Option<Succ> = None;
         let mut out = Vec::new();
         for class in self.class_order(state) {
+            // Skip a class that cannot beat the best move so far even toward its ideal target
+            // (without it the greedy is quadratic: every class it touched is priced again).
+            let bound = self.gain_bound(state, &mut pricings, class);
+            if bound <= best.map_or(0, |b| b.gain) {
+                continue;
+            }
             out.clear();
-            self.moves_of(state, &mut pricings, class, relax, work, &mut out);
+            // No move gains more than its bound: the first that reaches it will do.
+            self.moves_of(state, &mut pricings, class, relax, work, &mut out, bound);
             for s in &out {
                 if s.gain > 0 && best.is_none_or(|b| s.gain > b.gain) {
                     best = Some(*s);
@@ -552,6 +564,30 @@ impl<'a> Problem<'a> {
             }
         }
         best
+    }
+
+    /// The most a move of the next pod of `class` can lower the total distance: per constraint,
+    /// the gain of moving it to the least-loaded domain (or out of every domain). A pod added to
+    /// a smaller domain is never worse for a constraint's distance, so this bounds every target.
+    fn gain_bound(&self, state: &State, pricings: &mut [Pricing], class: usize) -> i64 {
+        let k = &self.classes[class];
+        let mut bound = 0;
+        for (c, pricing) in pricings.iter_mut().enumerate() {
+            if !k.counted[c] || pricing.distance == 0 {
+                continue;
+            }
+            let from = self
+                .domain(c, k.source)
+                .map(|d| state.counts[c][d as usize]);
+            let lowest = pricing.min_count;
+            let best = [lowest, None]
+                .into_iter()
+                .map(|to| pricing.after(from, to).0)
+                .min()
+                .unwrap_or(pricing.distance);
+            bound += (pricing.distance - best).max(0);
+        }
+        bound
     }
 
     fn greedy(&self, work: &mut usize) -> Vec<Step> {
@@ -630,6 +666,7 @@ impl<'a> Problem<'a> {
                     Relax::NONE,
                     &mut work,
                     &mut out,
+                    i64::MAX,
                 );
                 for s in &out {
                     let f = (g + 1) as i64 + s.h_after;
@@ -754,6 +791,8 @@ struct Pricing {
     floor_zero: bool,
     distance: i64,
     skew: i32,
+    /// The smallest count over eligible domains.
+    min_count: Option<i32>,
     memo: FastMap<(Option<i32>, Option<i32>), (i64, i32)>,
 }
 
@@ -774,6 +813,7 @@ impl Pricing {
             floor_zero: layout.floor_zero,
             distance,
             skew,
+            min_count: eligible.iter().copied().min(),
             memo: HashMap::default(),
         }
     }

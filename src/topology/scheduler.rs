@@ -298,11 +298,16 @@ pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize>
             let size = if s.constraint.topology_key == HOSTNAME_KEY {
                 considered.len()
             } else {
-                let mut seen: Vec<u32> =
-                    considered.iter().filter_map(|&n| s.key_domain[n]).collect();
-                seen.sort_unstable();
-                seen.dedup();
-                seen.len()
+                let mut seen: Vec<bool> = Vec::new();
+                let mut size = 0;
+                for d in considered.iter().filter_map(|&n| s.key_domain[n]) {
+                    let d = d as usize;
+                    if seen.len() <= d {
+                        seen.resize(d + 1, false);
+                    }
+                    size += usize::from(!std::mem::replace(&mut seen[d], true));
+                }
+                size
             };
             ((size + 2) as f64).ln()
         })
@@ -510,4 +515,130 @@ pub fn template_accepts(
     check_room: bool,
 ) -> Result<(), Rejection> {
     Placing::for_template(cluster, workload, check_room).accepts(cluster, workload, node)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kube::core::Selector;
+
+    use super::*;
+    use crate::topology::{Cluster, InclusionPolicy, Pod, WhenUnsatisfiable};
+
+    fn node(name: &str, zone: Option<&str>) -> Node {
+        let mut labels = BTreeMap::from([(HOSTNAME_KEY.to_string(), name.to_string())]);
+        if let Some(z) = zone {
+            labels.insert(ZONE_KEY.into(), z.into());
+        }
+        Node {
+            name: name.into(),
+            labels,
+            ready: true,
+            allocatable: Resources::new(1000, 1 << 30, 10),
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, node: &str) -> Pod {
+        Pod {
+            name: name.into(),
+            uid: name.into(),
+            namespace: "ns".into(),
+            labels: BTreeMap::from([("app".into(), "web".into())]),
+            node_name: Some(node.into()),
+            requests: Resources::new(100, 0, 1),
+            ..Default::default()
+        }
+    }
+
+    fn workload(constraints: Vec<SpreadConstraint>) -> Workload {
+        Workload {
+            namespace: "ns".into(),
+            name: "web".into(),
+            pod_selector: [("app", "web")].into_iter().collect(),
+            template: Default::default(),
+            constraints,
+        }
+    }
+
+    fn selector() -> Selector {
+        [("app", "web")].into_iter().collect()
+    }
+
+    #[test]
+    fn volume_zone_follows_the_nodes_zone_label() {
+        let (a, b, bare) = (
+            node("a", Some("z1")),
+            node("b", Some("z2")),
+            node("c", None),
+        );
+        assert_eq!(VolumeZone::of(false, Some(&bare)), VolumeZone::Free);
+        assert_eq!(VolumeZone::of(true, Some(&a)), VolumeZone::In("z1"));
+        assert_eq!(VolumeZone::of(true, Some(&bare)), VolumeZone::Unknown);
+        assert!(VolumeZone::In("z1").admits(&a) && !VolumeZone::In("z1").admits(&b));
+        assert!(!VolumeZone::In("z1").admits(&bare));
+        assert!(!VolumeZone::Unknown.admits(&a));
+    }
+
+    #[test]
+    fn node_filters_in_order() {
+        let placement = Placement::default();
+        let pod = Incoming {
+            placement: &placement,
+            requests: Resources::new(100, 0, 1),
+            volume_zone: VolumeZone::Free,
+        };
+        let mut n = node("a", Some("z1"));
+        assert_eq!(static_fit(&n, &pod), Ok(()));
+        n.unschedulable = true;
+        assert_eq!(static_fit(&n, &pod), Err(Rejection::Unschedulable));
+        n.ready = false;
+        assert_eq!(static_fit(&n, &pod), Err(Rejection::NotReady));
+    }
+
+    #[test]
+    fn the_evicted_pod_no_longer_counts_but_holds_its_room() {
+        // a: 2 pods, b: 0, hard zone maxSkew 1. Right after evicting one pod of a the counts are
+        // [1, 0]: a refuses its replacement (1 + 1 - 0 = 2 > 1), b accepts it.
+        let nodes = vec![node("a", Some("z1")), node("b", Some("z2"))];
+        let pods = vec![pod("p1", "a"), pod("p2", "a")];
+        let mut c = SpreadConstraint::new(ZONE_KEY, 1, selector());
+        c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+        let w = workload(vec![c]);
+        let cluster = Cluster::new(nodes.clone(), pods.clone());
+        assert_eq!(
+            accepts(&cluster, &w, 0, 0, true),
+            Err(Rejection::TopologySpread(ZONE_KEY.into()))
+        );
+        assert_eq!(accepts(&cluster, &w, 0, 1, true), Ok(()));
+        // A node full only because of the pod being evicted has no room for its replacement:
+        // the terminating pod still holds its requests.
+        let mut tight = nodes;
+        tight[0].allocatable.cpu_millis = 200;
+        let cluster = Cluster::new(tight, pods);
+        let w = workload(vec![SpreadConstraint::new(ZONE_KEY, 1, selector())]);
+        assert_eq!(
+            accepts(&cluster, &w, 0, 0, true),
+            Err(Rejection::InsufficientResources)
+        );
+    }
+
+    #[test]
+    fn soft_constraints_prefer_the_least_loaded_domains() {
+        // Zones z1 2 pods, z2 0, z3 0: both empty zones score best; a node without the key is
+        // ignored (scores worst).
+        let nodes = vec![
+            node("a", Some("z1")),
+            node("b", Some("z2")),
+            node("c", Some("z3")),
+            node("d", None),
+        ];
+        let pods = vec![pod("p1", "a"), pod("p2", "a"), pod("p3", "a")];
+        let mut c = SpreadConstraint::new(ZONE_KEY, 1, selector());
+        c.node_taints_policy = InclusionPolicy::Ignore;
+        let w = workload(vec![c]);
+        let cluster = Cluster::new(nodes, pods);
+        assert_eq!(candidate_nodes(&cluster, &w, 0, true), vec![1, 2]);
+    }
 }
