@@ -467,6 +467,7 @@ impl<'a> Problem<'a> {
     /// Every legal, useful move of the next pod of `class`, priced against `pricings` (the
     /// state's). A move is legal when no constraint goes from within maxSkew to above it and
     /// none already above gets a larger skew; useful when it changes some count.
+    #[allow(clippy::too_many_arguments)] // one scan's state, inputs and budget; all needed
     fn moves_of(
         &self,
         state: &State,
