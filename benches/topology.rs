@@ -122,5 +122,43 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_parts);
+/// One workload of 100 replicas piled two per node on half of zone 0's nodes, over 3 zones of
+/// 100 nodes: 66 evictions to balance the zones, 50 of which also balance the hosts. Planning it
+/// whole (the exact plan) must stay under 5 ms.
+fn bench_one_workload(c: &mut Criterion) {
+    let nodes: Vec<Node> = (0..300)
+        .map(|i| {
+            node(
+                &format!("z{}-n{:03}", i / 100, i % 100),
+                &format!("zone-{}", i / 100),
+            )
+        })
+        .collect();
+    let placement: Vec<(&str, usize)> = nodes[..50].iter().map(|n| (n.name.as_str(), 2)).collect();
+    let pods = pods_on("default", "web", &placement);
+    let w = workload(
+        "default",
+        "web",
+        vec![
+            constraint(ZONE_KEY, 1, "web"),
+            constraint(HOSTNAME_KEY, 1, "web"),
+        ],
+    );
+    let cluster = Cluster::new(nodes, pods);
+    let options = PlanOptions {
+        max_moves: usize::MAX,
+        require_node_fit: true,
+    };
+    let plan = plan_rebalance(&cluster, &w, &options).expect("a plan");
+    assert_eq!(plan.moves_needed, 66);
+    assert_eq!(plan.shortfall, None);
+    let mut group = c.benchmark_group("one_workload");
+    group.sample_size(20);
+    group.bench_function("plan_100_replicas_3x100_nodes", |b| {
+        b.iter(|| black_box(plan_rebalance(&cluster, &w, &PlanOptions::default())))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_parts, bench_one_workload);
 criterion_main!(benches);

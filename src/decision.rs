@@ -8,7 +8,9 @@ use jiff::Timestamp;
 
 use crate::api::conditions::reason;
 use crate::api::{RebalanceSpec, RebalanceState, RebalanceStrategy};
-use crate::topology::{Measurement, Move, Obstacle, Plan};
+use crate::topology::{
+    Baseline, Measurement, Move, MoveOutcome, Obstacle, Plan, Replacement, judge_move,
+};
 
 /// Longest back-off after repeated ineffective moves.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -49,9 +51,10 @@ pub struct InFlight {
     pub pod_uid: String,
     pub topology_key: String,
     pub to_domain: String,
-    /// Pods in the intended domain when the pod was evicted.
-    pub to_count_before: i32,
     pub at: Timestamp,
+    /// The spread the move was planned from: a finished move is judged by outcome
+    /// ([`judge_move`]), not by whether the replacement landed where predicted.
+    pub baseline: Baseline,
 }
 
 /// What the controller remembers about a workload between reconciles.
@@ -280,14 +283,14 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
             still.push(m);
             continue;
         }
-        let now_count = obs
-            .measurement
-            .count(&m.topology_key, &m.to_domain)
-            .unwrap_or(0);
-        if landed && now_count > m.to_count_before {
-            ok += 1;
-        } else {
-            failed += 1;
+        // Landed means gone and the workload settled again: the replacement is Ready.
+        let replacement = Replacement {
+            ready: landed,
+            domain: None,
+        };
+        match judge_move(&m.baseline, obs.measurement, &replacement) {
+            MoveOutcome::Succeeded => ok += 1,
+            MoveOutcome::Failed(_) | MoveOutcome::Pending => failed += 1,
         }
     }
     memory.in_flight = still;
@@ -318,10 +321,8 @@ pub fn record_eviction(memory: &mut Memory, m: &Move, measurement: &Measurement,
         pod_uid: m.pod_uid.clone(),
         topology_key: m.topology_key.clone(),
         to_domain: m.to_domain.clone(),
-        to_count_before: measurement
-            .count(&m.topology_key, &m.to_domain)
-            .unwrap_or(0),
         at: now,
+        baseline: Baseline::of(measurement, m),
     });
     memory.actions += 1;
     memory.last_action = Some(now);

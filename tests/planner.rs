@@ -268,3 +268,207 @@ fn the_opt_out_annotations_are_the_ecosystems_and_skewguards_own() {
         "false"
     )));
 }
+
+// ---- Plans the scheduler agrees with (issue 10) ----
+
+fn hard(key: &str, max_skew: i32) -> SpreadConstraint {
+    let mut c = constraint(key, max_skew, "foo");
+    c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+    c
+}
+
+/// Every move of the plan passes the scheduler model in the cluster as it would be right after
+/// the earlier moves (evicted pods terminating, replacements bound).
+fn assert_scheduler_agrees(nodes: &[Node], pods: &[Pod], w: &Workload, moves: &[Move]) {
+    let mut pods = pods.to_vec();
+    for (i, m) in moves.iter().enumerate() {
+        let cluster = Cluster::new(nodes.to_vec(), pods.clone());
+        let p = cluster
+            .pods()
+            .iter()
+            .position(|p| p.uid == m.pod_uid)
+            .unwrap();
+        let t = cluster.node_index(&m.to_node).unwrap();
+        assert_eq!(accepts(&cluster, w, p, t, true), Ok(()), "step {i}: {m:?}");
+        assert!(
+            candidate_nodes(&cluster, w, p, true).contains(&t),
+            "step {i}: {m:?}"
+        );
+        let old = pods.iter_mut().find(|p| p.uid == m.pod_uid).unwrap();
+        old.terminating = true;
+        let mut new = old.clone();
+        new.terminating = false;
+        new.uid = format!("{}-new", m.pod_uid);
+        new.node_name = Some(m.to_node.clone());
+        pods.push(new);
+    }
+}
+
+#[test]
+fn a_hard_target_passes_the_filter_in_the_state_after_the_eviction() {
+    // Zones a 4, b 1, c 0, DoNotSchedule maxSkew 1. Moving to b or c lowers the distance as
+    // much, but right after the eviction the global minimum is 0 (zone c), so b (1 + 1 - 0 = 2)
+    // refuses the pod: only c is a target.
+    let (nodes, pods) = one_node_per_domain(&[4, 1, 0], "foo");
+    let w = workload("default", "foo", vec![hard(ZONE_KEY, 1)]);
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves[0].to_domain, "d2");
+    assert_eq!(plan.moves_needed, 2);
+    assert_scheduler_agrees(&nodes, &pods, &w, &plan.moves);
+}
+
+#[test]
+fn with_zone_and_hostname_hard_the_target_passes_the_hostname_filter() {
+    // zone a: a1 3; zone b: b1 1, b2 0. b1 would fix the zone but holds 1 while b2 holds 0:
+    // 1 + 1 - 0 > 1, the hostname filter refuses b1.
+    let nodes = vec![node("a1", "a"), node("b1", "b"), node("b2", "b")];
+    let pods = pods_on("default", "foo", &[("a1", 3), ("b1", 1)]);
+    let w = workload(
+        "default",
+        "foo",
+        vec![hard(ZONE_KEY, 1), hard(HOSTNAME_KEY, 1)],
+    );
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves[0].to_node, "b2");
+    assert_scheduler_agrees(&nodes, &pods, &w, &plan.moves);
+}
+
+#[test]
+fn soft_constraints_say_which_domains_the_scheduler_may_pick() {
+    // Zones a 3, b 0, c 0, ScheduleAnyway: b and c score alike; the move names both.
+    let (nodes, pods) = one_node_per_domain(&[3, 0, 0], "foo");
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let plan = plan_all(&Cluster::new(nodes.clone(), pods.clone()), &w).unwrap();
+    let first = &plan.moves[0];
+    assert_eq!(first.allowed_domains[ZONE_KEY], ["d0", "d1", "d2"][1..]);
+    assert!(first.allowed_domains[ZONE_KEY].contains(&first.to_domain));
+    assert_eq!(plan.moves_needed, 2);
+    assert_scheduler_agrees(&nodes, &pods, &w, &plan.moves);
+}
+
+#[test]
+fn the_exact_planner_finds_a_plan_the_greedy_misses() {
+    // Found by the oracle. Hosts n1 (zone z, room for 1) holds 1, n2 (zone z, full) holds 4;
+    // n0 has room but no zone label, so it is no domain of the ScheduleAnyway constraints
+    // (zone, hostname). The first move out of n2 toward n0 lowers no distance ([1,3] is as far
+    // from balance as [1,4]), so a greedy stops; the second reaches [1,2].
+    let mut nodes = vec![node("n0", "z"), node("n1", "z"), node("n2", "z")];
+    nodes[0].labels.remove(ZONE_KEY);
+    nodes[1].allocatable.pods = 1;
+    nodes[2].allocatable.pods = 1;
+    let pods = pods_on("default", "foo", &[("n1", 1), ("n2", 4)]);
+    let mut zone = constraint(ZONE_KEY, 1, "foo");
+    zone.selector = None;
+    let w = workload(
+        "default",
+        "foo",
+        vec![zone, constraint(HOSTNAME_KEY, 1, "foo")],
+    );
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves_needed, 2);
+    assert_eq!(plan.shortfall, None);
+    assert_scheduler_agrees(&nodes, &pods, &w, &plan.moves);
+}
+
+#[test]
+fn a_constraint_without_selector_blocks_nothing() {
+    // It matches no pod upstream: its counts are all 0 and no move changes them.
+    let nodes = vec![node("a1", "a"), node("b1", "b")];
+    let pods = pods_on("default", "foo", &[("a1", 2)]);
+    let mut zone = hard(ZONE_KEY, 1);
+    zone.selector = None;
+    let w = workload(
+        "default",
+        "foo",
+        vec![zone, constraint(HOSTNAME_KEY, 1, "foo")],
+    );
+    let plan = plan_all(&Cluster::new(nodes, pods), &w).unwrap();
+    assert_eq!(plan.moves_needed, 1);
+    assert_eq!(plan.moves[0].to_node, "b1");
+    assert_eq!(plan.moves[0].topology_key, HOSTNAME_KEY);
+}
+
+#[test]
+fn match_label_keys_only_pods_the_constraint_counts_are_moved() {
+    // Zone a holds two pods of ReplicaSet abc and one of an older def; zone b none. The
+    // constraint counts abc only ([2,0]): moving the def pod (the most willing by name and
+    // priority) would change nothing.
+    let nodes = vec![node("a", "z1"), node("b", "z2")];
+    let mut pods = pods_on("default", "foo", &[("a", 3)]);
+    for (p, h) in pods.iter_mut().zip(["def", "abc", "abc"]) {
+        p.labels.insert("pod-template-hash".into(), h.into());
+    }
+    pods[0].priority = -100;
+    let mut c = constraint(ZONE_KEY, 1, "foo");
+    c.match_label_keys = vec!["pod-template-hash".into()];
+    let w = workload("default", "foo", vec![c]);
+    let cluster = Cluster::new(nodes, pods.clone());
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves_needed, 1);
+    assert_ne!(plan.moves[0].pod, pods[0].name);
+}
+
+#[test]
+fn volumes_hold_a_pod_to_its_nodes_zone_whatever_the_key() {
+    // Hostname only: the other-zone node sorts first, yet the pod with a claim goes to the node
+    // of its own zone.
+    let nodes = vec![
+        node("a-other", "z2"),
+        node("b-home", "z1"),
+        node("c-home", "z1"),
+    ];
+    let mut pods = pods_on("default", "foo", &[("c-home", 2)]);
+    for p in &mut pods {
+        p.has_volume_claims = true;
+    }
+    let host = workload("default", "foo", vec![constraint(HOSTNAME_KEY, 1, "foo")]);
+    let plan = plan_all(&Cluster::new(nodes, pods.clone()), &host).unwrap();
+    assert_eq!(plan.moves[0].to_node, "b-home");
+    // Across racks of one zone a claim may move.
+    let mut nodes = vec![node("r1", "z1"), node("r2", "z1")];
+    nodes[0].labels.insert("rack".into(), "1".into());
+    nodes[1].labels.insert("rack".into(), "2".into());
+    let mut pods = pods_on("default", "foo", &[("r1", 2)]);
+    for p in &mut pods {
+        p.has_volume_claims = true;
+    }
+    let rack = workload("default", "foo", vec![constraint("rack", 1, "foo")]);
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    assert_eq!(plan_all(&cluster, &rack).unwrap().moves[0].to_node, "r2");
+    // On a node without a zone label the volume's zone is unknown: the pod stays.
+    for n in &mut nodes {
+        n.labels.remove(ZONE_KEY);
+    }
+    let cluster = Cluster::new(nodes, pods);
+    assert_eq!(plan_all(&cluster, &rack), Err(Obstacle::VolumePinned));
+}
+
+#[test]
+fn terminating_pods_still_hold_their_room() {
+    // b1 has room for one pod of 100m, taken by a terminating pod of another app.
+    let mut nodes = vec![node("a1", "a"), node("b1", "b")];
+    nodes[1].allocatable.cpu_millis = 100;
+    let mut pods = pods_on("default", "foo", &[("a1", 2)]);
+    let mut leaving = pod("other-0", "default", "other", "b1");
+    leaving.terminating = true;
+    assert!(leaving.holds_resources() && !leaving.is_counted());
+    pods.push(leaving);
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    assert_eq!(
+        plan_all(&Cluster::new(nodes, pods), &w),
+        Err(Obstacle::NoCapacity)
+    );
+}
+
+#[test]
+fn finished_pods_hold_nothing() {
+    let mut p = pod("done", "default", "foo", "n1");
+    p.finished = true;
+    assert!(!p.holds_resources());
+    p.finished = false;
+    p.node_name = None;
+    assert!(!p.holds_resources());
+}

@@ -501,3 +501,223 @@ fn field_scenario_needs_one_eviction_each_and_redis_is_a_single_point_of_failure
     assert_eq!(loss.fraction, 1.0);
     assert!(loss.is_single_point_of_failure());
 }
+
+// ---- The scheduler's filter (kube-scheduler podtopologyspread/filtering_test.go) ----
+
+/// The nodes (by name) the scheduler would bind a new pod of `w` to.
+fn fits(cluster: &Cluster, w: &Workload) -> Vec<String> {
+    (0..cluster.nodes().len())
+        .filter(|&n| template_accepts(cluster, w, n, true).is_ok())
+        .map(|n| cluster.nodes()[n].name.clone())
+        .collect()
+}
+
+fn hard(key: &str, max_skew: i32) -> SpreadConstraint {
+    let mut c = constraint(key, max_skew, "foo");
+    c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+    c
+}
+
+/// node-a 2, node-b 1, node-x 0, node-y 3.
+fn spread_2_1_0_3() -> Vec<Pod> {
+    pods_on(
+        "default",
+        "foo",
+        &[("node-a", 2), ("node-b", 1), ("node-y", 3)],
+    )
+}
+
+#[test]
+fn filter_pods_spread_across_nodes_as_2_1_0_3_only_node_x_fits() {
+    // TestSingleConstraint "pods spread across nodes as 2/1/0/3, only node-x fits".
+    let cluster = Cluster::new(four_nodes(), spread_2_1_0_3());
+    let w = workload("default", "foo", vec![hard(HOSTNAME_KEY, 1)]);
+    assert_eq!(fits(&cluster, &w), ["node-x"]);
+    // "..., maxSkew is 2, node-b and node-x fit".
+    let w = workload("default", "foo", vec![hard(HOSTNAME_KEY, 2)]);
+    assert_eq!(fits(&cluster, &w), ["node-b", "node-x"]);
+}
+
+#[test]
+fn filter_a_pod_that_does_not_match_itself_adds_nothing() {
+    // TestSingleConstraint "pods spread across nodes as 2/1/0/3, but pod doesn't match itself".
+    let cluster = Cluster::new(four_nodes(), spread_2_1_0_3());
+    let mut w = workload("default", "foo", vec![hard(HOSTNAME_KEY, 1)]);
+    w.template.labels = labels(&[("bar", "")]);
+    assert_eq!(fits(&cluster, &w), ["node-b", "node-x"]);
+}
+
+#[test]
+fn filter_a_node_without_the_key_never_fits() {
+    // TestSingleConstraint "pods spread across zones as 1/2 due to absence of label 'zone' on
+    // node-b".
+    let mut nodes = four_nodes();
+    let b = nodes[1].labels.remove(ZONE_KEY).unwrap();
+    nodes[1].labels.insert("zon".into(), b);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 1), ("node-b", 1), ("node-x", 1), ("node-y", 1)],
+    );
+    let cluster = Cluster::new(nodes, pods);
+    let w = workload("default", "foo", vec![hard(ZONE_KEY, 1)]);
+    assert_eq!(fits(&cluster, &w), ["node-a"]);
+    let b = cluster.node_index("node-b").unwrap();
+    assert_eq!(
+        template_accepts(&cluster, &w, b, true),
+        Err(Rejection::MissingTopologyKey(ZONE_KEY.into()))
+    );
+}
+
+#[test]
+fn filter_terminating_pods_are_excluded() {
+    // TestSingleConstraint "terminating Pods should be excluded".
+    let nodes = vec![node("node-a", "z"), node("node-b", "z")];
+    let mut pods = pods_on("default", "foo", &[("node-a", 1), ("node-b", 1)]);
+    pods[0].terminating = true;
+    let cluster = Cluster::new(nodes, pods);
+    let w = workload("default", "foo", vec![hard(HOSTNAME_KEY, 1)]);
+    assert_eq!(fits(&cluster, &w), ["node-a"]);
+}
+
+#[test]
+fn filter_two_constraints_intersect() {
+    // TestMultipleConstraints "two Constraints on zone and node, spreads = [3/3, 2/1/0/3]".
+    let cluster = Cluster::new(four_nodes(), spread_2_1_0_3());
+    let w = workload(
+        "default",
+        "foo",
+        vec![hard(ZONE_KEY, 1), hard(HOSTNAME_KEY, 1)],
+    );
+    assert_eq!(fits(&cluster, &w), ["node-x"]);
+}
+
+#[test]
+fn filter_two_constraints_a_node_without_the_hostname_key() {
+    // TestMultipleConstraints "two Constraints on zone and node, absence of label 'node' on
+    // node-x, spreads = [1/1, 1/0/0/1]".
+    let mut nodes = four_nodes();
+    nodes[2].labels.remove(HOSTNAME_KEY);
+    let pods = pods_on("default", "foo", &[("node-a", 1), ("node-y", 1)]);
+    let cluster = Cluster::new(nodes, pods);
+    let w = workload(
+        "default",
+        "foo",
+        vec![hard(ZONE_KEY, 1), hard(HOSTNAME_KEY, 1)],
+    );
+    assert_eq!(fits(&cluster, &w), ["node-b"]);
+}
+
+#[test]
+fn filter_min_domains_unmet_takes_the_minimum_as_zero() {
+    // zones 2/1, maxSkew 2, minDomains 3 (semantics vectors): with the global minimum 0, zone1
+    // (2 + 1 - 0 = 3) refuses, zone2 (1 + 1 - 0 = 2) accepts.
+    let nodes = vec![node("a", "z1"), node("b", "z2")];
+    let pods = pods_on("default", "foo", &[("a", 2), ("b", 1)]);
+    let mut c = hard(ZONE_KEY, 2);
+    c.min_domains = Some(3);
+    let cluster = Cluster::new(nodes, pods);
+    assert_eq!(fits(&cluster, &workload("default", "foo", vec![c])), ["b"]);
+    // Without minDomains the minimum is 1: both fit.
+    let w = workload("default", "foo", vec![hard(ZONE_KEY, 2)]);
+    assert_eq!(fits(&cluster, &w), ["a", "b"]);
+}
+
+// ---- Each class counted by its own keys (filtering.go PreFilter, scoring.go
+// requireAllTopologies) ----
+
+#[test]
+fn a_soft_key_never_drops_a_node_from_a_hard_count() {
+    // node-a has no rack: the ScheduleAnyway rack constraint ignores it, the DoNotSchedule zone
+    // constraint counts it.
+    let mut nodes = vec![node("node-a", "zone1"), node("node-b", "zone2")];
+    nodes[1].labels.insert("rack".into(), "r1".into());
+    let pods = pods_on("default", "foo", &[("node-a", 2)]);
+    let w = workload(
+        "default",
+        "foo",
+        vec![hard(ZONE_KEY, 1), constraint("rack", 1, "foo")],
+    );
+    let m = measure_one(nodes, pods, &w);
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 2), ("zone2", 0)])
+    );
+    assert_eq!(m.constraints[0].skew, 2);
+    assert_eq!(m.constraints[1].domains.to_map(), domains(&[("r1", 0)]));
+}
+
+#[test]
+fn a_hard_key_never_drops_a_node_from_a_soft_count() {
+    let mut nodes = vec![node("node-a", "zone1"), node("node-b", "zone2")];
+    nodes[1].labels.insert("rack".into(), "r1".into());
+    let pods = pods_on("default", "foo", &[("node-a", 2)]);
+    let w = workload(
+        "default",
+        "foo",
+        vec![constraint(ZONE_KEY, 1, "foo"), hard("rack", 1)],
+    );
+    let m = measure_one(nodes, pods, &w);
+    assert_eq!(
+        m.constraints[0].domains.to_map(),
+        domains(&[("zone1", 2), ("zone2", 0)])
+    );
+}
+
+// ---- Planning vectors (descheduler topologyspreadconstraint_test.go) ----
+
+#[test]
+fn moves_the_pod_that_tolerates_the_tainted_node() {
+    // "2 domains, sizes [2,0], maxSkew=1, move 1 pod since pod tolerates the node with taint":
+    // pod-0 tolerates n2's taint, pod-1 is pinned to zoneA; only pod-0 can go.
+    let mut nodes = vec![node("n1", "zoneA"), node("n2", "zoneB")];
+    nodes[1].taints.push(Taint {
+        key: "taint-test".into(),
+        value: "test".into(),
+        effect: TaintEffect::NoSchedule,
+    });
+    let mut pods = pods_on("default", "foo", &[("n1", 2)]);
+    pods[0].placement.tolerations.push(Toleration {
+        key: Some("taint-test".into()),
+        operator: TolerationOperator::Equal,
+        value: "test".into(),
+        effect: Some(TaintEffect::NoSchedule),
+    });
+    pods[1].placement.node_selector = labels(&[(ZONE_KEY, "zoneA")]);
+    let expected = pods[0].name.clone();
+    let w = workload("default", "foo", vec![constraint(ZONE_KEY, 1, "foo")]);
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves.len(), 1);
+    assert_eq!(plan.moves[0].pod, expected);
+    // "..., move 0 pods since pod does not tolerate the tainted node".
+    pods[0].placement.tolerations.clear();
+    let cluster = Cluster::new(nodes, pods);
+    assert_eq!(plan_all(&cluster, &w), Err(Obstacle::NoCapacity));
+}
+
+#[test]
+fn soft_zone_and_hard_hostname_need_one_eviction() {
+    // "Multiple constraints (6 nodes/2 zones, 4 pods)" (descheduler #564): zone ScheduleAnyway,
+    // hostname DoNotSchedule, pods on n1 n2 n3 (zoneA) and n4 (zoneB): one eviction, toward
+    // an empty node of zoneB.
+    let nodes: Vec<Node> = (1..=6)
+        .map(|i| node(&format!("n{i}"), if i <= 3 { "zoneA" } else { "zoneB" }))
+        .collect();
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("n1", 1), ("n2", 1), ("n3", 1), ("n4", 1)],
+    );
+    let w = workload(
+        "default",
+        "foo",
+        vec![constraint(ZONE_KEY, 1, "foo"), hard(HOSTNAME_KEY, 1)],
+    );
+    let cluster = Cluster::new(nodes, pods);
+    let plan = plan_all(&cluster, &w).unwrap();
+    assert_eq!(plan.moves_needed, 1);
+    let m = &plan.moves[0];
+    assert!(["n5", "n6"].contains(&m.to_node.as_str()), "{m:?}");
+    assert_eq!(m.allowed_domains[ZONE_KEY], ["zoneB"]);
+}

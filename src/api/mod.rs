@@ -28,8 +28,8 @@ pub use policy::{HAPolicy, HAPolicySpec, HostAntiAffinity, WorkloadKind};
 pub use rebalance::{RebalanceSpec, RebalanceStrategy};
 pub use spread::{NodeInclusionPolicy, SpreadEntry, WhenUnsatisfiable};
 pub use status::{
-    ConstraintStatus, HAPolicyStatus, InFlightEviction, RebalanceMemory, RebalanceState,
-    RebalanceStatus, WorkloadStatus, ZoneLoss,
+    ConstraintSkew, ConstraintStatus, HAPolicyStatus, InFlightEviction, RebalanceMemory,
+    RebalanceState, RebalanceStatus, WorkloadStatus, ZoneLoss,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -143,10 +143,27 @@ pub struct InFlightEviction {
     /// Tells the evicted pod from its replacement (a StatefulSet's keeps the name).
     pub pod_uid: String,
     pub topology_key: String,
-    /// The domain the replacement was expected in, and how many pods it had at the eviction.
+    /// The domain the replacement was expected in (the scheduler may choose another).
     pub to_domain: String,
-    pub to_count_before: i32,
     pub at: Time,
+    /// The domain the pod left, and how many pods it held then.
+    pub from_domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_count_before: Option<i32>,
+    /// Each constraint's skew before the eviction, and the workload's distance from balance
+    /// then (the fewest moves to balance): the move is judged by how they changed.
+    #[serde(default)]
+    pub skews_before: Vec<ConstraintSkew>,
+    #[serde(default)]
+    pub distance_before: i64,
+}
+
+/// One constraint's skew, by its topology key.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConstraintSkew {
+    pub topology_key: String,
+    pub skew: i32,
 }
 
 /// Idle, Waiting (stabilizing), Queued (a template write waits for one of

@@ -3,7 +3,8 @@
 //!
 //! A reconcile then costs its own namespace's pods (a copy of them) and the nodes, never a pass
 //! over every pod of the cluster. Which pods hold a node's resources is the core's definition
-//! ([`topology::Pod::is_counted`]), applied to the converted pod.
+//! ([`topology::Pod::holds_resources`]: terminating pods still hold theirs), applied to the
+//! converted pod.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,7 +46,7 @@ impl Index {
     }
 
     fn charge(&mut self, pod: &topology::Pod, op: fn(&Resources, &Resources) -> Resources) {
-        if !pod.is_counted() {
+        if !pod.holds_resources() {
             return;
         }
         let Some(node) = &pod.node_name else { return };
@@ -160,6 +161,10 @@ mod tests {
     use serde_json::json;
 
     fn pod(name: &str, node: &str, cpu: &str, deleting: bool) -> LeanPod {
+        pod_in_phase(name, node, cpu, deleting, "Running")
+    }
+
+    fn pod_in_phase(name: &str, node: &str, cpu: &str, deleting: bool, phase: &str) -> LeanPod {
         let mut meta = json!({"name": name, "namespace": "shop", "labels": {"app": "web"}});
         if deleting {
             meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
@@ -168,7 +173,7 @@ mod tests {
             "metadata": meta,
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i",
                      "resources": {"requests": {"cpu": cpu}}}]},
-            "status": {"phase": "Running"}
+            "status": {"phase": phase}
         }))
         .unwrap()
     }
@@ -190,8 +195,17 @@ mod tests {
         // Moved to another node (a replacement with the same name).
         index.handle(Event::Apply(pod("b", "n2", "200m", false)));
         assert_eq!((cpu_on(&index, "n1"), cpu_on(&index, "n2")), (100, 200));
-        // Pods the core does not count hold nothing.
+        // A terminating pod holds its requests until it is gone, as the scheduler charges it;
+        // a finished one holds nothing.
         index.handle(Event::Apply(pod("a", "n1", "100m", true)));
+        assert_eq!(cpu_on(&index, "n1"), 100);
+        index.handle(Event::Apply(pod_in_phase(
+            "a",
+            "n1",
+            "100m",
+            true,
+            "Succeeded",
+        )));
         assert_eq!(cpu_on(&index, "n1"), 0);
         index.handle(Event::Delete(pod("b", "n2", "200m", false)));
         assert_eq!(cpu_on(&index, "n2"), 0);

@@ -7,7 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{InFlightEviction, RebalanceMemory, RebalanceStatus};
+use crate::api::{ConstraintSkew, InFlightEviction, RebalanceMemory, RebalanceStatus};
+use crate::topology::Baseline;
 
 use super::{InFlight, Memory};
 
@@ -24,8 +25,19 @@ pub fn to_status(memory: &Memory) -> Option<RebalanceMemory> {
                 pod_uid: m.pod_uid.clone(),
                 topology_key: m.topology_key.clone(),
                 to_domain: m.to_domain.clone(),
-                to_count_before: m.to_count_before,
                 at: Time(m.at),
+                from_domain: m.baseline.from_domain.clone(),
+                from_count_before: m.baseline.from_count,
+                skews_before: m
+                    .baseline
+                    .skews
+                    .iter()
+                    .map(|(topology_key, skew)| ConstraintSkew {
+                        topology_key: topology_key.clone(),
+                        skew: *skew,
+                    })
+                    .collect(),
+                distance_before: m.baseline.distance,
             })
             .collect(),
         failed_moves: memory.failed_moves,
@@ -51,11 +63,21 @@ pub fn from_status(status: &RebalanceStatus) -> Memory {
             .in_flight
             .into_iter()
             .map(|m| InFlight {
+                baseline: Baseline {
+                    skews: m
+                        .skews_before
+                        .into_iter()
+                        .map(|c| (c.topology_key, c.skew))
+                        .collect(),
+                    distance: m.distance_before,
+                    topology_key: m.topology_key.clone(),
+                    from_domain: m.from_domain,
+                    from_count: m.from_count_before,
+                },
                 pod: m.pod,
                 pod_uid: m.pod_uid,
                 topology_key: m.topology_key,
                 to_domain: m.to_domain,
-                to_count_before: m.to_count_before,
                 at: m.at.0,
             })
             .collect(),
@@ -95,8 +117,14 @@ mod tests {
                 pod_uid: "u1".into(),
                 topology_key: "topology.kubernetes.io/zone".into(),
                 to_domain: "a".into(),
-                to_count_before: 0,
                 at: at("2026-06-01T00:01:00Z"),
+                baseline: Baseline {
+                    skews: vec![("topology.kubernetes.io/zone".into(), 3)],
+                    distance: 2,
+                    topology_key: "topology.kubernetes.io/zone".into(),
+                    from_domain: "c".into(),
+                    from_count: Some(3),
+                },
             }],
             failed_moves: 1,
             backoff: Some(Duration::from_secs(600)),

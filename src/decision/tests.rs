@@ -18,6 +18,7 @@ fn a_move(pod: &str) -> Move {
         topology_key: "zone".into(),
         from_domain: "c".into(),
         to_domain: "a".into(),
+        ..Default::default()
     }
 }
 
@@ -30,9 +31,17 @@ fn plan(pods: &[&str]) -> Result<Plan, Obstacle> {
 }
 
 fn measurement(a: i32, c: i32) -> Measurement {
+    measurement_in(&[("a", a), ("c", c)])
+}
+
+fn measurement_in(zones: &[(&str, i32)]) -> Measurement {
     // Measured through the core, so the test uses the real counting.
-    let cluster_domains = BTreeMap::from([("a".to_string(), a), ("c".to_string(), c)]);
-    let nodes = vec![node_in("a-1", "a"), node_in("c-1", "c")];
+    let cluster_domains: BTreeMap<String, i32> =
+        zones.iter().map(|(z, n)| (z.to_string(), *n)).collect();
+    let nodes = zones
+        .iter()
+        .map(|(z, _)| node_in(&format!("{z}-1"), z))
+        .collect();
     let mut pods = Vec::new();
     for (domain, n) in &cluster_domains {
         for i in 0..*n {
@@ -227,6 +236,8 @@ fn a_pdb_refusal_blocks_then_retries() {
 #[test]
 fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
     let mut w = World::skewed();
+    // Four replicas in zone c: two moves to balance.
+    w.measurement = measurement(0, 4);
     w.plan = plan(&["web-1", "web-2"]);
     w.spec.max_disruptions = 1;
     let mut memory = Memory {
@@ -362,4 +373,72 @@ fn who_may_write() {
     assert_eq!(Writes::for_workload(true, true, true), Writes::NotOwner);
     assert!(Writes::Allowed.allowed() && !Writes::DryRun.allowed());
     assert_eq!(Writes::Paused.label(), "paused");
+}
+
+/// Evicts the planned move from `before`, then lets the replacement land so that the spread is
+/// `after`, and judges it.
+fn judge_after(before: Measurement, after: Measurement, planned: Move) -> (Decision, Memory) {
+    let mut w = World::skewed();
+    w.measurement = before;
+    w.plan = Ok(Plan {
+        moves: vec![planned],
+        moves_needed: 1,
+        shortfall: None,
+    });
+    let mut memory = Memory {
+        skewed_since: Some(t(0)),
+        failed_moves: 1,
+        ..Default::default()
+    };
+    let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
+        panic!("expected an eviction");
+    };
+    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
+    w.running.remove(&moves[0].pod_uid);
+    w.running.insert("web-3-uid".into());
+    w.measurement = after;
+    let d = w.decide(t(70), &mut memory);
+    (d, memory)
+}
+
+#[test]
+fn a_replacement_in_an_unpredicted_domain_that_lowers_the_distance_is_a_success() {
+    // Three zones, three replicas all in c; planned toward a, the scheduler chose b (both had
+    // the lowest count): closer to balance, so a success and no back-off, even after an
+    // earlier failure.
+    let (d, memory) = judge_after(
+        measurement_in(&[("a", 0), ("b", 0), ("c", 3)]),
+        measurement_in(&[("a", 0), ("b", 1), ("c", 2)]),
+        a_move("web-1"),
+    );
+    assert_eq!((d.moves_succeeded, d.moves_failed), (1, 0));
+    assert_eq!(memory.failed_moves, 0);
+    assert_eq!(memory.backoff_until, None);
+    assert_ne!(d.state, RebalanceState::BackingOff);
+}
+
+#[test]
+fn a_replacement_back_in_its_domain_fails_and_backs_off() {
+    let (d, memory) = judge_after(
+        measurement_in(&[("a", 0), ("b", 0), ("c", 3)]),
+        measurement_in(&[("a", 0), ("b", 0), ("c", 3)]),
+        a_move("web-1"),
+    );
+    assert_eq!((d.moves_succeeded, d.moves_failed), (0, 1));
+    assert!(memory.backoff_until.is_some(), "second failure backs off");
+    assert_eq!(d.state, RebalanceState::BackingOff);
+}
+
+#[test]
+fn a_move_that_makes_a_constraint_worse_fails() {
+    // a 1, b 1, c 2 (within maxSkew 1); the replacement of a pod from a lands in c: skew 2.
+    let mut planned = a_move("web-1");
+    planned.from_domain = "a".into();
+    planned.to_domain = "b".into();
+    let (d, _) = judge_after(
+        measurement_in(&[("a", 1), ("b", 0), ("c", 3)]),
+        measurement_in(&[("a", 0), ("b", 0), ("c", 4)]),
+        planned,
+    );
+    assert_eq!((d.moves_succeeded, d.moves_failed), (0, 1));
 }

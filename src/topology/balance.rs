@@ -45,13 +45,19 @@ impl Histogram {
         self.domains[count.max(0) as usize] -= 1;
     }
 
-    /// The histogram after one pod moves from a domain holding `from` to one holding `to`.
-    pub fn after_move(&self, from: i32, to: i32) -> Self {
+    /// The histogram after a pod leaves a domain holding `from` pods and joins one holding
+    /// `to`; `None` on either side when that side is not counted (the pod is not counted there,
+    /// or the node is no domain).
+    pub fn after(&self, from: Option<i32>, to: Option<i32>) -> Self {
         let mut h = self.clone();
-        h.remove(from);
-        h.add(from - 1);
-        h.remove(to);
-        h.add(to + 1);
+        if let Some(from) = from.filter(|f| *f > 0) {
+            h.remove(from);
+            h.add(from - 1);
+        }
+        if let Some(to) = to {
+            h.remove(to);
+            h.add(to + 1);
+        }
         h
     }
 
@@ -148,11 +154,11 @@ mod tests {
     #[test]
     fn histogram_move_matches_recount() {
         let h = Histogram::from_counts(&[4, 0, 2]);
-        let moved = h.after_move(4, 0);
+        let moved = h.after(Some(4), Some(0));
         let recounted = Histogram::from_counts(&[3, 1, 2]);
         assert_eq!(moved.skew(false), recounted.skew(false));
         assert_eq!(moved.min_moves(1, false), recounted.min_moves(1, false));
         assert_eq!(h.skew(false), 4);
-        assert_eq!(h.after_move(4, 0).skew(false), 2);
+        assert_eq!(h.after(Some(4), Some(0)).skew(false), 2);
     }
 }

@@ -53,6 +53,8 @@ pub struct Cluster {
     nodes: Arc<NodeSet>,
     pods: Vec<Pod>,
     namespaces: FastMap<String, NamespaceIndex>,
+    /// Requests of the pods holding resources on each node (terminating ones included), in
+    /// node order.
     requested: Vec<Resources>,
 }
 
@@ -98,7 +100,7 @@ impl Cluster {
         let nodes = Arc::new(NodeSet::new(nodes));
         let mut requested = vec![Resources::default(); nodes.nodes.len()];
         for pod in &pods {
-            if pod.is_counted()
+            if pod.holds_resources()
                 && let Some(n) = pod.node_name.as_ref().and_then(|n| nodes.node_index(n))
             {
                 requested[n] = requested[n].plus(&pod.requests);
@@ -128,6 +130,10 @@ impl Cluster {
         }
     }
 
+    /// The nodes that count for `constraint` when placing a pod shaped like `placement`: they
+    /// carry every one of `all_keys` (the keys of the pod's constraints of the same class,
+    /// DoNotSchedule or ScheduleAnyway) and pass the
+    /// constraint's node affinity and taint policies.
     pub fn eligibility(
         &self,
         all_keys: &[&str],
@@ -247,7 +253,7 @@ impl Cluster {
         pod.node_name.as_deref().and_then(|n| self.node_index(n))
     }
 
-    /// Allocatable minus what counted pods already request on the node.
+    /// Allocatable minus what the pods holding resources already request on the node.
     pub fn free(&self, node: usize) -> Resources {
         self.nodes.nodes[node]
             .allocatable

@@ -101,6 +101,9 @@ pub(crate) struct Layout {
     pub counts: Vec<i32>,
     /// `minDomains` is not met, so the global minimum is 0 whatever the counts.
     pub floor_zero: bool,
+    /// The pods (cluster indexes, ascending) the constraint's effective selector matches,
+    /// wherever they run: only moving one of them changes this constraint's counts.
+    pub matched: Vec<usize>,
 }
 
 impl Layout {
@@ -110,6 +113,11 @@ impl Layout {
             .zip(&self.nodes.eligible)
             .filter(|(_, e)| **e)
             .map(|(c, _)| *c)
+    }
+
+    /// Whether the constraint counts this pod (its effective selector matches it).
+    pub fn counts_pod(&self, pod: usize) -> bool {
+        self.matched.binary_search(&pod).is_ok()
     }
 
     pub fn skew(&self) -> i32 {
@@ -186,17 +194,29 @@ pub(crate) fn own_counted_pods(cluster: &Cluster, workload: &Workload) -> Vec<us
 }
 
 /// The layout of every constraint, in the workload's order.
+///
+/// Each class is counted apart, as upstream: a node counts for the DoNotSchedule constraints only
+/// if it carries every DoNotSchedule key (Filter), for the ScheduleAnyway ones only if it carries
+/// every ScheduleAnyway key (Score, `requireAllTopologies`). A soft key never drops a node from a
+/// hard count.
 pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Layout> {
-    let all_keys: Vec<&str> = workload
-        .constraints
-        .iter()
-        .map(|c| c.topology_key.as_str())
-        .collect();
+    let keys_of = |hard: bool| -> Vec<&str> {
+        workload
+            .constraints
+            .iter()
+            .filter(|c| c.is_hard() == hard)
+            .map(|c| c.topology_key.as_str())
+            .collect()
+    };
+    let (hard_keys, soft_keys) = (keys_of(true), keys_of(false));
     let reference = reference_labels(cluster, workload, own_pods);
     workload
         .constraints
         .iter()
-        .map(|c| layout(cluster, workload, c, &all_keys, &reference))
+        .map(|c| {
+            let keys = if c.is_hard() { &hard_keys } else { &soft_keys };
+            layout(cluster, workload, c, keys, &reference)
+        })
         .collect()
 }
 
@@ -210,8 +230,10 @@ fn layout(
     let key = cluster.key_index(&constraint.topology_key);
     let nodes = cluster.eligibility(all_keys, constraint, &workload.template.placement);
     let mut counts = vec![0; key.domains.len()];
+    let mut matched = Vec::new();
     if let Some(selector) = effective_selector(constraint, reference) {
-        for i in cluster.select_pods(&workload.namespace, &selector) {
+        matched = cluster.select_pods(&workload.namespace, &selector);
+        for &i in &matched {
             let pod = &cluster.pods()[i];
             if !pod.is_counted() {
                 continue;
@@ -229,6 +251,7 @@ fn layout(
         nodes,
         counts,
         floor_zero,
+        matched,
     }
 }
 

@@ -9,12 +9,16 @@ pub mod eligibility;
 pub mod fast_hash;
 pub mod measure;
 pub mod model;
+pub mod outcome;
 pub mod planner;
+pub mod scheduler;
 pub mod zone_loss;
 
 pub use balance::min_moves;
 pub use cluster::{Cluster, NodeSet};
 pub use measure::{ConstraintMeasure, Measurement, measure, skew_of};
 pub use model::*;
+pub use outcome::{Baseline, MoveOutcome, NotBetter, Replacement, distance, judge_move};
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};
+pub use scheduler::{Rejection, accepts, candidate_nodes, node_accepts, template_accepts};
 pub use zone_loss::{DomainLoss, pods_by_domain, worst_domain_loss};

@@ -192,6 +192,13 @@ impl Pod {
     pub fn is_counted(&self) -> bool {
         self.node_name.is_some() && !self.terminating && !self.finished
     }
+
+    /// Pods whose requests the scheduler charges to their node: bound and not finished. A
+    /// terminating pod still holds its requests until it is gone, so an eviction frees nothing
+    /// until then.
+    pub fn holds_resources(&self) -> bool {
+        self.node_name.is_some() && !self.finished
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -236,6 +243,11 @@ impl SpreadConstraint {
             node_affinity_policy: InclusionPolicy::Honor,
             node_taints_policy: InclusionPolicy::Ignore,
         }
+    }
+
+    /// DoNotSchedule: the scheduler filters nodes by it (ScheduleAnyway only scores them).
+    pub fn is_hard(&self) -> bool {
+        self.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule
     }
 
     /// `minDomains` only counts with DoNotSchedule.

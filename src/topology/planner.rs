@@ -1,20 +1,27 @@
 //! The joint rebalancing planner: the fewest evictions that bring every spread constraint of a
-//! workload within maxSkew, never making any of them worse, and only toward a node that would
-//! take the pod.
+//! workload within maxSkew (or as close as the cluster allows), where no step takes a constraint
+//! from within maxSkew to above it nor raises the skew of one already above, and every
+//! replacement is planned onto a node the scheduler would pick in the state right after the
+//! plan's earlier evictions ([`scheduler`](super::scheduler)).
 //!
-//! Each step picks the eviction that lowers the workload's total distance from balance
-//! ([`min_moves`](super::balance::min_moves), summed over constraints) the most, while no
-//! constraint's distance or skew grows. For one constraint every step lowers the distance by one,
-//! so the plan meets the lower bound; for several (zone and hostname together) a pod is chosen so
-//! that moving it helps the zone without piling pods onto one node.
+//! Method: a greedy pass (each step takes the eviction that lowers the total distance from
+//! balance the most) gives an incumbent. The distance of each constraint
+//! ([`min_moves`](super::balance::min_moves)) drops by at most one per eviction, so the largest
+//! of them is a lower bound; when the greedy meets it (the common case: one constraint, or a
+//! zone pile-up) it is optimal. Otherwise an A* search over sets of moves (the bound as its
+//! consistent heuristic, the greedy's length as the cut-off) finds the shortest plan, or, when
+//! balance cannot be reached, the closest reachable state in the fewest moves. The search is
+//! bounded by a work budget; past it the best plan found so far is returned.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use super::balance::Histogram;
 use super::cluster::Cluster;
-use super::eligibility::would_accept;
+use super::fast_hash::FastMap;
 use super::measure::{Layout, Measurement, layouts, measurement_of, own_counted_pods};
-use super::model::{HOSTNAME_KEY, Resources, Workload};
+use super::model::{Placement, Resources, Workload};
+use super::scheduler::{Filter, Incoming, SchedState, SpreadView, VolumeZone, static_fit};
 
 /// Limits on one planning step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,16 +44,20 @@ impl Default for PlanOptions {
 }
 
 /// One eviction and where its replacement is expected to land.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Move {
     pub pod: String,
     pub pod_uid: String,
     pub from_node: String,
+    /// One node the scheduler would accept (and, for ScheduleAnyway constraints, prefer).
     pub to_node: String,
-    /// The first constraint whose domain the move changes, and the domains it moves between.
+    /// The first constraint whose counts the move changes, and the domains it moves between.
     pub topology_key: String,
     pub from_domain: String,
     pub to_domain: String,
+    /// For each ScheduleAnyway constraint's key: every domain the scheduler may put the
+    /// replacement in (its score ties them; other score plugins decide). `to_domain` is one.
+    pub allowed_domains: BTreeMap<String, Vec<String>>,
 }
 
 /// Why no (further) move is planned.
@@ -118,6 +129,10 @@ pub struct Evaluation {
     pub plan: Result<Plan, Obstacle>,
 }
 
+/// Node checks (one candidate target of one pod in one state) the exact search may spend on one
+/// workload before it settles for the best plan found.
+const SEARCH_BUDGET: usize = 60_000;
+
 fn plan_from(
     cluster: &Cluster,
     workload: &Workload,
@@ -125,272 +140,672 @@ fn plan_from(
     layouts: Vec<Layout>,
     options: &PlanOptions,
 ) -> Result<Plan, Obstacle> {
-    if balanced(&layouts, workload) {
+    if layouts
+        .iter()
+        .zip(&workload.constraints)
+        .all(|(l, c)| l.skew() <= c.max_skew)
+    {
         return Err(Obstacle::AlreadyBalanced);
     }
-    let mut search = Search::new(cluster, workload, own, layouts, options.require_node_fit);
-    let mut all_moves = Vec::new();
-    while !search.balanced() {
-        match search.best_move(Relax::NONE) {
-            Some(candidate) => all_moves.push(search.apply(candidate)),
-            None => break,
+    let opted_out = own.iter().any(|&p| cluster.pods()[p].opted_out);
+    let kept_layouts = opted_out.then(|| layouts.clone());
+    let problem = Problem::new(
+        cluster,
+        workload,
+        own,
+        layouts,
+        options.require_node_fit,
+        Movable::Willing,
+    );
+    let path = problem.solve(SEARCH_BUDGET);
+    let end = problem.replay(&path);
+    let mut shortfall = (!problem.balanced(&end)).then(|| problem.diagnose(&end));
+    if let (Some(_), Some(layouts)) = (shortfall, kept_layouts) {
+        // Would the pods that opted out of eviction get further? Then they are the reason.
+        let all = Problem::new(
+            cluster,
+            workload,
+            own,
+            layouts,
+            options.require_node_fit,
+            Movable::All,
+        );
+        let all_end = all.replay(&all.solve(SEARCH_BUDGET));
+        if all.distance(&all_end) < problem.distance(&end) {
+            shortfall = Some(Obstacle::OptedOut);
         }
     }
-    let shortfall = (!search.balanced()).then(|| search.diagnose());
-    if all_moves.is_empty() {
+    if path.is_empty() {
         return Err(shortfall.unwrap_or(Obstacle::NothingMovable));
     }
-    let moves_needed = all_moves.len();
-    all_moves.truncate(options.max_moves.max(1));
+    let keep = options.max_moves.max(1).min(path.len());
     Ok(Plan {
-        moves: all_moves,
-        moves_needed,
+        moves: problem.moves(&path, keep),
+        moves_needed: path.len(),
         shortfall,
     })
 }
 
-fn balanced(layouts: &[Layout], workload: &Workload) -> bool {
-    layouts
-        .iter()
-        .zip(&workload.constraints)
-        .all(|(l, c)| l.skew() <= c.max_skew)
+/// Which of the workload's pods a plan may evict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Movable {
+    /// All but those opted out of eviction (they still count for skew).
+    Willing,
+    /// Every pod: only to tell whether the opted-out ones are why the plan stops short.
+    All,
 }
+
+/// One step of a plan: the next pod of a class goes to a node.
+type Step = (u32, u32);
+
+/// A search frontier entry: lowest f first, then the deepest, then the oldest.
+type Open = (Reverse<i64>, usize, Reverse<u64>, Vec<Step>);
 
 /// Which rules a diagnostic search may break, to tell why the real one found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Relax {
     volumes: bool,
     target_node: bool,
-    opted_out: bool,
 }
 
 impl Relax {
     const NONE: Relax = Relax {
         volumes: false,
         target_node: false,
-        opted_out: false,
     };
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Candidate {
-    pod: usize,
-    target: usize,
-    gain: i64,
+/// Pods of the workload that are interchangeable for planning: on one node, counted by the same
+/// constraints, shaped alike. The most willing moves first.
+#[derive(Debug)]
+struct Class {
+    source: usize,
+    /// Cluster indexes, most willing first (unpinned, lowest priority, then name).
+    pods: Vec<usize>,
+    /// Per constraint: the constraint counts these pods.
+    counted: Vec<bool>,
+    shape: usize,
 }
 
-struct Search<'a> {
+/// A pod shape: what the scheduler's node-only filters look at.
+#[derive(Debug)]
+struct Shape<'a> {
+    placement: &'a Placement,
+    requests: Resources,
+    volume_zone: VolumeZone<'a>,
+    /// The node-only filters (readiness, cordon, taints, affinity, volume zone), per node.
+    fits: Vec<bool>,
+}
+
+impl<'a> Shape<'a> {
+    fn incoming(&self, relax: Relax) -> Incoming<'a> {
+        Incoming {
+            placement: self.placement,
+            requests: self.requests,
+            volume_zone: if relax.volumes {
+                VolumeZone::Free
+            } else {
+                self.volume_zone
+            },
+        }
+    }
+}
+
+/// Counts and room after some moves.
+#[derive(Clone, Debug)]
+struct State {
+    counts: Vec<Vec<i32>>,
+    free: Vec<Resources>,
+    /// Pods of each class moved so far.
+    moved: Vec<u32>,
+}
+
+/// One legal move from a state, priced.
+#[derive(Clone, Copy, Debug)]
+struct Succ {
+    class: usize,
+    target: usize,
+    /// Decrease of the total distance (positive is better).
+    gain: i64,
+    /// The largest constraint distance after the move (the search's heuristic).
+    h_after: i64,
+}
+
+struct Problem<'a> {
     cluster: &'a Cluster,
     workload: &'a Workload,
     layouts: Vec<Layout>,
-    /// Pods of the workload that may move, most willing first.
-    movable: Vec<usize>,
-    /// Nodes that count for every constraint.
-    targets: Vec<usize>,
-    /// Requests of the replacements planned onto each node so far.
-    reserved: HashMap<usize, Resources>,
-    moved: HashSet<usize>,
+    classes: Vec<Class>,
+    shapes: Vec<Shape<'a>>,
+    /// Rank of each class's pods in willingness order, to order classes by their next pod.
+    rank: FastMap<usize, usize>,
     check_room: bool,
 }
 
-impl<'a> Search<'a> {
+impl<'a> Problem<'a> {
     fn new(
         cluster: &'a Cluster,
         workload: &'a Workload,
         own: &[usize],
         layouts: Vec<Layout>,
         check_room: bool,
+        which: Movable,
     ) -> Self {
-        let counted_everywhere =
-            |node: usize| layouts.iter().all(|l| l.nodes.node_domain[node].is_some());
+        let pods = cluster.pods();
         let mut movable: Vec<usize> = own
             .iter()
             .copied()
-            .filter(|&p| {
-                cluster
-                    .node_of(&cluster.pods()[p])
-                    .is_some_and(counted_everywhere)
-            })
+            .filter(|&p| which == Movable::All || !pods[p].opted_out)
+            .filter(|&p| cluster.node_of(&pods[p]).is_some())
             .collect();
         movable.sort_by(|&a, &b| {
-            let (a, b) = (&cluster.pods()[a], &cluster.pods()[b]);
+            let (a, b) = (&pods[a], &pods[b]);
             (a.placement.is_pinned(), a.priority, &a.name).cmp(&(
                 b.placement.is_pinned(),
                 b.priority,
                 &b.name,
             ))
         });
-        let targets = (0..cluster.nodes().len())
-            .filter(|&n| counted_everywhere(n))
-            .collect();
+        let rank = movable.iter().enumerate().map(|(r, p)| (*p, r)).collect();
+        let mut shapes: Vec<Shape<'a>> = Vec::new();
+        let mut classes: Vec<Class> = Vec::new();
+        for &p in &movable {
+            let pod = &pods[p];
+            let Some(source) = cluster.node_of(pod) else {
+                continue;
+            };
+            let volume_zone = VolumeZone::of(pod.has_volume_claims, Some(&cluster.nodes()[source]));
+            let shape = match shapes.iter().position(|s| {
+                *s.placement == pod.placement
+                    && s.requests == pod.requests
+                    && s.volume_zone == volume_zone
+            }) {
+                Some(s) => s,
+                None => {
+                    let incoming = Incoming {
+                        placement: &pod.placement,
+                        requests: pod.requests,
+                        volume_zone,
+                    };
+                    let fits = cluster
+                        .nodes()
+                        .iter()
+                        .map(|n| static_fit(n, &incoming).is_ok())
+                        .collect();
+                    shapes.push(Shape {
+                        placement: &pod.placement,
+                        requests: pod.requests,
+                        volume_zone,
+                        fits,
+                    });
+                    shapes.len() - 1
+                }
+            };
+            let counted: Vec<bool> = layouts.iter().map(|l| l.counts_pod(p)).collect();
+            match classes
+                .iter_mut()
+                .find(|c| c.source == source && c.shape == shape && c.counted == counted)
+            {
+                Some(c) => c.pods.push(p),
+                None => classes.push(Class {
+                    source,
+                    pods: vec![p],
+                    counted,
+                    shape,
+                }),
+            }
+        }
         Self {
             cluster,
             workload,
             layouts,
-            movable,
-            targets,
-            reserved: HashMap::new(),
-            moved: HashSet::new(),
+            classes,
+            shapes,
+            rank,
             check_room,
         }
     }
 
-    fn balanced(&self) -> bool {
-        balanced(&self.layouts, self.workload)
+    fn initial(&self) -> State {
+        State {
+            counts: self.layouts.iter().map(|l| l.counts.clone()).collect(),
+            free: (0..self.cluster.nodes().len())
+                .map(|n| self.cluster.free(n))
+                .collect(),
+            moved: vec![0; self.classes.len()],
+        }
     }
 
-    /// What is left on a node once the moves planned so far have landed.
-    fn free(&self, node: usize) -> Resources {
-        let reserved = self.reserved.get(&node).copied().unwrap_or_default();
-        self.cluster.free(node).minus(&reserved)
+    fn replay(&self, path: &[Step]) -> State {
+        let mut state = self.initial();
+        for &(class, target) in path {
+            self.apply(&mut state, class as usize, target as usize);
+        }
+        state
     }
 
-    /// The move that lowers the total distance from balance the most; ties go to the most
-    /// willing pod, then the first node by name.
-    fn best_move(&self, relax: Relax) -> Option<Candidate> {
-        let mut prices: Vec<Pricing> = self
+    /// The domain of `node` for constraint `c`, if the node counts for it.
+    fn domain(&self, c: usize, node: usize) -> Option<u32> {
+        self.layouts[c].nodes.node_domain[node]
+    }
+
+    fn apply(&self, state: &mut State, class: usize, target: usize) {
+        let k = &self.classes[class];
+        for (c, counted) in k.counted.iter().enumerate() {
+            if !*counted {
+                continue;
+            }
+            if let Some(d) = self.domain(c, k.source) {
+                state.counts[c][d as usize] -= 1;
+            }
+            if let Some(d) = self.domain(c, target) {
+                state.counts[c][d as usize] += 1;
+            }
+        }
+        let shape = &self.shapes[k.shape];
+        let need = Resources::new(shape.requests.cpu_millis, shape.requests.memory_bytes, 1);
+        // The evicted pod holds its requests until it is gone: nothing is freed at the source.
+        state.free[target] = state.free[target].minus(&need);
+        state.moved[class] += 1;
+    }
+
+    /// The total distance from balance in `state`, over every constraint.
+    fn distance(&self, state: &State) -> i64 {
+        self.pricings(state).iter().map(|p| p.distance).sum()
+    }
+
+    /// Per constraint: skew and distance in `state`.
+    fn standing(&self, state: &State) -> Vec<(i32, i64)> {
+        self.pricings(state)
+            .iter()
+            .map(|p| (p.skew, p.distance))
+            .collect()
+    }
+
+    fn pricings(&self, state: &State) -> Vec<Pricing> {
+        self.layouts
+            .iter()
+            .zip(&self.workload.constraints)
+            .zip(&state.counts)
+            .map(|((l, c), counts)| Pricing::new(l, counts, c.max_skew))
+            .collect()
+    }
+
+    fn balanced(&self, state: &State) -> bool {
+        self.standing(state)
+            .iter()
+            .zip(&self.workload.constraints)
+            .all(|((skew, _), c)| *skew <= c.max_skew)
+    }
+
+    /// The nodes the scheduler may pick for the next pod of `class` in `state` (in node order),
+    /// with the spread views it was judged by. `work` counts the node checks.
+    fn candidates(
+        &self,
+        state: &State,
+        class: usize,
+        relax: Relax,
+        work: &mut usize,
+    ) -> Vec<usize> {
+        let k = &self.classes[class];
+        let shape = &self.shapes[k.shape];
+        // The state right after the eviction: the pod no longer counts.
+        let mut counts = state.counts.clone();
+        for (c, counted) in k.counted.iter().enumerate() {
+            if *counted && let Some(d) = self.domain(c, k.source) {
+                counts[c][d as usize] -= 1;
+            }
+        }
+        let views: Vec<SpreadView<'_>> = self
             .layouts
             .iter()
             .zip(&self.workload.constraints)
-            .map(|(l, c)| Pricing::new(l, c.max_skew))
+            .zip(&counts)
+            .zip(&k.counted)
+            .map(|(((l, c), counts), m)| SpreadView {
+                constraint: c,
+                key_domain: &l.key.node_domain,
+                node_domain: &l.nodes.node_domain,
+                eligible: &l.nodes.eligible,
+                counts,
+                floor_zero: l.floor_zero,
+                self_match: *m,
+            })
             .collect();
-        // A move lowers each constraint's distance by at most one: once a move gains that much,
-        // nothing later in preference order can beat it.
-        let most = prices.iter().filter(|p| p.distance > 0).count() as i64;
-        let mut best: Option<Candidate> = None;
-        for &p in self.movable.iter().filter(|p| !self.moved.contains(p)) {
-            if best.is_some_and(|b| b.gain >= most) {
-                break;
-            }
-            let pod = &self.cluster.pods()[p];
-            if pod.opted_out && !relax.opted_out {
-                continue;
-            }
-            let Some(source) = self.cluster.node_of(pod) else {
-                continue;
-            };
-            for &target in &self.targets {
-                if target == source {
-                    continue;
-                }
-                let Some((gain, crosses_zone)) = self.price(&mut prices, source, target) else {
-                    continue;
+        let sched = SchedState {
+            nodes: self.cluster.nodes(),
+            free: &state.free,
+            spread: &views,
+            check_room: self.check_room && !relax.target_node,
+        };
+        let incoming = shape.incoming(relax);
+        let filter = Filter::new(&sched, &incoming);
+        let n = self.cluster.nodes().len();
+        *work += n;
+        // The scheduler may also put the replacement back on the pod's own node (it weighs it
+        // like any other): it is part of the preferred set, but no target.
+        let feasible: Vec<usize> = (0..n)
+            .filter(|&t| {
+                let node = &self.cluster.nodes()[t];
+                let node_ok = if relax == Relax::NONE {
+                    shape.fits[t]
+                } else {
+                    incoming.volume_zone.admits(node)
+                        && (relax.target_node || static_fit(node, &incoming).is_ok())
                 };
-                if best.is_some_and(|b| gain <= b.gain) {
-                    continue;
-                }
-                if pod.has_volume_claims && crosses_zone && !relax.volumes {
-                    continue;
-                }
-                let node = &self.cluster.nodes()[target];
-                if !relax.target_node
-                    && !would_accept(
-                        node,
-                        &pod.placement,
-                        &pod.requests,
-                        &self.free(target),
-                        self.check_room,
+                node_ok && filter.check_dynamic(t).is_ok()
+            })
+            .collect();
+        filter.preferred(&feasible)
+    }
+
+    /// Where the next pod of `class` may be planned: the scheduler's candidates but its own node.
+    fn targets(&self, state: &State, class: usize, relax: Relax, work: &mut usize) -> Vec<usize> {
+        let source = self.classes[class].source;
+        let mut all = self.candidates(state, class, relax, work);
+        all.retain(|&t| t != source);
+        all
+    }
+
+    /// Every legal, useful move of the next pod of `class`, priced against `pricings` (the
+    /// state's). A move is legal when no constraint goes from within maxSkew to above it and
+    /// none already above gets a larger skew; useful when it changes some count.
+    #[allow(clippy::too_many_arguments)] // one scan's state, inputs and budget; all needed
+    fn moves_of(
+        &self,
+        state: &State,
+        pricings: &mut [Pricing],
+        class: usize,
+        relax: Relax,
+        work: &mut usize,
+        out: &mut Vec<Succ>,
+        enough: i64,
+    ) {
+        let k = &self.classes[class];
+        if state.moved[class] as usize >= k.pods.len() {
+            return;
+        }
+        let total: i64 = pricings.iter().map(|p| p.distance).sum();
+        for target in self.targets(state, class, relax, work) {
+            let mut changed = false;
+            let mut legal = true;
+            let (mut dist_after, mut h_after) = (0i64, 0i64);
+            for (c, pricing) in pricings.iter_mut().enumerate() {
+                let (from, to) = if k.counted[c] {
+                    (self.domain(c, k.source), self.domain(c, target))
+                } else {
+                    (None, None)
+                };
+                let (distance, skew) = if from == to {
+                    (pricing.distance, pricing.skew)
+                } else {
+                    changed = true;
+                    let counts = &state.counts[c];
+                    pricing.after(
+                        from.map(|d| counts[d as usize]),
+                        to.map(|d| counts[d as usize]),
                     )
-                {
-                    continue;
+                };
+                if skew > pricing.max_skew.max(pricing.skew) {
+                    legal = false;
+                    break;
                 }
-                best = Some(Candidate {
-                    pod: p,
+                dist_after += distance;
+                h_after = h_after.max(distance);
+            }
+            if legal && changed {
+                let gain = total - dist_after;
+                out.push(Succ {
+                    class,
                     target,
                     gain,
+                    h_after,
                 });
+                if gain >= enough {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Classes with pods left, ordered by their next pod's willingness.
+    fn class_order(&self, state: &State) -> Vec<usize> {
+        let mut order: Vec<(usize, usize)> = (0..self.classes.len())
+            .filter_map(|k| {
+                let p = *self.classes[k].pods.get(state.moved[k] as usize)?;
+                Some((self.rank.get(&p).copied().unwrap_or(usize::MAX), k))
+            })
+            .collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// The move that lowers the total distance the most (ties: the most willing pod, then the
+    /// first node), if any lowers it.
+    fn best_move(&self, state: &State, relax: Relax, work: &mut usize) -> Option<Succ> {
+        let mut pricings = self.pricings(state);
+        // A move lowers each constraint's distance by at most one.
+        let most = pricings.iter().filter(|p| p.distance > 0).count() as i64;
+        let mut best: Option<Succ> = None;
+        let mut out = Vec::new();
+        for class in self.class_order(state) {
+            // Skip a class that cannot beat the best move so far even toward its ideal target
+            // (without it the greedy is quadratic: every class it touched is priced again).
+            let bound = self.gain_bound(state, &mut pricings, class);
+            if bound <= best.map_or(0, |b| b.gain) {
+                continue;
+            }
+            out.clear();
+            // No move gains more than its bound: the first that reaches it will do.
+            self.moves_of(state, &mut pricings, class, relax, work, &mut out, bound);
+            for s in &out {
+                if s.gain > 0 && best.is_none_or(|b| s.gain > b.gain) {
+                    best = Some(*s);
+                }
+            }
+            if best.is_some_and(|b| b.gain >= most) {
+                break;
             }
         }
         best
     }
 
-    /// The gain of moving a pod from `source` to `target` (positive is better), and whether it
-    /// leaves a domain of a key other than hostname; `None` when any constraint gets worse or
-    /// nothing improves.
-    fn price(&self, prices: &mut [Pricing], source: usize, target: usize) -> Option<(i64, bool)> {
-        let mut gain = 0;
-        let mut crosses_zone = false;
-        for ((layout, pricing), constraint) in self
-            .layouts
-            .iter()
-            .zip(prices.iter_mut())
-            .zip(&self.workload.constraints)
-        {
-            let (from, to) = (
-                layout.nodes.node_domain[source]?,
-                layout.nodes.node_domain[target]?,
-            );
-            if from == to {
+    /// The most a move of the next pod of `class` can lower the total distance: per constraint,
+    /// the gain of moving it to the least-loaded domain (or out of every domain). A pod added to
+    /// a smaller domain is never worse for a constraint's distance, so this bounds every target.
+    fn gain_bound(&self, state: &State, pricings: &mut [Pricing], class: usize) -> i64 {
+        let k = &self.classes[class];
+        let mut bound = 0;
+        for (c, pricing) in pricings.iter_mut().enumerate() {
+            if !k.counted[c] || pricing.distance == 0 {
                 continue;
             }
-            crosses_zone |= constraint.topology_key != HOSTNAME_KEY;
-            let (delta, new_skew) =
-                pricing.delta(layout.counts[from as usize], layout.counts[to as usize]);
-            if delta > 0 || new_skew > pricing.skew {
-                return None;
-            }
-            gain -= delta;
+            let from = self
+                .domain(c, k.source)
+                .map(|d| state.counts[c][d as usize]);
+            let lowest = pricing.min_count;
+            let best = [lowest, None]
+                .into_iter()
+                .map(|to| pricing.after(from, to).0)
+                .min()
+                .unwrap_or(pricing.distance);
+            bound += (pricing.distance - best).max(0);
         }
-        (gain > 0).then_some((gain, crosses_zone))
+        bound
     }
 
-    fn apply(&mut self, c: Candidate) -> Move {
-        let pod = &self.cluster.pods()[c.pod];
-        let source = self.cluster.node_of(pod).unwrap_or(c.target);
-        let mut changed = None;
-        for (layout, constraint) in self.layouts.iter_mut().zip(&self.workload.constraints) {
-            if let (Some(from), Some(to)) = (
-                layout.nodes.node_domain[source],
-                layout.nodes.node_domain[c.target],
-            ) && from != to
+    fn greedy(&self, work: &mut usize) -> Vec<Step> {
+        let mut state = self.initial();
+        let mut path = Vec::new();
+        while !self.balanced(&state) {
+            let Some(s) = self.best_move(&state, Relax::NONE, work) else {
+                break;
+            };
+            self.apply(&mut state, s.class, s.target);
+            path.push((s.class as u32, s.target as u32));
+        }
+        path
+    }
+
+    /// The shortest plan to balance, or to the closest state reachable.
+    fn solve(&self, budget: usize) -> Vec<Step> {
+        let mut work = 0;
+        let greedy = self.greedy(&mut work);
+        let start = self.initial();
+        let lower_bound = self
+            .standing(&start)
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(0);
+        let greedy_end = self.replay(&greedy);
+        let greedy_dist: i64 = self.standing(&greedy_end).iter().map(|(_, d)| *d).sum();
+        if greedy_dist == 0 && greedy.len() as i64 <= lower_bound {
+            return greedy;
+        }
+        self.search(greedy, greedy_dist, budget.saturating_sub(work))
+    }
+
+    /// A* over sets of moves: states are the multisets of (class, target) moved so far, so
+    /// two orders of the same moves are one state; the path kept is the first legal order
+    /// found. Returns the best of the incumbent and what the search reached.
+    fn search(&self, incumbent: Vec<Step>, incumbent_dist: i64, budget: usize) -> Vec<Step> {
+        let reaches_balance = incumbent_dist == 0;
+        let cutoff = incumbent.len();
+        let mut best = (incumbent_dist, incumbent.len(), incumbent);
+        let mut seen: FastMap<Vec<Step>, usize> = FastMap::default();
+        let mut heap: BinaryHeap<Open> = BinaryHeap::new();
+        let start = self.initial();
+        let h0 = self
+            .standing(&start)
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(0);
+        heap.push((Reverse(h0), 0, Reverse(0), Vec::new()));
+        seen.insert(Vec::new(), 0);
+        let mut seq = 0u64;
+        let mut work = 0usize;
+        let mut out = Vec::new();
+        while let Some((_, g, _, path)) = heap.pop() {
+            if work > budget {
+                break;
+            }
+            let state = self.replay(&path);
+            let mut pricings = self.pricings(&state);
+            let dist: i64 = pricings.iter().map(|p| p.distance).sum();
+            if (dist, g) < (best.0, best.1) {
+                best = (dist, g, path.clone());
+            }
+            if dist == 0 {
+                // Popped in order of g + h with a consistent h: no shorter plan exists.
+                break;
+            }
+            for class in self.class_order(&state) {
+                out.clear();
+                self.moves_of(
+                    &state,
+                    &mut pricings,
+                    class,
+                    Relax::NONE,
+                    &mut work,
+                    &mut out,
+                    i64::MAX,
+                );
+                for s in &out {
+                    let f = (g + 1) as i64 + s.h_after;
+                    if reaches_balance && f >= cutoff as i64 {
+                        continue;
+                    }
+                    let mut next = path.clone();
+                    next.push((s.class as u32, s.target as u32));
+                    let mut key = next.clone();
+                    key.sort_unstable();
+                    if seen.get(&key).is_some_and(|&old| old <= g + 1) {
+                        continue;
+                    }
+                    seen.insert(key, g + 1);
+                    seq += 1;
+                    // On equal f, deeper first: it reaches a goal sooner.
+                    heap.push((Reverse(f), g + 1, Reverse(seq), next));
+                }
+            }
+        }
+        best.2
+    }
+
+    /// The plan's first `keep` moves, spelled out.
+    fn moves(&self, path: &[Step], keep: usize) -> Vec<Move> {
+        let mut state = self.initial();
+        let mut moves = Vec::with_capacity(keep);
+        let nodes = self.cluster.nodes();
+        for &(class, target) in path.iter().take(keep) {
+            let (class, target) = (class as usize, target as usize);
+            let k = &self.classes[class];
+            let pod = &self.cluster.pods()[k.pods[state.moved[class] as usize]];
+            let mut work = 0;
+            let allowed = self.candidates(&state, class, Relax::NONE, &mut work);
+            let mut allowed_domains = BTreeMap::new();
+            let mut changed = None;
+            for (c, (layout, constraint)) in self
+                .layouts
+                .iter()
+                .zip(&self.workload.constraints)
+                .enumerate()
             {
-                layout.counts[from as usize] -= 1;
-                layout.counts[to as usize] += 1;
-                changed.get_or_insert_with(|| {
-                    (
+                let name = |node: usize| {
+                    layout.key.node_domain[node]
+                        .map(|d| layout.key.domains[d as usize].clone())
+                        .unwrap_or_default()
+                };
+                if !constraint.is_hard() {
+                    let mut domains: Vec<String> = allowed.iter().map(|&n| name(n)).collect();
+                    domains.sort();
+                    domains.dedup();
+                    allowed_domains.insert(constraint.topology_key.clone(), domains);
+                }
+                if changed.is_none()
+                    && k.counted[c]
+                    && self.domain(c, k.source) != self.domain(c, target)
+                {
+                    changed = Some((
                         constraint.topology_key.clone(),
-                        layout.key.domains[from as usize].clone(),
-                        layout.key.domains[to as usize].clone(),
-                    )
-                });
+                        name(k.source),
+                        name(target),
+                    ));
+                }
             }
+            let (topology_key, from_domain, to_domain) = changed.unwrap_or_default();
+            moves.push(Move {
+                pod: pod.name.clone(),
+                pod_uid: pod.uid.clone(),
+                from_node: nodes[k.source].name.clone(),
+                to_node: nodes[target].name.clone(),
+                topology_key,
+                from_domain,
+                to_domain,
+                allowed_domains,
+            });
+            self.apply(&mut state, class, target);
         }
-        let need = Resources::new(pod.requests.cpu_millis, pod.requests.memory_bytes, 1);
-        let reserved = self.reserved.entry(c.target).or_default();
-        *reserved = reserved.plus(&need);
-        self.moved.insert(c.pod);
-        let (topology_key, from_domain, to_domain) = changed.unwrap_or_default();
-        Move {
-            pod: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            from_node: self.cluster.nodes()[source].name.clone(),
-            to_node: self.cluster.nodes()[c.target].name.clone(),
-            topology_key,
-            from_domain,
-            to_domain,
-        }
+        moves
     }
 
-    /// Why the search stops short: the first rule whose relaxation would let a move through.
-    fn diagnose(&self) -> Obstacle {
+    /// Why the plan stops short: the first rule whose relaxation would let a useful move through.
+    fn diagnose(&self, state: &State) -> Obstacle {
         let relaxed = |volumes, target_node| {
-            self.best_move(Relax {
-                volumes,
-                target_node,
-                opted_out: false,
-            })
+            let mut work = 0;
+            self.best_move(
+                state,
+                Relax {
+                    volumes,
+                    target_node,
+                },
+                &mut work,
+            )
             .is_some()
         };
-        let opted_out = || {
-            self.best_move(Relax {
-                opted_out: true,
-                ..Relax::NONE
-            })
-            .is_some()
-        };
-        if opted_out() {
-            Obstacle::OptedOut
-        } else if relaxed(true, false) {
+        if relaxed(true, false) {
             Obstacle::VolumePinned
         } else if relaxed(false, true) {
             Obstacle::NoCapacity
@@ -400,7 +815,10 @@ impl<'a> Search<'a> {
             .layouts
             .iter()
             .zip(&self.workload.constraints)
-            .any(|(l, c)| l.floor_zero && l.skew() > c.max_skew)
+            .zip(&state.counts)
+            .any(|((l, c), counts)| {
+                l.floor_zero && Pricing::new(l, counts, c.max_skew).skew > c.max_skew
+            })
         {
             Obstacle::TooFewDomains
         } else {
@@ -409,20 +827,28 @@ impl<'a> Search<'a> {
     }
 }
 
-/// Prices moves for one constraint in its current state; a move's effect depends only on the
-/// counts of its two domains, so each pair is priced once.
+/// Prices moves for one constraint in one state: a move's effect depends only on the counts of
+/// the two domains it touches, so each pair is priced once.
 struct Pricing {
     hist: Histogram,
     max_skew: i32,
     floor_zero: bool,
     distance: i64,
     skew: i32,
-    memo: HashMap<(i32, i32), (i64, i32)>,
+    /// The smallest count over eligible domains.
+    min_count: Option<i32>,
+    memo: FastMap<(Option<i32>, Option<i32>), (i64, i32)>,
 }
 
 impl Pricing {
-    fn new(layout: &Layout, max_skew: i32) -> Self {
-        let hist = Histogram::from_counts(&layout.eligible_counts().collect::<Vec<_>>());
+    fn new(layout: &Layout, counts: &[i32], max_skew: i32) -> Self {
+        let eligible: Vec<i32> = counts
+            .iter()
+            .zip(&layout.nodes.eligible)
+            .filter(|(_, e)| **e)
+            .map(|(c, _)| *c)
+            .collect();
+        let hist = Histogram::from_counts(&eligible);
         let distance = hist.min_moves(max_skew, layout.floor_zero);
         let skew = hist.skew(layout.floor_zero);
         Self {
@@ -431,22 +857,19 @@ impl Pricing {
             floor_zero: layout.floor_zero,
             distance,
             skew,
-            memo: HashMap::new(),
+            min_count: eligible.iter().copied().min(),
+            memo: HashMap::default(),
         }
     }
 
-    /// Change of distance and the new skew when a pod leaves a domain of `from` pods for one of
-    /// `to` pods.
-    fn delta(&mut self, from: i32, to: i32) -> (i64, i32) {
-        if from <= 0 {
-            return (i64::MAX / 4, i32::MAX);
-        }
-        let (hist, max_skew, floor_zero, distance) =
-            (&self.hist, self.max_skew, self.floor_zero, self.distance);
+    /// Distance and skew after a pod leaves a domain holding `from` pods (`None`: it was not
+    /// counted) for one holding `to` (`None`: it will not be counted).
+    fn after(&mut self, from: Option<i32>, to: Option<i32>) -> (i64, i32) {
+        let (hist, max_skew, floor_zero) = (&self.hist, self.max_skew, self.floor_zero);
         *self.memo.entry((from, to)).or_insert_with(|| {
-            let after = hist.after_move(from, to);
+            let after = hist.after(from, to);
             (
-                after.min_moves(max_skew, floor_zero) - distance,
+                after.min_moves(max_skew, floor_zero),
                 after.skew(floor_zero),
             )
         })

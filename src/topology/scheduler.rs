@@ -1,0 +1,644 @@
+//! A model of kube-scheduler deciding where one pod goes, in one state of the cluster: the
+//! filters a node must pass (PodTopologySpread over the DoNotSchedule constraints,
+//! NodeResourcesFit, TaintToleration, NodeAffinity, NodeUnschedulable, readiness, the volume's
+//! zone) and, for ScheduleAnyway constraints, the nodes PodTopologySpread's score prefers.
+//!
+//! The planner only plans a replacement onto a node this model accepts in the state right after
+//! the plan's earlier evictions: a target the scheduler rejects means the pod lands elsewhere
+//! (or stays Pending) and the eviction was wasted.
+
+use super::cluster::Cluster;
+use super::eligibility::{matches_node_affinity, tolerates, tolerates_node};
+use kube::core::SelectorExt;
+
+use super::measure::{Layout, effective_selector, layouts, own_counted_pods};
+use super::model::{
+    HOSTNAME_KEY, Node, Placement, Resources, SpreadConstraint, Taint, TaintEffect, Workload,
+    ZONE_KEY,
+};
+
+/// Why a node would not take the pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The node is not Ready.
+    NotReady,
+    /// Cordoned, and the pod does not tolerate `node.kubernetes.io/unschedulable`.
+    Unschedulable,
+    /// A NoSchedule/NoExecute taint the pod does not tolerate.
+    Taint,
+    /// The pod's node selector or required node affinity excludes the node.
+    NodeAffinity,
+    /// Not enough allocatable cpu, memory or pods left.
+    InsufficientResources,
+    /// The pod's volumes live in another zone (or the node's zone is unknown).
+    VolumeZone,
+    /// The node lacks the key of a DoNotSchedule constraint.
+    MissingTopologyKey(String),
+    /// One more pod in the node's domain would exceed the constraint's maxSkew.
+    TopologySpread(String),
+    /// The node is not in the snapshot.
+    UnknownNode,
+}
+
+impl Rejection {
+    /// Rejections that come from the node itself, not from where the workload's pods are.
+    pub fn is_node_capacity(&self) -> bool {
+        matches!(
+            self,
+            Rejection::NotReady
+                | Rejection::Unschedulable
+                | Rejection::Taint
+                | Rejection::NodeAffinity
+                | Rejection::InsufficientResources
+        )
+    }
+}
+
+/// Where a pod's volumes hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VolumeZone<'a> {
+    /// No PersistentVolumeClaim: any zone.
+    Free,
+    /// Its volumes are in this zone (the zone label of the node the pod runs on).
+    In(&'a str),
+    /// It has claims but its node carries no zone label: no node is known to be in the
+    /// volume's zone, so the pod cannot move at all.
+    Unknown,
+}
+
+impl<'a> VolumeZone<'a> {
+    /// The zone a pod with volume claims running on `node` is held to.
+    pub fn of(has_claims: bool, node: Option<&'a Node>) -> Self {
+        if !has_claims {
+            return VolumeZone::Free;
+        }
+        match node.and_then(|n| n.labels.get(ZONE_KEY)) {
+            Some(z) => VolumeZone::In(z.as_str()),
+            None => VolumeZone::Unknown,
+        }
+    }
+
+    /// Whether the pod's volumes can be reached from `node` (by the node's zone label,
+    /// whatever key a constraint spreads over).
+    pub fn admits(self, node: &Node) -> bool {
+        match self {
+            VolumeZone::Free => true,
+            VolumeZone::In(zone) => node.labels.get(ZONE_KEY).is_some_and(|z| z == zone),
+            VolumeZone::Unknown => false,
+        }
+    }
+}
+
+/// The pod being placed. A replacement is made by the evicted pod's own controller (the same
+/// ReplicaSet), so it has the evicted pod's placement and requests, and stays with its volumes.
+#[derive(Clone, Copy, Debug)]
+pub struct Incoming<'a> {
+    pub placement: &'a Placement,
+    pub requests: Resources,
+    pub volume_zone: VolumeZone<'a>,
+}
+
+/// One spread constraint in some state.
+#[derive(Clone, Copy, Debug)]
+pub struct SpreadView<'a> {
+    pub constraint: &'a SpreadConstraint,
+    /// For each node (cluster order), its domain of the constraint's key, `None` without the
+    /// label.
+    pub key_domain: &'a [Option<u32>],
+    /// For each node, its domain if the node counts for the constraint (its class's keys,
+    /// the inclusion policies).
+    pub node_domain: &'a [Option<u32>],
+    /// For each domain, whether some counted node is in it.
+    pub eligible: &'a [bool],
+    /// Matching pods per domain in this state (an evicted pod no longer counts).
+    pub counts: &'a [i32],
+    /// `minDomains` is not met: the global minimum is 0.
+    pub floor_zero: bool,
+    /// The incoming pod matches the constraint's selector (`selfMatchNum` upstream).
+    pub self_match: bool,
+}
+
+/// Everything the scheduler looks at when placing one pod.
+#[derive(Clone, Copy, Debug)]
+pub struct SchedState<'a> {
+    pub nodes: &'a [Node],
+    /// What is free on each node in this state (terminating pods still hold their requests).
+    pub free: &'a [Resources],
+    /// The pod's spread constraints, hard and soft, in its order.
+    pub spread: &'a [SpreadView<'a>],
+    /// Check room (NodeResourcesFit); `requireNodeFit: false` skips it.
+    pub check_room: bool,
+}
+
+/// Whether `node` passes every filter for `pod` in `state`: the scheduler's answer to "may the
+/// pod be bound here".
+pub fn node_accepts(
+    state: &SchedState<'_>,
+    pod: &Incoming<'_>,
+    node: usize,
+) -> Result<(), Rejection> {
+    Filter::new(state, pod).check(node)
+}
+
+/// A pod's filters with what does not depend on the node computed once (each DoNotSchedule
+/// constraint's global minimum).
+#[derive(Clone, Debug)]
+pub struct Filter<'a> {
+    state: SchedState<'a>,
+    pod: Incoming<'a>,
+    /// Per constraint of `state.spread`: the global minimum for a hard one, `None` for a soft one.
+    global_min: Vec<Option<i32>>,
+}
+
+impl<'a> Filter<'a> {
+    pub fn new(state: &SchedState<'a>, pod: &Incoming<'a>) -> Self {
+        let global_min = state
+            .spread
+            .iter()
+            .map(|s| s.constraint.is_hard().then(|| global_min(s)))
+            .collect();
+        Self {
+            state: *state,
+            pod: *pod,
+            global_min,
+        }
+    }
+
+    /// Every filter.
+    pub fn check(&self, node: usize) -> Result<(), Rejection> {
+        self.check_node(node)?;
+        self.check_dynamic(node)
+    }
+
+    /// The filters that depend only on the node and the pod's shape: readiness, cordon, taints,
+    /// node affinity, the volume's zone.
+    pub fn check_node(&self, node: usize) -> Result<(), Rejection> {
+        let n = self.state.nodes.get(node).ok_or(Rejection::UnknownNode)?;
+        static_fit(n, &self.pod)
+    }
+
+    /// The filters that depend on the state: room and PodTopologySpread.
+    pub fn check_dynamic(&self, node: usize) -> Result<(), Rejection> {
+        if self.state.check_room {
+            let need = Resources::new(
+                self.pod.requests.cpu_millis,
+                self.pod.requests.memory_bytes,
+                self.pod.requests.pods.max(1),
+            );
+            let free = self.state.free.get(node).ok_or(Rejection::UnknownNode)?;
+            if !free.covers(&need) {
+                return Err(Rejection::InsufficientResources);
+            }
+        }
+        // A node must carry every hard key before any count is looked at.
+        for s in self.state.spread.iter().filter(|s| s.constraint.is_hard()) {
+            if s.key_domain.get(node).copied().flatten().is_none() {
+                return Err(Rejection::MissingTopologyKey(
+                    s.constraint.topology_key.clone(),
+                ));
+            }
+        }
+        for (s, min) in self.state.spread.iter().zip(&self.global_min) {
+            let Some(min) = min else { continue };
+            let domain = s.key_domain.get(node).copied().flatten();
+            // A domain no counted node is in has no entry upstream: 0 matching pods.
+            let matching = domain
+                .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
+                .and_then(|d| s.counts.get(d as usize).copied())
+                .unwrap_or(0);
+            let skew = matching + i32::from(s.self_match) - min;
+            if skew > s.constraint.max_skew {
+                return Err(Rejection::TopologySpread(s.constraint.topology_key.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Of the nodes that pass every filter, the ones PodTopologySpread's score prefers for the
+    /// pod's ScheduleAnyway constraints (all of them without such constraints).
+    pub fn preferred(&self, feasible: &[usize]) -> Vec<usize> {
+        preferred_nodes(&self.state, feasible)
+    }
+}
+
+/// The filters that depend only on the node and the pod's shape.
+pub fn static_fit(node: &Node, pod: &Incoming<'_>) -> Result<(), Rejection> {
+    if !node.ready {
+        return Err(Rejection::NotReady);
+    }
+    if node.unschedulable {
+        let cordon = Taint {
+            key: "node.kubernetes.io/unschedulable".into(),
+            value: String::new(),
+            effect: TaintEffect::NoSchedule,
+        };
+        if !pod
+            .placement
+            .tolerations
+            .iter()
+            .any(|t| tolerates(t, &cordon))
+        {
+            return Err(Rejection::Unschedulable);
+        }
+    }
+    if !tolerates_node(&pod.placement.tolerations, node) {
+        return Err(Rejection::Taint);
+    }
+    if !matches_node_affinity(pod.placement, node) {
+        return Err(Rejection::NodeAffinity);
+    }
+    if !pod.volume_zone.admits(node) {
+        return Err(Rejection::VolumeZone);
+    }
+    Ok(())
+}
+
+/// The smallest count over eligible domains (0 without minDomains met; 0 without domains).
+fn global_min(s: &SpreadView<'_>) -> i32 {
+    if s.floor_zero {
+        return 0;
+    }
+    s.counts
+        .iter()
+        .zip(s.eligible)
+        .filter(|(_, e)| **e)
+        .map(|(c, _)| *c)
+        .min()
+        .unwrap_or(0)
+}
+
+/// The nodes among `feasible` with the lowest PodTopologySpread score for the soft constraints
+/// (scoring.go): nodes lacking a soft key are ignored (they score worst); each constraint adds
+/// `count × ln(domains + 2)`, hostname counting the node's own pods. Other score plugins also
+/// weigh in, so the scheduler may pick any of these: a set, not a node.
+pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize> {
+    let soft: Vec<&SpreadView<'_>> = state
+        .spread
+        .iter()
+        .filter(|s| !s.constraint.is_hard())
+        .collect();
+    if soft.is_empty() {
+        return feasible.to_vec();
+    }
+    let considered: Vec<usize> = feasible
+        .iter()
+        .copied()
+        .filter(|&n| {
+            soft.iter()
+                .all(|s| s.key_domain.get(n).copied().flatten().is_some())
+        })
+        .collect();
+    if considered.is_empty() {
+        // Every feasible node is ignored: they all score the same.
+        return feasible.to_vec();
+    }
+    let weights: Vec<f64> = soft
+        .iter()
+        .map(|s| {
+            let size = if s.constraint.topology_key == HOSTNAME_KEY {
+                considered.len()
+            } else {
+                let mut seen: Vec<bool> = Vec::new();
+                let mut size = 0;
+                for d in considered.iter().filter_map(|&n| s.key_domain[n]) {
+                    let d = d as usize;
+                    if seen.len() <= d {
+                        seen.resize(d + 1, false);
+                    }
+                    size += usize::from(!std::mem::replace(&mut seen[d], true));
+                }
+                size
+            };
+            ((size + 2) as f64).ln()
+        })
+        .collect();
+    let score = |n: usize| -> f64 {
+        soft.iter()
+            .zip(&weights)
+            .map(|(s, w)| {
+                let count = s.key_domain[n]
+                    .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
+                    .and_then(|d| s.counts.get(d as usize).copied())
+                    .unwrap_or(0);
+                f64::from(count) * w
+            })
+            .sum()
+    };
+    let scores: Vec<f64> = considered.iter().map(|&n| score(n)).collect();
+    let best = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    considered
+        .into_iter()
+        .zip(scores)
+        .filter(|(_, s)| *s <= best + 1e-9 * best.abs().max(1.0))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// The scheduler's view of placing the replacement of one of the workload's pods, in the state
+/// right after that pod's eviction (it no longer counts, but still holds its requests).
+#[derive(Debug)]
+pub struct Placing {
+    layouts: Vec<Layout>,
+    free: Vec<Resources>,
+    self_match: Vec<bool>,
+    /// The evicted pod (cluster index), or `None` for a new pod from the workload's template.
+    pod: Option<usize>,
+    check_room: bool,
+}
+
+impl Placing {
+    /// `None` when `pod` is not one of the workload's running pods.
+    pub fn new(
+        cluster: &Cluster,
+        workload: &Workload,
+        pod: usize,
+        check_room: bool,
+    ) -> Option<Self> {
+        let own = own_counted_pods(cluster, workload);
+        if !own.contains(&pod) {
+            return None;
+        }
+        let mut layouts = layouts(cluster, workload, &own);
+        let source = cluster.node_of(&cluster.pods()[pod]);
+        let mut self_match = Vec::with_capacity(layouts.len());
+        for layout in &mut layouts {
+            let counted = layout.counts_pod(pod);
+            self_match.push(counted);
+            if counted && let Some(d) = source.and_then(|s| layout.nodes.node_domain[s]) {
+                layout.counts[d as usize] -= 1;
+            }
+        }
+        let free = (0..cluster.nodes().len())
+            .map(|n| cluster.free(n))
+            .collect();
+        Some(Self {
+            layouts,
+            free,
+            self_match,
+            pod: Some(pod),
+            check_room,
+        })
+    }
+
+    /// A new pod from the workload's template, placed in the cluster as it is (a scale-up).
+    pub fn for_template(cluster: &Cluster, workload: &Workload, check_room: bool) -> Self {
+        let own = own_counted_pods(cluster, workload);
+        let layouts = layouts(cluster, workload, &own);
+        let labels = &workload.template.labels;
+        let self_match = workload
+            .constraints
+            .iter()
+            .map(|c| effective_selector(c, labels).is_some_and(|s| s.matches(labels)))
+            .collect();
+        let free = (0..cluster.nodes().len())
+            .map(|n| cluster.free(n))
+            .collect();
+        Self {
+            layouts,
+            free,
+            self_match,
+            pod: None,
+            check_room,
+        }
+    }
+
+    fn with<R>(
+        &self,
+        cluster: &Cluster,
+        workload: &Workload,
+        f: impl FnOnce(&Filter<'_>) -> R,
+    ) -> R {
+        let views: Vec<SpreadView<'_>> = self
+            .layouts
+            .iter()
+            .zip(&workload.constraints)
+            .zip(&self.self_match)
+            .map(|((l, c), m)| view_of(l, c, *m))
+            .collect();
+        let state = SchedState {
+            nodes: cluster.nodes(),
+            free: &self.free,
+            spread: &views,
+            check_room: self.check_room,
+        };
+        // The replacement comes from the evicted pod's own ReplicaSet: shaped like it.
+        let incoming = match self.pod.map(|p| &cluster.pods()[p]) {
+            Some(p) => Incoming {
+                placement: &p.placement,
+                requests: p.requests,
+                volume_zone: VolumeZone::of(
+                    p.has_volume_claims,
+                    cluster.node_of(p).map(|n| &cluster.nodes()[n]),
+                ),
+            },
+            None => Incoming {
+                placement: &workload.template.placement,
+                requests: workload.template.requests,
+                volume_zone: VolumeZone::Free,
+            },
+        };
+        f(&Filter::new(&state, &incoming))
+    }
+
+    /// Whether the scheduler would bind the replacement to `node`.
+    pub fn accepts(
+        &self,
+        cluster: &Cluster,
+        workload: &Workload,
+        node: usize,
+    ) -> Result<(), Rejection> {
+        self.with(cluster, workload, |f| f.check(node))
+    }
+
+    /// The nodes the scheduler may pick for the replacement: feasible, and preferred by the
+    /// ScheduleAnyway constraints' score.
+    pub fn candidates(&self, cluster: &Cluster, workload: &Workload) -> Vec<usize> {
+        self.with(cluster, workload, |f| {
+            let feasible: Vec<usize> = (0..cluster.nodes().len())
+                .filter(|&n| f.check(n).is_ok())
+                .collect();
+            f.preferred(&feasible)
+        })
+    }
+}
+
+/// The scheduler's view of one constraint's layout.
+pub(crate) fn view_of<'a>(
+    layout: &'a Layout,
+    constraint: &'a SpreadConstraint,
+    self_match: bool,
+) -> SpreadView<'a> {
+    SpreadView {
+        constraint,
+        key_domain: &layout.key.node_domain,
+        node_domain: &layout.nodes.node_domain,
+        eligible: &layout.nodes.eligible,
+        counts: &layout.counts,
+        floor_zero: layout.floor_zero,
+        self_match,
+    }
+}
+
+/// Whether the scheduler would bind the replacement of the workload's pod `pod` (a cluster
+/// index) to `node`, in the state right after the pod's eviction.
+pub fn accepts(
+    cluster: &Cluster,
+    workload: &Workload,
+    pod: usize,
+    node: usize,
+    check_room: bool,
+) -> Result<(), Rejection> {
+    match Placing::new(cluster, workload, pod, check_room) {
+        Some(p) => p.accepts(cluster, workload, node),
+        None => Err(Rejection::UnknownNode),
+    }
+}
+
+/// The nodes the scheduler may choose for the replacement of `pod`: those passing every filter
+/// and, with ScheduleAnyway constraints, scoring best for them.
+pub fn candidate_nodes(
+    cluster: &Cluster,
+    workload: &Workload,
+    pod: usize,
+    check_room: bool,
+) -> Vec<usize> {
+    Placing::new(cluster, workload, pod, check_room)
+        .map(|p| p.candidates(cluster, workload))
+        .unwrap_or_default()
+}
+
+/// Whether the scheduler would bind a new pod of the workload (its template) to `node` now.
+pub fn template_accepts(
+    cluster: &Cluster,
+    workload: &Workload,
+    node: usize,
+    check_room: bool,
+) -> Result<(), Rejection> {
+    Placing::for_template(cluster, workload, check_room).accepts(cluster, workload, node)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kube::core::Selector;
+
+    use super::*;
+    use crate::topology::{Cluster, InclusionPolicy, Pod, WhenUnsatisfiable};
+
+    fn node(name: &str, zone: Option<&str>) -> Node {
+        let mut labels = BTreeMap::from([(HOSTNAME_KEY.to_string(), name.to_string())]);
+        if let Some(z) = zone {
+            labels.insert(ZONE_KEY.into(), z.into());
+        }
+        Node {
+            name: name.into(),
+            labels,
+            ready: true,
+            allocatable: Resources::new(1000, 1 << 30, 10),
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, node: &str) -> Pod {
+        Pod {
+            name: name.into(),
+            uid: name.into(),
+            namespace: "ns".into(),
+            labels: BTreeMap::from([("app".into(), "web".into())]),
+            node_name: Some(node.into()),
+            requests: Resources::new(100, 0, 1),
+            ..Default::default()
+        }
+    }
+
+    fn workload(constraints: Vec<SpreadConstraint>) -> Workload {
+        Workload {
+            namespace: "ns".into(),
+            name: "web".into(),
+            pod_selector: [("app", "web")].into_iter().collect(),
+            template: Default::default(),
+            constraints,
+        }
+    }
+
+    fn selector() -> Selector {
+        [("app", "web")].into_iter().collect()
+    }
+
+    #[test]
+    fn volume_zone_follows_the_nodes_zone_label() {
+        let (a, b, bare) = (
+            node("a", Some("z1")),
+            node("b", Some("z2")),
+            node("c", None),
+        );
+        assert_eq!(VolumeZone::of(false, Some(&bare)), VolumeZone::Free);
+        assert_eq!(VolumeZone::of(true, Some(&a)), VolumeZone::In("z1"));
+        assert_eq!(VolumeZone::of(true, Some(&bare)), VolumeZone::Unknown);
+        assert!(VolumeZone::In("z1").admits(&a) && !VolumeZone::In("z1").admits(&b));
+        assert!(!VolumeZone::In("z1").admits(&bare));
+        assert!(!VolumeZone::Unknown.admits(&a));
+    }
+
+    #[test]
+    fn node_filters_in_order() {
+        let placement = Placement::default();
+        let pod = Incoming {
+            placement: &placement,
+            requests: Resources::new(100, 0, 1),
+            volume_zone: VolumeZone::Free,
+        };
+        let mut n = node("a", Some("z1"));
+        assert_eq!(static_fit(&n, &pod), Ok(()));
+        n.unschedulable = true;
+        assert_eq!(static_fit(&n, &pod), Err(Rejection::Unschedulable));
+        n.ready = false;
+        assert_eq!(static_fit(&n, &pod), Err(Rejection::NotReady));
+    }
+
+    #[test]
+    fn the_evicted_pod_no_longer_counts_but_holds_its_room() {
+        // a: 2 pods, b: 0, hard zone maxSkew 1. Right after evicting one pod of a the counts are
+        // [1, 0]: a refuses its replacement (1 + 1 - 0 = 2 > 1), b accepts it.
+        let nodes = vec![node("a", Some("z1")), node("b", Some("z2"))];
+        let pods = vec![pod("p1", "a"), pod("p2", "a")];
+        let mut c = SpreadConstraint::new(ZONE_KEY, 1, selector());
+        c.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+        let w = workload(vec![c]);
+        let cluster = Cluster::new(nodes.clone(), pods.clone());
+        assert_eq!(
+            accepts(&cluster, &w, 0, 0, true),
+            Err(Rejection::TopologySpread(ZONE_KEY.into()))
+        );
+        assert_eq!(accepts(&cluster, &w, 0, 1, true), Ok(()));
+        // A node full only because of the pod being evicted has no room for its replacement:
+        // the terminating pod still holds its requests.
+        let mut tight = nodes;
+        tight[0].allocatable.cpu_millis = 200;
+        let cluster = Cluster::new(tight, pods);
+        let w = workload(vec![SpreadConstraint::new(ZONE_KEY, 1, selector())]);
+        assert_eq!(
+            accepts(&cluster, &w, 0, 0, true),
+            Err(Rejection::InsufficientResources)
+        );
+    }
+
+    #[test]
+    fn soft_constraints_prefer_the_least_loaded_domains() {
+        // Zones z1 2 pods, z2 0, z3 0: both empty zones score best; a node without the key is
+        // ignored (scores worst).
+        let nodes = vec![
+            node("a", Some("z1")),
+            node("b", Some("z2")),
+            node("c", Some("z3")),
+            node("d", None),
+        ];
+        let pods = vec![pod("p1", "a"), pod("p2", "a"), pod("p3", "a")];
+        let mut c = SpreadConstraint::new(ZONE_KEY, 1, selector());
+        c.node_taints_policy = InclusionPolicy::Ignore;
+        let w = workload(vec![c]);
+        let cluster = Cluster::new(nodes, pods);
+        assert_eq!(candidate_nodes(&cluster, &w, 0, true), vec![1, 2]);
+    }
+}
