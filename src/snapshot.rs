@@ -68,6 +68,14 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             .iter()
             .flatten()
             .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some()),
+        deletion_cost: crate::topology::deletion_cost::annotated_cost(
+            pod.metadata.annotations.as_ref(),
+        ),
+        created: pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second()),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod balance;
 pub mod cluster;
+pub mod deletion_cost;
 pub mod eligibility;
 pub mod fast_hash;
 pub mod measure;
@@ -14,6 +15,7 @@ pub mod zone_loss;
 
 pub use balance::min_moves;
 pub use cluster::Cluster;
+pub use deletion_cost::{DeletionCosts, cost_patches, deletion_costs};
 pub use measure::{ConstraintMeasure, Measurement, measure, skew_of};
 pub use model::*;
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};

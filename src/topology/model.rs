@@ -167,6 +167,12 @@ pub struct Pod {
     pub priority: i32,
     /// Mounts a PersistentVolumeClaim: its volume is zonal, so the pod cannot change zone.
     pub has_volume_claims: bool,
+    /// The `controller.kubernetes.io/pod-deletion-cost` annotation, when set to an integer: what
+    /// the ReplicaSet controller ranks scale-in by (unset or invalid counts as 0 there).
+    pub deletion_cost: Option<i32>,
+    /// `metadata.creationTimestamp` in Unix seconds (0 when unknown): a stable tie-break, so the
+    /// scale-in order of equal pods does not shuffle between reconciles.
+    pub created: i64,
 }
 
 impl Pod {
