@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Disruptions per second across all workloads, to protect the API server (a positive number).
     #[arg(long, default_value_t = 10.0, value_parser = positive_rate)]
     pub max_evictions_per_second: f64,
+    /// Pod deletion-cost annotations written per second across all workloads (metadata-only
+    /// patches that keep scale-in balanced; a positive number).
+    #[arg(long, default_value_t = 20.0, value_parser = positive_rate)]
+    pub max_deletion_cost_writes_per_second: f64,
     /// Workloads rolling out at once because skewguard changed their template (constraint
     /// injection, RolloutRestart), cluster-wide; the others wait in state Queued.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]

@@ -19,12 +19,14 @@ pub enum ErrorCategory {
     Apply,
     /// A rollout restart of a workload failed.
     Restart,
+    /// Writing a pod's deletion-cost annotation failed.
+    DeletionCost,
     /// Writing the policy's status failed.
     Status,
 }
 
 impl ErrorCategory {
-    pub const ALL: [ErrorCategory; 8] = [
+    pub const ALL: [ErrorCategory; 9] = [
         ErrorCategory::KubeApi,
         ErrorCategory::InvalidPolicy,
         ErrorCategory::InvalidWorkload,
@@ -32,6 +34,7 @@ impl ErrorCategory {
         ErrorCategory::Eviction,
         ErrorCategory::Apply,
         ErrorCategory::Restart,
+        ErrorCategory::DeletionCost,
         ErrorCategory::Status,
     ];
 
@@ -45,6 +48,7 @@ impl ErrorCategory {
             ErrorCategory::Eviction => "eviction",
             ErrorCategory::Apply => "apply",
             ErrorCategory::Restart => "restart",
+            ErrorCategory::DeletionCost => "deletion_cost",
             ErrorCategory::Status => "status",
         }
     }
@@ -60,6 +64,7 @@ impl ErrorCategory {
             ErrorCategory::Eviction => "EvictionFailed",
             ErrorCategory::Apply => "ApplyFailed",
             ErrorCategory::Restart => "RestartFailed",
+            ErrorCategory::DeletionCost => "DeletionCostFailed",
             ErrorCategory::Status => "StatusFailed",
         }
     }
@@ -86,6 +91,12 @@ pub enum WriteError {
         #[source]
         source: kube::Error,
     },
+    #[error("writing the deletion cost of pod {pod} failed: {source}")]
+    DeletionCost {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl WriteError {
@@ -94,6 +105,7 @@ impl WriteError {
             WriteError::Apply { .. } => ErrorCategory::Apply,
             WriteError::Evict { .. } => ErrorCategory::Eviction,
             WriteError::Restart { .. } => ErrorCategory::Restart,
+            WriteError::DeletionCost { .. } => ErrorCategory::DeletionCost,
         }
     }
 }

@@ -108,6 +108,8 @@ pub enum Action {
     Evict,
     Restart,
     Inject,
+    /// A pod's deletion-cost annotation (counted in its own family, not as a rebalance action).
+    DeletionCost,
 }
 
 /// How an [`Action`] ended.
@@ -121,13 +123,19 @@ pub enum ActionResult {
 }
 
 impl Action {
-    pub const ALL: [Action; 3] = [Action::Evict, Action::Restart, Action::Inject];
+    pub const ALL: [Action; 4] = [
+        Action::Evict,
+        Action::Restart,
+        Action::Inject,
+        Action::DeletionCost,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Evict => "evict",
             Action::Restart => "restart",
             Action::Inject => "inject",
+            Action::DeletionCost => "deletion_cost",
         }
     }
 }
@@ -309,6 +317,7 @@ impl Collector for SnapshotCollector {
             "1 per reason that currently blocks rebalancing the workload",
         );
         let mut actions: BTreeMap<WorkloadLabels, u64> = BTreeMap::new();
+        let mut cost_writes: BTreeMap<WorkloadLabels, u64> = BTreeMap::new();
         for ((namespace, policy), snapshot) in &snapshots.policies {
             for w in &snapshot.workloads {
                 let base = WorkloadLabels {
@@ -366,7 +375,15 @@ impl Collector for SnapshotCollector {
                     result: Some(*result),
                     ..Default::default()
                 };
-                actions.insert(labels, *n);
+                if *action == Action::DeletionCost {
+                    let labels = WorkloadLabels {
+                        action: None,
+                        ..labels
+                    };
+                    cost_writes.insert(labels, *n);
+                } else {
+                    actions.insert(labels, *n);
+                }
             }
         }
         for family in [
@@ -387,6 +404,15 @@ impl Collector for SnapshotCollector {
             MetricType::Counter,
         )?;
         for (labels, n) in &actions {
+            ConstCounter::new(*n).encode(family.encode_family(labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "deletion_cost_writes",
+            "Writes of pods' pod-deletion-cost annotation that keep scale-in balanced, by result",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, n) in &cost_writes {
             ConstCounter::new(*n).encode(family.encode_family(labels)?)?;
         }
         // Each workload once, whichever policies list it.
@@ -757,6 +783,28 @@ mod tests {
         m.observe_policy("ns", "p", &[]);
         assert!(lines_with(&m, "skewguard_rebalance_actions_total{").is_empty());
         assert!(lock(&m.inner.snapshots.0).policies.is_empty());
+    }
+
+    #[test]
+    fn deletion_cost_writes_have_their_own_family() {
+        let m = Metrics::new();
+        let w = web(2, &[("a", 0), ("c", 2)], None);
+        for result in [
+            ActionResult::Success,
+            ActionResult::Success,
+            ActionResult::Error,
+        ] {
+            m.record_action("ns", "p", "Deployment", "web", Action::DeletionCost, result);
+        }
+        m.observe_policy("ns", "p", std::slice::from_ref(&w));
+        assert_eq!(
+            lines_with(&m, "skewguard_deletion_cost_writes_total{"),
+            vec![
+                "skewguard_deletion_cost_writes_total{namespace=\"ns\",policy=\"p\",kind=\"Deployment\",workload=\"web\",result=\"success\"} 2",
+                "skewguard_deletion_cost_writes_total{namespace=\"ns\",policy=\"p\",kind=\"Deployment\",workload=\"web\",result=\"error\"} 1",
+            ]
+        );
+        assert!(lines_with(&m, "action=\"deletion_cost\"").is_empty());
     }
 
     #[test]

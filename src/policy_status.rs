@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::conditions::{condition_type, reason};
 use crate::api::{
-    ConstraintStatus, HAPolicyStatus, RebalanceState, RebalanceStatus, WorkloadKind,
+    ConstraintStatus, HAPolicyStatus, RebalanceState, RebalanceStatus, ScaleInStatus, WorkloadKind,
     WorkloadStatus, ZoneLoss,
 };
 use crate::decision::Memory;
@@ -35,6 +35,8 @@ pub struct WorkloadOutcome {
     pub memory: Memory,
     /// What happened or would have happened (injection, dry-run), for the message.
     pub note: Option<String>,
+    /// Whether a scale-in keeps the spread (`None`: not this policy's to say, another governs).
+    pub scale_in: Option<ScaleInStatus>,
 }
 
 /// A short name for a topology key in messages.
@@ -119,6 +121,7 @@ impl WorkloadOutcome {
                 actions: self.memory.actions,
                 memory: crate::decision::persisted::to_status(&self.memory),
             },
+            scale_in: self.scale_in.clone(),
             message: (!message.is_empty()).then(|| message.join("; ")),
         }
     }

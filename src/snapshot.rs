@@ -73,7 +73,31 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             .annotations
             .as_ref()
             .is_some_and(crate::topology::opts_out),
+        deletion_cost: crate::topology::deletion_cost::annotated_cost(
+            pod.metadata.annotations.as_ref(),
+        ),
+        deletion_cost_ours: owns_deletion_cost(&pod.metadata),
+        created: pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second()),
     }
+}
+
+/// Whether skewguard's field manager owns the pod's `pod-deletion-cost` annotation.
+fn owns_deletion_cost(meta: &ObjectMeta) -> bool {
+    let field = format!(
+        "f:{}",
+        crate::topology::deletion_cost::DELETION_COST_ANNOTATION
+    );
+    meta.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(crate::constraints::FIELD_MANAGER)
+            && m.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:metadata")?.get("f:annotations")?.get(&field))
+                .is_some()
+    })
 }
 
 /// Node selector, required node affinity and tolerations of a pod spec.

@@ -8,7 +8,7 @@ use kube::core::cel::{Validator, apply_defaults, compile_schema, estimate_rule_c
 use serde_json::{Value, json};
 use skewguard::api::{
     HAPolicy, HAPolicySpec, HostAntiAffinity, NodeInclusionPolicy, RebalanceSpec,
-    RebalanceStrategy, SpreadEntry, WhenUnsatisfiable, WorkloadKind, crd,
+    RebalanceStrategy, ScaleInSpec, SpreadEntry, WhenUnsatisfiable, WorkloadKind, crd,
 };
 
 const UNIQUE_SPREAD: &str =
@@ -349,6 +349,8 @@ fn every_documented_default_is_in_the_schema() {
         ("rebalance/properties/cooldownSeconds", json!(300)),
         ("rebalance/properties/maxDisruptions", json!(1)),
         ("rebalance/properties/requireNodeFit", json!(true)),
+        ("scaleIn", json!({})),
+        ("scaleIn/properties/deletionCost", json!(true)),
         ("paused", json!(false)),
     ] {
         assert_eq!(
@@ -482,7 +484,28 @@ spread:
         }
     );
     assert_eq!(spec.rebalance, RebalanceSpec::default());
+    assert!(spec.scale_in.deletion_cost);
+    assert_eq!(spec.scale_in, ScaleInSpec::default());
     assert!(!spec.paused);
+}
+
+#[test]
+fn deletion_cost_is_on_by_default_and_can_be_turned_off() {
+    // The API server fills `scaleIn: {deletionCost: true}` when the field is omitted.
+    let defaulted = server_defaults(&policy(json!([{"topologyKey": ZONE}])));
+    assert_eq!(defaulted["spec"]["scaleIn"], json!({"deletionCost": true}));
+    let mut off = policy(json!([{"topologyKey": ZONE}]));
+    off["spec"]["scaleIn"] = json!({"deletionCost": false});
+    assert!(cel_failures(&off).is_empty());
+    let read: HAPolicy = serde_json::from_value(server_defaults(&off)).unwrap();
+    assert!(!read.spec.scale_in.deletion_cost);
+    assert_eq!(
+        spec_prop("scaleIn/properties/deletionCost")["type"],
+        "boolean"
+    );
+    let empty: HAPolicySpec =
+        serde_yaml::from_str("selector: {}\nspread: [{topologyKey: x}]\nscaleIn: {}\n").unwrap();
+    assert!(empty.scale_in.deletion_cost);
 }
 
 #[test]

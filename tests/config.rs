@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -158,6 +161,12 @@ fn check_object(origin: &str, v: &Value) -> bool {
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
             drop(round_trips::<RoleBinding>(origin, v))
         }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            drop(round_trips::<ValidatingAdmissionPolicy>(origin, v))
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            drop(round_trips::<ValidatingAdmissionPolicyBinding>(origin, v))
+        }
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             drop(round_trips::<CustomResourceDefinition>(origin, v))
         }
@@ -228,6 +237,8 @@ fn every_object_is_valid_for_its_kind() {
         "PodDisruptionBudget",
         "CustomResourceDefinition",
         "HAPolicy",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(kinds.contains(kind), "no {kind} under config/: {kinds:?}");
     }
@@ -323,6 +334,7 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
         allow(kind.group, &[kind.plural], &read);
         allow(kind.group, &[kind.plural], &["patch"]);
     }
+    allow("", &["pods"], &["patch"]);
     allow("", &["pods/eviction"], &["create"]);
     allow("events.k8s.io", &["events"], &["create", "patch"]);
     allow(
@@ -548,6 +560,8 @@ fn kustomize_builds_the_default_install() {
         "Deployment",
         "ClusterRole",
         "Namespace",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(rendered.iter().any(|v| kind_of(v) == kind), "no {kind}");
     }
@@ -713,4 +727,108 @@ fn kustomize_builds_the_cert_manager_install() {
         .map(|i| i.path.as_str())
         .collect();
     assert_eq!(files, ["tls.crt", "tls.key"]);
+}
+
+/// The typed admission policies and bindings under config/admission/.
+fn admission() -> (
+    Vec<ValidatingAdmissionPolicy>,
+    Vec<ValidatingAdmissionPolicyBinding>,
+) {
+    let objects: Vec<(String, Value)> = objects()
+        .into_iter()
+        .filter(|(o, _)| o.starts_with("config/admission/"))
+        .collect();
+    let policies = objects
+        .iter()
+        .filter(|(_, v)| kind_of(v) == "ValidatingAdmissionPolicy")
+        .map(|(o, v)| round_trips(o, v))
+        .collect();
+    let bindings = objects
+        .iter()
+        .filter(|(_, v)| kind_of(v) == "ValidatingAdmissionPolicyBinding")
+        .map(|(o, v)| round_trips(o, v))
+        .collect();
+    (policies, bindings)
+}
+
+#[test]
+fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
+    let (policies, bindings) = admission();
+    let names: BTreeSet<String> = policies
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "skewguard-pod-deletion-cost-only".to_string(),
+            "skewguard-workload-owned-fields-only".to_string(),
+        ])
+    );
+    // Every policy is bound, denying.
+    let bound: BTreeSet<String> = bindings
+        .iter()
+        .filter_map(|b| b.spec.as_ref())
+        .filter(|s| s.validation_actions.as_deref() == Some(&["Deny".to_string()][..]))
+        .filter_map(|s| s.policy_name.clone())
+        .collect();
+    assert_eq!(bound, names);
+
+    // Only requests of the operator's own ServiceAccount, as config/rbac names it.
+    let sa: ServiceAccount = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "ServiceAccount")
+        .map(|(o, v)| round_trips(&o, &v))
+        .unwrap();
+    let username = format!(
+        "system:serviceaccount:{}:{}",
+        sa.metadata.namespace.unwrap(),
+        sa.metadata.name.unwrap()
+    );
+    let mut resources = BTreeSet::new();
+    for p in &policies {
+        let spec = p.spec.as_ref().unwrap();
+        assert_eq!(spec.failure_policy.as_deref(), Some("Fail"));
+        let conditions = spec.match_conditions.clone().unwrap_or_default();
+        assert_eq!(conditions.len(), 1, "{:?}", p.metadata.name);
+        assert_eq!(
+            conditions[0].expression,
+            format!("request.userInfo.username == '{username}'")
+        );
+        assert!(!spec.validations.clone().unwrap_or_default().is_empty());
+        let rules = spec
+            .match_constraints
+            .as_ref()
+            .and_then(|m| m.resource_rules.clone())
+            .unwrap_or_default();
+        for rule in rules {
+            assert_eq!(rule.operations, Some(vec!["UPDATE".to_string()]));
+            for group in rule.api_groups.iter().flatten() {
+                for r in rule.resources.iter().flatten() {
+                    resources.insert(format!("{group}/{r}"));
+                }
+            }
+        }
+    }
+    // Every resource the manager role may patch is guarded (status excepted: a subresource).
+    let patched: BTreeSet<String> = grants(&manager_role().rules.unwrap_or_default())
+        .into_iter()
+        .filter(|(_, r, v)| v == "patch" && !r.contains('/'))
+        .filter(|(g, _, _)| g != "events.k8s.io")
+        .map(|(g, r, _)| format!("{g}/{r}"))
+        .collect();
+    assert_eq!(resources, patched);
+
+    let default: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("config/default/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        default["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "../admission"),
+        "config/default does not install config/admission"
+    );
 }

@@ -3,7 +3,7 @@
 //! The shape, defaults and meanings follow `design/hapolicy-api.md`; change them only together with
 //! that document. Types are split by concept so a new workload kind or rebalance strategy is added in
 //! one place: [`policy`] (the resource and its spec), [`spread`] (one spread constraint),
-//! [`rebalance`] (how pods are moved), [`status`] (what the operator reports) and [`conditions`]
+//! [`rebalance`] (how pods are moved), [`scale_in`] (which pods a scale-in removes), [`status`] (what the operator reports) and [`conditions`]
 //! (the condition types and reason strings status and events share).
 //!
 //! Pods opt out of eviction with an annotation: `skewguard.dev/do-not-evict: "true"` (skewguard's
@@ -21,15 +21,17 @@
 pub mod conditions;
 pub mod policy;
 pub mod rebalance;
+pub mod scale_in;
 pub mod spread;
 pub mod status;
 
 pub use policy::{HAPolicy, HAPolicySpec, HostAntiAffinity, WorkloadKind};
 pub use rebalance::{RebalanceSpec, RebalanceStrategy};
+pub use scale_in::ScaleInSpec;
 pub use spread::{NodeInclusionPolicy, SpreadEntry, WhenUnsatisfiable};
 pub use status::{
     ConstraintSkew, ConstraintStatus, HAPolicyStatus, InFlightEviction, RebalanceMemory,
-    RebalanceState, RebalanceStatus, WorkloadStatus, ZoneLoss,
+    RebalanceState, RebalanceStatus, ScaleInOrder, ScaleInStatus, WorkloadStatus, ZoneLoss,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

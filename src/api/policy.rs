@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rebalance::RebalanceSpec;
+use super::scale_in::ScaleInSpec;
 use super::spread::SpreadEntry;
 use super::status::HAPolicyStatus;
 
@@ -61,6 +62,14 @@ pub struct HAPolicySpec {
     #[serde(default)]
     #[schemars(extend("default" = {}))]
     pub rebalance: RebalanceSpec,
+
+    /// Scale-in that stays balanced: with deletionCost (default true) the operator keeps each
+    /// Ready pod's controller.kubernetes.io/pod-deletion-cost annotation so the ReplicaSet
+    /// controller removes pods from the fullest zone (then node) first. Deployments and Rollouts
+    /// only; StatefulSets scale in by ordinal, so nothing is written for them.
+    #[serde(default)]
+    #[schemars(extend("default" = {}))]
+    pub scale_in: ScaleInSpec,
 
     /// Measure, report and export metrics, but write nothing to workloads or pods.
     #[serde(default)]

@@ -54,8 +54,37 @@ pub struct WorkloadStatus {
     pub zone_loss: Option<ZoneLoss>,
     #[serde(default)]
     pub rebalance: RebalanceStatus,
+    /// Whether a scale-in keeps the spread (`spec.scaleIn.deletionCost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in: Option<ScaleInStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// How the workload's scale-in order stands.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleInStatus {
+    /// Kept: every Ready pod carries the pod-deletion-cost that makes the ReplicaSet controller
+    /// remove pods from the fullest domains first. Updating: `pending` pods still need theirs.
+    /// ByOrdinal: a StatefulSet, which scales in from the highest ordinal; nothing is written.
+    /// Off: `scaleIn.deletionCost` is false.
+    pub order: ScaleInOrder,
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    pub pending: i32,
+}
+
+fn is_zero_i32(n: &i32) -> bool {
+    *n == 0
+}
+
+/// Kept, Updating, ByOrdinal or Off (see [`ScaleInStatus`]).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleInOrder {
+    Kept,
+    Updating,
+    ByOrdinal,
+    Off,
 }
 
 /// The skew measured for one topology key, with the constraint really in force for it.

@@ -1,5 +1,5 @@
 //! The writes skewguard makes to workloads and pods: server-side apply of its constraints,
-//! evictions through the Eviction API, and rollout restarts. Each returns a typed outcome; no
+//! evictions through the Eviction API, rollout restarts, and pods' deletion costs. Each returns a typed outcome; no
 //! policy is decided here, and no kind is matched on (the kind's descriptor says where it lives).
 
 use k8s_openapi::api::core::v1::Pod;
@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::constraints::FIELD_MANAGER;
 use crate::errors::WriteError;
 use crate::pipeline::WriteResult;
+use crate::topology::deletion_cost;
 use crate::workload::WorkloadObject;
 
 /// Evicts a pod; a PodDisruptionBudget's refusal (429) and a pod already gone (404) are outcomes,
@@ -50,6 +51,27 @@ pub async fn restart(client: &Client, workload: &WorkloadObject, body: &Value) -
         Ok(()) => WriteResult::Done,
         Err(source) => WriteResult::Failed(WriteError::Restart {
             workload: format!("{} {}", workload.kind, workload.name()),
+            source,
+        }),
+    }
+}
+
+/// Sets (`Some`) or gives up (`None`) skewguard's `pod-deletion-cost` annotation on a pod: a
+/// server-side apply of that one annotation, so giving it up removes it only if skewguard owns it.
+pub async fn set_deletion_cost(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    cost: Option<i32>,
+) -> WriteResult {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let body = deletion_cost::apply_body(pod, cost);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match pods.patch(pod, &params, &Patch::Apply(&body)).await {
+        Ok(_) => WriteResult::Done,
+        Err(kube::Error::Api(status)) if status.code == 404 => WriteResult::Gone,
+        Err(source) => WriteResult::Failed(WriteError::DeletionCost {
+            pod: pod.to_string(),
             source,
         }),
     }

@@ -39,7 +39,10 @@ pub struct Context {
     /// The workloads rolling out because skewguard wrote their template (cluster-wide budget of
     /// `--max-concurrent-rollouts`), and whether it was read from the policies' status yet.
     pub rollouts: Mutex<RolloutHolders>,
+    /// Evictions, cluster-wide (`--max-evictions-per-second`).
     pub limiter: RateLimiter,
+    /// Deletion-cost annotations, cluster-wide (`--max-deletion-cost-writes-per-second`).
+    pub pod_writes: RateLimiter,
     pub leader: watch::Receiver<bool>,
     pub metrics: Metrics,
 }

@@ -119,6 +119,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         rollouts: Mutex::default(),
         memory: Mutex::default(),
         limiter: RateLimiter::per_second(args.max_evictions_per_second),
+        pod_writes: RateLimiter::per_second(args.max_deletion_cost_writes_per_second),
         leader: leadership.is_leader.clone(),
         metrics: metrics.clone(),
     });

@@ -18,7 +18,7 @@ use crate::api::{HAPolicy, HAPolicyStatus};
 use crate::errors::ErrorCategory;
 use crate::metrics::WorkloadMetrics;
 use crate::ownership::{governing_policy, selects};
-use crate::pipeline::{self, Facts, Write, WriteResult};
+use crate::pipeline::{self, Facts, Lane, Write, WriteResult};
 use crate::policy_status::policy_status;
 use crate::topology::Cluster;
 use crate::workload::{Unreadable, WorkloadObject};
@@ -180,8 +180,8 @@ pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) ->
     Requeue::requeue(Duration::from_secs(15))
 }
 
-/// Carries out the writes in order, stopping at the first that does not go through (a refused
-/// or failed eviction, or one whose slot has not come yet).
+/// Carries out the writes in order, in each lane stopping at the first that does not go through
+/// (a refused or failed eviction, or one whose slot has not come yet).
 async fn carry_out(
     ctx: &Context,
     key: &WorkloadKey,
@@ -189,7 +189,12 @@ async fn carry_out(
     writes: &[Write],
 ) -> Vec<WriteResult> {
     let mut results = Vec::with_capacity(writes.len());
+    let mut stopped: Vec<Lane> = Vec::new();
     for write in writes {
+        if stopped.contains(&write.lane()) {
+            results.push(WriteResult::NotTried);
+            continue;
+        }
         let result = match write {
             Write::Inject { body, .. } => {
                 let result = actuate::apply(&ctx.client, workload, body).await;
@@ -209,15 +214,20 @@ async fn carry_out(
                 }
             },
             Write::Restart { body } => actuate::restart(&ctx.client, workload, body).await,
+            Write::DeletionCost { pod, cost } => match ctx.pod_writes.reserve(key, pod) {
+                Some(wait) => WriteResult::Deferred(wait),
+                None => {
+                    actuate::set_deletion_cost(&ctx.client, workload.namespace(), pod, *cost).await
+                }
+            },
         };
         if let WriteResult::Failed(e) = &result {
             warn!(workload = %workload.name(), error = %e, "write failed");
         }
-        let went_through = matches!(result, WriteResult::Done | WriteResult::Gone);
-        results.push(result);
-        if !went_through {
-            break;
+        if !matches!(result, WriteResult::Done | WriteResult::Gone) {
+            stopped.push(write.lane());
         }
+        results.push(result);
     }
     results
 }

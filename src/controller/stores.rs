@@ -209,12 +209,24 @@ where
 /// Drops what the lean pod still carries but the core never reads: the metadata the API server
 /// manages, every annotation but the eviction opt-outs, and every condition but Ready.
 pub fn prune_pod(pod: &mut LeanPod) {
-    pod.metadata.managed_fields = None;
+    // skewguard's own entry says whether it owns the deletion-cost annotation.
+    if let Some(fields) = pod.metadata.managed_fields.as_mut() {
+        fields.retain(|m| m.manager.as_deref() == Some(crate::constraints::FIELD_MANAGER));
+    }
+    if pod
+        .metadata
+        .managed_fields
+        .as_ref()
+        .is_some_and(|f| f.is_empty())
+    {
+        pod.metadata.managed_fields = None;
+    }
     if let Some(annotations) = pod.metadata.annotations.as_mut() {
         annotations.retain(|k, _| {
-            crate::topology::OPT_OUT_ANNOTATIONS
-                .iter()
-                .any(|(o, _)| o == k)
+            k == crate::topology::deletion_cost::DELETION_COST_ANNOTATION
+                || crate::topology::OPT_OUT_ANNOTATIONS
+                    .iter()
+                    .any(|(o, _)| o == k)
         });
     }
     if pod
@@ -485,8 +497,13 @@ mod tests {
     fn pruning_keeps_everything_the_core_reads() {
         let mut pod: LeanPod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
-                         "annotations": {"a": "b", "karpenter.sh/do-not-disrupt": "true"},
-                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+                         "annotations": {"a": "b", "karpenter.sh/do-not-disrupt": "true",
+                                         "controller.kubernetes.io/pod-deletion-cost": "-2000"},
+                         "managedFields": [
+                             {"manager": "kubectl", "operation": "Apply"},
+                             {"manager": "skewguard", "operation": "Apply", "fieldsType": "FieldsV1",
+                              "fieldsV1": {"f:metadata": {"f:annotations": {
+                                  "f:controller.kubernetes.io/pod-deletion-cost": {}}}}}]},
             "spec": {"nodeName": "n1", "priority": 3,
                      "tolerations": [{"operator": "Exists"}],
                      "containers": [{"name": "a", "image": "i",
@@ -502,13 +519,19 @@ mod tests {
         prune_pod(&mut pod);
         assert_eq!(snapshot::pod_from(&pod), before);
         assert!(pod.spec.containers.is_empty());
-        assert!(pod.metadata.managed_fields.is_none());
+        assert_eq!(
+            pod.metadata.managed_fields.as_ref().map(Vec::len),
+            Some(1),
+            "only skewguard's own entry is kept"
+        );
         assert_eq!(
             pod.metadata.annotations.as_ref().map(|a| a.len()),
-            Some(1),
-            "only the opt-out is kept"
+            Some(2),
+            "only the opt-out and the deletion cost are kept"
         );
         assert!(before.opted_out);
+        assert_eq!(before.deletion_cost, Some(-2000));
+        assert!(before.deletion_cost_ours);
         assert_eq!(pod.status.conditions.as_ref().map(Vec::len), Some(1));
         assert_eq!(
             before.requests,

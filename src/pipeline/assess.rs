@@ -5,15 +5,17 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 
 use crate::api::conditions::reason;
-use crate::api::{HAPolicy, RebalanceSpec, RebalanceState, WorkloadKind};
+use crate::api::{
+    HAPolicy, RebalanceSpec, RebalanceState, ScaleInOrder, ScaleInStatus, WorkloadKind,
+};
 use crate::constraints::{apply_body, plan_template};
 use crate::decision::{self, Decision, Observation, Writes};
 use crate::errors::ErrorCategory;
 use crate::metrics::{Action, ActionResult};
 use crate::policy_status::key_name;
 use crate::topology::{
-    Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, ZONE_KEY, evaluate,
-    pods_by_domain, worst_domain_loss,
+    Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
+    evaluate, pods_by_domain, worst_domain_loss,
 };
 use crate::workload::WorkloadObject;
 
@@ -77,6 +79,9 @@ pub struct Assessment {
     pub actions: Vec<(Action, ActionResult)>,
     /// Failures found while assessing (an invalid workload, a conflict).
     pub errors: Vec<ErrorCategory>,
+    /// The scale-in order before this step's deletion-cost writes (`None`: another policy
+    /// governs the workload).
+    pub scale_in: Option<ScaleInStatus>,
 }
 
 impl Assessment {
@@ -224,6 +229,15 @@ pub fn assess(
             facts.rollouts_elsewhere, settings.max_concurrent_rollouts
         ));
     }
+    let scale_in = keep_scale_in_order(
+        policy,
+        workload.kind,
+        cluster,
+        &core,
+        may,
+        &mut writes,
+        &mut notes,
+    );
     let errors = if facts.governing {
         Vec::new()
     } else {
@@ -245,7 +259,52 @@ pub fn assess(
         notes,
         actions,
         errors,
+        scale_in,
     }
+}
+
+/// The deletion-cost writes that keep the workload's scale-in balanced (or, turned off, give up
+/// the annotations skewguard wrote), and how its scale-in order stands before them.
+fn keep_scale_in_order(
+    policy: &HAPolicy,
+    kind: WorkloadKind,
+    cluster: &Cluster,
+    core: &Workload,
+    may: Writes,
+    writes: &mut Vec<Write>,
+    notes: &mut Vec<String>,
+) -> Option<ScaleInStatus> {
+    if may == Writes::NotOwner {
+        return None;
+    }
+    let status = |order, pending: usize| ScaleInStatus {
+        order,
+        pending: i32::try_from(pending).unwrap_or(i32::MAX),
+    };
+    if !kind.descriptor().scales_through_replicasets {
+        return Some(status(ScaleInOrder::ByOrdinal, 0));
+    }
+    let keep = policy.spec.scale_in.deletion_cost;
+    let patches = cost_writes(cluster, core, keep);
+    let pending = patches.len();
+    if pending > 0 && !may.allowed() {
+        notes.push(format!(
+            "{}: would {} the deletion cost of {pending} pod(s)",
+            may.label(),
+            if keep { "write" } else { "remove" }
+        ));
+    } else {
+        writes.extend(
+            patches
+                .into_iter()
+                .map(|(pod, cost)| Write::DeletionCost { pod, cost }),
+        );
+    }
+    Some(match (keep, pending) {
+        (false, _) => status(ScaleInOrder::Off, 0),
+        (true, 0) => status(ScaleInOrder::Kept, 0),
+        (true, n) => status(ScaleInOrder::Updating, n),
+    })
 }
 
 /// Frees the workload's rollout slot once the rollout skewguard started is complete (the
@@ -307,5 +366,6 @@ pub fn unreadable(
         notes: vec![message],
         actions: Vec::new(),
         errors: vec![ErrorCategory::InvalidWorkload],
+        scale_in: None,
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::api::RebalanceState;
 use crate::api::conditions::reason;
+use crate::api::{RebalanceState, ScaleInOrder};
 use crate::decision;
 use crate::errors::ErrorCategory;
 use crate::metrics::{Action, ActionResult};
@@ -37,7 +37,8 @@ fn started_rollout(memory: &mut decision::Memory, generation: i64, now: Timestam
 }
 
 /// Turns the results of the assessment's writes (in order; writes after the first that did not
-/// go through have no result) into the new memory, status entry and Events.
+/// go through in their lane have no result, or [`WriteResult::NotTried`]) into the new memory,
+/// status entry and Events.
 pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Conclusion {
     let mut memory = a.memory;
     let mut decision = a.decision;
@@ -46,6 +47,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
     let mut errors = a.errors;
     let mut notices = Vec::new();
     let mut requeue = decision.requeue_after;
+    let mut scale_in = a.scale_in;
     for (write, result) in a.writes.iter().zip(results) {
         match (write, result) {
             (Write::Inject { constraints, .. }, WriteResult::Done) => {
@@ -94,18 +96,37 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
                     "restarted to spread its pods",
                 ));
             }
+            (Write::DeletionCost { .. }, WriteResult::Done | WriteResult::Gone) => {
+                actions.push((Action::DeletionCost, ActionResult::Success));
+                if let Some(s) = scale_in.as_mut() {
+                    s.pending = (s.pending - 1).max(0);
+                    if s.pending == 0 && s.order == ScaleInOrder::Updating {
+                        s.order = ScaleInOrder::Kept;
+                    }
+                }
+            }
+            (Write::DeletionCost { .. }, WriteResult::Deferred(after)) => {
+                requeue = Some(requeue.map_or(after, |r| r.min(after)));
+            }
             (write, WriteResult::Failed(e)) => {
                 let action = match write {
                     Write::Inject { .. } => Action::Inject,
                     Write::Evict(_) => Action::Evict,
                     Write::Restart { .. } => Action::Restart,
+                    Write::DeletionCost { .. } => Action::DeletionCost,
                 };
                 actions.push((action, ActionResult::Error));
                 errors.push(e.category());
                 notes.push(e.to_string());
             }
             // A pod already gone needs nothing; the other pairs are not produced by the shell.
-            (_, WriteResult::Gone | WriteResult::Deferred(_) | WriteResult::BudgetExhausted) => {}
+            (
+                _,
+                WriteResult::Gone
+                | WriteResult::Deferred(_)
+                | WriteResult::BudgetExhausted
+                | WriteResult::NotTried,
+            ) => {}
         }
     }
     let outcome = WorkloadOutcome {
@@ -119,6 +140,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         reason: decision.reason.to_string(),
         memory: memory.decision.clone(),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
+        scale_in,
     };
     notices.extend(transitions(
         a.was_skewed,

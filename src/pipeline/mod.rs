@@ -4,7 +4,7 @@
 //! `assess` takes the policy, one workload, the cluster snapshot, what is remembered about the
 //! workload and the settings, and returns everything to do and say: the measurement, the plan,
 //! the decision, the [`Write`]s to make, and the notes for the status. The controller carries out
-//! the writes in order (stopping at the first one that does not go through) and hands their
+//! the writes in order (in each [`Lane`], stopping at the first one that does not go through) and hands their
 //! [`WriteResult`]s to `conclude`, which returns the new memory, the workload's status entry, the
 //! Events to publish and what to count. `skewguard report --policy` calls the same `assess`.
 //!
@@ -59,6 +59,30 @@ pub enum Write {
     Evict(Move),
     /// Restart the workload with its kind's restart patch.
     Restart { body: Value },
+    /// Set (`Some`) or give up (`None`) a pod's `pod-deletion-cost`, so a scale-in keeps the
+    /// spread. Independent of the writes above: one that does not go through stops only the
+    /// deletion-cost writes after it.
+    DeletionCost { pod: String, cost: Option<i32> },
+}
+
+impl Write {
+    /// Writes of one lane are carried out in order, up to the first that does not go through;
+    /// the two lanes do not hold each other up.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Write::Inject { .. } | Write::Evict(_) | Write::Restart { .. } => Lane::Workload,
+            Write::DeletionCost { .. } => Lane::DeletionCost,
+        }
+    }
+}
+
+/// See [`Write::lane`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Template writes and evictions: each step builds on the one before.
+    Workload,
+    /// Pod annotations that only rank pods for the next scale-in.
+    DeletionCost,
 }
 
 /// What became of one [`Write`].
@@ -69,9 +93,11 @@ pub enum WriteResult {
     BudgetExhausted,
     /// The pod is already gone.
     Gone,
-    /// Not carried out yet: its slot under the global eviction rate comes after this long.
+    /// Not carried out yet: its slot under the global rate comes after this long.
     Deferred(std::time::Duration),
     Failed(WriteError),
+    /// Not tried: an earlier write of its lane did not go through.
+    NotTried,
 }
 
 #[cfg(test)]

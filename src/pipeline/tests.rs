@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::api::{HAPolicy, RebalanceState};
+use crate::api::{HAPolicy, RebalanceState, ScaleInOrder};
 use crate::errors::ErrorCategory;
 use crate::metrics::{Action, ActionResult};
 use crate::topology::{Cluster, Labels, Node, Pod, Resources, ZONE_KEY};
@@ -59,7 +59,9 @@ fn policy(extra: Value) -> HAPolicy {
         "selector": {"matchLabels": {"app": "petclinic"}},
         "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1}],
         "injectConstraints": false,
-        "rebalance": {"stabilizationSeconds": 0, "cooldownSeconds": 0}
+        "rebalance": {"stabilizationSeconds": 0, "cooldownSeconds": 0},
+        // The scale-in tests below turn it on; the others are about rebalancing alone.
+        "scaleIn": {"deletionCost": false}
     });
     for (k, v) in extra.as_object().cloned().unwrap_or_default() {
         spec[k] = v;
@@ -415,4 +417,169 @@ fn a_workload_holding_a_slot_keeps_it_until_its_rollout_is_done() {
         later,
     );
     assert_eq!(a.memory.decision.rollout_generation, None);
+}
+
+// ---- scale-in order (pod-deletion-cost) ----
+
+fn keeping_scale_in() -> HAPolicy {
+    policy(json!({"scaleIn": {"deletionCost": true}}))
+}
+
+fn cost_writes_of(a: &Assessment) -> Vec<(String, Option<i32>)> {
+    a.writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::DeletionCost { pod, cost } => Some((pod.clone(), *cost)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_writes() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, false);
+    // Both pods in zone c: the first to go is the one that leaves c with one (cost -1000); the
+    // last of a domain costs 0, which an unannotated pod already counts as.
+    let costs = cost_writes_of(&a);
+    assert_eq!(costs.len(), 1, "{costs:?}");
+    assert_eq!(costs[0].1, Some(-1000));
+    assert!(matches!(a.writes.first(), Some(Write::Evict(_))));
+    assert_eq!(a.writes.last().map(Write::lane), Some(Lane::DeletionCost));
+    let status = a.scale_in.clone().unwrap();
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Updating, 1));
+    // The eviction waits for its slot; the cost write still goes, and the order is kept.
+    let c = conclude(
+        a,
+        vec![
+            WriteResult::Deferred(std::time::Duration::from_millis(100)),
+            WriteResult::Done,
+        ],
+        now(),
+    );
+    let status = c.outcome.scale_in.clone().unwrap();
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Kept, 0));
+    assert!(
+        c.actions
+            .contains(&(Action::DeletionCost, ActionResult::Success))
+    );
+    assert_eq!(c.outcome.status().scale_in, Some(status));
+}
+
+#[test]
+fn costs_already_in_place_need_no_write() {
+    let mut cluster = piled();
+    let a = assess(
+        &keeping_scale_in(),
+        &web(web_selector()),
+        &cluster,
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    let (pod, cost) = cost_writes_of(&a).remove(0);
+    let mut pods = cluster.pods().to_vec();
+    for p in pods.iter_mut().filter(|p| p.name == pod) {
+        p.deletion_cost = cost;
+        p.deletion_cost_ours = true;
+    }
+    cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
+    let a = assess(
+        &keeping_scale_in(),
+        &web(web_selector()),
+        &cluster,
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert!(cost_writes_of(&a).is_empty());
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Kept);
+}
+
+#[test]
+fn turned_off_only_the_costs_skewguard_wrote_are_removed() {
+    let mut ours = pod("web-1", "c-1");
+    ours.deletion_cost = Some(-1000);
+    ours.deletion_cost_ours = true;
+    let mut theirs = pod("web-2", "c-1");
+    theirs.deletion_cost = Some(5);
+    let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], vec![ours, theirs]);
+    let a = assess(
+        &policy(json!({})),
+        &web(web_selector()),
+        &cluster,
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(cost_writes_of(&a), vec![("web-1".to_string(), None)]);
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Off);
+}
+
+#[test]
+fn dry_run_and_paused_say_what_they_would_write_and_a_conflict_says_nothing() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, true);
+    assert!(cost_writes_of(&a).is_empty());
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n == "dry-run: would write the deletion cost of 1 pod(s)"),
+        "{:?}",
+        a.notes
+    );
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Updating);
+    let paused = policy(json!({"scaleIn": {"deletionCost": true}, "paused": true}));
+    let a = assess_web(&paused, GOVERNING, false);
+    assert!(cost_writes_of(&a).is_empty());
+    assert!(a.notes.iter().any(|n| n.starts_with("paused: would write")));
+    let lost = Facts {
+        governing: false,
+        ..GOVERNING
+    };
+    let a = assess_web(&keeping_scale_in(), lost, false);
+    assert!(cost_writes_of(&a).is_empty() && a.scale_in.is_none());
+}
+
+#[test]
+fn a_statefulset_scales_in_by_ordinal_and_gets_no_cost() {
+    let s: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 1},
+        "spec": {"replicas": 2, "serviceName": "web", "selector": web_selector(),
+                 "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                   "readyReplicas": 2, "availableReplicas": 2, "currentReplicas": 2}
+    }))
+    .unwrap();
+    let a = assess(
+        &keeping_scale_in(),
+        &WorkloadObject::from_object(&s).unwrap(),
+        &piled(),
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert!(cost_writes_of(&a).is_empty());
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::ByOrdinal);
+}
+
+#[test]
+fn a_failed_cost_write_is_counted_and_the_order_stays_updating() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, false);
+    let n = a.writes.len();
+    let mut results: Vec<WriteResult> = (1..n).map(|_| WriteResult::Done).collect();
+    results.push(WriteResult::Failed(
+        crate::errors::WriteError::DeletionCost {
+            pod: "web-1".into(),
+            source: kube::Error::Api(Box::new(
+                kube::core::Status::failure("denied", "Forbidden").with_code(403),
+            )),
+        },
+    ));
+    let c = conclude(a, results, now());
+    assert!(c.errors.contains(&ErrorCategory::DeletionCost));
+    assert_eq!(c.outcome.scale_in.unwrap().order, ScaleInOrder::Updating);
 }

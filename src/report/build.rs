@@ -444,22 +444,31 @@ fn policy_workload(
             obstacle: Some(obstacle.reason().to_string()),
         },
     };
+    let cost_writes = assessment
+        .writes
+        .iter()
+        .filter(|w| matches!(w, Write::DeletionCost { .. }))
+        .count();
     let would = assessment
         .writes
         .iter()
-        .map(|write| match write {
+        .filter_map(|write| match write {
             Write::Inject { constraints, .. } => {
-                format!("inject {constraints} spread constraint(s)")
+                Some(format!("inject {constraints} spread constraint(s)"))
             }
-            Write::Evict(m) => format!(
+            Write::Evict(m) => Some(format!(
                 "evict {} ({} {} -> {})",
                 m.pod,
                 key_name(&m.topology_key),
                 m.from_domain,
                 m.to_domain
-            ),
-            Write::Restart { .. } => "restart the workload".to_string(),
+            )),
+            Write::Restart { .. } => Some("restart the workload".to_string()),
+            Write::DeletionCost { .. } => None,
         })
+        .chain((cost_writes > 0).then(|| {
+            format!("write the deletion cost of {cost_writes} pod(s) to keep scale-in balanced")
+        }))
         .chain(assessment.notes.iter().cloned())
         .collect();
     Ok(PolicyWorkload {

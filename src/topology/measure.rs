@@ -270,7 +270,11 @@ pub fn effective_selector(constraint: &SpreadConstraint, reference: &Labels) -> 
 /// The labels of the pod the scheduler would be placing: those of the workload's most common
 /// `matchLabelKeys` values among its running pods (the current ReplicaSet in steady state),
 /// else the template's.
-fn reference_labels(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Labels {
+pub(crate) fn reference_labels(
+    cluster: &Cluster,
+    workload: &Workload,
+    own_pods: &[usize],
+) -> Labels {
     let keys: Vec<&String> = workload
         .constraints
         .iter()

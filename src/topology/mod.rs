@@ -5,6 +5,7 @@
 
 pub mod balance;
 pub mod cluster;
+pub mod deletion_cost;
 pub mod eligibility;
 pub mod fast_hash;
 pub mod measure;
@@ -16,6 +17,7 @@ pub mod zone_loss;
 
 pub use balance::min_moves;
 pub use cluster::{Cluster, NodeSet};
+pub use deletion_cost::{CostPatch, DeletionCosts, cost_patches, cost_writes, deletion_costs};
 pub use measure::{ConstraintMeasure, Measurement, measure, skew_of};
 pub use model::*;
 pub use outcome::{Baseline, MoveOutcome, NotBetter, Replacement, distance, judge_move};

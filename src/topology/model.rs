@@ -170,6 +170,15 @@ pub struct Pod {
     /// Its owner opted it out of eviction (see [`OPT_OUT_ANNOTATIONS`]): it counts for skew, but
     /// is never moved.
     pub opted_out: bool,
+    /// The `controller.kubernetes.io/pod-deletion-cost` annotation, when set to an integer: what
+    /// the ReplicaSet controller ranks scale-in by (unset or invalid counts as 0 there).
+    pub deletion_cost: Option<i32>,
+    /// skewguard's field manager owns that annotation (it wrote it): only such an annotation is
+    /// removed when `scaleIn.deletionCost` is turned off, never one set by someone else.
+    pub deletion_cost_ours: bool,
+    /// `metadata.creationTimestamp` in Unix seconds (0 when unknown): a stable tie-break, so the
+    /// scale-in order of equal pods does not shuffle between reconciles.
+    pub created: i64,
 }
 
 /// The pod annotations that opt a pod out of eviction, with the value that does: Karpenter's and

@@ -45,7 +45,7 @@ pub fn pod(name: &str, namespace: &str, app: &str, node_name: &str) -> Pod {
         requests: Resources::new(100, 128 << 20, 1),
         priority: 0,
         has_volume_claims: false,
-        opted_out: false,
+        ..Default::default()
     }
 }
 

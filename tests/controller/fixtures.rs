@@ -165,6 +165,7 @@ pub fn context_with_objects(
         rollouts: Mutex::default(),
         memory: Mutex::default(),
         limiter: RateLimiter::per_second(1000.0),
+        pod_writes: RateLimiter::per_second(1000.0),
         leader,
         metrics: Metrics::new(),
     })

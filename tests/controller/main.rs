@@ -507,3 +507,56 @@ async fn the_memory_is_written_into_the_status() {
     assert!(in_flight[0]["pod"].as_str().unwrap().starts_with("web-"));
     assert_eq!(in_flight[0]["toDomain"], "ap-northeast-2a");
 }
+
+/// The scale-in order: the pod that should go first gets its deletion cost through a server-side
+/// apply of that one annotation as field manager `skewguard` (metadata only), even when the
+/// eviction of the same reconcile is refused: the two do not hold each other up.
+#[tokio::test]
+async fn deletion_costs_are_applied_as_skewguard_even_when_an_eviction_is_refused() {
+    let (api, _) = reconcile_piled_web(vec![evictions_refused()], no_injection(), false).await;
+    let patches: Vec<_> = api
+        .writes()
+        .into_iter()
+        .filter(|r| r.is("PATCH", "/pods/"))
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let patch = &patches[0];
+    assert!(
+        patch.uri.contains("fieldManager=skewguard"),
+        "{}",
+        patch.uri
+    );
+    assert!(patch.uri.contains("force=true"), "{}", patch.uri);
+    assert_eq!(patch.content_type, "application/apply-patch+yaml");
+    assert_eq!(
+        patch.body,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": patch.body["metadata"]["name"].clone(),
+            "annotations": {"controller.kubernetes.io/pod-deletion-cost": "-1000"}}})
+    );
+    let status = api.last_status();
+    assert_eq!(
+        status["workloads"][0]["rebalance"]["reason"],
+        "PodDisruptionBudget"
+    );
+    assert_eq!(status["workloads"][0]["scaleIn"], json!({"order": "Kept"}));
+}
+
+/// Dry-run writes no cost; the status says the order is still to be written.
+#[tokio::test]
+async fn dry_run_writes_no_deletion_cost() {
+    let (api, _) = reconcile_piled_web(vec![], no_injection(), true).await;
+    assert!(!api.writes().iter().any(|r| r.is("PATCH", "/pods/")));
+    let status = api.last_status();
+    assert_eq!(
+        status["workloads"][0]["scaleIn"],
+        json!({"order": "Updating", "pending": 1})
+    );
+    let message = status["workloads"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("dry-run: would write the deletion cost of 1 pod(s)"),
+        "{message}"
+    );
+}

@@ -153,13 +153,6 @@ fn main() -> ExitCode {
             skipped += 1;
             continue;
         }
-        if let Some(bug) = s.known_bug
-            && std::env::var_os("SKEWGUARD_E2E_KNOWN_BUGS").is_none()
-        {
-            println!("skipped (known operator bug: {bug}; SKEWGUARD_E2E_KNOWN_BUGS=1 runs it)");
-            skipped += 1;
-            continue;
-        }
         env.kubelet.set_readiness_delay(Duration::ZERO);
         let t = Instant::now();
         let outcome = rt.block_on(async {

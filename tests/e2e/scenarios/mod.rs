@@ -7,6 +7,7 @@ mod memory;
 mod monitoring;
 mod operator;
 mod scale;
+mod scale_in;
 pub mod support;
 
 use std::time::Duration;
@@ -23,9 +24,6 @@ pub struct Scenario {
     /// Skipped when the Rollout CRD is not available.
     pub needs_rollout: bool,
     pub timeout: Duration,
-    /// Fails because of a known operator bug (described here): skipped, and said so, unless
-    /// `SKEWGUARD_E2E_KNOWN_BUGS=1`. Remove the marker with the fix.
-    pub known_bug: Option<&'static str>,
     pub run: fn(Ctx) -> BoxFuture<'static, ()>,
 }
 
@@ -35,7 +33,6 @@ const fn scenario(name: &'static str, run: fn(Ctx) -> BoxFuture<'static, ()>) ->
         ignored: false,
         needs_rollout: false,
         timeout: Duration::from_secs(180),
-        known_bug: None,
         run,
     }
 }
@@ -105,6 +102,21 @@ pub fn all() -> Vec<Scenario> {
                 Box::pin(scale::a_hundred_deployments_at_scale(c))
             })
         },
+        scenario("admission_policy_limits_skewguard", |c| {
+            Box::pin(scale_in::admission_policy_limits_skewguard(c))
+        }),
+        scenario("scale_in_6_to_3", |c| {
+            Box::pin(scale_in::scale_in_6_to_3(c))
+        }),
+        scenario("scale_in_9_to_3", |c| {
+            Box::pin(scale_in::scale_in_9_to_3(c))
+        }),
+        scenario("scale_in_6_to_3_turned_off", |c| {
+            Box::pin(scale_in::scale_in_6_to_3_turned_off(c))
+        }),
+        scenario("scale_in_9_to_3_turned_off", |c| {
+            Box::pin(scale_in::scale_in_9_to_3_turned_off(c))
+        }),
         Scenario {
             ignored: true,
             timeout: Duration::from_secs(3600),

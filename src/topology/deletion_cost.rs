@@ -1,0 +1,514 @@
+//! Scale-in that stays balanced: the `controller.kubernetes.io/pod-deletion-cost` of every pod of
+//! a workload, so that the ReplicaSet controller, which deletes the lowest cost first, keeps the
+//! spread for any number of pods it removes.
+//!
+//! # The order
+//! The ReplicaSet controller deletes unscheduled, pending and not-ready pods before any other, so
+//! those are left alone here, and the order covers the Ready, bound, not terminating pods of the
+//! workload. It is a greedy removal: the next pod is always taken from the domain with the most
+//! matching pods, lexicographically by constraint order — the fullest domain of the first
+//! constraint, and among its pods the one whose domain of the second constraint is fullest, and
+//! so on. With one constraint, every prefix of that order leaves the fewest pods per domain that
+//! any choice of as many pods could (the skew is as small as it can be). With several, the first
+//! constraint is kept as balanced as it can be and the next ones are balanced within that
+//! (exact for hostname inside zone when the nodes of every zone are alike; for unrelated keys it
+//! is the best order for the first constraint, the others only break its ties). Pods the
+//! constraint does not count (other ReplicaSets under `matchLabelKeys`, nodes that are no domain)
+//! change no skew of it and go first. Matching pods of other workloads count as a fixed floor of
+//! their domain. Among pods alike for every constraint the newest goes first, then by name.
+//!
+//! # The costs
+//! A pod's cost says how full its domains were when the greedy took it:
+//! `-(level₁ · 1000 + min(level₂, 999))`, where `levelᵢ` is the number of matching pods its domain
+//! of constraint `i` keeps after it is gone. The last pod of every domain costs 0, which is what a
+//! pod without the annotation counts as, so balanced small workloads need few annotations. Pods
+//! of one domain of the first constraint all differ in level₁, so the ReplicaSet controller's own
+//! tie-breaks only ever choose between domains of equal fullness. The costs depend on the
+//! fullness of the domains, not on a pod's position in the whole order: a pod that comes or goes
+//! only moves the levels of pods in its own domains, and a scale-in that follows the order
+//! changes no other pod's cost at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::cluster::Cluster;
+use super::measure::{effective_selector, layouts, own_counted_pods, reference_labels};
+use super::model::{Labels, Workload};
+
+use kube::core::SelectorExt;
+
+/// The annotation the ReplicaSet controller ranks scale-in by.
+pub const DELETION_COST_ANNOTATION: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// How many second-constraint levels one first-constraint level spans in a cost.
+const SECOND_LEVEL_SPAN: i64 = 1000;
+
+/// The level of a pod the first constraint does not count: above any real domain, so it goes
+/// first (a million pods in one domain is far beyond any cluster).
+const UNCOUNTED_LEVEL: i64 = 1_000_000;
+
+/// The deletion costs of one workload's pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeletionCosts {
+    /// The ranked pods (by name), in the order the ReplicaSet controller will delete them:
+    /// ascending cost, and the greedy's order among equal costs.
+    pub order: Vec<String>,
+    /// The cost each ranked pod should carry.
+    pub costs: BTreeMap<String, i32>,
+    /// Pods that are not ready, terminating, finished or unscheduled: the ReplicaSet controller
+    /// deletes them before any ranked pod whatever their cost, so their annotation is not touched.
+    pub leave_alone: BTreeSet<String>,
+}
+
+impl DeletionCosts {
+    /// The cost of a ranked pod.
+    pub fn cost(&self, pod: &str) -> Option<i32> {
+        self.costs.get(pod).copied()
+    }
+}
+
+/// A change to one pod's annotation: `Some(cost)` sets it, `None` removes it.
+pub type CostPatch = (String, Option<i32>);
+
+/// The server-side apply body of skewguard's cost on one pod: its metadata only, with the
+/// annotation (`Some`) or without it (`None`, which removes the annotation if skewguard owns it).
+pub fn apply_body(pod: &str, cost: Option<i32>) -> serde_json::Value {
+    let mut metadata = serde_json::json!({ "name": pod });
+    if let Some(cost) = cost {
+        metadata["annotations"] = serde_json::json!({ DELETION_COST_ANNOTATION: cost.to_string() });
+    }
+    serde_json::json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata })
+}
+
+/// The annotation value as the ReplicaSet controller reads it: an int32, else nothing.
+pub fn annotated_cost(annotations: Option<&BTreeMap<String, String>>) -> Option<i32> {
+    annotations?
+        .get(DELETION_COST_ANNOTATION)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The deletion costs of `workload`'s pods in `cluster` (see the module documentation).
+pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
+    let pods = cluster.pods();
+    let mut leave_alone = BTreeSet::new();
+    let mut removable = Vec::new();
+    for i in cluster.select_pods(&workload.namespace, &workload.pod_selector) {
+        let pod = &pods[i];
+        if pod.is_counted() && pod.ready {
+            removable.push(i);
+        } else {
+            leave_alone.insert(pod.name.clone());
+        }
+    }
+    if removable.is_empty() {
+        return DeletionCosts {
+            leave_alone,
+            ..DeletionCosts::default()
+        };
+    }
+    let own_counted = own_counted_pods(cluster, workload);
+    let layouts = layouts(cluster, workload, &own_counted);
+    let reference = reference_labels(cluster, workload, &own_counted);
+
+    // Per constraint: the domain of each removable pod (None: not counted), and the count per
+    // domain once every own counted pod is gone (foreign pods stay), plus the removable ones.
+    let mut counts: Vec<Vec<i64>> = Vec::with_capacity(layouts.len());
+    let mut pod_domains: Vec<Vec<Option<u32>>> = vec![Vec::new(); removable.len()];
+    for (constraint, layout) in workload.constraints.iter().zip(&layouts) {
+        let matches = |labels: &Labels| {
+            effective_selector(constraint, &reference).is_some_and(|s| s.matches(labels))
+        };
+        let domain_of = |i: usize| {
+            let pod = &pods[i];
+            cluster
+                .node_of(pod)
+                .and_then(|n| layout.nodes.node_domain[n])
+                .filter(|_| matches(&pod.labels))
+        };
+        let mut c: Vec<i64> = layout.counts.iter().map(|&n| i64::from(n)).collect();
+        for &i in &own_counted {
+            if let Some(d) = domain_of(i) {
+                c[d as usize] -= 1;
+            }
+        }
+        for (slot, &i) in removable.iter().enumerate() {
+            let d = domain_of(i);
+            if let Some(d) = d {
+                c[d as usize] += 1;
+            }
+            pod_domains[slot].push(d);
+        }
+        counts.push(c);
+    }
+
+    // Pods alike for every constraint form one group; the greedy picks a group, then its pod
+    // that goes first (newest, then by name).
+    let mut groups: BTreeMap<Vec<Option<u32>>, Vec<usize>> = BTreeMap::new();
+    for (slot, domains) in pod_domains.into_iter().enumerate() {
+        groups.entry(domains).or_default().push(removable[slot]);
+    }
+    let goes_first = |a: usize, b: usize| {
+        let (a, b) = (&pods[a], &pods[b]);
+        (a.created, &a.name).cmp(&(b.created, &b.name))
+    };
+    let mut groups: Vec<(Vec<Option<u32>>, Vec<usize>)> = groups
+        .into_iter()
+        .map(|(domains, mut members)| {
+            // Last element = next to go.
+            members.sort_by(|&a, &b| goes_first(a, b));
+            (domains, members)
+        })
+        .collect();
+
+    let mut ranked: Vec<(i64, usize)> = Vec::with_capacity(removable.len());
+    while let Some(g) = next_group(&groups, &counts, goes_first) {
+        let (domains, members) = &mut groups[g];
+        let Some(pod) = members.pop() else { break };
+        let mut levels = [0i64; 2];
+        for (c, d) in domains.iter().enumerate() {
+            let level = match d {
+                Some(d) => {
+                    counts[c][*d as usize] -= 1;
+                    counts[c][*d as usize].max(0)
+                }
+                None => UNCOUNTED_LEVEL,
+            };
+            if c < 2 {
+                levels[c] = level;
+            }
+        }
+        let cost = -(levels[0].min(UNCOUNTED_LEVEL) * SECOND_LEVEL_SPAN
+            + levels[1].min(SECOND_LEVEL_SPAN - 1));
+        ranked.push((cost, pod));
+    }
+    // Stable: equal costs keep the greedy's order.
+    ranked.sort_by_key(|(cost, _)| *cost);
+    let to_i32 = |c: i64| i32::try_from(c).unwrap_or(i32::MIN);
+    DeletionCosts {
+        order: ranked.iter().map(|(_, i)| pods[*i].name.clone()).collect(),
+        costs: ranked
+            .iter()
+            .map(|(c, i)| (pods[*i].name.clone(), to_i32(*c)))
+            .collect(),
+        leave_alone,
+    }
+}
+
+/// The group the greedy takes from next: the fullest domains, lexicographically by constraint
+/// (a pod a constraint does not count ranks above every domain of it), then the group whose next
+/// pod goes first.
+fn next_group(
+    groups: &[(Vec<Option<u32>>, Vec<usize>)],
+    counts: &[Vec<i64>],
+    goes_first: impl Fn(usize, usize) -> std::cmp::Ordering,
+) -> Option<usize> {
+    let key = |domains: &[Option<u32>]| -> Vec<i64> {
+        domains
+            .iter()
+            .enumerate()
+            .map(|(c, d)| d.map_or(i64::MAX, |d| counts[c][d as usize]))
+            .collect()
+    };
+    let mut best: Option<(usize, Vec<i64>, usize)> = None;
+    for (g, (domains, members)) in groups.iter().enumerate() {
+        let Some(&next) = members.last() else {
+            continue;
+        };
+        let k = key(domains);
+        let better = match &best {
+            None => true,
+            Some((_, bk, bp)) => match k.cmp(bk) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => goes_first(next, *bp).is_gt(),
+            },
+        };
+        if better {
+            best = Some((g, k, next));
+        }
+    }
+    best.map(|(g, _, _)| g)
+}
+
+/// The pods' annotations as they stand: pod name → cost, for pods that carry one.
+pub fn current_costs(cluster: &Cluster, workload: &Workload) -> BTreeMap<String, i32> {
+    cluster
+        .select_pods(&workload.namespace, &workload.pod_selector)
+        .into_iter()
+        .filter_map(|i| {
+            let pod = &cluster.pods()[i];
+            pod.deletion_cost.map(|c| (pod.name.clone(), c))
+        })
+        .collect()
+}
+
+/// The writes that bring the annotations from `current` to `desired`: only ranked pods whose
+/// cost differs (a missing annotation is 0 to the ReplicaSet controller, so a desired 0 on a pod
+/// without one needs no write). Pods left alone are never patched; pods that are neither ranked
+/// nor left alone (no longer the workload's) keep what they have.
+pub fn cost_patches(current: &BTreeMap<String, i32>, desired: &DeletionCosts) -> Vec<CostPatch> {
+    desired
+        .costs
+        .iter()
+        .filter(|(pod, cost)| current.get(*pod).copied().unwrap_or(0) != **cost)
+        .map(|(pod, cost)| (pod.clone(), Some(*cost)))
+        .collect()
+}
+
+/// The writes that remove every annotation in `current` (the feature was turned off), except on
+/// pods in `leave_alone`.
+pub fn clear_patches(
+    current: &BTreeMap<String, i32>,
+    leave_alone: &BTreeSet<String>,
+) -> Vec<CostPatch> {
+    current
+        .keys()
+        .filter(|pod| !leave_alone.contains(*pod))
+        .map(|pod| (pod.clone(), None))
+        .collect()
+}
+
+/// The deletion-cost writes one workload needs now: the costs that keep its scale-in balanced
+/// (`keep`), or, turned off, the removal of the annotations skewguard wrote (someone else's are
+/// never touched). Terminating and not-ready pods are left alone either way.
+pub fn cost_writes(cluster: &Cluster, workload: &Workload, keep: bool) -> Vec<CostPatch> {
+    let desired = deletion_costs(cluster, workload);
+    if keep {
+        return cost_patches(&current_costs(cluster, workload), &desired);
+    }
+    let ours: BTreeMap<String, i32> = cluster
+        .select_pods(&workload.namespace, &workload.pod_selector)
+        .into_iter()
+        .filter_map(|i| {
+            let pod = &cluster.pods()[i];
+            let cost = pod.deletion_cost.filter(|_| pod.deletion_cost_ours)?;
+            Some((pod.name.clone(), cost))
+        })
+        .collect();
+    clear_patches(&ours, &desired.leave_alone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::model::{HOSTNAME_KEY, Node, Pod, SpreadConstraint, ZONE_KEY};
+    use kube::core::Selector;
+
+    fn node(name: &str, zone: &str) -> Node {
+        Node {
+            name: name.into(),
+            labels: [(ZONE_KEY, zone), (HOSTNAME_KEY, name)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ready: true,
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, node: &str, created: i64) -> Pod {
+        Pod {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "ns".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            node_name: Some(node.into()),
+            ready: true,
+            created,
+            ..Default::default()
+        }
+    }
+
+    fn workload(keys: &[&str]) -> Workload {
+        let selector: Selector = [("app", "web")].into_iter().collect();
+        Workload {
+            namespace: "ns".into(),
+            name: "web".into(),
+            pod_selector: selector.clone(),
+            template: Default::default(),
+            constraints: keys
+                .iter()
+                .map(|k| SpreadConstraint::new(k, 1, selector.clone()))
+                .collect(),
+        }
+    }
+
+    /// Zones a, b, c with nodes `<zone>1`, `<zone>2`.
+    fn nodes() -> Vec<Node> {
+        ["a", "b", "c"]
+            .iter()
+            .flat_map(|z| [node(&format!("{z}1"), z), node(&format!("{z}2"), z)])
+            .collect()
+    }
+
+    fn zone_counts(cluster: &Cluster, removed: &[String]) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for p in cluster.pods() {
+            if removed.contains(&p.name) {
+                continue;
+            }
+            let n = p.node_name.as_deref().unwrap_or_default();
+            *out.entry(n[..1].to_string()).or_default() += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn the_newest_pods_sharing_one_node_go_first_and_leave_one_per_zone() {
+        // 2/2/2, the newest two on one node of zone a... and the spread is kept at every step.
+        let pods = vec![
+            pod("a-old", "a1", 1),
+            pod("b-old", "b1", 2),
+            pod("c-old", "c1", 3),
+            pod("b-new", "b2", 10),
+            pod("c-new", "c2", 11),
+            pod("a-new", "a1", 12),
+        ];
+        let cluster = Cluster::new(nodes(), pods);
+        let costs = deletion_costs(&cluster, &workload(&[ZONE_KEY, HOSTNAME_KEY]));
+        let first3: Vec<String> = costs.order[..3].to_vec();
+        assert_eq!(
+            zone_counts(&cluster, &first3),
+            BTreeMap::from([("a".into(), 1), ("b".into(), 1), ("c".into(), 1)])
+        );
+        // Zone a's pods share a1: the one that goes is the newest.
+        assert!(first3.contains(&"a-new".to_string()), "{first3:?}");
+        // The last pod of every zone costs 0: no annotation needed.
+        assert_eq!(costs.cost("a-old"), Some(0));
+        assert_eq!(costs.cost("a-new"), Some(-1000 - 1));
+        assert_eq!(costs.cost("b-new"), Some(-1000));
+    }
+
+    #[test]
+    fn the_fullest_zone_loses_first() {
+        let pods = vec![
+            pod("a1", "a1", 1),
+            pod("a2", "a1", 2),
+            pod("a3", "a2", 3),
+            pod("a4", "a2", 4),
+            pod("b1", "b1", 5),
+            pod("c1", "c1", 6),
+        ];
+        let cluster = Cluster::new(nodes(), pods);
+        let costs = deletion_costs(&cluster, &workload(&[ZONE_KEY]));
+        assert_eq!(&costs.order[..3], ["a4", "a3", "a2"]);
+        assert_eq!(costs.cost("a4"), Some(-3000));
+        assert_eq!(costs.cost("a1"), Some(0));
+        assert_eq!(costs.cost("b1"), Some(0));
+    }
+
+    #[test]
+    fn not_ready_and_terminating_pods_are_left_alone() {
+        let mut pods = vec![pod("a1", "a1", 1), pod("b1", "b1", 2), pod("c1", "c1", 3)];
+        pods.push(Pod {
+            ready: false,
+            ..pod("slow", "a2", 4)
+        });
+        pods.push(Pod {
+            terminating: true,
+            ..pod("going", "b2", 5)
+        });
+        pods.push(Pod {
+            node_name: None,
+            ready: false,
+            ..pod("pending", "", 6)
+        });
+        let cluster = Cluster::new(nodes(), pods);
+        let costs = deletion_costs(&cluster, &workload(&[ZONE_KEY]));
+        assert_eq!(
+            costs.leave_alone,
+            BTreeSet::from(["slow".into(), "going".into(), "pending".into()])
+        );
+        assert_eq!(costs.costs.len(), 3);
+        assert!(costs.costs.values().all(|c| *c == 0), "{costs:?}");
+    }
+
+    #[test]
+    fn pods_a_constraint_does_not_count_go_first() {
+        // A node without a zone label: its pod counts for no zone.
+        let mut nodes = nodes();
+        nodes.push(Node {
+            name: "bare".into(),
+            ready: true,
+            ..Default::default()
+        });
+        let pods = vec![
+            pod("a1", "a1", 1),
+            pod("a2", "a2", 2),
+            pod("b1", "b1", 3),
+            pod("stray", "bare", 0),
+        ];
+        let cluster = Cluster::new(nodes, pods);
+        let costs = deletion_costs(&cluster, &workload(&[ZONE_KEY]));
+        assert_eq!(costs.order[0], "stray");
+        assert_eq!(costs.order[1], "a2");
+    }
+
+    #[test]
+    fn other_workloads_pods_are_a_floor_of_their_domain() {
+        // A constraint selecting app=web also counts the pods of another workload (`tier`).
+        let selector: Selector = [("app", "web")].into_iter().collect();
+        let mut w = workload(&[]);
+        w.pod_selector = [("app", "web"), ("tier", "front")].into_iter().collect();
+        w.constraints = vec![SpreadConstraint::new(ZONE_KEY, 1, selector)];
+        let own = |name: &str, node: &str| {
+            let mut p = pod(name, node, 1);
+            p.labels.insert("tier".into(), "front".into());
+            p
+        };
+        let pods = vec![
+            own("a1", "a1"),
+            own("b1", "b1"),
+            own("b2", "b2"),
+            pod("other-a1", "a1", 0),
+            pod("other-a2", "a2", 0),
+        ];
+        let cluster = Cluster::new(nodes(), pods);
+        let costs = deletion_costs(&cluster, &w);
+        // Zone a holds 3 matching pods, b 2: a's own pod goes first although b has more own pods.
+        assert_eq!(costs.order[0], "a1");
+        assert!(!costs.costs.contains_key("other-a1"));
+    }
+
+    #[test]
+    fn patches_list_only_changed_costs() {
+        let desired = DeletionCosts {
+            order: vec!["x".into(), "y".into(), "z".into()],
+            costs: BTreeMap::from([("x".into(), -1000), ("y".into(), 0), ("z".into(), 0)]),
+            leave_alone: BTreeSet::from(["w".into()]),
+        };
+        let current = BTreeMap::from([
+            ("x".to_string(), -1000),
+            ("z".to_string(), 5),
+            ("w".to_string(), 7),
+        ]);
+        assert_eq!(
+            cost_patches(&current, &desired),
+            vec![("z".to_string(), Some(0))]
+        );
+        assert_eq!(cost_patches(&BTreeMap::new(), &desired).len(), 1);
+        assert_eq!(
+            clear_patches(&current, &desired.leave_alone),
+            vec![("x".to_string(), None), ("z".to_string(), None)]
+        );
+    }
+
+    #[test]
+    fn annotation_parsing_follows_the_replicaset_controller() {
+        let ann = |v: &str| BTreeMap::from([(DELETION_COST_ANNOTATION.to_string(), v.to_string())]);
+        assert_eq!(annotated_cost(Some(&ann("-1000"))), Some(-1000));
+        assert_eq!(annotated_cost(Some(&ann("abc"))), None);
+        assert_eq!(annotated_cost(Some(&ann("99999999999"))), None);
+        assert_eq!(annotated_cost(None), None);
+    }
+
+    #[test]
+    fn no_pods_no_costs() {
+        let cluster = Cluster::new(nodes(), vec![]);
+        assert_eq!(
+            deletion_costs(&cluster, &workload(&[ZONE_KEY])),
+            DeletionCosts::default()
+        );
+    }
+}
