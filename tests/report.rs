@@ -308,7 +308,8 @@ fn the_petclinic_policy_shows_what_the_operator_would_do() {
         web.decision.would,
         vec![
             "inject 2 spread constraint(s)".to_string(),
-            format!("evict {} (zone ap-northeast-2c -> ap-northeast-2a)", m.pod)
+            format!("evict {} (zone ap-northeast-2c -> ap-northeast-2a)", m.pod),
+            "write the deletion cost of 1 pod(s) to keep scale-in balanced".to_string(),
         ]
     );
     assert_eq!(
