@@ -18,7 +18,7 @@ use kube::runtime::watcher::Event;
 use serde_json::json;
 use skewguard::api::HAPolicy;
 use skewguard::controller::pod_index::PodIndex;
-use skewguard::pipeline::{Facts, Settings, WorkloadMemory, assess};
+use skewguard::pipeline::{Facts, Lane, Settings, WorkloadMemory, assess};
 use skewguard::snapshot::{LeanPod, LeanPodSpec, LeanPodStatus};
 use skewguard::topology::{Cluster, HOSTNAME_KEY, Node, NodeSet, Resources, ZONE_KEY};
 use skewguard::workload::WorkloadObject;
@@ -168,9 +168,12 @@ fn reconcile_all(fleet: &Fleet, now: Timestamp) -> usize {
             workloads
                 .iter()
                 .map(|w| {
+                    // Deletion costs are computed too (part of the cost), not counted here.
                     assess(policy, w, &cluster, &memory, &FACTS, &settings, now)
                         .writes
-                        .len()
+                        .iter()
+                        .filter(|w| w.lane() == Lane::Workload)
+                        .count()
                 })
                 .sum::<usize>()
         })
