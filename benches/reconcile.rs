@@ -5,7 +5,8 @@
 //! Sizes follow Kubernetes' documented limits: 150,000 pods over 5,000 nodes (500 namespaces x 30
 //! Deployments x 10 pods, 3 zones), with the 1,000- and 10,000-pod points for the growth curve.
 //! Targets: one workload's reconcile (snapshot + assess) under 1 ms; the whole cluster under 300 ms.
-//! `cargo test --benches` runs each once on the small sizes only.
+//! `cargo test --benches` runs each once on the small sizes only; `BENCH_NO_COST=1` turns the
+//! deletion-cost part of `assess` off, to see what it adds.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -96,7 +97,8 @@ fn policy(namespace: &str) -> HAPolicy {
         "spec": {"selector": {"matchLabels": {"team": namespace}},
                  "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1},
                             {"topologyKey": HOSTNAME_KEY, "maxSkew": 1}],
-                 "rebalance": {"stabilizationSeconds": 0}}
+                 "rebalance": {"stabilizationSeconds": 0},
+                 "scaleIn": {"deletionCost": std::env::var_os("BENCH_NO_COST").is_none()}}
     }))
     .expect("a valid HAPolicy")
 }
@@ -104,7 +106,8 @@ fn policy(namespace: &str) -> HAPolicy {
 /// `pods` pods: namespaces of 30 Deployments x 10 pods over one node per 30 pods; one Deployment
 /// in ten has every pod piled into one zone, the others are spread round-robin.
 fn fleet(pods: usize) -> Fleet {
-    let node_count = (pods / 30).max(ZONES * 10);
+    // A whole number of nodes per zone, so the round-robin spread does not wrap unevenly.
+    let node_count = (pods / 30).max(ZONES * 10).div_ceil(ZONES) * ZONES;
     let nodes: Vec<Node> = (0..node_count).map(node).collect();
     let index = PodIndex::default();
     let mut namespaces = Vec::new();

@@ -273,20 +273,26 @@ pub fn clear_patches(
 /// (`keep`), or, turned off, the removal of the annotations skewguard wrote (someone else's are
 /// never touched). Terminating and not-ready pods are left alone either way.
 pub fn cost_writes(cluster: &Cluster, workload: &Workload, keep: bool) -> Vec<CostPatch> {
-    let desired = deletion_costs(cluster, workload);
     if keep {
+        let desired = deletion_costs(cluster, workload);
         return cost_patches(&current_costs(cluster, workload), &desired);
     }
-    let ours: BTreeMap<String, i32> = cluster
-        .select_pods(&workload.namespace, &workload.pod_selector)
-        .into_iter()
-        .filter_map(|i| {
+    let pods = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    let ours: BTreeMap<String, i32> = pods
+        .iter()
+        .filter_map(|&i| {
             let pod = &cluster.pods()[i];
             let cost = pod.deletion_cost.filter(|_| pod.deletion_cost_ours)?;
             Some((pod.name.clone(), cost))
         })
         .collect();
-    clear_patches(&ours, &desired.leave_alone)
+    let leave_alone: BTreeSet<String> = pods
+        .iter()
+        .map(|&i| &cluster.pods()[i])
+        .filter(|p| !(p.is_counted() && p.ready))
+        .map(|p| p.name.clone())
+        .collect();
+    clear_patches(&ours, &leave_alone)
 }
 
 #[cfg(test)]
