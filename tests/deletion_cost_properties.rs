@@ -26,7 +26,14 @@ fn nodes(zones: usize, nodes_per_zone: usize) -> Vec<Node> {
 }
 
 /// `pods_per_node[i]` pods on node i, with creation times from `created` (ties on purpose).
-fn pods(nodes: &[Node], pods_per_node: &[usize], created: &[i64]) -> Vec<Pod> {
+/// Pods with the given creation times and the costs they already carry (left from an earlier
+/// layout, or set by someone else): the order must not depend on them for its balance.
+fn pods(
+    nodes: &[Node],
+    pods_per_node: &[usize],
+    created: &[i64],
+    prior: &[Option<i32>],
+) -> Vec<Pod> {
     let mut out = Vec::new();
     for (node, &count) in nodes.iter().zip(pods_per_node) {
         for i in 0..count {
@@ -37,6 +44,7 @@ fn pods(nodes: &[Node], pods_per_node: &[usize], created: &[i64]) -> Vec<Pod> {
                 &node.name,
             );
             p.created = created[out.len() % created.len()];
+            p.deletion_cost = prior[out.len() % prior.len()];
             out.push(p);
         }
     }
@@ -88,7 +96,9 @@ fn prefixes(costs: &DeletionCosts) -> [Vec<String>; 2] {
     [forward, reversed]
 }
 
-fn layout() -> impl Strategy<Value = (usize, usize, Vec<usize>, Vec<i64>)> {
+type Layout = (usize, usize, Vec<usize>, Vec<i64>, Vec<Option<i32>>);
+
+fn layout() -> impl Strategy<Value = Layout> {
     (2usize..=3, 1usize..=3).prop_flat_map(|(zones, per_zone)| {
         (
             Just(zones),
@@ -96,6 +106,17 @@ fn layout() -> impl Strategy<Value = (usize, usize, Vec<usize>, Vec<i64>)> {
             prop::collection::vec(0usize..=3, zones * per_zone)
                 .prop_filter("brute force stays small", |v| v.iter().sum::<usize>() <= 10),
             prop::collection::vec(0i64..4, 1..6),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    None,
+                    Some(0),
+                    Some(-1000),
+                    Some(-2000),
+                    Some(-1001),
+                    Some(7),
+                ]),
+                1..6,
+            ),
         )
     })
 }
@@ -106,10 +127,10 @@ proptest! {
     /// One constraint (zone, or hostname): every prefix of the order has the smallest skew any
     /// set of as many pods could leave.
     #[test]
-    fn every_prefix_is_as_balanced_as_possible((zones, per_zone, counts, created) in layout(),
+    fn every_prefix_is_as_balanced_as_possible((zones, per_zone, counts, created, prior) in layout(),
                                                hostname in any::<bool>()) {
         let nodes = nodes(zones, per_zone);
-        let pods = pods(&nodes, &counts, &created);
+        let pods = pods(&nodes, &counts, &created, &prior);
         let key = if hostname { HOSTNAME_KEY } else { ZONE_KEY };
         let w = workload("default", "web", vec![constraint(key, 1, "web")]);
         let cluster = Cluster::new(nodes.clone(), pods.clone());
@@ -129,9 +150,9 @@ proptest! {
     /// Zone then hostname: the zone is as balanced as it can be at every prefix, and whenever
     /// some set of k pods keeps both within maxSkew, so does the prefix of k.
     #[test]
-    fn hostname_inside_zone_stays_within_max_skew((zones, per_zone, counts, created) in layout()) {
+    fn hostname_inside_zone_stays_within_max_skew((zones, per_zone, counts, created, prior) in layout()) {
         let nodes = nodes(zones, per_zone);
-        let pods = pods(&nodes, &counts, &created);
+        let pods = pods(&nodes, &counts, &created, &prior);
         let w = workload("default", "web", vec![
             constraint(ZONE_KEY, 1, "web"),
             constraint(HOSTNAME_KEY, 1, "web"),
@@ -154,9 +175,9 @@ proptest! {
     /// An unrelated second key (a rack across zones): the first constraint is still as balanced
     /// as it can be at every prefix.
     #[test]
-    fn the_first_constraint_leads_with_unrelated_keys((zones, per_zone, counts, created) in layout()) {
+    fn the_first_constraint_leads_with_unrelated_keys((zones, per_zone, counts, created, prior) in layout()) {
         let nodes = nodes(zones, per_zone);
-        let pods = pods(&nodes, &counts, &created);
+        let pods = pods(&nodes, &counts, &created, &prior);
         let w = workload("default", "web", vec![
             constraint(ZONE_KEY, 1, "web"),
             constraint(RACK, 1, "web"),
@@ -175,11 +196,11 @@ proptest! {
     /// Few writes: a scale-in that follows the order changes no other pod's cost, and a pod that
     /// comes or goes changes only costs of pods in its own zone (zone then hostname).
     #[test]
-    fn churn_stays_in_the_pods_zone((zones, per_zone, counts, created) in layout(),
+    fn churn_stays_in_the_pods_zone((zones, per_zone, counts, created, prior) in layout(),
                                     pick in any::<prop::sample::Index>(),
                                     add in any::<bool>()) {
         let nodes = nodes(zones, per_zone);
-        let pods = pods(&nodes, &counts, &created);
+        let pods = pods(&nodes, &counts, &created, &prior);
         prop_assume!(!pods.is_empty());
         let w = workload("default", "web", vec![
             constraint(ZONE_KEY, 1, "web"),

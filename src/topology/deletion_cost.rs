@@ -15,7 +15,9 @@
 //! is the best order for the first constraint, the others only break its ties). Pods the
 //! constraint does not count (other ReplicaSets under `matchLabelKeys`, nodes that are no domain)
 //! change no skew of it and go first. Matching pods of other workloads count as a fixed floor of
-//! their domain. Among pods alike for every constraint the newest goes first, then by name.
+//! their domain. Where the greedy may take either of two pods (their domains are equally full for
+//! every constraint), it takes one that already carries the cost it would get, so costs stay where
+//! they are; otherwise the newest goes first, then by name.
 //!
 //! # The costs
 //! A pod's cost says how full its domains were when the greedy took it:
@@ -162,24 +164,25 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
         .collect();
 
     let mut ranked: Vec<(i64, usize)> = Vec::with_capacity(removable.len());
-    while let Some(g) = next_group(&groups, &counts, goes_first) {
+    // What a pod carries now (no annotation counts as 0, as the ReplicaSet controller reads it):
+    // among pods the greedy may take alike, one that already carries the cost it would get is
+    // taken, so a pod that comes or goes rewrites few others.
+    let carries = |i: usize| i64::from(pods[i].deletion_cost.unwrap_or(0));
+    while let Some(g) = next_group(&groups, &counts, goes_first, carries) {
         let (domains, members) = &mut groups[g];
-        let Some(pod) = members.pop() else { break };
-        let mut levels = [0i64; 2];
+        let cost = cost_when_taken(domains, &counts);
+        let keep = members.iter().rposition(|&i| carries(i) == cost);
+        let Some(pod) = (match keep {
+            Some(at) => Some(members.remove(at)),
+            None => members.pop(),
+        }) else {
+            break;
+        };
         for (c, d) in domains.iter().enumerate() {
-            let level = match d {
-                Some(d) => {
-                    counts[c][*d as usize] -= 1;
-                    counts[c][*d as usize].max(0)
-                }
-                None => UNCOUNTED_LEVEL,
-            };
-            if c < 2 {
-                levels[c] = level;
+            if let Some(d) = d {
+                counts[c][*d as usize] -= 1;
             }
         }
-        let cost = -(levels[0].min(UNCOUNTED_LEVEL) * SECOND_LEVEL_SPAN
-            + levels[1].min(SECOND_LEVEL_SPAN - 1));
         ranked.push((cost, pod));
     }
     // Stable: equal costs keep the greedy's order.
@@ -195,13 +198,28 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
     }
 }
 
+/// The cost of a pod in `domains` if the greedy takes it now: how full its domains of the first
+/// two constraints stay once it is gone.
+fn cost_when_taken(domains: &[Option<u32>], counts: &[Vec<i64>]) -> i64 {
+    let mut levels = [0i64; 2];
+    for (c, d) in domains.iter().enumerate().take(2) {
+        levels[c] = match d {
+            Some(d) => (counts[c][*d as usize] - 1).max(0),
+            None => UNCOUNTED_LEVEL,
+        };
+    }
+    -(levels[0].min(UNCOUNTED_LEVEL) * SECOND_LEVEL_SPAN + levels[1].min(SECOND_LEVEL_SPAN - 1))
+}
+
 /// The group the greedy takes from next: the fullest domains, lexicographically by constraint
-/// (a pod a constraint does not count ranks above every domain of it), then the group whose next
-/// pod goes first.
+/// (a pod a constraint does not count ranks above every domain of it); among groups alike, one
+/// with a pod that already carries the cost it would get (`carries`), then the group whose next
+/// pod goes first. Choosing among alike groups never changes how balanced any prefix is.
 fn next_group(
     groups: &[(Vec<Option<u32>>, Vec<usize>)],
     counts: &[Vec<i64>],
     goes_first: impl Fn(usize, usize) -> std::cmp::Ordering,
+    carries: impl Fn(usize) -> i64,
 ) -> Option<usize> {
     let key = |domains: &[Option<u32>]| -> Vec<i64> {
         domains
@@ -210,25 +228,29 @@ fn next_group(
             .map(|(c, d)| d.map_or(i64::MAX, |d| counts[c][d as usize]))
             .collect()
     };
-    let mut best: Option<(usize, Vec<i64>, usize)> = None;
+    let mut best: Option<(usize, Vec<i64>, bool, usize)> = None;
     for (g, (domains, members)) in groups.iter().enumerate() {
         let Some(&next) = members.last() else {
             continue;
         };
         let k = key(domains);
+        let cost = cost_when_taken(domains, counts);
+        let keeps = members.iter().any(|&i| carries(i) == cost);
         let better = match &best {
             None => true,
-            Some((_, bk, bp)) => match k.cmp(bk) {
+            Some((_, bk, bkeeps, bp)) => match k.cmp(bk) {
                 std::cmp::Ordering::Greater => true,
                 std::cmp::Ordering::Less => false,
-                std::cmp::Ordering::Equal => goes_first(next, *bp).is_gt(),
+                std::cmp::Ordering::Equal => {
+                    (keeps, goes_first(next, *bp)) > (*bkeeps, std::cmp::Ordering::Equal)
+                }
             },
         };
         if better {
-            best = Some((g, k, next));
+            best = Some((g, k, keeps, next));
         }
     }
-    best.map(|(g, _, _)| g)
+    best.map(|(g, _, _, _)| g)
 }
 
 /// The pods' annotations as they stand: pod name → cost, for pods that carry one.
