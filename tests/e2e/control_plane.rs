@@ -156,6 +156,21 @@ impl Processes {
             .collect()
     }
 
+    /// Kills (SIGKILL) the process group of the process named `name` and forgets it; whether
+    /// there was one.
+    pub fn kill(&self, name: &str) -> bool {
+        let child = {
+            let mut procs = self.0.lock().unwrap();
+            let Some(i) = procs.iter().position(|(n, _)| n == name) else {
+                return false;
+            };
+            procs.remove(i).1
+        };
+        let mut child = child;
+        kill_group(&mut child, "KILL");
+        true
+    }
+
     /// Kills every process group, newest first, and reaps the children.
     pub fn kill_all(&self) {
         let mut procs = self.0.lock().unwrap();
@@ -191,9 +206,45 @@ pub fn kill_group(child: &mut Child, signal: &str) {
     let _ = child.wait();
 }
 
+/// How to stop and start kube-apiserver again, with the same flags, port, certificates and etcd
+/// data, so that every client (its kubeconfig unchanged) reconnects by itself. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiServer {
+    processes: Processes,
+    bin: PathBuf,
+    args: Vec<String>,
+    dir: PathBuf,
+    restarts: Arc<Mutex<u32>>,
+}
+
+impl ApiServer {
+    /// Kills kube-apiserver (SIGKILL, as a crash); clients see connections refused.
+    pub fn stop(&self) {
+        assert!(
+            self.processes.kill("kube-apiserver"),
+            "kube-apiserver was not running"
+        );
+    }
+
+    /// Starts kube-apiserver again (its log in `kube-apiserver-restart-<n>.log`); returns at once.
+    pub fn start(&self) {
+        let n = {
+            let mut r = self.restarts.lock().unwrap();
+            *r += 1;
+            *r
+        };
+        self.processes.spawn(
+            "kube-apiserver",
+            cmd(&self.bin, &self.args),
+            &self.dir.join(format!("kube-apiserver-restart-{n}.log")),
+        );
+    }
+}
+
 /// A running control plane. Dropping it kills every process and removes the directory.
 pub struct ControlPlane {
     pub processes: Processes,
+    pub apiserver: ApiServer,
     pub kubeconfig: PathBuf,
     pub apiserver_url: String,
     pub assets: Assets,
@@ -358,6 +409,13 @@ impl ControlPlane {
             cmd(&assets.bin("kube-apiserver"), &apiserver_args),
             &d.join("kube-apiserver.log"),
         );
+        let apiserver = ApiServer {
+            processes: processes.clone(),
+            bin: assets.bin("kube-apiserver"),
+            args: apiserver_args.to_vec(),
+            dir: d.clone(),
+            restarts: Arc::default(),
+        };
 
         let kubeconfig = d.join("kubeconfig");
         fs::write(
@@ -367,6 +425,7 @@ impl ControlPlane {
         .unwrap();
         ControlPlane {
             processes,
+            apiserver,
             kubeconfig,
             apiserver_url: server,
             assets: assets.clone(),

@@ -429,8 +429,55 @@ impl FakeKubelet {
                     .map(|(n, _)| n.clone())
                     .collect()
             };
-            for name in ready {
-                self.renew_lease(&name).await;
+            for name in &ready {
+                self.renew_lease(name).await;
+            }
+            self.repost_ready(&ready).await;
+        }
+    }
+
+    /// What a kubelet does when its node's Ready condition is not what it reports (e.g. the
+    /// node-lifecycle controller set it Unknown while the API server was away): posts Ready again.
+    /// Errors (the API server is down) are only logged; the next round tries again.
+    async fn repost_ready(&self, ready: &[String]) {
+        if ready.is_empty() {
+            return;
+        }
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let list = match nodes.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) => {
+                eprintln!("fake-kubelet: list nodes: {e}");
+                return;
+            }
+        };
+        for node in list.items {
+            let name = node.name_any();
+            if !ready.contains(&name) {
+                continue;
+            }
+            let is_ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if is_ready {
+                continue;
+            }
+            eprintln!("fake-kubelet: node {name} is not Ready on the server; posting Ready again");
+            let status = json!({
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "status": {"conditions": [ready_condition(true)]},
+            });
+            if let Err(e) = nodes
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&status),
+                )
+                .await
+            {
+                eprintln!("fake-kubelet: post Ready for node {name}: {e}");
             }
         }
     }

@@ -20,7 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::control_plane::{find_on_path, free_port, kill_group};
+use crate::control_plane::{ApiServer, find_on_path, free_port, kill_group};
 use crate::fake_kubelet::{FakeKubelet, count_by_zone, is_ready};
 
 /// Field manager of everything the tests themselves apply.
@@ -40,6 +40,8 @@ pub struct Env {
     pub repo: PathBuf,
     /// Whether the Argo Rollouts `Rollout` CRD is installed (its YAML was found).
     pub rollout_crd: bool,
+    /// Stops and starts our own kube-apiserver (`None` against an existing cluster).
+    pub apiserver: Option<ApiServer>,
 }
 
 /// One scenario's view: the shared [`Env`] plus its own namespace (deleted after the scenario).

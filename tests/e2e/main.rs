@@ -248,6 +248,7 @@ async fn setup(target: &Target, cp: Option<&ControlPlane>, work: &TempDir) -> En
         kubectl: Env::find_kubectl(assets_dir.as_deref()),
         repo,
         rollout_crd,
+        apiserver: cp.map(|cp| cp.apiserver.clone()),
     }
 }
 

@@ -3,6 +3,7 @@
 mod api;
 mod cluster;
 pub mod fixtures;
+mod fleet;
 mod memory;
 mod monitoring;
 mod operator;
@@ -117,6 +118,38 @@ pub fn all() -> Vec<Scenario> {
         scenario("scale_in_9_to_3_turned_off", |c| {
             Box::pin(scale_in::scale_in_9_to_3_turned_off(c))
         }),
+        Scenario {
+            timeout: Duration::from_secs(240),
+            ..scenario("restart_mid_episode_keeps_cooldown_and_in_flight", |c| {
+                Box::pin(fleet::restart_mid_episode_keeps_cooldown_and_in_flight(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(300),
+            ..scenario("twenty_deployments_adopted_two_at_a_time", |c| {
+                Box::pin(fleet::twenty_deployments_adopted_two_at_a_time(c))
+            })
+        },
+        Scenario {
+            needs_rollout: true,
+            ..scenario("a_malformed_rollout_beside_a_healthy_deployment", |c| {
+                Box::pin(fleet::a_malformed_rollout_beside_a_healthy_deployment(c))
+            })
+        },
+        // Stops and restarts kube-apiserver: the scenarios after it prove the control plane is
+        // whole again.
+        Scenario {
+            timeout: Duration::from_secs(300),
+            ..scenario("api_server_outage_mid_rebalance", |c| {
+                Box::pin(fleet::api_server_outage_mid_rebalance(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(120),
+            ..scenario("opted_out_pods_are_never_evicted", |c| {
+                Box::pin(fleet::opted_out_pods_are_never_evicted(c))
+            })
+        },
         Scenario {
             ignored: true,
             timeout: Duration::from_secs(3600),
