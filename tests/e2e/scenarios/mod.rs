@@ -136,14 +136,6 @@ pub fn all() -> Vec<Scenario> {
                 Box::pin(fleet::a_malformed_rollout_beside_a_healthy_deployment(c))
             })
         },
-        // Stops and restarts kube-apiserver: the scenarios after it prove the control plane is
-        // whole again.
-        Scenario {
-            timeout: Duration::from_secs(300),
-            ..scenario("api_server_outage_mid_rebalance", |c| {
-                Box::pin(fleet::api_server_outage_mid_rebalance(c))
-            })
-        },
         Scenario {
             timeout: Duration::from_secs(120),
             ..scenario("opted_out_pods_are_never_evicted", |c| {
