@@ -96,8 +96,11 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
                     "restarted to spread its pods",
                 ));
             }
-            (Write::DeletionCost { .. }, WriteResult::Done | WriteResult::Gone) => {
-                actions.push((Action::DeletionCost, ActionResult::Success));
+            (Write::DeletionCost { .. }, result @ (WriteResult::Done | WriteResult::Gone)) => {
+                // A pod already gone needs no cost (and was not written).
+                if matches!(result, WriteResult::Done) {
+                    actions.push((Action::DeletionCost, ActionResult::Success));
+                }
                 if let Some(s) = scale_in.as_mut() {
                     s.pending = (s.pending - 1).max(0);
                     if s.pending == 0 && s.order == ScaleInOrder::Updating {

@@ -425,6 +425,19 @@ fn keeping_scale_in() -> HAPolicy {
     policy(json!({"scaleIn": {"deletionCost": true}}))
 }
 
+/// `web` under `policy` over `cluster`, governed, nothing remembered, default settings.
+fn assess_on(policy: &HAPolicy, cluster: &Cluster) -> Assessment {
+    assess(
+        policy,
+        &web(web_selector()),
+        cluster,
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    )
+}
+
 fn cost_writes_of(a: &Assessment) -> Vec<(String, Option<i32>)> {
     a.writes
         .iter()
@@ -468,15 +481,7 @@ fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_w
 #[test]
 fn costs_already_in_place_need_no_write() {
     let mut cluster = piled();
-    let a = assess(
-        &keeping_scale_in(),
-        &web(web_selector()),
-        &cluster,
-        &WorkloadMemory::default(),
-        &GOVERNING,
-        &Settings::default(),
-        now(),
-    );
+    let a = assess_on(&keeping_scale_in(), &cluster);
     let (pod, cost) = cost_writes_of(&a).remove(0);
     let mut pods = cluster.pods().to_vec();
     for p in pods.iter_mut().filter(|p| p.name == pod) {
@@ -484,15 +489,7 @@ fn costs_already_in_place_need_no_write() {
         p.deletion_cost_ours = true;
     }
     cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
-    let a = assess(
-        &keeping_scale_in(),
-        &web(web_selector()),
-        &cluster,
-        &WorkloadMemory::default(),
-        &GOVERNING,
-        &Settings::default(),
-        now(),
-    );
+    let a = assess_on(&keeping_scale_in(), &cluster);
     assert!(cost_writes_of(&a).is_empty());
     assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Kept);
 }
@@ -505,15 +502,7 @@ fn turned_off_only_the_costs_skewguard_wrote_are_removed() {
     let mut theirs = pod("web-2", "c-1");
     theirs.deletion_cost = Some(5);
     let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], vec![ours, theirs]);
-    let a = assess(
-        &policy(json!({})),
-        &web(web_selector()),
-        &cluster,
-        &WorkloadMemory::default(),
-        &GOVERNING,
-        &Settings::default(),
-        now(),
-    );
+    let a = assess_on(&policy(json!({})), &cluster);
     assert_eq!(cost_writes_of(&a), vec![("web-1".to_string(), None)]);
     assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Off);
 }

@@ -90,6 +90,12 @@ pub fn annotated_cost(annotations: Option<&BTreeMap<String, String>>) -> Option<
         .ok()
 }
 
+/// Pods the order ranks: bound, Ready, not terminating or finished. The ReplicaSet controller
+/// deletes the others first whatever their cost, so their annotation is left alone.
+fn ranked_for_scale_in(pod: &super::model::Pod) -> bool {
+    pod.is_counted() && pod.ready
+}
+
 /// The deletion costs of `workload`'s pods in `cluster` (see the module documentation).
 pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
     let pods = cluster.pods();
@@ -97,7 +103,7 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
     let mut removable = Vec::new();
     for i in cluster.select_pods(&workload.namespace, &workload.pod_selector) {
         let pod = &pods[i];
-        if pod.is_counted() && pod.ready {
+        if ranked_for_scale_in(pod) {
             removable.push(i);
         } else {
             leave_alone.insert(pod.name.clone());
@@ -311,7 +317,7 @@ pub fn cost_writes(cluster: &Cluster, workload: &Workload, keep: bool) -> Vec<Co
     let leave_alone: BTreeSet<String> = pods
         .iter()
         .map(|&i| &cluster.pods()[i])
-        .filter(|p| !(p.is_counted() && p.ready))
+        .filter(|p| !ranked_for_scale_in(p))
         .map(|p| p.name.clone())
         .collect();
     clear_patches(&ours, &leave_alone)
@@ -406,6 +412,21 @@ mod tests {
         assert_eq!(costs.cost("a-old"), Some(0));
         assert_eq!(costs.cost("a-new"), Some(-1000 - 1));
         assert_eq!(costs.cost("b-new"), Some(-1000));
+    }
+
+    #[test]
+    fn the_apply_body_carries_only_the_annotation_or_nothing() {
+        assert_eq!(
+            apply_body("web-1", Some(-1000)),
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1",
+                "annotations": {DELETION_COST_ANNOTATION: "-1000"}}})
+        );
+        // Giving the cost up applies metadata without it: the server removes the annotation only
+        // where skewguard's field manager owns it.
+        assert_eq!(
+            apply_body("web-1", None),
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1"}})
+        );
     }
 
     #[test]

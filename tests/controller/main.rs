@@ -521,6 +521,14 @@ async fn deletion_costs_are_applied_as_skewguard_even_when_an_eviction_is_refuse
         .collect();
     assert_eq!(patches.len(), 1, "{patches:?}");
     let patch = &patches[0];
+    // web-1 and web-2 are alike (zone c, node c-1): one of them goes first, patched by its name.
+    let pod = patch.body["metadata"]["name"].as_str().unwrap_or_default();
+    assert!(["web-1", "web-2"].contains(&pod), "{pod}");
+    assert!(
+        patch.uri.contains(&format!("/pods/{pod}?")),
+        "{}",
+        patch.uri
+    );
     assert!(
         patch.uri.contains("fieldManager=skewguard"),
         "{}",
@@ -531,7 +539,7 @@ async fn deletion_costs_are_applied_as_skewguard_even_when_an_eviction_is_refuse
     assert_eq!(
         patch.body,
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": patch.body["metadata"]["name"].clone(),
+            "name": pod,
             "annotations": {"controller.kubernetes.io/pod-deletion-cost": "-1000"}}})
     );
     let status = api.last_status();
