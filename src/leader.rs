@@ -4,12 +4,34 @@
 use std::time::Duration;
 
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::constraints::FIELD_MANAGER;
+
+/// What a lease manager is built from, kept to build a fresh one after an error.
+struct LeaseSettings {
+    client: Client,
+    name: String,
+    namespace: String,
+    identity: String,
+    duration_seconds: u64,
+}
+
+impl LeaseSettings {
+    async fn manager(&self) -> kube_lease_manager::Result<LeaseManager> {
+        LeaseManagerBuilder::new(self.client.clone(), &self.name)
+            .with_namespace(&self.namespace)
+            .with_identity(&self.identity)
+            .with_duration(self.duration_seconds)
+            .with_grace((self.duration_seconds / 3).max(1))
+            .with_field_manager(format!("{FIELD_MANAGER}-leader"))
+            .build()
+            .await
+    }
+}
 
 /// Leadership as a watch channel, and the way to step down on shutdown.
 pub struct Leadership {
@@ -40,14 +62,14 @@ impl Leadership {
         identity: &str,
         duration_seconds: u64,
     ) -> kube_lease_manager::Result<Self> {
-        let manager = LeaseManagerBuilder::new(client, lease_name)
-            .with_namespace(namespace)
-            .with_identity(identity)
-            .with_duration(duration_seconds)
-            .with_grace((duration_seconds / 3).max(1))
-            .with_field_manager(format!("{FIELD_MANAGER}-leader"))
-            .build()
-            .await?;
+        let lease = LeaseSettings {
+            client,
+            name: lease_name.to_string(),
+            namespace: namespace.to_string(),
+            identity: identity.to_string(),
+            duration_seconds,
+        };
+        let mut manager = lease.manager().await?;
         info!(lease = lease_name, %namespace, identity, "joined leader election");
         let (tx, rx) = watch::channel(false);
         let (stop, mut stopped) = oneshot::channel::<()>();
@@ -65,6 +87,13 @@ impl Leadership {
                             warn!(error = %e, "leader election failed; retrying");
                             let _ = tx.send(false);
                             tokio::time::sleep(Duration::from_secs(1)).await;
+                            // A manager reports only changes from what it last believed, and it
+                            // still believes it leads: a fresh one answers with the Lease as it is
+                            // (the API server may come back with us still holding it).
+                            match lease.manager().await {
+                                Ok(fresh) => manager = fresh,
+                                Err(e) => warn!(error = %e, "leader election: no new lease manager yet"),
+                            }
                         }
                     },
                 }

@@ -96,7 +96,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     health.set_ready();
 
     let controller = Controller::new(policies, watcher::Config::default())
-        .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)));
+        .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)))
+        .trigger_backoff(stores::watch_backoff());
     let policy_store = controller.store();
     let trigger_store = policy_store.clone();
     let requeues = futures::stream::poll_fn(move |cx| triggers.poll_recv(cx))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
@@ -11,7 +12,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::{self, Event, ExponentialBackoff};
 use kube::runtime::{WatchStreamExt, reflector::store::Writer};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
@@ -23,6 +25,24 @@ use crate::topology::{Cluster, NodeSet};
 use crate::workload::{KINDS, KindDescriptor, Unreadable, WorkloadObject};
 
 use super::pod_index::PodIndex;
+
+/// How every watch of the operator retries after an error: from half a second, doubling, at most
+/// 5 s apart, reset after 30 s without one. kube's default (client-go's: up to 30 s, reset after
+/// 2 min) is built for the thousands of watches of a big cluster; this operator holds a handful,
+/// and after an API server outage the default left its caches up to half a minute stale (a
+/// rebalance that resumed ~60 s after the server came back resumes in ~10 s with this).
+pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    ResetTimerBackoff::new(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(5))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .into(),
+        Duration::from_secs(30),
+    )
+}
 
 /// What changed, in terms of the policies to look at again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -284,7 +304,7 @@ pub fn start(
     let (node_store, node_writer) = reflector::store();
     let nodes = Nodes::new(node_store);
     let node_stream = watcher(Api::all(client.clone()), wc.clone())
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(prune_node);
     tokio::spawn(forward(
         node_stream,
@@ -337,7 +357,7 @@ fn start_kind(
     let writer = Writer::new(resource);
     let reader = writer.as_reader();
     let stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(drop_managed_fields);
     tokio::spawn(forward(stream, writer, tx.clone(), None));
     let _ = slot.set(reader);
@@ -347,7 +367,7 @@ fn start_kind(
 /// triggers for their namespace.
 async fn watch_pods(api: Api<LeanPod>, index: Arc<PodIndex>, tx: mpsc::UnboundedSender<Trigger>) {
     let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(prune_pod);
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
@@ -397,7 +417,7 @@ where
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, wc).default_backoff().modify(prune);
+    let stream = watcher(api, wc).backoff(watch_backoff()).modify(prune);
     tokio::spawn(forward(stream, writer, tx, nodes));
     reader
 }
@@ -461,7 +481,7 @@ async fn watch_crd(
     let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
     let mut stream = std::pin::pin!(
         watcher::watcher(crds, wc)
-            .default_backoff()
+            .backoff(watch_backoff())
             .applied_objects()
     );
     while let Some(found) = stream.next().await {

@@ -138,7 +138,7 @@ pub fn assess(
     let zone_loss = worst_domain_loss(&pods_by_domain(cluster, &core, &zone_loss_key));
     let own = || measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
     let running: BTreeSet<String> = own().map(|p| p.uid.clone()).collect();
-    let ready = own().filter(|p| p.ready).count();
+    let ready_pods = i32::try_from(own().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
 
     let mut next = memory.clone();
     release_finished_rollout(&mut next.decision, workload, now);
@@ -148,10 +148,11 @@ pub fn assess(
             rebalance: &spec.rebalance,
             paused: spec.paused,
             conflict: !facts.governing,
-            settled: workload.replicas.is_settled(),
-            ready_replicas: i32::try_from(ready)
-                .unwrap_or(i32::MAX)
-                .min(workload.replicas.ready),
+            // The workload's status and the pod cache come from two watches that may lag apart
+            // (after an API server outage, by seconds): settled only when both say so, so an
+            // evicted pod whose replacement is not Ready yet is never taken for a finished move.
+            settled: workload.replicas.is_settled() && ready_pods >= workload.replicas.desired,
+            ready_replicas: ready_pods.min(workload.replicas.ready),
             within_policy: measurement.within_policy(),
             budget_exhausted: facts.budget_exhausted,
             measurement: &measurement,

@@ -133,6 +133,53 @@ fn a_skewed_workload_past_stabilization_gets_one_eviction_toward_the_empty_zone(
 }
 
 #[test]
+fn a_move_is_judged_only_when_the_pod_cache_too_shows_the_replacement_ready() {
+    // After an API server outage the Deployment's watch may lag the pod watch: its status still
+    // says 2 Ready while the cache holds only the pod that stayed.
+    let policy = policy(json!({}));
+    let evicted = assess_web(&policy, GOVERNING, false);
+    let memory = conclude(evicted, vec![WriteResult::Done], now()).memory;
+    let gone = memory.decision.in_flight[0].pod.clone();
+    let stayed = if gone == "web-1" { "web-2" } else { "web-1" };
+    let nodes = || vec![node("a-1", "a"), node("c-1", "c")];
+    let mut starting = pod("web-3", "a-1");
+    starting.ready = false;
+    let cases = [
+        (
+            "replacement not created yet",
+            vec![pod(stayed, "c-1")],
+            false,
+        ),
+        (
+            "replacement not Ready",
+            vec![pod(stayed, "c-1"), starting],
+            false,
+        ),
+        (
+            "replacement Ready",
+            vec![pod(stayed, "c-1"), pod("web-3", "a-1")],
+            true,
+        ),
+    ];
+    for (label, pods, judged) in cases {
+        let a = assess(
+            &policy,
+            &web(web_selector()),
+            &Cluster::new(nodes(), pods),
+            &memory,
+            &GOVERNING,
+            &Settings::default(),
+            now(),
+        );
+        assert!(a.writes.is_empty(), "{label}: {:?}", a.writes);
+        assert_eq!(a.memory.decision.in_flight.is_empty(), judged, "{label}");
+        if !judged {
+            assert_eq!(a.decision.reason, "AwaitingReplacement", "{label}");
+        }
+    }
+}
+
+#[test]
 fn injection_comes_first_and_its_success_is_told() {
     let a = assess_web(
         &policy(json!({"injectConstraints": true})),

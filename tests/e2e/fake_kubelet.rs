@@ -54,6 +54,7 @@ struct NodeState {
     zone: String,
     ip: String,
     ready: bool,
+    capacity: Capacity,
 }
 
 #[derive(Default)]
@@ -165,9 +166,11 @@ impl FakeKubelet {
                     zone: zone.clone(),
                     ip,
                     ready: true,
+                    capacity: cap.clone(),
                 });
                 entry.zone = zone.clone();
                 entry.ready = true;
+                entry.capacity = cap.clone();
             }
             stale
         };
@@ -175,7 +178,7 @@ impl FakeKubelet {
             let _ = nodes.delete(&name, &DeleteParams::default()).await;
         }
         for (name, zone) in &wanted {
-            self.register(name, zone, cap).await;
+            self.register(name, zone).await;
         }
         let names: Vec<String> = wanted.into_iter().map(|(n, _)| n).collect();
         self.wait_taints(&names, |taints| taints.is_empty(), "untainted")
@@ -184,9 +187,8 @@ impl FakeKubelet {
         names
     }
 
-    async fn register(&self, name: &str, zone: &str, cap: &Capacity) {
+    async fn register(&self, name: &str, zone: &str) {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let ip = self.state.lock().unwrap().nodes[name].ip.clone();
         let pp = PatchParams::apply(MANAGER).force();
         let node = json!({
             "apiVersion": "v1", "kind": "Node",
@@ -200,6 +202,21 @@ impl FakeKubelet {
             .unwrap_or_else(|e| panic!("register node {name}: {e}"));
         // Uncordon whatever an earlier scenario left cordoned.
         self.set_node_unschedulable(name, false).await;
+        self.post_status(name, true)
+            .await
+            .unwrap_or_else(|e| panic!("post status of node {name}: {e}"));
+        self.renew_lease(name).await;
+    }
+
+    /// Posts the node's whole status, Ready or not. Always all of it: this is a server-side
+    /// apply, and a field the kubelet applied before and leaves out now (its capacity, say)
+    /// would be removed from the node.
+    async fn post_status(&self, name: &str, ready: bool) -> Result<Node, kube::Error> {
+        let (ip, cap) = {
+            let st = self.state.lock().unwrap();
+            let node = &st.nodes[name];
+            (node.ip.clone(), node.capacity.clone())
+        };
         let capacity = json!({"cpu": cap.cpu, "memory": cap.memory, "pods": cap.pods.to_string()});
         let status = json!({
             "apiVersion": "v1", "kind": "Node",
@@ -207,18 +224,20 @@ impl FakeKubelet {
             "status": {
                 "capacity": capacity, "allocatable": capacity,
                 "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-                "conditions": [ready_condition(true)],
+                "conditions": [ready_condition(ready)],
                 "nodeInfo": {
                     "machineID": name, "systemUUID": name, "bootID": name, "kernelVersion": "6.1.0",
                     "osImage": "fake", "containerRuntimeVersion": "fake://1.0", "kubeletVersion": "v1.33.0",
                     "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"},
             },
         });
-        nodes
-            .patch_status(name, &pp, &Patch::Apply(&status))
+        Api::<Node>::all(self.client.clone())
+            .patch_status(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&status),
+            )
             .await
-            .unwrap_or_else(|e| panic!("post status of node {name}: {e}"));
-        self.renew_lease(name).await;
     }
 
     /// The zone of every node this kubelet runs.
@@ -297,7 +316,6 @@ impl FakeKubelet {
     /// Makes every node of `zone` Ready or NotReady (its kubelet dead: no lease renewals, no pod
     /// starts or deletions). Returns once the node-lifecycle controller's not-ready taint matches.
     pub async fn set_zone_ready(&self, zone: &str, ready: bool) {
-        let nodes: Api<Node> = Api::all(self.client.clone());
         let names = self.nodes_in(zone);
         {
             let mut st = self.state.lock().unwrap();
@@ -308,16 +326,7 @@ impl FakeKubelet {
             }
         }
         for name in &names {
-            let status = json!({
-                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-                "status": {"conditions": [ready_condition(ready)]},
-            });
-            nodes
-                .patch_status(
-                    name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&status),
-                )
+            self.post_status(name, ready)
                 .await
                 .unwrap_or_else(|e| panic!("set node {name} ready={ready}: {e}"));
             if ready {
@@ -465,18 +474,7 @@ impl FakeKubelet {
                 continue;
             }
             eprintln!("fake-kubelet: node {name} is not Ready on the server; posting Ready again");
-            let status = json!({
-                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-                "status": {"conditions": [ready_condition(true)]},
-            });
-            if let Err(e) = nodes
-                .patch_status(
-                    &name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&status),
-                )
-                .await
-            {
+            if let Err(e) = self.post_status(&name, true).await {
                 eprintln!("fake-kubelet: post Ready for node {name}: {e}");
             }
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -305,8 +305,66 @@ impl Ctx {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        let pods: Vec<String> = self
+            .pods(selector)
+            .await
+            .iter()
+            .map(|p| {
+                let spec = p.spec.as_ref();
+                let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
+                let phase = p.status.as_ref().and_then(|s| s.phase.clone());
+                let unscheduled = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c.type_ == "PodScheduled" && c.status != "True")
+                    })
+                    .and_then(|c| c.message.clone())
+                    .unwrap_or_default();
+                format!(
+                    "{} node={node} phase={} ready={} terminating={} {unscheduled}",
+                    p.metadata.name.as_deref().unwrap_or(""),
+                    phase.unwrap_or_default(),
+                    is_ready(p),
+                    p.metadata.deletion_timestamp.is_some()
+                )
+            })
+            .collect();
+        let nodes: Vec<String> = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .map(|n| {
+                let taints: Vec<String> = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| format!("{}:{}", t.key, t.effect))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let ready = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| c.status.clone())
+                    .unwrap_or_default();
+                format!(
+                    "{} ready={ready} taints={taints:?}",
+                    n.metadata.name.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
         panic!(
-            "ready pods {selector} per zone: wanted {expected:?}, still {last:?} after {timeout:?}"
+            "ready pods {selector} per zone: wanted {expected:?}, still {last:?} after {timeout:?}; \
+             pods: {pods:#?}; nodes: {nodes:#?}"
         );
     }
 

@@ -50,6 +50,7 @@ pub async fn crd_installs_and_server_applies_defaults(ctx: Ctx) {
             "maxDisruptions": 1,
             "requireNodeFit": true,
         },
+        "scaleIn": {"deletionCost": true},
         "paused": false,
     });
     assert_eq!(

@@ -633,3 +633,145 @@ pub async fn a_malformed_rollout_beside_a_healthy_deployment(ctx: Ctx) {
         balanced_in.as_secs_f64()
     );
 }
+
+/// kube-apiserver is killed for 30 s in the middle of a rebalance: the operator (leader election
+/// on, as installed) keeps running and answering `/healthz`, re-establishes its watches and its
+/// Lease when the server is back, and finishes the rebalance with exactly the evictions needed.
+pub async fn api_server_outage_mid_rebalance(ctx: Ctx) {
+    const APPS: usize = 4;
+    const REPLICAS: usize = 4;
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let Some(apiserver) = ctx.apiserver.clone() else {
+        println!("\n  outage: skipped (an existing cluster's API server cannot be stopped)");
+        return;
+    };
+    ctx.kubelet.ensure_nodes(&[(ZONE_A, 2), (ZONE_C, 2)]).await;
+    ctx.kubelet.cordon_zone(ZONE_A).await;
+    let names: Vec<String> = (0..APPS).map(|i| format!("svc-{i}")).collect();
+    for name in &names {
+        ctx.apply(&deployment(
+            name,
+            REPLICAS as u32,
+            &[("app", "outage"), ("svc", name)],
+        ))
+        .await;
+    }
+    ctx.apply(&policy(
+        "outage",
+        "outage",
+        json!({"stabilizationSeconds": 1, "cooldownSeconds": 1, "maxDisruptions": 1}),
+        json!({}),
+    ))
+    .await;
+    let lease_duration = "6";
+    let mut op = start_operator(
+        &ctx,
+        &[
+            "--leader-elect",
+            "--lease-namespace",
+            ctx.ns.as_str(),
+            "--lease-duration-seconds",
+            lease_duration,
+        ],
+    );
+    for name in &names {
+        wait_deployment_constrained(&ctx, name, REPLICAS as i32).await;
+        ctx.wait_ready_pods_by_zone(&format!("svc={name}"), &zones(&[(ZONE_C, REPLICAS)]), WAIT)
+            .await;
+    }
+    let pid = op.pid();
+    // Every pod the rebalance may move, by uid: the ones gone at the end were evicted.
+    let before = pod_uids(&ctx, "app=outage").await;
+    assert_eq!(before.len(), APPS * REPLICAS);
+    // Slow replacements keep the rebalance going for a while: one step per workload at a time.
+    ctx.kubelet.set_readiness_delay(Duration::from_secs(3));
+    let churn = PodChurn::start(&ctx).await;
+    ctx.kubelet.uncordon_zone(ZONE_A).await;
+    wait_for("the first eviction", Duration::from_secs(40), || {
+        let n = churn.deleted_total();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    drop(churn);
+    let outage_started = Instant::now();
+    apiserver.stop();
+    let mut health_probes = 0;
+    while outage_started.elapsed() < OUTAGE {
+        assert!(
+            op.is_running(),
+            "the operator exited during the outage:\n{}",
+            op.log_text()
+        );
+        assert!(
+            http_get(&op.health_addr, "/healthz").await.is_some(),
+            "/healthz failed {:.1}s into the outage",
+            outage_started.elapsed().as_secs_f64()
+        );
+        health_probes += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    apiserver.start();
+    let back = Instant::now();
+    wait_for("the API server back", Duration::from_secs(60), || async {
+        ctx.api::<Deployment>()
+            .list(&ListParams::default())
+            .await
+            .ok()
+    })
+    .await;
+    let api_back = back.elapsed();
+    wait_for(
+        "the operator leading again",
+        Duration::from_secs(60),
+        || async {
+            (metric(&scrape(&op).await, "skewguard_leader", &[]) == Some(1.0)).then_some(())
+        },
+    )
+    .await;
+    let leading_again = back.elapsed();
+    let balanced = zones(&[(ZONE_A, REPLICAS / 2), (ZONE_C, REPLICAS / 2)]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for name in &names {
+        let selector = format!("svc={name}");
+        while ctx.ready_pods_by_zone(&selector).await != balanced {
+            assert!(
+                Instant::now() < deadline,
+                "{name} not balanced 120s after the API server came back: {:?}; status: {}",
+                ctx.ready_pods_by_zone(&selector).await,
+                policy_status(&ctx, "outage").await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let status = wait_for(
+        "every workload balanced in the status",
+        Duration::from_secs(30),
+        || async {
+            let s = policy_status(&ctx, "outage").await;
+            let ws = s["workloads"].as_array()?;
+            (ws.len() == APPS && ws.iter().all(|w| w["balanced"] == json!(true))).then_some(s)
+        },
+    )
+    .await;
+    let finished_after = back.elapsed();
+    let after = pod_uids(&ctx, "app=outage").await;
+    let evicted = before.difference(&after).count();
+    // Each workload has all 4 pods in one of two zones: 2 moves each, and no fewer will do.
+    let lower_bound = APPS * (REPLICAS / 2);
+    assert_eq!(
+        evicted, lower_bound,
+        "evictions (original pods gone) vs the lower bound; status: {status}"
+    );
+    assert_eq!(op.pid(), pid, "the operator was never restarted");
+    assert!(op.is_running(), "{}", op.log_text());
+    assert!(http_get(&op.health_addr, "/healthz").await.is_some());
+    println!(
+        "\n  outage: kube-apiserver down {}s in mid-rebalance ({health_probes} /healthz probes, all \
+         healthy); API back {:.1}s after restart, leading again after {:.1}s; balanced {:.1}s \
+         after the restart; evictions {evicted} (lower bound {lower_bound})",
+        OUTAGE.as_secs(),
+        api_back.as_secs_f64(),
+        leading_again.as_secs_f64(),
+        finished_after.as_secs_f64(),
+    );
+}

@@ -143,6 +143,12 @@ pub fn all() -> Vec<Scenario> {
             })
         },
         Scenario {
+            timeout: Duration::from_secs(300),
+            ..scenario("api_server_outage_mid_rebalance", |c| {
+                Box::pin(fleet::api_server_outage_mid_rebalance(c))
+            })
+        },
+        Scenario {
             ignored: true,
             timeout: Duration::from_secs(3600),
             ..scenario("three_zones_at_scale", |c| {
