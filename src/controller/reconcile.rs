@@ -16,10 +16,11 @@ use tracing::{info, warn};
 
 use crate::api::{HAPolicy, HAPolicyStatus};
 use crate::errors::ErrorCategory;
+use crate::injection::choose_mode;
 use crate::metrics::WorkloadMetrics;
 use crate::ownership::{governing_policy, selects};
 use crate::pipeline::{self, Facts, Lane, Write, WriteResult};
-use crate::policy_status::policy_status;
+use crate::policy_status::{PolicyInjection, policy_status};
 use crate::topology::Cluster;
 use crate::workload::{Unreadable, WorkloadObject};
 
@@ -78,6 +79,12 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     let namespace = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let gathered = gather(policy, ctx, &namespace);
+    let support = ctx.admission_support();
+    let injection = choose_mode(
+        policy.spec.injection,
+        support.as_ref(),
+        policy.status.as_ref().and_then(|s| s.injection.as_ref()),
+    );
     let mut outcomes = Vec::with_capacity(gathered.workloads.len());
     let mut requeue = RESYNC;
     for (workload, governing) in gathered.workloads.iter().zip(&gathered.governing) {
@@ -88,6 +95,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
                 .stores
                 .budget_exhausted(workload.namespace(), &template_labels(workload)),
             rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
+            injection: injection.mode,
         };
         let assessment = pipeline::assess(
             policy,
@@ -169,6 +177,10 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         policy.metadata.generation,
         &outcomes,
         &gathered.problems,
+        &PolicyInjection {
+            status: &injection,
+            support: support.as_ref(),
+        },
         now,
     );
     write_status(ctx, policy, status).await?;

@@ -168,6 +168,8 @@ pub fn context_with_objects(
         pod_writes: RateLimiter::per_second(1000.0),
         leader,
         metrics: Metrics::new(),
+        // Not probed: Auto keeps a policy's previous mode, Template for a new one.
+        admission: tokio::sync::watch::Sender::new(None),
     })
 }
 
