@@ -9,6 +9,7 @@
 //! injection writes; [`check_admitted`] compares the pods created since then with it; and
 //! [`admitted_condition`] turns all of that into the policy's `Admitted` condition.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -31,9 +32,10 @@ pub const ADMISSION_POLICY: &str = "skewguard-spread-constraints";
 /// (MutatingAdmissionPolicies have no status to say so).
 pub const TYPE_CHECK_POLICY: &str = "skewguard-spread-constraints-typecheck";
 
-/// How long after an entry is published pods may still be created without it: the API server's
-/// admission plugin sees the new status through its own watch.
-pub const PUBLISH_GRACE: Duration = Duration::from_secs(10);
+/// How long after an entry's `since` pods may still be created without it: `since` is taken
+/// (in whole seconds) before the status is written, and the API server's admission plugin sees
+/// the new status through its own watch, usually within a second.
+pub const PUBLISH_GRACE: Duration = Duration::from_secs(5);
 
 /// What the cluster offers for admission mode, as the shell found it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -259,8 +261,8 @@ pub struct PodMissing {
 /// How the pods created since an entry was published compare with it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdmissionCheck {
-    /// Pods created since the entry was published (plus [`PUBLISH_GRACE`]).
-    pub checked: usize,
+    /// The pods created since the entry was published (plus [`PUBLISH_GRACE`]), by name.
+    pub checked: BTreeSet<String>,
     pub missing: Vec<PodMissing>,
 }
 
@@ -278,7 +280,7 @@ pub fn check_admitted<'a>(
         if pod.created == 0 || pod.created < from || pod.finished {
             continue;
         }
-        check.checked += 1;
+        check.checked.insert(pod.name.clone());
         let mut missing: Vec<String> = entry
             .constraints
             .iter()
@@ -307,11 +309,13 @@ const NAMED_PODS: usize = 5;
 /// The policy's `Admitted` condition (status, reason, message), in Admission mode only and only
 /// while entries are published: whether the admission policy can work at all, whether the API
 /// server's type checker is happy with it, and whether the pods created since carry the
-/// constraints. `checks` are the workloads' [`AdmissionCheck`]s.
+/// constraints. `checks` are the workloads' [`AdmissionCheck`]s by workload name. A pod that two
+/// workloads' selectors both select is counted once; admission adds nothing to it (it cannot tell
+/// whose it is), and the message says so.
 pub fn admitted_condition(
     injection: &InjectionStatus,
     support: Option<&AdmissionSupport>,
-    checks: &[&AdmissionCheck],
+    checks: &[(&str, &AdmissionCheck)],
 ) -> Option<(&'static str, &'static str, String)> {
     if injection.mode != InjectionMode::Admission || checks.is_empty() {
         return None;
@@ -332,21 +336,46 @@ pub fn admitted_condition(
             ),
         ));
     }
-    let checked: usize = checks.iter().map(|c| c.checked).sum();
-    let missing: Vec<&PodMissing> = checks.iter().flat_map(|c| &c.missing).collect();
+    let checked: BTreeSet<&str> = checks
+        .iter()
+        .flat_map(|(_, c)| c.checked.iter().map(String::as_str))
+        .collect();
+    // pod -> (what it lacks, the workloads whose selectors select it)
+    let mut missing: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    for (workload, check) in checks {
+        for m in &check.missing {
+            let (keys, owners) = missing.entry(m.pod.as_str()).or_default();
+            keys.extend(m.missing.iter().map(String::as_str));
+            owners.push(workload);
+        }
+    }
     if !missing.is_empty() {
         let named: Vec<String> = missing
             .iter()
             .take(NAMED_PODS)
-            .map(|m| format!("{} ({})", m.pod, m.missing.join(", ")))
+            .map(|(pod, (keys, owners))| {
+                let mut keys = keys.clone();
+                keys.sort();
+                keys.dedup();
+                let overlap = if owners.len() > 1 {
+                    format!(
+                        "; selected by {}: overlapping pod selectors",
+                        owners.join(" and ")
+                    )
+                } else {
+                    String::new()
+                };
+                format!("{pod} ({}{overlap})", keys.join(", "))
+            })
             .collect();
         let more = missing.len().saturating_sub(NAMED_PODS);
         return Some((
             "False",
             reason::CONSTRAINTS_MISSING,
             format!(
-                "{} of {checked} pod(s) created since the constraints were published lack them: {}{}",
+                "{} of {} pod(s) created since the constraints were published lack them: {}{}",
                 missing.len(),
+                checked.len(),
                 named.join(", "),
                 if more > 0 {
                     format!(" and {more} more")
@@ -356,7 +385,7 @@ pub fn admitted_condition(
             ),
         ));
     }
-    if checked == 0 {
+    if checked.is_empty() {
         return Some((
             "Unknown",
             reason::NO_NEW_PODS,
@@ -366,7 +395,10 @@ pub fn admitted_condition(
     Some((
         "True",
         reason::CONSTRAINTS_ADMITTED,
-        format!("all {checked} pod(s) created since the constraints were published carry them"),
+        format!(
+            "all {} pod(s) created since the constraints were published carry them",
+            checked.len()
+        ),
     ))
 }
 

@@ -147,6 +147,17 @@ impl WorkloadOutcome {
     }
 }
 
+/// The body of the merge patch that writes `status`. A merge patch leaves out what it does not
+/// name, so `admission` is named as null when not published: what an earlier status published
+/// for the admission policy is removed, and pods stop getting it.
+pub fn status_patch(status: &HAPolicyStatus) -> serde_json::Value {
+    let mut body = serde_json::json!({ "status": status });
+    if status.admission.is_none() {
+        body["status"]["admission"] = serde_json::Value::Null;
+    }
+    body
+}
+
 /// How the policy's constraints reach the pods, as the reconcile decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyInjection<'a> {
@@ -245,9 +256,9 @@ pub fn policy_status(
         .iter()
         .filter_map(|o| o.admission.clone())
         .collect();
-    let checks: Vec<&AdmissionCheck> = outcomes
+    let checks: Vec<(&str, &AdmissionCheck)> = outcomes
         .iter()
-        .filter_map(|o| o.admission_check.as_ref())
+        .filter_map(|o| o.admission_check.as_ref().map(|c| (o.name.as_str(), c)))
         .collect();
     let mut conditions = vec![
         condition(condition_type::READY, ready),

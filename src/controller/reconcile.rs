@@ -11,7 +11,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::Selector;
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{HAPolicy, HAPolicyStatus};
@@ -20,7 +19,7 @@ use crate::injection::choose_mode;
 use crate::metrics::WorkloadMetrics;
 use crate::ownership::{governing_policy, selects};
 use crate::pipeline::{self, Facts, Lane, Write, WriteResult};
-use crate::policy_status::{PolicyInjection, policy_status};
+use crate::policy_status::{PolicyInjection, policy_status, status_patch};
 use crate::topology::Cluster;
 use crate::workload::{Unreadable, WorkloadObject};
 
@@ -329,7 +328,7 @@ async fn write_status(
     api.patch_status(
         &policy.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
+        &Patch::Merge(status_patch(&status)),
     )
     .await
     .map(|_| ())

@@ -330,7 +330,7 @@ fn only_pods_created_after_the_grace_are_judged_and_each_names_what_it_lacks() {
     let pods = [
         // Before the entry, and within the grace: not judged.
         pod("old", "2026-05-31T23:00:00Z", &[], false),
-        pod("racing", "2026-06-01T00:00:05Z", &[], false),
+        pod("racing", "2026-06-01T00:00:04Z", &[], false),
         // After: judged.
         pod(
             "good",
@@ -350,7 +350,10 @@ fn only_pods_created_after_the_grace_are_judged_and_each_names_what_it_lacks() {
         },
     ];
     let check = check_admitted(&entry, &pods);
-    assert_eq!(check.checked, 3);
+    assert_eq!(
+        check.checked,
+        ["bare", "good", "no-host"].map(String::from).into()
+    );
     assert_eq!(
         check.missing,
         [
@@ -370,13 +373,16 @@ fn only_pods_created_after_the_grace_are_judged_and_each_names_what_it_lacks() {
 fn the_admitted_condition_says_the_first_thing_wrong() {
     let admission = previous(InjectionMode::Admission);
     let template = previous(InjectionMode::Template);
+    let names = |range: std::ops::Range<usize>, prefix: &str| -> BTreeSet<String> {
+        range.map(|i| format!("{prefix}-{i}")).collect()
+    };
     let good = AdmissionCheck {
-        checked: 4,
+        checked: names(0..4, "api"),
         missing: Vec::new(),
     };
     let none = AdmissionCheck::default();
     let bad = AdmissionCheck {
-        checked: 9,
+        checked: names(0..9, "web"),
         missing: (0..7)
             .map(|i| PodMissing {
                 pod: format!("web-{i}"),
@@ -392,10 +398,12 @@ fn the_admitted_condition_says_the_first_thing_wrong() {
         policy_installed: false,
         ..installed()
     };
-    let cond =
-        |injection: &InjectionStatus,
-         support: Option<&AdmissionSupport>,
-         checks: &[&AdmissionCheck]| { admitted_condition(injection, support, checks) };
+    let cond = |injection: &InjectionStatus,
+                support: Option<&AdmissionSupport>,
+                checks: &[&AdmissionCheck]| {
+        let named: Vec<(&str, &AdmissionCheck)> = checks.iter().map(|c| ("w", *c)).collect();
+        admitted_condition(injection, support, &named)
+    };
     assert_eq!(cond(&template, Some(&installed()), &[&good]), None);
     assert_eq!(
         cond(&admission, Some(&installed()), &[]),
@@ -421,4 +429,49 @@ fn the_admitted_condition_says_the_first_thing_wrong() {
     assert_eq!((s, r), ("False", reason::ADMISSION_POLICY_NOT_INSTALLED));
     let (s, r, _) = cond(&admission, Some(&AdmissionSupport::default()), &[&good]).unwrap();
     assert_eq!((s, r), ("False", reason::ADMISSION_NOT_SERVED));
+}
+
+#[test]
+fn an_unpublished_admission_is_written_as_null_so_the_merge_patch_removes_it() {
+    use crate::policy_status::status_patch;
+    let mut status = crate::api::HAPolicyStatus::default();
+    assert_eq!(
+        status_patch(&status)["status"].get("admission"),
+        Some(&Value::Null)
+    );
+    status.admission = Some(crate::api::AdmissionParameters::default());
+    assert_eq!(
+        status_patch(&status)["status"]["admission"],
+        json!({"workloads": []})
+    );
+}
+
+#[test]
+fn a_pod_two_selectors_select_is_told_once_as_an_overlap() {
+    let admission = previous(InjectionMode::Admission);
+    let canary_pod = PodMissing {
+        pod: "dup-canary-1".into(),
+        missing: vec![ZONE.into()],
+    };
+    // dup's selector selects the canary's pods too.
+    let dup = AdmissionCheck {
+        checked: ["dup-1".to_string(), "dup-canary-1".to_string()].into(),
+        missing: vec![canary_pod.clone()],
+    };
+    let canary = AdmissionCheck {
+        checked: ["dup-canary-1".to_string()].into(),
+        missing: vec![canary_pod],
+    };
+    let (status, why, message) = admitted_condition(
+        &admission,
+        Some(&installed()),
+        &[("dup", &dup), ("dup-canary", &canary)],
+    )
+    .unwrap();
+    assert_eq!((status, why), ("False", reason::CONSTRAINTS_MISSING));
+    assert_eq!(
+        message,
+        "1 of 2 pod(s) created since the constraints were published lack them: dup-canary-1 \
+         (topology.kubernetes.io/zone; selected by dup and dup-canary: overlapping pod selectors)"
+    );
 }

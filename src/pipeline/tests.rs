@@ -605,7 +605,7 @@ fn in_admission_mode_no_template_is_written_the_entry_is_published_and_rebalanci
     assert_eq!((entry.name.as_str(), entry.constraints.len()), ("web", 1));
     assert_eq!(entry.since.0, now());
     // The pods here are of unknown age: none is judged.
-    assert_eq!(a.admission_check.as_ref().map(|c| c.checked), Some(0));
+    assert_eq!(a.admission_check.as_ref().map(|c| c.checked.len()), Some(0));
     let c = conclude(a, vec![WriteResult::Done], now());
     assert_eq!(c.memory.decision.rollout_generation, None);
     let status = c.outcome.status();
