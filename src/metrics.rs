@@ -773,6 +773,57 @@ mod tests {
     }
 
     #[test]
+    fn the_injection_mode_and_admission_health_are_series() {
+        let m = Metrics::new();
+        m.observe_policy(
+            "ns",
+            "p",
+            &[WorkloadMetrics {
+                injection: Some("Admission"),
+                pods_missing_constraints: Some(2),
+                ..web(0, &[("a", 1)], None)
+            }],
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_workload_injection{"),
+            [
+                r#"skewguard_workload_injection{namespace="ns",policy="p",kind="Deployment",workload="web",mode="Admission"} 1"#
+            ]
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_admission_pods_missing_constraints{"),
+            [
+                r#"skewguard_admission_pods_missing_constraints{namespace="ns",policy="p",kind="Deployment",workload="web"} 2"#
+            ]
+        );
+        m.set_admission(&crate::injection::AdmissionSupport {
+            served: true,
+            policy_installed: true,
+            binding_installed: true,
+            warnings: vec!["w".into()],
+        });
+        assert_eq!(
+            lines_with(&m, "skewguard_admission_available "),
+            ["skewguard_admission_available 1"]
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_admission_type_check_warnings "),
+            ["skewguard_admission_type_check_warnings 1"]
+        );
+        // Template mode, nothing missing to tell: no missing-constraints series.
+        m.observe_policy(
+            "ns",
+            "p",
+            &[WorkloadMetrics {
+                injection: Some("Template"),
+                ..web(0, &[("a", 1)], None)
+            }],
+        );
+        assert!(lines_with(&m, "skewguard_admission_pods_missing_constraints{").is_empty());
+        assert_eq!(lines_with(&m, "mode=\"Template\"").len(), 1);
+    }
+
+    #[test]
     fn stale_domains_and_block_reasons_disappear() {
         let m = Metrics::new();
         m.observe_policy(
