@@ -348,13 +348,7 @@ async fn the_older_policy_governs_and_the_newer_reports_a_conflict() {
 async fn a_follower_writes_nothing() {
     let (client, api) = FakeApi::start(vec![]);
     let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        false,
-    );
+    let ctx = piled_web_context(client, &p);
     let mut follower = Arc::try_unwrap(ctx).ok().expect("sole owner");
     let (_tx, rx) = tokio::sync::watch::channel(false);
     follower.leader = rx;
@@ -574,13 +568,7 @@ async fn dry_run_writes_no_deletion_cost() {
 async fn reconcile_offering_admission(installed: bool) -> FakeApi {
     let (client, api) = FakeApi::start(vec![]);
     let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        false,
-    );
+    let ctx = piled_web_context(client, &p);
     ctx.admission
         .send_replace(Some(skewguard::injection::AdmissionSupport {
             served: true,
