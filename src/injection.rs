@@ -138,14 +138,15 @@ fn status(mode: InjectionMode, reason: &str, message: impl Into<String>) -> Inje
 }
 
 /// The mode a policy is in. `Auto` follows what the cluster offers; when that is not known (the
-/// shell could not read it), the mode the policy was in stays, so a failed probe never turns a
-/// policy to Template (which would roll every workload out).
+/// shell could not read it), the mode the policy was in stays, so a failed read never turns a
+/// policy to Template (which would roll every workload out). `None`: not known and never decided
+/// (a new policy while the read fails): nothing is added, in either way, until it is known.
 pub fn choose_mode(
     requested: Injection,
     support: Option<&AdmissionSupport>,
     previous: Option<&InjectionStatus>,
-) -> InjectionStatus {
-    match (requested, support) {
+) -> Option<InjectionStatus> {
+    Some(match (requested, support) {
         (Injection::Template, _) => status(
             InjectionMode::Template,
             reason::REQUESTED,
@@ -163,12 +164,12 @@ pub fn choose_mode(
             )
         }
         (Injection::Auto, None) => {
-            let mode = previous.map_or(InjectionMode::Template, |p| p.mode);
+            let mode = previous?.mode;
             status(
                 mode,
                 reason::ADMISSION_SUPPORT_UNKNOWN,
                 format!(
-                    "whether admission policies are served and installed is not known yet; {mode} kept"
+                    "whether admission policies are served and installed is not known; {mode} kept"
                 ),
             )
         }
@@ -182,7 +183,7 @@ pub fn choose_mode(
                 ),
             ),
         },
-    }
+    })
 }
 
 /// One workload's `status.admission` entry: what template injection would write ([`TemplatePlan`]),
@@ -313,11 +314,11 @@ const NAMED_PODS: usize = 5;
 /// workloads' selectors both select is counted once; admission adds nothing to it (it cannot tell
 /// whose it is), and the message says so.
 pub fn admitted_condition(
-    injection: &InjectionStatus,
+    injection: Option<&InjectionStatus>,
     support: Option<&AdmissionSupport>,
     checks: &[(&str, &AdmissionCheck)],
 ) -> Option<(&'static str, &'static str, String)> {
-    if injection.mode != InjectionMode::Admission || checks.is_empty() {
+    if injection.is_none_or(|i| i.mode != InjectionMode::Admission) || checks.is_empty() {
         return None;
     }
     if let Some((why, message)) = support.and_then(AdmissionSupport::unavailable) {

@@ -161,7 +161,8 @@ pub fn status_patch(status: &HAPolicyStatus) -> serde_json::Value {
 /// How the policy's constraints reach the pods, as the reconcile decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyInjection<'a> {
-    pub status: &'a InjectionStatus,
+    /// `None`: not known yet ([`crate::injection::choose_mode`]).
+    pub status: Option<&'a InjectionStatus>,
     /// What the cluster offers for admission mode (`None`: not known).
     pub support: Option<&'a AdmissionSupport>,
 }
@@ -284,10 +285,11 @@ pub fn policy_status(
             .max()
             .unwrap_or(0),
         workloads: outcomes.iter().map(WorkloadOutcome::status).collect(),
-        injection: Some(injection.status.clone()),
-        admission: (injection.status.mode == InjectionMode::Admission && !admitted.is_empty())
-            .then_some(AdmissionParameters {
-                workloads: admitted,
-            }),
+        injection: injection.status.cloned(),
+        admission: (injection.status.map(|s| s.mode) == Some(InjectionMode::Admission)
+            && !admitted.is_empty())
+        .then_some(AdmissionParameters {
+            workloads: admitted,
+        }),
     }
 }

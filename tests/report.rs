@@ -114,7 +114,8 @@ fn petclinic() -> ClusterState {
         kinds_served: WorkloadKind::all(),
         budgets: vec![],
         policies: vec![],
-        admission: None,
+        // A cluster that does not serve MutatingAdmissionPolicies (before 1.36).
+        admission: Some(skewguard::injection::AdmissionSupport::default()),
     }
 }
 
@@ -445,11 +446,9 @@ fn in_admission_mode_the_report_shows_what_each_new_pod_gets_and_each_workloads_
     let input = policy_in_scope(&policy, &Scope::Namespace(NS.into()), "default").unwrap();
     let report = build_report(&state, ZONE, Some(&input));
     let evaluation = report.policy.as_ref().unwrap();
+    let injection = evaluation.injection.as_ref().unwrap();
     assert_eq!(
-        (
-            format!("{:?}", evaluation.injection.mode),
-            evaluation.injection.reason.as_str()
-        ),
+        (format!("{:?}", injection.mode), injection.reason.as_str()),
         ("Admission".to_string(), "AdmissionPolicyInstalled")
     );
     let web = &evaluation.workloads[0];

@@ -94,7 +94,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
                 .stores
                 .budget_exhausted(workload.namespace(), &template_labels(workload)),
             rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
-            injection: injection.mode,
+            injection: injection.as_ref().map(|i| i.mode),
         };
         let assessment = pipeline::assess(
             policy,
@@ -177,7 +177,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         &outcomes,
         &gathered.problems,
         &PolicyInjection {
-            status: &injection,
+            status: injection.as_ref(),
             support: support.as_ref(),
         },
         now,

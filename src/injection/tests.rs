@@ -34,8 +34,7 @@ type Case<'a> = (
     Injection,
     Option<&'a AdmissionSupport>,
     Option<&'a InjectionStatus>,
-    InjectionMode,
-    &'a str,
+    Option<(InjectionMode, &'a str)>,
 );
 
 #[test]
@@ -56,91 +55,75 @@ fn the_mode_follows_the_spec_then_what_the_cluster_offers() {
             Injection::Template,
             Some(&installed()),
             None,
-            Template,
-            reason::REQUESTED,
+            Some((Template, reason::REQUESTED)),
         ),
         (
             Injection::Template,
             None,
             Some(&admission),
-            Template,
-            reason::REQUESTED,
+            Some((Template, reason::REQUESTED)),
         ),
         (
             Injection::Admission,
             Some(&not_served),
             None,
-            Admission,
-            reason::REQUESTED,
+            Some((Admission, reason::REQUESTED)),
         ),
         (
             Injection::Admission,
             None,
             None,
-            Admission,
-            reason::REQUESTED,
+            Some((Admission, reason::REQUESTED)),
         ),
         (
             Injection::Auto,
             Some(&installed()),
             None,
-            Admission,
-            reason::ADMISSION_POLICY_INSTALLED,
+            Some((Admission, reason::ADMISSION_POLICY_INSTALLED)),
         ),
         // Warnings are told by the Admitted condition; they do not roll every workload out.
         (
             Injection::Auto,
             Some(&warning),
             None,
-            Admission,
-            reason::ADMISSION_POLICY_INSTALLED,
+            Some((Admission, reason::ADMISSION_POLICY_INSTALLED)),
         ),
         (
             Injection::Auto,
             Some(&not_served),
             Some(&admission),
-            Template,
-            reason::ADMISSION_NOT_SERVED,
+            Some((Template, reason::ADMISSION_NOT_SERVED)),
         ),
         (
             Injection::Auto,
             Some(&no_binding),
             None,
-            Template,
-            reason::ADMISSION_POLICY_NOT_INSTALLED,
+            Some((Template, reason::ADMISSION_POLICY_NOT_INSTALLED)),
         ),
-        // Not known: what the policy was in stays (Template for a new policy).
+        // Not known: what the policy was in stays; a policy never in a mode waits.
         (
             Injection::Auto,
             None,
             Some(&admission),
-            Admission,
-            reason::ADMISSION_SUPPORT_UNKNOWN,
+            Some((Admission, reason::ADMISSION_SUPPORT_UNKNOWN)),
         ),
-        (
-            Injection::Auto,
-            None,
-            None,
-            Template,
-            reason::ADMISSION_SUPPORT_UNKNOWN,
-        ),
+        (Injection::Auto, None, None, None),
     ];
-    for (requested, support, previous, mode, why) in cases {
+    for (requested, support, previous, expected) in cases {
         let chosen = choose_mode(requested, support, previous);
         assert_eq!(
-            (chosen.mode, chosen.reason.as_str()),
-            (mode, why),
-            "{requested:?} {support:?} {previous:?}: {}",
-            chosen.message
+            chosen.as_ref().map(|c| (c.mode, c.reason.as_str())),
+            expected,
+            "{requested:?} {support:?} {previous:?}: {chosen:?}"
         );
     }
-    let forced = choose_mode(Injection::Admission, Some(&not_served), None);
+    let forced = choose_mode(Injection::Admission, Some(&not_served), None).unwrap();
     assert!(
         forced.message.contains("does not serve"),
         "{}",
         forced.message
     );
-    let missing = choose_mode(Injection::Auto, Some(&no_binding), None);
+    let missing = choose_mode(Injection::Auto, Some(&no_binding), None).unwrap();
     assert!(
         missing.message.contains("MutatingAdmissionPolicyBinding")
             && !missing.message.contains("MutatingAdmissionPolicy and")
@@ -402,7 +385,7 @@ fn the_admitted_condition_says_the_first_thing_wrong() {
                 support: Option<&AdmissionSupport>,
                 checks: &[&AdmissionCheck]| {
         let named: Vec<(&str, &AdmissionCheck)> = checks.iter().map(|c| ("w", *c)).collect();
-        admitted_condition(injection, support, &named)
+        admitted_condition(Some(injection), support, &named)
     };
     assert_eq!(cond(&template, Some(&installed()), &[&good]), None);
     assert_eq!(
@@ -463,7 +446,7 @@ fn a_pod_two_selectors_select_is_told_once_as_an_overlap() {
         missing: vec![canary_pod],
     };
     let (status, why, message) = admitted_condition(
-        &admission,
+        Some(&admission),
         Some(&installed()),
         &[("dup", &dup), ("dup-canary", &canary)],
     )

@@ -54,8 +54,9 @@ pub struct Facts {
     pub budget_exhausted: bool,
     /// Other workloads (cluster-wide) rolling out now because skewguard wrote their template.
     pub rollouts_elsewhere: usize,
-    /// How the policy's constraints reach the pods ([`crate::injection::choose_mode`]).
-    pub injection: InjectionMode,
+    /// How the policy's constraints reach the pods ([`crate::injection::choose_mode`]); `None`:
+    /// not known yet, so nothing is added either way.
+    pub injection: Option<InjectionMode>,
 }
 
 /// Everything `assess` found and decided about one workload.
@@ -176,7 +177,6 @@ pub fn assess(
     let mut writes = Vec::new();
     let mut notes = Vec::new();
     let mut actions = Vec::new();
-    let admission_mode = facts.injection == InjectionMode::Admission;
     let (injection, admission, admission_check) = admit(
         policy,
         workload,
@@ -184,11 +184,14 @@ pub fn assess(
         &measurement,
         &template,
         may,
-        admission_mode,
+        facts.injection,
         &mut notes,
         now,
     );
-    if template.changes_template && may != Writes::NotOwner && !admission_mode {
+    if template.changes_template
+        && may != Writes::NotOwner
+        && facts.injection == Some(InjectionMode::Template)
+    {
         if may.allowed() {
             writes.push(Write::Inject {
                 body: apply_body(workload, &template),
@@ -300,7 +303,7 @@ fn admit(
     measurement: &Measurement,
     template: &TemplatePlan,
     may: Writes,
-    admission_mode: bool,
+    mode: Option<InjectionMode>,
     notes: &mut Vec<String>,
     now: Timestamp,
 ) -> (
@@ -311,8 +314,17 @@ fn admit(
     if may == Writes::NotOwner || !policy.spec.inject_constraints {
         return (None, None, None);
     }
-    if !admission_mode {
-        return (Some(InjectionMode::Template), None, None);
+    match mode {
+        Some(InjectionMode::Admission) => {}
+        Some(InjectionMode::Template) => return (Some(InjectionMode::Template), None, None),
+        None => {
+            if template.changes_template {
+                notes.push(
+                    "nothing added yet: whether admission mode is available is not known".into(),
+                );
+            }
+            return (None, None, None);
+        }
     }
     let previous = policy
         .status

@@ -96,7 +96,7 @@ const GOVERNING: Facts = Facts {
     governing: true,
     budget_exhausted: false,
     rollouts_elsewhere: 0,
-    injection: crate::api::InjectionMode::Template,
+    injection: Some(crate::api::InjectionMode::Template),
 };
 
 fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
@@ -575,7 +575,7 @@ fn a_failed_cost_write_is_counted_and_the_order_stays_updating() {
 }
 
 const ADMITTING: Facts = Facts {
-    injection: crate::api::InjectionMode::Admission,
+    injection: Some(crate::api::InjectionMode::Admission),
     ..GOVERNING
 };
 
@@ -668,7 +668,7 @@ fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
         warnings: Vec::new(),
     };
     let p = policy(json!({"injectConstraints": true}));
-    let injection = choose_mode(crate::api::Injection::Auto, Some(&support), None);
+    let injection = choose_mode(crate::api::Injection::Auto, Some(&support), None).unwrap();
     let created = |name: &str, node: &str, at: i64, keys: &[&str]| Pod {
         created: now().as_second() + at,
         spread_keys: keys.iter().map(|k| k.to_string()).collect(),
@@ -684,7 +684,7 @@ fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
             &[c.outcome],
             &[],
             &PolicyInjection {
-                status: &injection,
+                status: Some(&injection),
                 support: Some(&support),
             },
             now(),
@@ -734,7 +734,7 @@ fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
     );
 
     // Template mode: no entries, no condition.
-    let template = choose_mode(crate::api::Injection::Template, Some(&support), None);
+    let template = choose_mode(crate::api::Injection::Template, Some(&support), None).unwrap();
     let cluster = piled();
     let c = conclude(assess_on_with(&p, &cluster, GOVERNING), vec![], now());
     let s = policy_status(
@@ -743,7 +743,7 @@ fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
         &[c.outcome],
         &[],
         &PolicyInjection {
-            status: &template,
+            status: Some(&template),
             support: Some(&support),
         },
         now(),
@@ -761,4 +761,32 @@ fn assess_on_with(policy: &HAPolicy, cluster: &Cluster, facts: Facts) -> Assessm
         &Settings::default(),
         now(),
     )
+}
+
+#[test]
+fn while_the_mode_is_not_known_nothing_is_added_either_way() {
+    let p = policy(json!({"injectConstraints": true}));
+    let undecided = Facts {
+        injection: None,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, undecided, false);
+    assert!(
+        !a.writes.iter().any(|w| matches!(w, Write::Inject { .. })),
+        "{:?}",
+        a.writes
+    );
+    assert_eq!((a.injection, a.admission), (None, None));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("whether admission mode is available is not known")),
+        "{:?}",
+        a.notes
+    );
+    assert_eq!(
+        a.decision.state,
+        RebalanceState::Evicting,
+        "rebalancing goes on"
+    );
 }

@@ -125,8 +125,10 @@ pub struct PolicyReport {
     pub strategy: RebalanceStrategy,
     pub paused: bool,
     pub inject_constraints: bool,
-    /// The mode the policy would be in on this cluster, and why.
-    pub injection: InjectionStatus,
+    /// The mode the policy would be in on this cluster, and why (`None`: not known, what the
+    /// cluster offers could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injection: Option<InjectionStatus>,
     pub workloads: Vec<PolicyWorkload>,
 }
 
@@ -398,9 +400,15 @@ fn evaluate_policy(
         .iter()
         .filter(|w| selects(&policy.policy, *w))
         .filter_map(|w| {
-            policy_workload(cluster, state, policy, injection.mode, w)
-                .map_err(|e| warnings.push(e.to_string()))
-                .ok()
+            policy_workload(
+                cluster,
+                state,
+                policy,
+                injection.as_ref().map(|i| i.mode),
+                w,
+            )
+            .map_err(|e| warnings.push(e.to_string()))
+            .ok()
         })
         .collect();
     PolicyReport {
@@ -432,7 +440,7 @@ fn policy_workload(
     cluster: &Cluster,
     state: &ClusterState,
     policy: &PolicyInput,
-    mode: InjectionMode,
+    mode: Option<InjectionMode>,
     w: &WorkloadObject,
 ) -> Result<PolicyWorkload, WorkloadError> {
     let spec = &policy.policy.spec;
@@ -544,7 +552,7 @@ fn policy_workload(
             })
             .collect(),
         host_anti_affinity: template.anti_affinity.is_some(),
-        changes_template: template.changes_template && mode == InjectionMode::Template,
+        changes_template: template.changes_template && mode == Some(InjectionMode::Template),
         constraints,
         plan,
         decision: DecisionSummary {

@@ -178,11 +178,13 @@ fn policy_text(policy: &PolicyReport) -> String {
         "HAPolicy {}/{} ({mode}; nothing was changed):",
         policy.namespace, policy.name
     );
-    let _ = writeln!(
-        out,
-        "  injection: {} ({}: {})",
-        policy.injection.mode, policy.injection.reason, policy.injection.message
-    );
+    let _ = match &policy.injection {
+        Some(i) => writeln!(out, "  injection: {} ({}: {})", i.mode, i.reason, i.message),
+        None => writeln!(
+            out,
+            "  injection: not known (whether admission policies are served and installed could not be read)"
+        ),
+    };
     if policy.workloads.is_empty() {
         out.push_str("  selects no workload\n");
     }

@@ -179,8 +179,10 @@ pub fn context_with_objects(
         pod_writes: RateLimiter::per_second(1000.0),
         leader,
         metrics: Metrics::new(),
-        // Not probed: Auto keeps a policy's previous mode, Template for a new one.
-        admission: tokio::sync::watch::Sender::new(None),
+        // A cluster that does not serve MutatingAdmissionPolicies: template mode.
+        admission: tokio::sync::watch::Sender::new(Some(
+            skewguard::injection::AdmissionSupport::default(),
+        )),
     })
 }
 
