@@ -396,6 +396,7 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
     }
     // Every pod created since the constraints were published carries them; svc-own's pods carry
     // only their own.
+    let mut replacements = 0;
     for s in SERVICES {
         for p in ctx.pods(&selector(&labels_of(s))).await {
             if p.metadata.deletion_timestamp.is_some() {
@@ -418,6 +419,7 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
                     "the user's own constraint is left alone"
                 );
             } else if replacement {
+                replacements += 1;
                 assert_eq!(cs.len(), 1, "{}: {cs:?}", p.name_any());
                 let c = &cs[0];
                 assert_eq!(
@@ -443,6 +445,12 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
             }
         }
     }
+    // The replacements of the four services admission adds to (svc-own's are its template's).
+    assert_eq!(
+        replacements,
+        evictions - skewguard::topology::min_moves(&[0, 0, REPLICAS as i32], 1, false),
+        "every replacement was checked"
+    );
     let status = wait_policy(&ctx, "adm", "Admitted True", |s| {
         condition(s, "Admitted").is_some_and(|c| c.0 == "True")
     })
