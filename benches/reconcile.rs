@@ -157,6 +157,7 @@ const FACTS: Facts = Facts {
     governing: true,
     budget_exhausted: false,
     rollouts_elsewhere: 0,
+    injection: Some(skewguard::api::InjectionMode::Template),
 };
 
 /// Snapshot + assess every workload of every namespace: the writes the pass would make.

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod decision;
 pub mod errors;
 pub mod http;
+pub mod injection;
 pub mod leader;
 pub mod metrics;
 pub mod metrics_auth;

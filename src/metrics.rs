@@ -57,6 +57,10 @@ pub struct WorkloadMetrics {
     pub rolling: bool,
     /// Waiting for a rollout slot (state Queued).
     pub queued: bool,
+    /// How its pods get the constraints: `Template` or `Admission` (`None`: nothing is added).
+    pub injection: Option<&'static str>,
+    /// Admission mode: pods created since the constraints were published that lack them.
+    pub pods_missing_constraints: Option<i64>,
 }
 
 /// One measured spread constraint of a workload.
@@ -98,6 +102,11 @@ impl From<&WorkloadOutcome> for WorkloadMetrics {
             blocked_reason: o.blocks().then(|| o.reason.clone()),
             rolling: o.memory.rollout_generation.is_some(),
             queued: o.state == crate::api::RebalanceState::Queued,
+            injection: o.injection.map(crate::api::InjectionMode::as_str),
+            pods_missing_constraints: o
+                .admission_check
+                .as_ref()
+                .map(|c| i64::try_from(c.missing.len()).unwrap_or(i64::MAX)),
         }
     }
 }
@@ -184,6 +193,7 @@ struct WorkloadLabels {
     reason: Option<String>,
     action: Option<Action>,
     result: Option<ActionResult>,
+    mode: Option<&'static str>,
 }
 
 impl EncodeLabelSet for WorkloadLabels {
@@ -198,6 +208,7 @@ impl EncodeLabelSet for WorkloadLabels {
             ("reason", self.reason.as_deref()),
             ("action", self.action.map(Action::as_str)),
             ("result", self.result.map(ActionResult::as_str)),
+            ("mode", self.mode),
         ];
         for (key, value) in labels {
             if let Some(value) = value {
@@ -316,6 +327,14 @@ impl Collector for SnapshotCollector {
             "rebalance_blocked",
             "1 per reason that currently blocks rebalancing the workload",
         );
+        let mut injection = Samples::new(
+            "workload_injection",
+            "1 with the mode (Template or Admission) by which the workload's pods get the policy's constraints",
+        );
+        let mut missing = Samples::new(
+            "admission_pods_missing_constraints",
+            "Admission mode: pods created since the constraints were published that lack them",
+        );
         let mut actions: BTreeMap<WorkloadLabels, u64> = BTreeMap::new();
         let mut cost_writes: BTreeMap<WorkloadLabels, u64> = BTreeMap::new();
         for ((namespace, policy), snapshot) in &snapshots.policies {
@@ -357,6 +376,16 @@ impl Collector for SnapshotCollector {
                     };
                     zone_loss.add(labels, *fraction);
                 }
+                if let Some(mode) = w.injection {
+                    let labels = WorkloadLabels {
+                        mode: Some(mode),
+                        ..with_policy.clone()
+                    };
+                    injection.add(labels, 1i64);
+                }
+                if let Some(n) = w.pods_missing_constraints {
+                    missing.add(with_policy.clone(), n);
+                }
                 if let Some(reason) = &w.blocked_reason {
                     let labels = WorkloadLabels {
                         reason: Some(reason.clone()),
@@ -393,6 +422,8 @@ impl Collector for SnapshotCollector {
             &domain_pods,
             &replicas,
             &blocked,
+            &injection,
+            &missing,
         ] {
             encode_gauges(&mut encoder, family)?;
         }
@@ -481,6 +512,8 @@ struct Operational {
     reconcile_errors: Family<ErrorLabels, Counter>,
     leader: Gauge,
     build_info: Family<VersionLabels, Gauge>,
+    admission_available: Gauge,
+    admission_warnings: Gauge,
 }
 
 impl Operational {
@@ -490,6 +523,8 @@ impl Operational {
             reconcile_errors: Family::default(),
             leader: Gauge::default(),
             build_info: Family::default(),
+            admission_available: Gauge::default(),
+            admission_warnings: Gauge::default(),
         };
         // Every error category starts at 0, so `rate()` sees the first error.
         for error in ErrorCategory::ALL {
@@ -648,6 +683,17 @@ impl Metrics {
         self.inner.operational.leader.set(i64::from(leader));
     }
 
+    /// What the cluster offers for admission mode, as last probed.
+    pub fn set_admission(&self, support: &crate::injection::AdmissionSupport) {
+        let operational = &self.inner.operational;
+        operational
+            .admission_available
+            .set(i64::from(support.installed()));
+        operational
+            .admission_warnings
+            .set(i64::try_from(support.warnings.len()).unwrap_or(i64::MAX));
+    }
+
     /// The OpenMetrics text exposition of every series, ending with `# EOF`.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -683,6 +729,16 @@ fn register(operational: &Operational, snapshots: &SnapshotCollector, registry: 
         "Always 1, labelled with the operator's version",
         operational.build_info.clone(),
     );
+    r.register(
+        "admission_available",
+        "1 when the API server serves MutatingAdmissionPolicies and skewguard's policy and binding are installed",
+        operational.admission_available.clone(),
+    );
+    r.register(
+        "admission_type_check_warnings",
+        "Warnings of the API server's type check of skewguard's admission expressions",
+        operational.admission_warnings.clone(),
+    );
     r.register_collector(Box::new(snapshots.clone()));
 }
 
@@ -714,6 +770,57 @@ mod tests {
             .filter(|l| !l.starts_with('#') && l.contains(needle))
             .map(str::to_string)
             .collect()
+    }
+
+    #[test]
+    fn the_injection_mode_and_admission_health_are_series() {
+        let m = Metrics::new();
+        m.observe_policy(
+            "ns",
+            "p",
+            &[WorkloadMetrics {
+                injection: Some("Admission"),
+                pods_missing_constraints: Some(2),
+                ..web(0, &[("a", 1)], None)
+            }],
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_workload_injection{"),
+            [
+                r#"skewguard_workload_injection{namespace="ns",policy="p",kind="Deployment",workload="web",mode="Admission"} 1"#
+            ]
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_admission_pods_missing_constraints{"),
+            [
+                r#"skewguard_admission_pods_missing_constraints{namespace="ns",policy="p",kind="Deployment",workload="web"} 2"#
+            ]
+        );
+        m.set_admission(&crate::injection::AdmissionSupport {
+            served: true,
+            policy_installed: true,
+            binding_installed: true,
+            warnings: vec!["w".into()],
+        });
+        assert_eq!(
+            lines_with(&m, "skewguard_admission_available "),
+            ["skewguard_admission_available 1"]
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_admission_type_check_warnings "),
+            ["skewguard_admission_type_check_warnings 1"]
+        );
+        // Template mode, nothing missing to tell: no missing-constraints series.
+        m.observe_policy(
+            "ns",
+            "p",
+            &[WorkloadMetrics {
+                injection: Some("Template"),
+                ..web(0, &[("a", 1)], None)
+            }],
+        );
+        assert!(lines_with(&m, "skewguard_admission_pods_missing_constraints{").is_empty());
+        assert_eq!(lines_with(&m, "mode=\"Template\"").len(), 1);
     }
 
     #[test]

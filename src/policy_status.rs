@@ -8,10 +8,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::conditions::{condition_type, reason};
 use crate::api::{
-    ConstraintStatus, HAPolicyStatus, RebalanceState, RebalanceStatus, ScaleInStatus, WorkloadKind,
-    WorkloadStatus, ZoneLoss,
+    AdmissionParameters, AdmittedWorkload, ConstraintStatus, HAPolicyStatus, InjectionMode,
+    InjectionStatus, RebalanceState, RebalanceStatus, ScaleInStatus, WorkloadKind, WorkloadStatus,
+    ZoneLoss,
 };
 use crate::decision::Memory;
+use crate::injection::{AdmissionCheck, AdmissionSupport, admitted_condition};
 use crate::topology::{DomainLoss, HOSTNAME_KEY, Measurement, ZONE_KEY};
 
 /// Keys with more domains than this report no per-domain counts (hostname spread on a large
@@ -37,6 +39,13 @@ pub struct WorkloadOutcome {
     pub note: Option<String>,
     /// Whether a scale-in keeps the spread (`None`: not this policy's to say, another governs).
     pub scale_in: Option<ScaleInStatus>,
+    /// How the workload's pods get the constraints (`None`: nothing is added, or another
+    /// policy governs it).
+    pub injection: Option<InjectionMode>,
+    /// Admission mode: the `status.admission` entry published for the workload.
+    pub admission: Option<AdmittedWorkload>,
+    /// Admission mode: how the pods created since then compare with it.
+    pub admission_check: Option<AdmissionCheck>,
 }
 
 /// A short name for a topology key in messages.
@@ -92,6 +101,16 @@ impl WorkloadOutcome {
         if self.state == RebalanceState::Blocked || self.state == RebalanceState::BackingOff {
             message.push(format!("blocked: {}", self.reason));
         }
+        if let Some(check) = self
+            .admission_check
+            .as_ref()
+            .filter(|c| !c.missing.is_empty())
+        {
+            message.push(format!(
+                "{} new pod(s) lack the admitted constraints",
+                check.missing.len()
+            ));
+        }
         message.extend(self.note.clone());
         WorkloadStatus {
             kind: self.kind,
@@ -121,19 +140,42 @@ impl WorkloadOutcome {
                 actions: self.memory.actions,
                 memory: crate::decision::persisted::to_status(&self.memory),
             },
+            injection: self.injection,
             scale_in: self.scale_in.clone(),
             message: (!message.is_empty()).then(|| message.join("; ")),
         }
     }
 }
 
-/// The whole status: counts, workloads and the three conditions, keeping each condition's
-/// `lastTransitionTime` unless its status flips.
+/// The body of the merge patch that writes `status`. A merge patch leaves out what it does not
+/// name, so `admission` is named as null when not published: what an earlier status published
+/// for the admission policy is removed, and pods stop getting it.
+pub fn status_patch(status: &HAPolicyStatus) -> serde_json::Value {
+    let mut body = serde_json::json!({ "status": status });
+    if status.admission.is_none() {
+        body["status"]["admission"] = serde_json::Value::Null;
+    }
+    body
+}
+
+/// How the policy's constraints reach the pods, as the reconcile decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyInjection<'a> {
+    /// `None`: not known yet ([`crate::injection::choose_mode`]).
+    pub status: Option<&'a InjectionStatus>,
+    /// What the cluster offers for admission mode (`None`: not known).
+    pub support: Option<&'a AdmissionSupport>,
+}
+
+/// The whole status: counts, workloads, the injection mode with what the admission policy reads,
+/// and the conditions (Ready, Balanced, Rebalancing, and Admitted in admission mode), keeping
+/// each condition's `lastTransitionTime` unless its status flips.
 pub fn policy_status(
     previous: Option<&HAPolicyStatus>,
     generation: Option<i64>,
     outcomes: &[WorkloadOutcome],
     problems: &[String],
+    injection: &PolicyInjection,
     now: Timestamp,
 ) -> HAPolicyStatus {
     let unbalanced: Vec<&WorkloadOutcome> = outcomes.iter().filter(|o| !o.balanced()).collect();
@@ -211,13 +253,30 @@ pub fn policy_status(
             last_transition_time: last,
         }
     };
+    let admitted: Vec<AdmittedWorkload> = outcomes
+        .iter()
+        .filter_map(|o| o.admission.clone())
+        .collect();
+    let checks: Vec<(&str, &AdmissionCheck)> = outcomes
+        .iter()
+        .filter_map(|o| o.admission_check.as_ref().map(|c| (o.name.as_str(), c)))
+        .collect();
+    let mut conditions = vec![
+        condition(condition_type::READY, ready),
+        condition(condition_type::BALANCED, balanced),
+        condition(condition_type::REBALANCING, rebalancing),
+    ];
+    if let Some((status, reason, message)) =
+        admitted_condition(injection.status, injection.support, &checks)
+    {
+        conditions.push(condition(
+            condition_type::ADMITTED,
+            (status, reason, message),
+        ));
+    }
     HAPolicyStatus {
         observed_generation: generation,
-        conditions: vec![
-            condition(condition_type::READY, ready),
-            condition(condition_type::BALANCED, balanced),
-            condition(condition_type::REBALANCING, rebalancing),
-        ],
+        conditions,
         workload_count: outcomes.len() as i32,
         unbalanced_count: unbalanced.len() as i32,
         max_observed_skew: outcomes
@@ -226,5 +285,11 @@ pub fn policy_status(
             .max()
             .unwrap_or(0),
         workloads: outcomes.iter().map(WorkloadOutcome::status).collect(),
+        injection: injection.status.cloned(),
+        admission: (injection.status.map(|s| s.mode) == Some(InjectionMode::Admission)
+            && !admitted.is_empty())
+        .then_some(AdmissionParameters {
+            workloads: admitted,
+        }),
     }
 }

@@ -82,6 +82,21 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             .creation_timestamp
             .as_ref()
             .map_or(0, |t| t.0.as_second()),
+        spread_keys: spec
+            .topology_spread_constraints
+            .iter()
+            .flatten()
+            .map(|c| c.topology_key.clone())
+            .collect(),
+        preferred_anti_affinity: spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.pod_anti_affinity.as_ref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .is_some_and(|terms| !terms.is_empty()),
     }
 }
 
@@ -190,6 +205,8 @@ pub struct LeanPodSpec {
     pub init_containers: Option<Vec<LeanContainer>>,
     pub overhead: Option<BTreeMap<String, Quantity>>,
     pub volumes: Option<Vec<LeanVolume>>,
+    /// Only the topology key of each constraint: what admission mode checks new pods for.
+    pub topology_spread_constraints: Option<Vec<LeanConstraint>>,
     /// The pod's requests, once [`LeanPodSpec::settle_requests`] has folded the containers into
     /// them (a map per container costs more than the whole rest of the pod).
     #[serde(skip)]
@@ -231,6 +248,14 @@ impl LeanContainer {
     fn requests(&self) -> Option<&BTreeMap<String, Quantity>> {
         self.resources.as_ref().and_then(|r| r.requests.as_ref())
     }
+}
+
+/// Only a constraint's topology key: the pod's constraints are not measured with (the
+/// workload's are), only checked for presence.
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LeanConstraint {
+    pub topology_key: String,
 }
 
 /// Only whether a volume is a claim matters: claims pin a pod to its zone.

@@ -345,6 +345,20 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
         ],
         &read,
     );
+    // Admission mode: only reads the shipped admission objects, by name.
+    let admission_policy = skewguard::injection::ADMISSION_POLICY;
+    allow(
+        "admissionregistration.k8s.io",
+        &[
+            &format!("mutatingadmissionpolicies/{admission_policy}"),
+            &format!("mutatingadmissionpolicybindings/{admission_policy}"),
+            &format!(
+                "validatingadmissionpolicies/{}",
+                skewguard::injection::TYPE_CHECK_POLICY
+            ),
+        ],
+        &["get"],
+    );
     assert_eq!(grants(&manager_role().rules.unwrap_or_default()), expected);
 }
 
@@ -830,5 +844,186 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
             .iter()
             .any(|r| r == "../admission"),
         "config/default does not install config/admission"
+    );
+}
+
+/// The objects under config/admission-mode/, by kind.
+fn admission_mode_object(kind: &str) -> Value {
+    let found: Vec<Value> = objects()
+        .into_iter()
+        .filter(|(o, v)| o.starts_with("config/admission-mode/") && kind_of(v) == kind)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} under config/admission-mode/");
+    found.into_iter().next().unwrap()
+}
+
+#[test]
+fn admission_mode_ships_one_static_policy_whose_parameters_are_the_hapolicies() {
+    let name = skewguard::injection::ADMISSION_POLICY;
+    let policy = admission_mode_object("MutatingAdmissionPolicy");
+    assert_eq!(policy["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(name_of(&policy), name);
+    let spec = &policy["spec"];
+    let crd = skewguard::api::crd();
+    assert_eq!(
+        spec["paramKind"],
+        serde_json::json!({
+            "apiVersion": format!("{}/{}", crd.spec.group, crd.spec.versions[0].name),
+            "kind": crd.spec.names.kind,
+        })
+    );
+    // Availability first: a failing expression or a missing parameter never blocks a pod.
+    assert_eq!(spec["failurePolicy"], "Ignore");
+    assert_eq!(spec["reinvocationPolicy"], "Never");
+    assert_eq!(
+        spec["matchConstraints"],
+        serde_json::json!({"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                             "operations": ["CREATE"], "resources": ["pods"]}]})
+    );
+    let mutations = spec["mutations"].as_array().unwrap();
+    assert_eq!(mutations.len(), 2);
+    for m in mutations {
+        // An apply configuration cannot add to topologySpreadConstraints (atomic fields).
+        assert_eq!(m["patchType"], "JSONPatch");
+        let expression = m["jsonPatch"]["expression"].as_str().unwrap();
+        // Typed Object literals panicked the API server's handler; the values are plain maps.
+        assert!(!expression.contains("Object."), "{expression}");
+        assert!(
+            !expression.contains("params"),
+            "only variables: {expression}"
+        );
+    }
+    // What the expressions read from the parameter is what the operator publishes.
+    let text = serde_json::to_string(spec).unwrap();
+    for field in [
+        "params.status.admission.workloads",
+        "w.podSelector",
+        "variables.owners[0].constraints",
+        "variables.owners[0].?antiAffinity",
+    ] {
+        assert!(text.contains(field), "{field}");
+    }
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    let entry = &schema["properties"]["status"]["properties"]["admission"]["properties"]["workloads"]
+        ["items"];
+    for field in [
+        "podSelector",
+        "constraints",
+        "antiAffinity",
+        "kind",
+        "name",
+        "since",
+    ] {
+        assert!(
+            entry["properties"][field].is_object(),
+            "status.admission.workloads[].{field}"
+        );
+    }
+    assert_eq!(
+        entry["properties"]["constraints"]["x-kubernetes-list-map-keys"],
+        serde_json::json!(["topologyKey", "whenUnsatisfiable"]),
+        "the API server refuses duplicate constraints in the parameter"
+    );
+
+    let binding = admission_mode_object("MutatingAdmissionPolicyBinding");
+    assert_eq!(name_of(&binding), name);
+    assert_eq!(
+        binding["spec"],
+        serde_json::json!({
+            "policyName": name,
+            // Every HAPolicy of the pod's own namespace (no namespace, no name); none: allowed.
+            "paramRef": {"selector": {}, "parameterNotFoundAction": "Allow"},
+        })
+    );
+}
+
+#[test]
+fn the_type_check_policy_restates_every_admission_expression_and_is_never_bound() {
+    let mutating = admission_mode_object("MutatingAdmissionPolicy");
+    let checker = admission_mode_object("ValidatingAdmissionPolicy");
+    assert_eq!(name_of(&checker), skewguard::injection::TYPE_CHECK_POLICY);
+    for field in ["paramKind", "matchConstraints", "variables"] {
+        assert_eq!(checker["spec"][field], mutating["spec"][field], "{field}");
+    }
+    let mut expected: Vec<String> = mutating["spec"]["matchConditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["expression"].as_str().unwrap().to_string())
+        .collect();
+    expected.extend(
+        mutating["spec"]["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| format!("[({})].size() == 1", v["expression"].as_str().unwrap())),
+    );
+    let validations: Vec<String> = checker["spec"]["validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["expression"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(validations, expected);
+    let bound: Vec<String> = objects()
+        .into_iter()
+        .filter(|(_, v)| kind_of(v) == "ValidatingAdmissionPolicyBinding")
+        .map(|(_, v)| {
+            v["spec"]["policyName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !bound.contains(&skewguard::injection::TYPE_CHECK_POLICY.to_string()),
+        "{bound:?}"
+    );
+}
+
+#[test]
+fn no_role_may_change_admission_policies_and_the_default_install_works_without_them() {
+    for (origin, v) in objects() {
+        if !matches!(kind_of(&v), "ClusterRole" | "Role") {
+            continue;
+        }
+        for rule in v["rules"].as_array().into_iter().flatten() {
+            let admission = rule["apiGroups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|g| g == "admissionregistration.k8s.io");
+            if admission {
+                assert_eq!(
+                    rule["verbs"],
+                    serde_json::json!(["get"]),
+                    "{origin}: {rule}"
+                );
+            }
+        }
+    }
+    // config/default installs on any supported cluster (1.33+): admission mode is a second,
+    // separate step where the API server serves it.
+    let default: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("config/default/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !default["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("admission-mode"))),
+        "{default:?}"
     );
 }

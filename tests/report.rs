@@ -113,6 +113,9 @@ fn petclinic() -> ClusterState {
         ],
         kinds_served: WorkloadKind::all(),
         budgets: vec![],
+        policies: vec![],
+        // A cluster that does not serve MutatingAdmissionPolicies (before 1.36).
+        admission: Some(skewguard::injection::AdmissionSupport::default()),
     }
 }
 
@@ -427,4 +430,68 @@ fn the_report_shows_a_budget_without_room_blocking_the_decision() {
     );
     assert!(web.plan.moves_needed > 0, "the plan is still shown");
     assert!(!web.decision.would.iter().any(|w| w.starts_with("evict")));
+}
+
+#[test]
+fn in_admission_mode_the_report_shows_what_each_new_pod_gets_and_each_workloads_mode() {
+    use skewguard::injection::AdmissionSupport;
+    let mut state = petclinic();
+    state.admission = Some(AdmissionSupport {
+        served: true,
+        policy_installed: true,
+        binding_installed: true,
+        warnings: vec![],
+    });
+    let policy = sample_policy("petclinic-hapolicy.yaml");
+    let input = policy_in_scope(&policy, &Scope::Namespace(NS.into()), "default").unwrap();
+    let report = build_report(&state, ZONE, Some(&input));
+    let evaluation = report.policy.as_ref().unwrap();
+    let injection = evaluation.injection.as_ref().unwrap();
+    assert_eq!(
+        (format!("{:?}", injection.mode), injection.reason.as_str()),
+        ("Admission".to_string(), "AdmissionPolicyInstalled")
+    );
+    let web = &evaluation.workloads[0];
+    assert_eq!(format!("{:?}", web.injection), "Some(Admission)");
+    assert!(!web.changes_template, "nothing is written to the template");
+    assert_eq!(
+        web.decision.would[0],
+        format!(
+            "evict {} (zone ap-northeast-2c -> ap-northeast-2a)",
+            web.plan.moves[0].pod
+        ),
+        "no injection write: {:?}",
+        web.decision.would
+    );
+    let text = render(&report, OutputFormat::Table).unwrap();
+    assert!(
+        text.contains("  injection: Admission (AdmissionPolicyInstalled: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("    admission adds to each new pod: topology.kubernetes.io/zone maxSkew 1 ScheduleAnyway; kubernetes.io/hostname maxSkew 1 ScheduleAnyway + preferred hostname anti-affinity (nothing is written to the workload)\n"),
+        "{text}"
+    );
+
+    // The table shows the mode the governing policy reports for each workload it adds to.
+    let mut governing = policy.clone();
+    governing.metadata.namespace = Some(NS.into());
+    governing.status = Some(
+        serde_json::from_value(json!({"workloads": [
+            {"kind": "Deployment", "name": "web", "replicas": 2, "balanced": false,
+             "injection": "Admission"}]}))
+        .unwrap(),
+    );
+    state.policies = vec![governing];
+    let report = build_report(&state, ZONE, None);
+    let text = render(&report, OutputFormat::Table).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("WORST DOMAIN LOSS") && header.ends_with("  INJECTION"),
+        "{text}"
+    );
+    let web_row = text.lines().find(|l| l.contains(" web ")).unwrap();
+    assert!(web_row.ends_with("SPOF  Admission"), "{web_row}");
+    let redis_row = text.lines().find(|l| l.contains("redis-master")).unwrap();
+    assert!(redis_row.ends_with(" -"), "{redis_row}");
 }

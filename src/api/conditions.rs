@@ -8,6 +8,9 @@ pub mod condition_type {
     pub const BALANCED: &str = "Balanced";
     /// The operator is moving pods of at least one workload.
     pub const REBALANCING: &str = "Rebalancing";
+    /// Admission mode only: the pods created since the constraints were published carry them,
+    /// and the admission policy is installed and type-checks.
+    pub const ADMITTED: &str = "Admitted";
 }
 
 /// Reasons used in conditions and in a workload's `rebalance.reason`.
@@ -58,6 +61,27 @@ pub mod reason {
     /// `strategy: None`: measured and reported only.
     pub const REBALANCE_DISABLED: &str = "RebalanceDisabled";
     pub const EVICTING: &str = "Evicting";
+
+    /// status.injection: spec.injection names the mode.
+    pub const REQUESTED: &str = "Requested";
+    /// status.injection (Auto): skewguard's MutatingAdmissionPolicy and binding are installed.
+    pub const ADMISSION_POLICY_INSTALLED: &str = "AdmissionPolicyInstalled";
+    /// status.injection (Auto) and condition Admitted: the API server does not serve
+    /// admissionregistration.k8s.io/v1 mutatingadmissionpolicies.
+    pub const ADMISSION_NOT_SERVED: &str = "AdmissionNotServed";
+    /// status.injection (Auto) and condition Admitted: the shipped policy or binding is missing.
+    pub const ADMISSION_POLICY_NOT_INSTALLED: &str = "AdmissionPolicyNotInstalled";
+    /// status.injection (Auto): admission support could not be read; the previous mode stays.
+    pub const ADMISSION_SUPPORT_UNKNOWN: &str = "AdmissionSupportUnknown";
+    /// Condition Admitted false: the API server's type checker warns about the admission
+    /// expressions (the HAPolicy or Pod schema no longer fits them).
+    pub const TYPE_CHECK_WARNINGS: &str = "TypeCheckWarnings";
+    /// Condition Admitted false: pods created since the constraints were published lack them.
+    pub const CONSTRAINTS_MISSING: &str = "ConstraintsMissing";
+    /// Condition Admitted unknown: no pod was created since the constraints were published.
+    pub const NO_NEW_PODS: &str = "NoNewPods";
+    /// Condition Admitted true.
+    pub const CONSTRAINTS_ADMITTED: &str = "ConstraintsAdmitted";
     pub const RESTARTING: &str = "Restarting";
     pub const BLOCKED: [&str; 7] = [
         POD_DISRUPTION_BUDGET,

@@ -3,7 +3,8 @@
 //! The shape, defaults and meanings follow `design/hapolicy-api.md`; change them only together with
 //! that document. Types are split by concept so a new workload kind or rebalance strategy is added in
 //! one place: [`policy`] (the resource and its spec), [`spread`] (one spread constraint),
-//! [`rebalance`] (how pods are moved), [`scale_in`] (which pods a scale-in removes), [`status`] (what the operator reports) and [`conditions`]
+//! [`rebalance`] (how pods are moved), [`injection`] (template or admission, and what the
+//! admission policy reads), [`scale_in`] (which pods a scale-in removes), [`status`] (what the operator reports) and [`conditions`]
 //! (the condition types and reason strings status and events share).
 //!
 //! Pods opt out of eviction with an annotation: `skewguard.dev/do-not-evict: "true"` (skewguard's
@@ -19,12 +20,17 @@
 //! workload's status entry, `rebalance.memory`, so a restart or a new leader carries on.
 
 pub mod conditions;
+pub mod injection;
 pub mod policy;
 pub mod rebalance;
 pub mod scale_in;
 pub mod spread;
 pub mod status;
 
+pub use injection::{
+    AdmissionParameters, AdmittedAffinityTerm, AdmittedAntiAffinity, AdmittedConstraint,
+    AdmittedWorkload, Injection, InjectionMode, InjectionStatus,
+};
 pub use policy::{HAPolicy, HAPolicySpec, HostAntiAffinity, WorkloadKind};
 pub use rebalance::{RebalanceSpec, RebalanceStrategy};
 pub use scale_in::ScaleInSpec;

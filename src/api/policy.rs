@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::injection::Injection;
 use super::rebalance::RebalanceSpec;
 use super::scale_in::ScaleInSpec;
 use super::spread::SpreadEntry;
@@ -54,9 +55,17 @@ pub struct HAPolicySpec {
     #[serde(default)]
     pub host_anti_affinity: HostAntiAffinity,
 
-    /// Write the policy's spread into pod templates that have no constraint for a topology key.
+    /// Add the policy's spread to pods that have no constraint for a topology key.
     #[serde(default = "default_true")]
     pub inject_constraints: bool,
+
+    /// How the constraints reach the pods: Template (written into the pod templates, one rollout
+    /// per workload), Admission (added to each pod as it is created by skewguard's
+    /// MutatingAdmissionPolicy, Kubernetes 1.36+: nothing rolls out, nothing drifts), or Auto
+    /// (default: Admission where that policy is served and installed, else Template).
+    /// status.injection says which mode is in force and why.
+    #[serde(default)]
+    pub injection: Injection,
 
     /// How skewed pods are moved back into balance.
     #[serde(default)]

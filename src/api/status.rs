@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::injection::{AdmissionParameters, InjectionMode, InjectionStatus};
 use super::policy::WorkloadKind;
 
 /// The observed state of a policy; the printer columns read its counters and conditions.
@@ -36,6 +37,15 @@ pub struct HAPolicyStatus {
     /// One entry per governed workload (and per workload lost to an older policy, state Blocked/Conflict).
     #[serde(default)]
     pub workloads: Vec<WorkloadStatus>,
+
+    /// How the constraints reach the pods (Template or Admission), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection: Option<InjectionStatus>,
+
+    /// What skewguard's MutatingAdmissionPolicy reads (Admission mode only): per governed
+    /// workload, how its pods are recognised and what is added to them at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<AdmissionParameters>,
 }
 
 /// The measured spread and rebalance state of one workload.
@@ -54,6 +64,10 @@ pub struct WorkloadStatus {
     pub zone_loss: Option<ZoneLoss>,
     #[serde(default)]
     pub rebalance: RebalanceStatus,
+    /// How this workload's pods get the constraints: Template or Admission (absent when nothing
+    /// is added: injectConstraints false, or another policy governs the workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection: Option<InjectionMode>,
     /// Whether a scale-in keeps the spread (`spec.scaleIn.deletionCost`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_in: Option<ScaleInStatus>,

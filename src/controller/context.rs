@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api::{HAPolicy, WorkloadKind};
+use crate::injection::AdmissionSupport;
 use crate::metrics::Metrics;
 use crate::pipeline::WorkloadMemory;
 
@@ -45,11 +46,18 @@ pub struct Context {
     pub pod_writes: RateLimiter,
     pub leader: watch::Receiver<bool>,
     pub metrics: Metrics,
+    /// What the cluster offers for admission mode, as last probed (`None`: not known yet).
+    pub admission: watch::Sender<Option<AdmissionSupport>>,
 }
 
 impl Context {
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// What the cluster offers for admission mode, as last probed.
+    pub fn admission_support(&self) -> Option<AdmissionSupport> {
+        self.admission.borrow().clone()
     }
 
     /// What is remembered about a workload: in this process's memory, or else what the policy's

@@ -2,6 +2,7 @@
 //! comes back.
 
 pub mod actuate;
+pub mod admission;
 pub mod context;
 pub mod events;
 pub mod pod_index;
@@ -17,6 +18,7 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::api::HAPolicy;
@@ -90,6 +92,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Leadership::alone()
     };
 
+    let admission = watch::Sender::new(None);
+    probe_admission(&client, &admission, &metrics).await;
     info!("waiting for the caches to sync");
     wait_for_caches(&stores).await;
     info!("caches synced");
@@ -123,8 +127,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         pod_writes: RateLimiter::per_second(args.max_deletion_cost_writes_per_second),
         leader: leadership.is_leader.clone(),
         metrics: metrics.clone(),
+        admission,
     });
     tokio::spawn(housekeeping(ctx.clone(), leadership.is_leader.clone()));
+    tokio::spawn(watch_admission(ctx.clone()));
+    // A change of what the cluster offers for admission mode may change every policy's mode.
+    let admission_changed =
+        futures::stream::unfold(ctx.admission.subscribe(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            rx.borrow_and_update();
+            Some(((), rx))
+        });
     // On taking the lease, what this process remembers may be stale (the previous leader may
     // have acted since): forget it, so every reconcile reads the memory from the status first.
     let leading_ctx = ctx.clone();
@@ -144,7 +157,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     controller
         .reconcile_on(requeues)
-        .reconcile_all_on(became_leader)
+        .reconcile_all_on(futures::stream::select(became_leader, admission_changed))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -194,6 +207,53 @@ async fn housekeeping(ctx: Arc<Context>, leader: tokio::sync::watch::Receiver<bo
             .collect();
         ctx.metrics.retain_policies(&live);
         ctx.forget_policies_except(&live);
+    }
+}
+
+/// How often what the cluster offers for admission mode is read again.
+const ADMISSION_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Reads what the cluster offers for admission mode into `support` (kept as it was when the read
+/// fails: a failed probe never changes a policy's mode).
+async fn probe_admission(
+    client: &Client,
+    support: &watch::Sender<Option<crate::injection::AdmissionSupport>>,
+    metrics: &Metrics,
+) {
+    match admission::probe(client).await {
+        Ok(found) => {
+            metrics.set_admission(&found);
+            support.send_if_modified(|current| {
+                let changed = current.as_ref() != Some(&found);
+                if changed {
+                    info!(
+                        served = found.served,
+                        policy = found.policy_installed,
+                        binding = found.binding_installed,
+                        warnings = found.warnings.len(),
+                        "admission support"
+                    );
+                    *current = Some(found);
+                }
+                changed
+            });
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read whether admission policies are served and installed")
+        }
+    }
+}
+
+/// Reads admission support again every [`ADMISSION_PROBE_INTERVAL`] (every 5 s while unknown).
+async fn watch_admission(ctx: Arc<Context>) {
+    loop {
+        let wait = if ctx.admission.borrow().is_some() {
+            ADMISSION_PROBE_INTERVAL
+        } else {
+            Duration::from_secs(5)
+        };
+        tokio::time::sleep(wait).await;
+        probe_admission(&ctx.client, &ctx.admission, &ctx.metrics).await;
     }
 }
 

@@ -11,15 +11,15 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::Selector;
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{HAPolicy, HAPolicyStatus};
 use crate::errors::ErrorCategory;
+use crate::injection::choose_mode;
 use crate::metrics::WorkloadMetrics;
 use crate::ownership::{governing_policy, selects};
 use crate::pipeline::{self, Facts, Lane, Write, WriteResult};
-use crate::policy_status::policy_status;
+use crate::policy_status::{PolicyInjection, policy_status, status_patch};
 use crate::topology::Cluster;
 use crate::workload::{Unreadable, WorkloadObject};
 
@@ -78,6 +78,12 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     let namespace = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let gathered = gather(policy, ctx, &namespace);
+    let support = ctx.admission_support();
+    let injection = choose_mode(
+        policy.spec.injection,
+        support.as_ref(),
+        policy.status.as_ref().and_then(|s| s.injection.as_ref()),
+    );
     let mut outcomes = Vec::with_capacity(gathered.workloads.len());
     let mut requeue = RESYNC;
     for (workload, governing) in gathered.workloads.iter().zip(&gathered.governing) {
@@ -88,6 +94,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
                 .stores
                 .budget_exhausted(workload.namespace(), &template_labels(workload)),
             rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
+            injection: injection.as_ref().map(|i| i.mode),
         };
         let assessment = pipeline::assess(
             policy,
@@ -169,6 +176,10 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         policy.metadata.generation,
         &outcomes,
         &gathered.problems,
+        &PolicyInjection {
+            status: injection.as_ref(),
+            support: support.as_ref(),
+        },
         now,
     );
     write_status(ctx, policy, status).await?;
@@ -317,7 +328,7 @@ async fn write_status(
     api.patch_status(
         &policy.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
+        &Patch::Merge(status_patch(&status)),
     )
     .await
     .map(|_| ())

@@ -6,11 +6,13 @@ use jiff::Timestamp;
 
 use crate::api::conditions::reason;
 use crate::api::{
-    HAPolicy, RebalanceSpec, RebalanceState, ScaleInOrder, ScaleInStatus, WorkloadKind,
+    AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
+    ScaleInStatus, WorkloadKind,
 };
-use crate::constraints::{apply_body, plan_template};
+use crate::constraints::{TemplatePlan, apply_body, plan_template};
 use crate::decision::{self, Decision, Observation, Writes};
 use crate::errors::ErrorCategory;
+use crate::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::metrics::{Action, ActionResult};
 use crate::policy_status::key_name;
 use crate::topology::{
@@ -52,6 +54,9 @@ pub struct Facts {
     pub budget_exhausted: bool,
     /// Other workloads (cluster-wide) rolling out now because skewguard wrote their template.
     pub rollouts_elsewhere: usize,
+    /// How the policy's constraints reach the pods ([`crate::injection::choose_mode`]); `None`:
+    /// not known yet, so nothing is added either way.
+    pub injection: Option<InjectionMode>,
 }
 
 /// Everything `assess` found and decided about one workload.
@@ -82,6 +87,13 @@ pub struct Assessment {
     /// The scale-in order before this step's deletion-cost writes (`None`: another policy
     /// governs the workload).
     pub scale_in: Option<ScaleInStatus>,
+    /// How the workload's pods get the constraints (`None`: nothing is added, or another policy
+    /// governs it).
+    pub injection: Option<InjectionMode>,
+    /// Admission mode: the workload's `status.admission` entry, when published.
+    pub admission: Option<AdmittedWorkload>,
+    /// Admission mode: how the pods created since the entry was published compare with it.
+    pub admission_check: Option<AdmissionCheck>,
 }
 
 impl Assessment {
@@ -166,7 +178,21 @@ pub fn assess(
     let mut writes = Vec::new();
     let mut notes = Vec::new();
     let mut actions = Vec::new();
-    if template.changes_template && may != Writes::NotOwner {
+    let (injection, admission, admission_check) = admit(
+        policy,
+        workload,
+        cluster,
+        &measurement,
+        &template,
+        may,
+        facts.injection,
+        &mut notes,
+        now,
+    );
+    if template.changes_template
+        && may != Writes::NotOwner
+        && facts.injection == Some(InjectionMode::Template)
+    {
         if may.allowed() {
             writes.push(Write::Inject {
                 body: apply_body(workload, &template),
@@ -261,6 +287,71 @@ pub fn assess(
         actions,
         errors,
         scale_in,
+        injection,
+        admission,
+        admission_check,
+    }
+}
+
+/// Admission mode: the workload's `status.admission` entry (published only when writes are
+/// allowed: not paused, not --dry-run, and this policy governs it) and the check of the pods
+/// created since. Template mode: only the mode.
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    policy: &HAPolicy,
+    workload: &WorkloadObject,
+    cluster: &Cluster,
+    measurement: &Measurement,
+    template: &TemplatePlan,
+    may: Writes,
+    mode: Option<InjectionMode>,
+    notes: &mut Vec<String>,
+    now: Timestamp,
+) -> (
+    Option<InjectionMode>,
+    Option<AdmittedWorkload>,
+    Option<AdmissionCheck>,
+) {
+    if may == Writes::NotOwner || !policy.spec.inject_constraints {
+        return (None, None, None);
+    }
+    match mode {
+        Some(InjectionMode::Admission) => {}
+        Some(InjectionMode::Template) => return (Some(InjectionMode::Template), None, None),
+        None => {
+            if template.changes_template {
+                notes.push(
+                    "nothing added yet: whether admission mode is available is not known".into(),
+                );
+            }
+            return (None, None, None);
+        }
+    }
+    let previous = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.admission.as_ref())
+        .and_then(|a| {
+            a.workloads
+                .iter()
+                .find(|e| e.kind == workload.kind && e.name == workload.name())
+        });
+    let entry = admitted_workload(workload, template, previous, now);
+    match entry {
+        Some(entry) if may.allowed() => {
+            let pods = measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
+            let check = check_admitted(&entry, pods);
+            (Some(InjectionMode::Admission), Some(entry), Some(check))
+        }
+        Some(entry) => {
+            notes.push(format!(
+                "{}: would publish {} spread constraint(s) for admission",
+                may.label(),
+                entry.constraints.len()
+            ));
+            (Some(InjectionMode::Admission), None, None)
+        }
+        None => (Some(InjectionMode::Admission), None, None),
     }
 }
 
@@ -368,5 +459,8 @@ pub fn unreadable(
         actions: Vec::new(),
         errors: vec![ErrorCategory::InvalidWorkload],
         scale_in: None,
+        injection: None,
+        admission: None,
+        admission_check: None,
     }
 }

@@ -144,6 +144,9 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         memory: memory.decision.clone(),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
         scale_in,
+        injection: a.injection,
+        admission: a.admission,
+        admission_check: a.admission_check,
     };
     notices.extend(transitions(
         a.was_skewed,

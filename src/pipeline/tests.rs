@@ -96,6 +96,7 @@ const GOVERNING: Facts = Facts {
     governing: true,
     budget_exhausted: false,
     rollouts_elsewhere: 0,
+    injection: Some(crate::api::InjectionMode::Template),
 };
 
 fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
@@ -618,4 +619,221 @@ fn a_failed_cost_write_is_counted_and_the_order_stays_updating() {
     let c = conclude(a, results, now());
     assert!(c.errors.contains(&ErrorCategory::DeletionCost));
     assert_eq!(c.outcome.scale_in.unwrap().order, ScaleInOrder::Updating);
+}
+
+const ADMITTING: Facts = Facts {
+    injection: Some(crate::api::InjectionMode::Admission),
+    ..GOVERNING
+};
+
+#[test]
+fn in_admission_mode_no_template_is_written_the_entry_is_published_and_rebalancing_goes_on() {
+    use crate::api::InjectionMode;
+    let p = policy(json!({"injectConstraints": true}));
+    // A spent rollout budget does not matter: nothing rolls out.
+    let full = Facts {
+        rollouts_elsewhere: 2,
+        ..ADMITTING
+    };
+    let a = assess_web(&p, full, false);
+    assert!(
+        !a.writes.iter().any(|w| matches!(w, Write::Inject { .. })),
+        "{:?}",
+        a.writes
+    );
+    assert!(!a.starts_rollout());
+    assert_eq!(
+        a.decision.state,
+        RebalanceState::Evicting,
+        "rebalanced as before"
+    );
+    assert_eq!(a.injection, Some(InjectionMode::Admission));
+    let entry = a.admission.clone().expect("the entry is published");
+    assert_eq!((entry.name.as_str(), entry.constraints.len()), ("web", 1));
+    assert_eq!(entry.since.0, now());
+    // The pods here are of unknown age: none is judged.
+    assert_eq!(a.admission_check.as_ref().map(|c| c.checked.len()), Some(0));
+    let c = conclude(a, vec![WriteResult::Done], now());
+    assert_eq!(c.memory.decision.rollout_generation, None);
+    let status = c.outcome.status();
+    assert_eq!(status.injection, Some(InjectionMode::Admission));
+    assert_eq!(
+        crate::metrics::WorkloadMetrics::from(&c.outcome).injection,
+        Some("Admission")
+    );
+
+    // Template mode: the write that starts a rollout, as before.
+    let a = assess_web(&p, GOVERNING, false);
+    assert!(a.starts_rollout());
+    assert_eq!(
+        (a.injection, a.admission.is_none()),
+        (Some(InjectionMode::Template), true)
+    );
+}
+
+#[test]
+fn admission_mode_publishes_nothing_for_dry_run_paused_or_a_losing_policy() {
+    for (p, dry_run, label) in [
+        (policy(json!({"injectConstraints": true})), true, "dry-run"),
+        (
+            policy(json!({"injectConstraints": true, "paused": true})),
+            false,
+            "paused",
+        ),
+    ] {
+        let a = assess_web(&p, ADMITTING, dry_run);
+        assert_eq!(a.admission, None, "{label}");
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n
+                    == &format!("{label}: would publish 1 spread constraint(s) for admission")),
+            "{label}: {:?}",
+            a.notes
+        );
+    }
+    let lost = Facts {
+        governing: false,
+        ..ADMITTING
+    };
+    let a = assess_web(&policy(json!({"injectConstraints": true})), lost, false);
+    assert_eq!((a.injection, a.admission), (None, None));
+    // injectConstraints false: nothing to add, in either mode.
+    let a = assess_web(&policy(json!({})), ADMITTING, false);
+    assert_eq!((a.injection, a.admission), (None, None));
+}
+
+#[test]
+fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
+    use crate::api::conditions::condition_type;
+    use crate::injection::{AdmissionSupport, choose_mode};
+    use crate::policy_status::{PolicyInjection, policy_status};
+    let support = AdmissionSupport {
+        served: true,
+        policy_installed: true,
+        binding_installed: true,
+        warnings: Vec::new(),
+    };
+    let p = policy(json!({"injectConstraints": true}));
+    let injection = choose_mode(crate::api::Injection::Auto, Some(&support), None).unwrap();
+    let created = |name: &str, node: &str, at: i64, keys: &[&str]| Pod {
+        created: now().as_second() + at,
+        spread_keys: keys.iter().map(|k| k.to_string()).collect(),
+        ..pod(name, node)
+    };
+    let status_with = |pods: Vec<Pod>| {
+        let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
+        let a = assess_on_with(&p, &cluster, ADMITTING);
+        let c = conclude(a, vec![], now());
+        policy_status(
+            None,
+            Some(1),
+            &[c.outcome],
+            &[],
+            &PolicyInjection {
+                status: Some(&injection),
+                support: Some(&support),
+            },
+            now(),
+        )
+    };
+    let admitted = |s: &crate::api::HAPolicyStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == condition_type::ADMITTED)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let s = status_with(vec![
+        created("web-1", "c-1", -600, &[]),
+        created("web-2", "a-1", 60, &[ZONE_KEY]),
+    ]);
+    assert_eq!(
+        s.injection.as_ref().map(|i| i.mode),
+        Some(crate::api::InjectionMode::Admission)
+    );
+    assert_eq!(s.admission.as_ref().map(|a| a.workloads.len()), Some(1));
+    let (status, reason, _) = admitted(&s).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "ConstraintsAdmitted")
+    );
+
+    let s = status_with(vec![
+        created("web-1", "c-1", -600, &[]),
+        created("web-2", "a-1", 60, &[]),
+    ]);
+    let (status, reason, message) = admitted(&s).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ConstraintsMissing")
+    );
+    assert!(
+        message.contains("web-2 (topology.kubernetes.io/zone)"),
+        "{message}"
+    );
+    assert!(
+        s.workloads[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("1 new pod(s) lack the admitted constraints")),
+        "{:?}",
+        s.workloads[0].message
+    );
+
+    // Template mode: no entries, no condition.
+    let template = choose_mode(crate::api::Injection::Template, Some(&support), None).unwrap();
+    let cluster = piled();
+    let c = conclude(assess_on_with(&p, &cluster, GOVERNING), vec![], now());
+    let s = policy_status(
+        None,
+        Some(1),
+        &[c.outcome],
+        &[],
+        &PolicyInjection {
+            status: Some(&template),
+            support: Some(&support),
+        },
+        now(),
+    );
+    assert_eq!((s.admission.clone(), admitted(&s)), (None, None));
+}
+
+fn assess_on_with(policy: &HAPolicy, cluster: &Cluster, facts: Facts) -> Assessment {
+    assess(
+        policy,
+        &web(web_selector()),
+        cluster,
+        &WorkloadMemory::default(),
+        &facts,
+        &Settings::default(),
+        now(),
+    )
+}
+
+#[test]
+fn while_the_mode_is_not_known_nothing_is_added_either_way() {
+    let p = policy(json!({"injectConstraints": true}));
+    let undecided = Facts {
+        injection: None,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, undecided, false);
+    assert!(
+        !a.writes.iter().any(|w| matches!(w, Write::Inject { .. })),
+        "{:?}",
+        a.writes
+    );
+    assert_eq!((a.injection, a.admission), (None, None));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("whether admission mode is available is not known")),
+        "{:?}",
+        a.notes
+    );
+    assert_eq!(
+        a.decision.state,
+        RebalanceState::Evicting,
+        "rebalancing goes on"
+    );
 }

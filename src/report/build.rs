@@ -13,9 +13,12 @@ use kube::api::DynamicObject;
 use kube::core::Selector;
 use serde::Serialize;
 
-use crate::api::{HAPolicy, RebalanceState, RebalanceStrategy, WorkloadKind};
+use crate::api::{
+    HAPolicy, InjectionMode, InjectionStatus, RebalanceState, RebalanceStrategy, WorkloadKind,
+};
 use crate::constraints::{measured_from_template, plan_template};
 use crate::decision::Memory;
+use crate::injection::{AdmissionSupport, choose_mode};
 use crate::ownership::{governing_policy, selects};
 use crate::pipeline::{self, Facts, Settings, WorkloadMemory, Write};
 use crate::policy_status::{MAX_REPORTED_DOMAINS, key_name};
@@ -35,6 +38,11 @@ pub struct ClusterState {
     /// The kinds the API server serves (a kind behind a CRD that is not installed is missing).
     pub kinds_served: Vec<WorkloadKind>,
     pub budgets: Vec<PodDisruptionBudget>,
+    /// The HAPolicies in scope (empty when the CRD is not installed or they may not be read):
+    /// each governed workload's row shows the mode its policy reports.
+    pub policies: Vec<HAPolicy>,
+    /// What the cluster offers for admission mode (`None`: could not be read).
+    pub admission: Option<AdmissionSupport>,
 }
 
 /// The whole report.
@@ -73,6 +81,10 @@ pub struct WorkloadRow {
     /// What losing the worst single domain costs; `None` without running pods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worst_domain_loss: Option<Loss>,
+    /// How a policy in the cluster adds constraints to the workload's pods (Template or
+    /// Admission, as the governing policy's status reports it); `None`: no policy adds any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injection: Option<InjectionMode>,
 }
 
 impl WorkloadRow {
@@ -113,6 +125,10 @@ pub struct PolicyReport {
     pub strategy: RebalanceStrategy,
     pub paused: bool,
     pub inject_constraints: bool,
+    /// The mode the policy would be in on this cluster, and why (`None`: not known, what the
+    /// cluster offers could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injection: Option<InjectionStatus>,
     pub workloads: Vec<PolicyWorkload>,
 }
 
@@ -121,7 +137,11 @@ pub struct PolicyReport {
 pub struct PolicyWorkload {
     pub kind: WorkloadKind,
     pub name: String,
-    /// The constraints skewguard would own in the template.
+    /// How its pods would get the constraints (`None`: nothing is added).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injection: Option<InjectionMode>,
+    /// The constraints skewguard would own in the template (Template mode) or add to each new
+    /// pod (Admission mode).
     pub inject: Vec<InjectedConstraint>,
     /// Whether a preferred hostname anti-affinity would be owned too.
     pub host_anti_affinity: bool,
@@ -250,6 +270,10 @@ pub fn build_report(
         .iter()
         .filter_map(|w| {
             row(&cluster, w, topology_key)
+                .map(|mut r| {
+                    r.injection = reported_injection(&state.policies, w);
+                    r
+                })
                 .map_err(|e| warnings.push(e.to_string()))
                 .ok()
         })
@@ -262,6 +286,29 @@ pub fn build_report(
         policy,
         warnings,
     }
+}
+
+/// The mode the workload's governing policy reports in its status entry.
+fn reported_injection(policies: &[HAPolicy], w: &WorkloadObject) -> Option<InjectionMode> {
+    let namespace = w.namespace();
+    let governing = governing_policy(
+        policies
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace)),
+        w,
+    )?;
+    policies
+        .iter()
+        .find(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && p.metadata.name.as_deref() == Some(governing.as_str())
+        })?
+        .status
+        .as_ref()?
+        .workloads
+        .iter()
+        .find(|e| e.kind == w.kind && e.name == w.name())?
+        .injection
 }
 
 fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<WorkloadObject> {
@@ -322,6 +369,7 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
         measured_by,
         spread_constraint_keys,
         worst_domain_loss: loss,
+        injection: None,
     })
 }
 
@@ -339,13 +387,28 @@ fn evaluate_policy(
             policy.name()
         ));
     }
+    let injection = choose_mode(
+        spec.injection,
+        state.admission.as_ref(),
+        policy
+            .policy
+            .status
+            .as_ref()
+            .and_then(|s| s.injection.as_ref()),
+    );
     let evaluated = workloads
         .iter()
         .filter(|w| selects(&policy.policy, *w))
         .filter_map(|w| {
-            policy_workload(cluster, state, policy, w)
-                .map_err(|e| warnings.push(e.to_string()))
-                .ok()
+            policy_workload(
+                cluster,
+                state,
+                policy,
+                injection.as_ref().map(|i| i.mode),
+                w,
+            )
+            .map_err(|e| warnings.push(e.to_string()))
+            .ok()
         })
         .collect();
     PolicyReport {
@@ -354,6 +417,7 @@ fn evaluate_policy(
         strategy: spec.rebalance.strategy,
         paused: spec.paused,
         inject_constraints: spec.inject_constraints,
+        injection,
         workloads: evaluated,
     }
 }
@@ -376,6 +440,7 @@ fn policy_workload(
     cluster: &Cluster,
     state: &ClusterState,
     policy: &PolicyInput,
+    mode: Option<InjectionMode>,
     w: &WorkloadObject,
 ) -> Result<PolicyWorkload, WorkloadError> {
     let spec = &policy.policy.spec;
@@ -403,6 +468,7 @@ fn policy_workload(
         ),
         // The report shows the step itself, not the wait for a rollout slot.
         rollouts_elsewhere: 0,
+        injection: mode,
     };
     // The decision as the controller would take it; the report itself writes nothing.
     let assessment = pipeline::assess(
@@ -474,6 +540,7 @@ fn policy_workload(
     Ok(PolicyWorkload {
         kind: w.kind,
         name: w.name().to_string(),
+        injection: assessment.injection,
         inject: template
             .injected
             .iter()
@@ -485,7 +552,7 @@ fn policy_workload(
             })
             .collect(),
         host_anti_affinity: template.anti_affinity.is_some(),
-        changes_template: template.changes_template,
+        changes_template: template.changes_template && mode == Some(InjectionMode::Template),
         constraints,
         plan,
         decision: DecisionSummary {

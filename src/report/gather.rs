@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
+use crate::api::HAPolicy;
 use crate::snapshot::LeanPod;
 use crate::workload::{KINDS, KindDescriptor};
 use kube::api::{DynamicObject, ListParams};
@@ -37,12 +38,21 @@ pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, Repo
             kinds_served.push(kind.kind);
         }
     }
+    // Optional: without the CRD, or the right to read them, rows show no injection mode.
+    let policies = scoped::<HAPolicy>(client, scope)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let admission = crate::controller::admission::probe(client).await.ok();
     Ok(ClusterState {
         nodes,
         pods,
         workloads,
         kinds_served,
         budgets,
+        policies,
+        admission,
     })
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::ReportError;
 use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
-use crate::api::RebalanceStrategy;
+use crate::api::{InjectionMode, RebalanceStrategy};
 use crate::cli::OutputFormat;
 use crate::policy_status::key_name;
 
@@ -27,7 +27,9 @@ pub fn table(report: &Report) -> String {
     if report.workloads.is_empty() {
         out.push_str("No Deployments, StatefulSets or Rollouts found.\n");
     } else {
-        let header = [
+        // The injection column only when a policy adds constraints to some workload.
+        let with_mode = report.workloads.iter().any(|w| w.injection.is_some());
+        let mut header = vec![
             "NAMESPACE".to_string(),
             "KIND".to_string(),
             "NAME".to_string(),
@@ -37,7 +39,13 @@ pub fn table(report: &Report) -> String {
             "SPREAD CONSTRAINTS".to_string(),
             "WORST DOMAIN LOSS".to_string(),
         ];
-        let rows: Vec<Vec<String>> = report.workloads.iter().map(row_cells).collect();
+        let mut rows: Vec<Vec<String>> = report.workloads.iter().map(row_cells).collect();
+        if with_mode {
+            header.push("INJECTION".to_string());
+            for (cells, w) in rows.iter_mut().zip(&report.workloads) {
+                cells.push(w.injection.map_or("-", |m| m.as_str()).to_string());
+            }
+        }
         out.push_str(&columns(&header, &rows));
         let spofs: Vec<&WorkloadRow> = report
             .workloads
@@ -170,6 +178,13 @@ fn policy_text(policy: &PolicyReport) -> String {
         "HAPolicy {}/{} ({mode}; nothing was changed):",
         policy.namespace, policy.name
     );
+    let _ = match &policy.injection {
+        Some(i) => writeln!(out, "  injection: {} ({}: {})", i.mode, i.reason, i.message),
+        None => writeln!(
+            out,
+            "  injection: not known (whether admission policies are served and installed could not be read)"
+        ),
+    };
     if policy.workloads.is_empty() {
         out.push_str("  selects no workload\n");
     }
@@ -205,12 +220,19 @@ fn policy_workload_text(w: &PolicyWorkload) -> String {
     } else {
         ""
     };
-    let change = if w.changes_template {
-        " (changes the template: one rolling update, the first rebalance)"
+    if w.injection == Some(InjectionMode::Admission) {
+        let _ = writeln!(
+            out,
+            "    admission adds to each new pod: {inject}{affinity} (nothing is written to the workload)"
+        );
     } else {
-        " (template already as wanted)"
-    };
-    let _ = writeln!(out, "    inject: {inject}{affinity}{change}");
+        let change = if w.changes_template {
+            " (changes the template: one rolling update, the first rebalance)"
+        } else {
+            " (template already as wanted)"
+        };
+        let _ = writeln!(out, "    inject: {inject}{affinity}{change}");
+    }
     for c in &w.constraints {
         let state = if c.skew > c.max_skew {
             format!("skew {} > maxSkew {}", c.skew, c.max_skew)

@@ -179,6 +179,11 @@ pub struct Pod {
     /// `metadata.creationTimestamp` in Unix seconds (0 when unknown): a stable tie-break, so the
     /// scale-in order of equal pods does not shuffle between reconciles.
     pub created: i64,
+    /// The topology keys of the pod's own `topologySpreadConstraints`, as it was created (with
+    /// what admission added): whether new pods carry what admission mode promised.
+    pub spread_keys: Vec<String>,
+    /// The pod has a preferred pod anti-affinity term.
+    pub preferred_anti_affinity: bool,
 }
 
 /// The pod annotations that opt a pod out of eviction, with the value that does: Karpenter's and

@@ -111,6 +111,17 @@ pub fn context(
     context_with_budgets(client, policies, deployments, pods, vec![], dry_run)
 }
 
+/// The field scenario's context for one policy: `web` (no constraints) with its two pods in zone c.
+pub fn piled_web_context(client: Client, policy: &HAPolicy) -> Arc<Context> {
+    context(
+        client,
+        vec![policy.clone()],
+        vec![web(plain_template(), serde_json::json!([]))],
+        piled_pods(),
+        false,
+    )
+}
+
 /// A PodDisruptionBudget over `web` that allows `allowed` disruptions.
 pub fn web_budget(allowed: i32) -> PodDisruptionBudget {
     serde_json::from_value(json!({
@@ -168,6 +179,10 @@ pub fn context_with_objects(
         pod_writes: RateLimiter::per_second(1000.0),
         leader,
         metrics: Metrics::new(),
+        // A cluster that does not serve MutatingAdmissionPolicies: template mode.
+        admission: tokio::sync::watch::Sender::new(Some(
+            skewguard::injection::AdmissionSupport::default(),
+        )),
     })
 }
 

@@ -348,13 +348,7 @@ async fn the_older_policy_governs_and_the_newer_reports_a_conflict() {
 async fn a_follower_writes_nothing() {
     let (client, api) = FakeApi::start(vec![]);
     let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
-    let ctx = context(
-        client,
-        vec![p.clone()],
-        vec![web(plain_template(), json!([]))],
-        piled_pods(),
-        false,
-    );
+    let ctx = piled_web_context(client, &p);
     let mut follower = Arc::try_unwrap(ctx).ok().expect("sole owner");
     let (_tx, rx) = tokio::sync::watch::channel(false);
     follower.leader = rx;
@@ -567,4 +561,67 @@ async fn dry_run_writes_no_deletion_cost() {
         message.contains("dry-run: would write the deletion cost of 1 pod(s)"),
         "{message}"
     );
+}
+
+/// Reconciles the field scenario once with the cluster offering admission mode (policy and
+/// binding installed) or not.
+async fn reconcile_offering_admission(installed: bool) -> FakeApi {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
+    let ctx = piled_web_context(client, &p);
+    ctx.admission
+        .send_replace(Some(skewguard::injection::AdmissionSupport {
+            served: true,
+            policy_installed: installed,
+            binding_installed: installed,
+            warnings: vec![],
+        }));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    api
+}
+
+#[tokio::test]
+async fn in_admission_mode_nothing_is_written_to_the_workload_and_the_status_publishes_it() {
+    let api = reconcile_offering_admission(true).await;
+    assert!(
+        !api.writes().iter().any(|r| r.uri.contains("/deployments/")),
+        "no write to the Deployment: {:#?}",
+        api.writes()
+    );
+    assert!(api.evictions() > 0, "rebalancing goes on as before");
+    let status = api.last_status();
+    assert_eq!(status["injection"]["mode"], "Admission");
+    assert_eq!(status["injection"]["reason"], "AdmissionPolicyInstalled");
+    let entry = &status["admission"]["workloads"][0];
+    assert_eq!(entry["name"], "web");
+    assert_eq!(
+        entry["podSelector"],
+        json!({"matchLabels": {"app": "petclinic", "tier": "web"}})
+    );
+    assert_eq!(
+        entry["constraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(status["workloads"][0]["injection"], "Admission");
+    assert!(
+        !api.event_reasons()
+            .contains(&"ConstraintsInjected".to_string())
+    );
+}
+
+#[tokio::test]
+async fn without_the_admission_policy_the_template_is_written_and_nothing_is_published() {
+    let api = reconcile_offering_admission(false).await;
+    assert!(
+        api.writes()
+            .iter()
+            .any(|r| r.is("PATCH", "/deployments/web") && r.uri.contains("fieldManager=skewguard")),
+        "{:#?}",
+        api.writes()
+    );
+    let status = api.last_status();
+    assert_eq!(status["injection"]["mode"], "Template");
+    assert_eq!(status["injection"]["reason"], "AdmissionPolicyNotInstalled");
+    // Named as null, so the merge patch removes what an earlier status published.
+    assert_eq!(status.get("admission"), Some(&Value::Null));
 }

@@ -386,7 +386,7 @@ impl ControlPlane {
         let api_port = free_port();
         let server = format!("https://127.0.0.1:{api_port}");
         let p = |name: &str| d.join(name).display().to_string();
-        let apiserver_args = [
+        let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
             format!("--secure-port={api_port}"),
             arg("--bind-address=127.0.0.1"),
@@ -404,6 +404,14 @@ impl ControlPlane {
             arg("--disable-admission-plugins=ServiceAccount"),
             arg("--allow-privileged=true"),
         ];
+        // E.g. `--runtime-config=admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false`
+        // to run the suite as on a server without MutatingAdmissionPolicies.
+        apiserver_args.extend(
+            std::env::var("SKEWGUARD_E2E_APISERVER_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(arg),
+        );
         processes.spawn(
             "kube-apiserver",
             cmd(&assets.bin("kube-apiserver"), &apiserver_args),
@@ -412,7 +420,7 @@ impl ControlPlane {
         let apiserver = ApiServer {
             processes: processes.clone(),
             bin: assets.bin("kube-apiserver"),
-            args: apiserver_args.to_vec(),
+            args: apiserver_args.clone(),
             dir: d.clone(),
             restarts: Arc::default(),
         };
@@ -492,8 +500,9 @@ impl ControlPlane {
 
 /// The controllers the suite needs; `node-lifecycle-controller` turns cordons and NotReady
 /// conditions into the taints kube-scheduler and skewguard honour, `pod-garbage-collector-controller`
-/// removes pods left on deleted nodes.
+/// removes pods left on deleted nodes, `validatingadmissionpolicy-status-controller` type-checks
+/// admission policies (skewguard reads it for its admission mode).
 pub const CONTROLLERS: &str = "--controllers=deployment-controller,replicaset-controller,\
 statefulset-controller,disruption-controller,garbage-collector-controller,namespace-controller,\
 serviceaccount-token-controller,serviceaccount-controller,node-lifecycle-controller,\
-pod-garbage-collector-controller";
+pod-garbage-collector-controller,validatingadmissionpolicy-status-controller";

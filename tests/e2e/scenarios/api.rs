@@ -43,6 +43,7 @@ pub async fn crd_installs_and_server_applies_defaults(ctx: Ctx) {
         }],
         "hostAntiAffinity": "None",
         "injectConstraints": true,
+        "injection": "Auto",
         "rebalance": {
             "strategy": "Evict",
             "stabilizationSeconds": 30,

@@ -1,5 +1,6 @@
 //! The scenarios, one function each; [`all`] is the list the runner picks from.
 
+mod admission;
 mod api;
 mod cluster;
 pub mod fixtures;
@@ -146,6 +147,18 @@ pub fn all() -> Vec<Scenario> {
             timeout: Duration::from_secs(300),
             ..scenario("api_server_outage_mid_rebalance", |c| {
                 Box::pin(fleet::api_server_outage_mid_rebalance(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(300),
+            ..scenario("admission_mode_adopts_without_rollouts", |c| {
+                Box::pin(admission::admission_mode_adopts_without_rollouts(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(240),
+            ..scenario("admission_mode_never_blocks_pods", |c| {
+                Box::pin(admission::admission_mode_never_blocks_pods(c))
             })
         },
         Scenario {
