@@ -9,11 +9,11 @@ build: ## Build the operator binary
 	$(CARGO) build
 
 test: lint ## Lint, then every unit, integration and drift test
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 lint: ## Formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 alerts: ## promtool check rules + promtool test rules on the PrometheusRule (also part of `make test`)
 	$(CARGO) test --test alerts -- --nocapture

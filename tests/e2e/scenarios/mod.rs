@@ -2,14 +2,16 @@
 
 mod api;
 mod cluster;
-pub mod fixtures;
 mod fleet;
 mod memory;
 mod monitoring;
 mod operator;
 mod scale;
 mod scale_in;
-pub mod support;
+
+// The petclinic workloads and what the operator scenarios share live in the testbed crate, shared
+// with the demo.
+pub use skewguard_testbed::{fixtures, support};
 
 use std::time::Duration;
 

@@ -36,12 +36,14 @@ pub struct Env {
     pub work_dir: PathBuf,
     /// `kubectl` from the control-plane binaries, else from `PATH`.
     pub kubectl: Option<PathBuf>,
-    /// The repository root (`CARGO_MANIFEST_DIR`).
+    /// The repository root (the operator's `CARGO_MANIFEST_DIR`).
     pub repo: PathBuf,
     /// Whether the Argo Rollouts `Rollout` CRD is installed (its YAML was found).
     pub rollout_crd: bool,
     /// Stops and starts our own kube-apiserver (`None` against an existing cluster).
     pub apiserver: Option<ApiServer>,
+    /// The `skewguard` binary [`OperatorProcess`] runs.
+    pub operator_bin: PathBuf,
 }
 
 /// One scenario's view: the shared [`Env`] plus its own namespace (deleted after the scenario).
@@ -371,7 +373,7 @@ impl OperatorProcess {
         let log = env.work_dir.join(format!("operator-{n}.log"));
         let out = fs::File::create(&log).expect("create operator log");
         let err = out.try_clone().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skewguard"));
+        let mut cmd = Command::new(&env.operator_bin);
         cmd.args(args)
             .env("KUBECONFIG", &env.kubeconfig)
             .env(
