@@ -333,6 +333,21 @@ impl Ctx {
     }
 }
 
+/// Process ids (and process groups) of the operators running now: an interrupted run kills them
+/// ([`kill_running_operators`]), since it exits without dropping their [`OperatorProcess`].
+static RUNNING_OPERATORS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// SIGKILLs the process group of every operator still running.
+pub fn kill_running_operators() {
+    for pid in std::mem::take(&mut *RUNNING_OPERATORS.lock().unwrap()) {
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pid}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// The `skewguard` binary, running against the suite's cluster. Killed on drop; its log is printed
 /// when the scenario panics (or always with `SKEWGUARD_E2E_LOGS=1`).
 pub struct OperatorProcess {
@@ -385,6 +400,7 @@ impl OperatorProcess {
             .stderr(err);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("start the skewguard binary");
+        RUNNING_OPERATORS.lock().unwrap().insert(child.id());
         OperatorProcess {
             child: Some(child),
             log,
@@ -429,6 +445,7 @@ impl OperatorProcess {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_group(&mut child, "TERM");
+            RUNNING_OPERATORS.lock().unwrap().remove(&child.id());
         }
     }
 
@@ -436,6 +453,7 @@ impl OperatorProcess {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_group(&mut child, "KILL");
+            RUNNING_OPERATORS.lock().unwrap().remove(&child.id());
         }
     }
 }

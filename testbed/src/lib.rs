@@ -6,6 +6,7 @@
 //! Not published; the operator does not depend on it (only its tests do).
 
 pub mod control_plane;
+pub mod demo;
 pub mod fake_kubelet;
 pub mod fixtures;
 pub mod harness;

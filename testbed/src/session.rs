@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::control_plane::{ControlPlane, Processes, Target, TempDir};
 use crate::fake_kubelet::FakeKubelet;
-use crate::harness::{Env, client_from, wait_for};
+use crate::harness::{Env, client_from, kill_running_operators, wait_for};
 
 /// Waits for the API server, starts the scheduler and controllers, installs the CRDs (from
 /// `repo`'s `crds/` and `../shared/testdata/`) and starts the fake kubelet. `operator_bin` is the
@@ -57,7 +57,7 @@ pub async fn setup(
     }
 }
 
-/// On SIGINT or SIGTERM: kills every process, removes `dirs` (unless `SKEWGUARD_E2E_KEEP` is set)
+/// On SIGINT or SIGTERM: kills every process (the running operators too), removes `dirs` (unless `SKEWGUARD_E2E_KEEP` is set)
 /// and exits with status 130. `who` prefixes the one line it prints.
 pub async fn teardown_on_signal(processes: Processes, dirs: Vec<PathBuf>, who: &str) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -72,6 +72,7 @@ pub async fn teardown_on_signal(processes: Processes, dirs: Vec<PathBuf>, who: &
         _ = term.recv() => {}
     }
     eprintln!("{who}: interrupted; tearing the control plane down");
+    kill_running_operators();
     processes.kill_all();
     if std::env::var_os("SKEWGUARD_E2E_KEEP").is_none() {
         for dir in dirs {

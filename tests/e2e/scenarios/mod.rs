@@ -2,6 +2,7 @@
 
 mod api;
 mod cluster;
+mod demo;
 mod fleet;
 mod memory;
 mod monitoring;
@@ -142,6 +143,12 @@ pub fn all() -> Vec<Scenario> {
             timeout: Duration::from_secs(120),
             ..scenario("opted_out_pods_are_never_evicted", |c| {
                 Box::pin(fleet::opted_out_pods_are_never_evicted(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(300),
+            ..scenario("demo_tells_the_field_story", |c| {
+                Box::pin(demo::demo_tells_the_field_story(c))
             })
         },
         Scenario {
