@@ -3,17 +3,17 @@ CARGO ?= cargo
 IMG ?= skewguard:latest
 KUBECTL ?= kubectl
 
-.PHONY: build test lint alerts crd crd-check bench run install e2e e2e-scale docker-build deploy undeploy
+.PHONY: build test lint alerts crd crd-check bench run install demo e2e e2e-scale docker-build deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
 
 test: lint ## Lint, then every unit, integration and drift test
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 lint: ## Formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 alerts: ## promtool check rules + promtool test rules on the PrometheusRule (also part of `make test`)
 	$(CARGO) test --test alerts -- --nocapture
@@ -34,6 +34,12 @@ run: ## Run the controller against the current kubeconfig, alone (no leader elec
 
 install: ## Apply the HAPolicy CRD to the current cluster
 	$(CARGO) run -q -- crd | kubectl apply -f -
+
+# One build of both packages: their dependencies then share the operator's features (as `make
+# build` builds them) instead of a second build of kube and hyper with the testbed's alone.
+demo: ## The petclinic story live on a throwaway control plane (about a minute); DEMO_ARGS=--keep leaves it up
+	$(CARGO) build -q -p skewguard -p skewguard-testbed --bins
+	"$$($(CARGO) metadata -q --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug/skewguard-demo" $(DEMO_ARGS)
 
 e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setup-envtest); skips when there is none
 	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1

@@ -13,23 +13,24 @@
 // The harness offers more than today's scenarios use (the controller scenarios build on it).
 #![allow(dead_code)]
 
-mod control_plane;
-mod fake_kubelet;
-mod harness;
 #[path = "../https_client/mod.rs"]
 mod https_client;
 mod scenarios;
 
+// The control plane, the fake kubelet and the harness live in the testbed crate (`testbed/`),
+// shared with the demo; scenarios reach them as `crate::harness`, `crate::control_plane`, ...
+pub use skewguard_testbed::{control_plane, fake_kubelet, harness};
+
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use control_plane::{ControlPlane, Processes, Target, TempDir, discover};
-use fake_kubelet::FakeKubelet;
+use control_plane::{ControlPlane, Target, TempDir, discover};
 use futures::FutureExt;
-use harness::{Ctx, Env, client_from, wait_for};
+use harness::Ctx;
 use scenarios::Scenario;
+use skewguard_testbed::session::{print_log_tails, setup, teardown_on_signal};
 
 #[derive(Default)]
 struct Args {
@@ -120,9 +121,18 @@ fn main() -> ExitCode {
     };
     if let Some(cp) = &cp {
         let dirs = vec![cp.dir.path().to_path_buf(), work.path().to_path_buf()];
-        rt.spawn(teardown_on_signal(cp.processes.clone(), dirs));
+        rt.spawn(teardown_on_signal(cp.processes.clone(), dirs, "e2e"));
     }
-    let setup = rt.block_on(AssertUnwindSafe(setup(&target, cp.as_ref(), &work)).catch_unwind());
+    let setup = rt.block_on(
+        AssertUnwindSafe(setup(
+            &target,
+            cp.as_ref(),
+            &work,
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            Path::new(env!("CARGO_BIN_EXE_skewguard")),
+        ))
+        .catch_unwind(),
+    );
     let env = match setup {
         Ok(env) => env,
         Err(panic) => {
@@ -208,83 +218,5 @@ fn panic_message(e: tokio::task::JoinError) -> String {
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "panicked".into()),
         Err(e) => e.to_string(),
-    }
-}
-
-/// Waits for the API server, starts the scheduler and controllers, installs the CRDs and starts the
-/// fake kubelet.
-async fn setup(target: &Target, cp: Option<&ControlPlane>, work: &TempDir) -> Env {
-    let (kubeconfig, assets_dir) = match (target, cp) {
-        (_, Some(cp)) => (cp.kubeconfig.clone(), Some(cp.assets.dir.clone())),
-        (Target::Existing(path), None) => (path.clone(), None),
-        (Target::Binaries(_), None) => unreachable!("binaries always start a control plane"),
-    };
-    let client = client_from(&kubeconfig).await;
-    wait_for("kube-apiserver /readyz", Duration::from_secs(90), || {
-        let client = client.clone();
-        async move {
-            if let Some(cp) = cp {
-                cp.assert_alive();
-            }
-            let req = http::Request::get("/readyz").body(vec![]).unwrap();
-            client
-                .request_text(req)
-                .await
-                .ok()
-                .filter(|t| t.trim() == "ok")
-        }
-    })
-    .await;
-    if let Some(cp) = cp {
-        cp.start_controllers();
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let rollout_crd = Env::install_crds(&client, &repo).await;
-    Env {
-        kubelet: FakeKubelet::start(client.clone()),
-        client,
-        kubeconfig,
-        work_dir: work.path().to_path_buf(),
-        kubectl: Env::find_kubectl(assets_dir.as_deref()),
-        repo,
-        rollout_crd,
-        apiserver: cp.map(|cp| cp.apiserver.clone()),
-    }
-}
-
-async fn teardown_on_signal(processes: Processes, dirs: Vec<PathBuf>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("e2e: interrupted; tearing the control plane down");
-    processes.kill_all();
-    if std::env::var_os("SKEWGUARD_E2E_KEEP").is_none() {
-        for dir in dirs {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    std::process::exit(130);
-}
-
-fn print_log_tails(cp: &ControlPlane) {
-    for name in [
-        "etcd",
-        "kube-apiserver",
-        "kube-scheduler",
-        "kube-controller-manager",
-    ] {
-        let path = cp.dir.path().join(format!("{name}.log"));
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(15)..];
-        eprintln!("----- last lines of {name}.log -----\n{}", tail.join("\n"));
     }
 }

@@ -3,14 +3,17 @@
 mod admission;
 mod api;
 mod cluster;
-pub mod fixtures;
+mod demo;
 mod fleet;
 mod memory;
 mod monitoring;
 mod operator;
 mod scale;
 mod scale_in;
-pub mod support;
+
+// The petclinic workloads and what the operator scenarios share live in the testbed crate, shared
+// with the demo.
+pub use skewguard_testbed::{fixtures, support};
 
 use std::time::Duration;
 
@@ -159,6 +162,12 @@ pub fn all() -> Vec<Scenario> {
             timeout: Duration::from_secs(240),
             ..scenario("admission_mode_never_blocks_pods", |c| {
                 Box::pin(admission::admission_mode_never_blocks_pods(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(180),
+            ..scenario("demo_tells_the_field_story", |c| {
+                Box::pin(demo::demo_tells_the_field_story(c))
             })
         },
         Scenario {

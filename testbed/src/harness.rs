@@ -36,12 +36,14 @@ pub struct Env {
     pub work_dir: PathBuf,
     /// `kubectl` from the control-plane binaries, else from `PATH`.
     pub kubectl: Option<PathBuf>,
-    /// The repository root (`CARGO_MANIFEST_DIR`).
+    /// The repository root (the operator's `CARGO_MANIFEST_DIR`).
     pub repo: PathBuf,
     /// Whether the Argo Rollouts `Rollout` CRD is installed (its YAML was found).
     pub rollout_crd: bool,
     /// Stops and starts our own kube-apiserver (`None` against an existing cluster).
     pub apiserver: Option<ApiServer>,
+    /// The `skewguard` binary [`OperatorProcess`] runs.
+    pub operator_bin: PathBuf,
 }
 
 /// One scenario's view: the shared [`Env`] plus its own namespace (deleted after the scenario).
@@ -389,6 +391,21 @@ impl Ctx {
     }
 }
 
+/// Process ids (and process groups) of the operators running now: an interrupted run kills them
+/// ([`kill_running_operators`]), since it exits without dropping their [`OperatorProcess`].
+static RUNNING_OPERATORS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// SIGKILLs the process group of every operator still running.
+pub fn kill_running_operators() {
+    for pid in std::mem::take(&mut *RUNNING_OPERATORS.lock().unwrap()) {
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pid}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// The `skewguard` binary, running against the suite's cluster. Killed on drop; its log is printed
 /// when the scenario panics (or always with `SKEWGUARD_E2E_LOGS=1`).
 pub struct OperatorProcess {
@@ -429,7 +446,7 @@ impl OperatorProcess {
         let log = env.work_dir.join(format!("operator-{n}.log"));
         let out = fs::File::create(&log).expect("create operator log");
         let err = out.try_clone().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skewguard"));
+        let mut cmd = Command::new(&env.operator_bin);
         cmd.args(args)
             .env("KUBECONFIG", &env.kubeconfig)
             .env(
@@ -441,6 +458,7 @@ impl OperatorProcess {
             .stderr(err);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("start the skewguard binary");
+        RUNNING_OPERATORS.lock().unwrap().insert(child.id());
         OperatorProcess {
             child: Some(child),
             log,
@@ -485,6 +503,7 @@ impl OperatorProcess {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_group(&mut child, "TERM");
+            RUNNING_OPERATORS.lock().unwrap().remove(&child.id());
         }
     }
 
@@ -492,6 +511,7 @@ impl OperatorProcess {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_group(&mut child, "KILL");
+            RUNNING_OPERATORS.lock().unwrap().remove(&child.id());
         }
     }
 }
