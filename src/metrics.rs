@@ -88,11 +88,15 @@ impl From<&WorkloadOutcome> for WorkloadMetrics {
                     topology_key: c.topology_key.clone(),
                     skew: i64::from(c.skew),
                     max_skew: i64::from(c.max_skew),
-                    domains: c
-                        .domains
-                        .iter()
-                        .map(|(d, n)| (d.to_string(), i64::from(n)))
-                        .collect(),
+                    // Only what is exported: a hostname key has a domain per node.
+                    domains: if c.domains.len() <= MAX_DOMAIN_SERIES {
+                        c.domains
+                            .iter()
+                            .map(|(d, n)| (d.to_string(), i64::from(n)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             zone_loss: o

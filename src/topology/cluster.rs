@@ -59,7 +59,7 @@ pub struct Cluster {
 }
 
 /// The nodes that count for one constraint of one kind of pod.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Eligibility {
     /// For each node (cluster order), its domain if the node counts.
     pub node_domain: Vec<Option<u32>>,

@@ -33,7 +33,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::cluster::Cluster;
-use super::measure::{effective_selector, layouts, own_counted_pods, reference_labels};
+use super::fast_hash::FastMap;
+use super::measure::{count, effective_selector, own_counted_pods, reference_labels};
 use super::model::{Labels, Workload};
 
 use kube::core::SelectorExt;
@@ -116,14 +117,15 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
         };
     }
     let own_counted = own_counted_pods(cluster, workload);
-    let layouts = layouts(cluster, workload, &own_counted);
+    let counted = count(cluster, workload, &own_counted);
     let reference = reference_labels(cluster, workload, &own_counted);
 
     // Per constraint: the domain of each removable pod (None: not counted), and the count per
     // domain once every own counted pod is gone (foreign pods stay), plus the removable ones.
-    let mut counts: Vec<Vec<i64>> = Vec::with_capacity(layouts.len());
+    // Sparse: only domains that hold pods (a hostname key has as many domains as nodes).
+    let mut counts: Vec<DomainTally> = Vec::with_capacity(counted.len());
     let mut pod_domains: Vec<Vec<Option<u32>>> = vec![Vec::new(); removable.len()];
-    for (constraint, layout) in workload.constraints.iter().zip(&layouts) {
+    for (constraint, layout) in workload.constraints.iter().zip(&counted) {
         let matches = |labels: &Labels| {
             effective_selector(constraint, &reference).is_some_and(|s| s.matches(labels))
         };
@@ -134,16 +136,21 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
                 .and_then(|n| layout.nodes.node_domain[n])
                 .filter(|_| matches(&pod.labels))
         };
-        let mut c: Vec<i64> = layout.counts.iter().map(|&n| i64::from(n)).collect();
+        let mut c: DomainTally = layout
+            .counts
+            .occupied_indexes()
+            .iter()
+            .map(|&(d, n)| (d, i64::from(n)))
+            .collect();
         for &i in &own_counted {
             if let Some(d) = domain_of(i) {
-                c[d as usize] -= 1;
+                *c.entry(d).or_default() -= 1;
             }
         }
         for (slot, &i) in removable.iter().enumerate() {
             let d = domain_of(i);
             if let Some(d) = d {
-                c[d as usize] += 1;
+                *c.entry(d).or_default() += 1;
             }
             pod_domains[slot].push(d);
         }
@@ -186,7 +193,7 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
         };
         for (c, d) in domains.iter().enumerate() {
             if let Some(d) = d {
-                counts[c][*d as usize] -= 1;
+                *counts[c].entry(*d).or_default() -= 1;
             }
         }
         ranked.push((cost, pod));
@@ -204,13 +211,20 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
     }
 }
 
+/// Pods per domain index of one constraint; a domain not in the map holds none.
+type DomainTally = FastMap<u32, i64>;
+
+fn tally(counts: &DomainTally, domain: u32) -> i64 {
+    counts.get(&domain).copied().unwrap_or(0)
+}
+
 /// The cost of a pod in `domains` if the greedy takes it now: how full its domains of the first
 /// two constraints stay once it is gone.
-fn cost_when_taken(domains: &[Option<u32>], counts: &[Vec<i64>]) -> i64 {
+fn cost_when_taken(domains: &[Option<u32>], counts: &[DomainTally]) -> i64 {
     let mut levels = [0i64; 2];
     for (c, d) in domains.iter().enumerate().take(2) {
         levels[c] = match d {
-            Some(d) => (counts[c][*d as usize] - 1).max(0),
+            Some(d) => (tally(&counts[c], *d) - 1).max(0),
             None => UNCOUNTED_LEVEL,
         };
     }
@@ -223,7 +237,7 @@ fn cost_when_taken(domains: &[Option<u32>], counts: &[Vec<i64>]) -> i64 {
 /// pod goes first. Choosing among alike groups never changes how balanced any prefix is.
 fn next_group(
     groups: &[(Vec<Option<u32>>, Vec<usize>)],
-    counts: &[Vec<i64>],
+    counts: &[DomainTally],
     goes_first: impl Fn(usize, usize) -> std::cmp::Ordering,
     carries: impl Fn(usize) -> i64,
 ) -> Option<usize> {
@@ -231,7 +245,7 @@ fn next_group(
         domains
             .iter()
             .enumerate()
-            .map(|(c, d)| d.map_or(i64::MAX, |d| counts[c][d as usize]))
+            .map(|(c, d)| d.map_or(i64::MAX, |d| tally(&counts[c], d)))
             .collect()
     };
     let mut best: Option<(usize, Vec<i64>, bool, usize)> = None;

@@ -27,37 +27,103 @@ impl ConstraintMeasure {
     }
 }
 
-/// Pods per eligible domain, sharing the domain names with the cluster's index (a hostname
-/// constraint has as many domains as nodes; copying their names for every workload would cost
-/// more than counting).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Pods per eligible domain, empty domains included, sharing the domain names and the eligible
+/// domains with the cluster's index. Only the domains that hold pods are stored: a hostname
+/// constraint has as many domains as nodes, and listing them all for every workload cost more than
+/// counting (the whole-cluster pass went O(workloads x nodes)).
+#[derive(Clone, Default)]
 pub struct DomainCounts {
     names: Arc<[String]>,
-    entries: Vec<(u32, i32)>,
+    eligible: Arc<Eligibility>,
+    /// Eligible domains holding matching pods, ascending by domain index.
+    occupied: Vec<(u32, i32)>,
 }
 
 impl DomainCounts {
-    /// Domains and their counts, by name.
+    /// Every eligible domain and its count, by name (empty domains too): O(domains).
     pub fn iter(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
-        self.entries
+        let mut occupied = self.occupied.iter().peekable();
+        self.eligible
+            .eligible
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| **e)
+            .map(move |(d, _)| {
+                let d = d as u32;
+                let n = occupied.next_if(|(o, _)| *o == d).map_or(0, |(_, n)| *n);
+                (self.names[d as usize].as_str(), n)
+            })
+    }
+
+    /// Eligible domains holding at least one pod, by name: O(pods).
+    pub fn occupied(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        self.occupied
             .iter()
             .map(|(d, n)| (self.names[*d as usize].as_str(), *n))
     }
 
+    /// The number of eligible domains.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.eligible.domain_count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
+    /// The count of an eligible domain; `None` for a domain that does not count.
     pub fn get(&self, domain: &str) -> Option<i32> {
-        self.iter().find(|(d, _)| *d == domain).map(|(_, n)| n)
+        let d = self
+            .names
+            .binary_search_by(|n| n.as_str().cmp(domain))
+            .ok()?;
+        if !self.eligible.eligible.get(d).copied().unwrap_or(false) {
+            return None;
+        }
+        let d = d as u32;
+        Some(
+            self.occupied
+                .binary_search_by_key(&d, |(o, _)| *o)
+                .map_or(0, |i| self.occupied[i].1),
+        )
+    }
+
+    /// The occupied domains by index into the key's domains, ascending.
+    pub(crate) fn occupied_indexes(&self) -> &[(u32, i32)] {
+        &self.occupied
     }
 
     pub fn to_map(&self) -> BTreeMap<String, i32> {
         self.iter().map(|(d, n)| (d.to_string(), n)).collect()
+    }
+
+    /// `max - globalMin` over the eligible domains (see [`skew_of`]), without visiting the empty
+    /// ones: the minimum is 0 as soon as one eligible domain holds no pod.
+    fn skew(&self, floor_zero: bool) -> i32 {
+        if self.is_empty() {
+            return 0;
+        }
+        let max = self.occupied.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let min = if floor_zero || self.occupied.len() < self.len() {
+            0
+        } else {
+            self.occupied.iter().map(|(_, n)| *n).min().unwrap_or(0)
+        };
+        max - min
+    }
+}
+
+impl PartialEq for DomainCounts {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for DomainCounts {}
+
+impl std::fmt::Debug for DomainCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -88,6 +154,43 @@ impl Measurement {
     /// The largest skew over the constraints (0 without constraints).
     pub fn max_skew(&self) -> i32 {
         self.constraints.iter().map(|c| c.skew).max().unwrap_or(0)
+    }
+}
+
+/// One constraint of a workload as counted: its domains, the pods it matches and how many of
+/// them each eligible domain holds (only the domains that hold some).
+#[derive(Clone, Debug)]
+pub(crate) struct Counted {
+    pub key: Arc<KeyIndex>,
+    /// The nodes (and so the domains) that count for the constraint.
+    pub nodes: Arc<Eligibility>,
+    pub counts: DomainCounts,
+    /// `minDomains` is not met, so the global minimum is 0 whatever the counts.
+    pub floor_zero: bool,
+    /// The pods (cluster indexes, ascending) the constraint's effective selector matches,
+    /// wherever they run: only moving one of them changes this constraint's counts.
+    pub matched: Vec<usize>,
+}
+
+impl Counted {
+    pub fn skew(&self) -> i32 {
+        self.counts.skew(self.floor_zero)
+    }
+
+    /// The dense layout the planner and the scheduler model work on: O(domains), so built only
+    /// for a workload that needs a plan.
+    pub fn layout(self) -> Layout {
+        let mut counts = vec![0; self.key.domains.len()];
+        for &(d, n) in &self.counts.occupied {
+            counts[d as usize] = n;
+        }
+        Layout {
+            key: self.key,
+            nodes: self.nodes,
+            counts,
+            floor_zero: self.floor_zero,
+            matched: self.matched,
+        }
     }
 }
 
@@ -130,16 +233,6 @@ impl Layout {
             (max, false) => max - min,
         }
     }
-
-    fn domain_counts(&self) -> DomainCounts {
-        DomainCounts {
-            names: self.key.domains.clone(),
-            entries: (0..self.counts.len())
-                .filter(|d| self.nodes.eligible[*d])
-                .map(|d| (d as u32, self.counts[d]))
-                .collect(),
-        }
-    }
 }
 
 /// `max - globalMin` over eligible domains; no domain means no skew.
@@ -158,24 +251,24 @@ pub fn skew_of(counts: &[i32], floor_zero: bool) -> i32 {
 /// Measures every constraint of the workload.
 pub fn measure(cluster: &Cluster, workload: &Workload) -> Measurement {
     let own_pods = own_counted_pods(cluster, workload);
-    let layouts = layouts(cluster, workload, &own_pods);
-    measurement_of(workload, &layouts, own_pods)
+    let counted = count(cluster, workload, &own_pods);
+    measurement_of(workload, &counted, own_pods)
 }
 
 pub(crate) fn measurement_of(
     workload: &Workload,
-    layouts: &[Layout],
+    counted: &[Counted],
     own_pods: Vec<usize>,
 ) -> Measurement {
-    let constraints = layouts
+    let constraints = counted
         .iter()
         .zip(&workload.constraints)
-        .map(|(layout, c)| ConstraintMeasure {
+        .map(|(counted, c)| ConstraintMeasure {
             topology_key: c.topology_key.clone(),
             max_skew: c.max_skew,
-            skew: layout.skew(),
-            domains: layout.domain_counts(),
-            below_min_domains: layout.floor_zero,
+            skew: counted.skew(),
+            domains: counted.counts.clone(),
+            below_min_domains: counted.floor_zero,
         })
         .collect();
     Measurement {
@@ -193,13 +286,13 @@ pub(crate) fn own_counted_pods(cluster: &Cluster, workload: &Workload) -> Vec<us
         .collect()
 }
 
-/// The layout of every constraint, in the workload's order.
+/// Every constraint counted, in the workload's order.
 ///
 /// Each class is counted apart, as upstream: a node counts for the DoNotSchedule constraints only
 /// if it carries every DoNotSchedule key (Filter), for the ScheduleAnyway ones only if it carries
 /// every ScheduleAnyway key (Score, `requireAllTopologies`). A soft key never drops a node from a
 /// hard count.
-pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Layout> {
+pub(crate) fn count(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Counted> {
     let keys_of = |hard: bool| -> Vec<&str> {
         workload
             .constraints
@@ -215,41 +308,57 @@ pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]
         .iter()
         .map(|c| {
             let keys = if c.is_hard() { &hard_keys } else { &soft_keys };
-            layout(cluster, workload, c, keys, &reference)
+            count_one(cluster, workload, c, keys, &reference)
         })
         .collect()
 }
 
-fn layout(
+/// The dense layout of every constraint, in the workload's order (see [`Counted::layout`]).
+pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) -> Vec<Layout> {
+    count(cluster, workload, own_pods)
+        .into_iter()
+        .map(Counted::layout)
+        .collect()
+}
+
+fn count_one(
     cluster: &Cluster,
     workload: &Workload,
     constraint: &SpreadConstraint,
     all_keys: &[&str],
     reference: &Labels,
-) -> Layout {
+) -> Counted {
     let key = cluster.key_index(&constraint.topology_key);
     let nodes = cluster.eligibility(all_keys, constraint, &workload.template.placement);
-    let mut counts = vec![0; key.domains.len()];
+    let mut occupied: Vec<(u32, i32)> = Vec::new();
     let mut matched = Vec::new();
     if let Some(selector) = effective_selector(constraint, reference) {
         matched = cluster.select_pods(&workload.namespace, &selector);
-        for &i in &matched {
-            let pod = &cluster.pods()[i];
-            if !pod.is_counted() {
-                continue;
-            }
-            if let Some(d) = cluster.node_of(pod).and_then(|n| nodes.node_domain[n]) {
-                counts[d as usize] += 1;
+        let mut domains: Vec<u32> = matched
+            .iter()
+            .map(|&i| &cluster.pods()[i])
+            .filter(|pod| pod.is_counted())
+            .filter_map(|pod| cluster.node_of(pod).and_then(|n| nodes.node_domain[n]))
+            .collect();
+        domains.sort_unstable();
+        for d in domains {
+            match occupied.last_mut() {
+                Some((last, n)) if *last == d => *n += 1,
+                _ => occupied.push((d, 1)),
             }
         }
     }
     let floor_zero = constraint
         .effective_min_domains()
         .is_some_and(|m| nodes.domain_count < m);
-    Layout {
+    Counted {
+        counts: DomainCounts {
+            names: key.domains.clone(),
+            eligible: nodes.clone(),
+            occupied,
+        },
         key,
         nodes,
-        counts,
         floor_zero,
         matched,
     }

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use super::balance::Histogram;
 use super::cluster::Cluster;
 use super::fast_hash::FastMap;
-use super::measure::{Layout, Measurement, layouts, measurement_of, own_counted_pods};
+use super::measure::{
+    Counted, Layout, Measurement, count, layouts, measurement_of, own_counted_pods,
+};
 use super::model::{Placement, Resources, Workload};
 use super::scheduler::{Filter, Incoming, SchedState, SpreadView, VolumeZone, static_fit};
 
@@ -114,11 +116,19 @@ pub fn plan_rebalance(
 }
 
 /// Measures a workload and plans its rebalance in one pass over the cluster.
+///
+/// A balanced workload costs its own pods, never the cluster's domains: the dense layouts the
+/// planner needs are built only when some constraint is above its maxSkew.
 pub fn evaluate(cluster: &Cluster, workload: &Workload, options: &PlanOptions) -> Evaluation {
     let own = own_counted_pods(cluster, workload);
-    let layouts = layouts(cluster, workload, &own);
-    let measurement = measurement_of(workload, &layouts, own.clone());
-    let plan = plan_from(cluster, workload, &own, layouts, options);
+    let counted = count(cluster, workload, &own);
+    let measurement = measurement_of(workload, &counted, own.clone());
+    let plan = if measurement.within_policy() {
+        Err(Obstacle::AlreadyBalanced)
+    } else {
+        let layouts = counted.into_iter().map(Counted::layout).collect();
+        plan_from(cluster, workload, &own, layouts, options)
+    };
     Evaluation { measurement, plan }
 }
 
