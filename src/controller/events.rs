@@ -8,7 +8,8 @@ use tracing::warn;
 
 use crate::pipeline::Notice;
 
-/// Publishes on the workload (with the policy as related object) and on the policy.
+/// Publishes on the workload (with the policy as related object) and on the policy (with the
+/// workload); an Event about a pod has the pod as its related object on both.
 pub async fn publish(
     recorder: &Recorder,
     notice: &Notice,
@@ -31,9 +32,20 @@ pub async fn publish(
         action: "Rebalance".to_string(),
         secondary: Some(secondary.clone()),
     };
+    let pod = notice.pod.as_ref().map(|p| ObjectReference {
+        api_version: Some("v1".to_string()),
+        kind: Some("Pod".to_string()),
+        name: Some(p.name.clone()),
+        namespace: workload.namespace.clone(),
+        uid: Some(p.uid.clone()),
+        ..Default::default()
+    });
     // On the policy the note names the workload, since one policy governs many.
-    let on_workload = event(policy, notice.note.clone());
-    let on_policy = event(workload, format!("{subject}: {}", notice.note));
+    let on_workload = event(pod.as_ref().unwrap_or(policy), notice.note.clone());
+    let on_policy = event(
+        pod.as_ref().unwrap_or(workload),
+        format!("{subject}: {}", notice.note),
+    );
     for (ev, regarding) in [(on_workload, workload), (on_policy, policy)] {
         if let Err(e) = recorder.publish(&ev, regarding).await {
             warn!(error = %e, reason = notice.reason, object = ?regarding.name, "could not publish event");

@@ -67,13 +67,16 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
             (Write::Evict(m), WriteResult::Done) => {
                 decision::record_eviction(&mut memory.decision, m, &a.measurement, now);
                 actions.push((Action::Evict, ActionResult::Success));
-                notices.push(Notice::normal(
-                    kind::POD_EVICTED,
-                    format!(
-                        "evicted {} to move it from {} to {}",
-                        m.pod, m.from_domain, m.to_domain
-                    ),
-                ));
+                notices.push(
+                    Notice::normal(
+                        kind::POD_EVICTED,
+                        format!(
+                            "evicted {} to move it from {} to {}",
+                            m.pod, m.from_domain, m.to_domain
+                        ),
+                    )
+                    .about_pod(&m.pod, &m.pod_uid),
+                );
             }
             (Write::Evict(_), WriteResult::BudgetExhausted) => {
                 decision::record_pdb_block(&mut memory.decision, now);

@@ -22,6 +22,17 @@ pub struct Notice {
     pub warning: bool,
     pub reason: &'static str,
     pub note: String,
+    /// The pod the Event is about (an eviction), as its related object. It also keeps each
+    /// eviction an Event of its own: Events that differ only in their note are folded into one
+    /// series that keeps the first note (kube's Recorder, like client-go's).
+    pub pod: Option<PodRef>,
+}
+
+/// A pod by name and uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRef {
+    pub name: String,
+    pub uid: String,
 }
 
 impl Notice {
@@ -30,6 +41,7 @@ impl Notice {
             warning: false,
             reason,
             note: note.into(),
+            pod: None,
         }
     }
 
@@ -38,6 +50,18 @@ impl Notice {
             warning: true,
             reason,
             note: note.into(),
+            pod: None,
+        }
+    }
+
+    /// The same Event, about `pod`.
+    pub fn about_pod(self, name: &str, uid: &str) -> Self {
+        Self {
+            pod: Some(PodRef {
+                name: name.to_string(),
+                uid: uid.to_string(),
+            }),
+            ..self
         }
     }
 }

@@ -130,6 +130,18 @@ fn a_skewed_workload_past_stabilization_gets_one_eviction_toward_the_empty_zone(
     assert_eq!(c.outcome.state, RebalanceState::Evicting);
     let reasons: Vec<&str> = c.notices.iter().map(|n| n.reason).collect();
     assert_eq!(reasons, vec!["PodEvicted", "SkewDetected"]);
+    // The eviction's Event is about the evicted pod (its related object), so the next
+    // eviction is an Event of its own, not a repeat of this one's note.
+    let evicted = &c.memory.decision.in_flight[0];
+    assert_eq!(
+        c.notices[0].pod,
+        Some(notices::PodRef {
+            name: evicted.pod.clone(),
+            uid: evicted.pod_uid.clone()
+        })
+    );
+    assert!(c.notices[0].note.contains(&evicted.pod));
+    assert_eq!(c.notices[1].pod, None);
     assert_eq!(c.outcome.zone_loss_key, ZONE_KEY);
 }
 

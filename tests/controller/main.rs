@@ -175,6 +175,19 @@ async fn skew_past_stabilization_evicts_one_pod_toward_the_empty_zone() {
     let reasons = api.event_reasons();
     assert!(reasons.contains(&"SkewDetected".to_string()), "{reasons:?}");
     assert!(reasons.contains(&"PodEvicted".to_string()), "{reasons:?}");
+    // Both PodEvicted Events (on the workload and on the policy) name the evicted pod as their
+    // related object.
+    let evicted_events: Vec<Value> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri.contains("/events") && r.body["reason"] == "PodEvicted")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(evicted_events.len(), 2, "{evicted_events:?}");
+    for e in &evicted_events {
+        assert_eq!(e["related"]["kind"], "Pod", "{e}");
+        assert_eq!(e["related"]["name"], "web-1", "{e}");
+    }
 }
 
 #[tokio::test]
