@@ -1027,3 +1027,39 @@ fn no_role_may_change_admission_policies_and_the_default_install_works_without_t
         "{default:?}"
     );
 }
+
+/// Every workload kind skewguard may patch is one the field guard looks at: a kind added to
+/// `workload::KINDS` without it would be patched unguarded.
+#[test]
+fn the_field_guard_covers_every_workload_kind() {
+    let path = root().join("config/admission/workload_owned_fields_only.yaml");
+    let policy = documents(&std::fs::read_to_string(&path).unwrap(), "field guard")
+        .into_iter()
+        .next()
+        .unwrap();
+    let rules = policy["spec"]["matchConstraints"]["resourceRules"]
+        .as_array()
+        .unwrap();
+    let covered = |group: &str, version: &str, plural: &str| {
+        rules.iter().any(|r| {
+            let has = |field: &str, value: &str| {
+                r[field]
+                    .as_array()
+                    .is_some_and(|vs| vs.iter().any(|v| v == value))
+            };
+            has("apiGroups", group)
+                && has("apiVersions", version)
+                && has("resources", plural)
+                && has("operations", "UPDATE")
+        })
+    };
+    for kind in &skewguard::workload::KINDS {
+        assert!(
+            covered(kind.group, kind.version, kind.plural),
+            "{}.{}/{} is not guarded",
+            kind.plural,
+            kind.group,
+            kind.version
+        );
+    }
+}

@@ -7,7 +7,9 @@
 //! 2. one [`KindDescriptor`] in [`KINDS`] below (its API coordinates, revision label, how its
 //!    status says it is settled, its restart patch);
 //! 3. `get/list/watch/patch` on its resource in `config/rbac/cluster_role.yaml` (and the exact
-//!    rule check in `tests/config.rs`).
+//!    rule check in `tests/config.rs`);
+//! 4. its resource in the `matchConstraints` of `config/admission/workload_owned_fields_only.yaml`,
+//!    the ValidatingAdmissionPolicy that narrows that `patch` to the fields skewguard owns.
 //!
 //! Nothing else changes: watches (`controller::stores`), listing (`report::gather`), the
 //! server-side apply body (`constraints::apply_body`), restarts and Events read the descriptor.
