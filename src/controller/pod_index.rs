@@ -13,14 +13,15 @@ use kube::runtime::watcher::Event;
 use tokio::sync::watch;
 
 use crate::snapshot::{self, LeanPod};
+use crate::topology::fast_hash::FastMap;
 use crate::topology::{self, Resources};
 
 #[derive(Debug, Default)]
 struct Index {
     /// namespace -> pod name -> pod.
-    namespaces: HashMap<String, HashMap<String, topology::Pod>>,
+    namespaces: FastMap<String, FastMap<String, topology::Pod>>,
     /// node name -> what its pods request.
-    requested: HashMap<String, Resources>,
+    requested: FastMap<String, Resources>,
 }
 
 impl Index {

@@ -9,11 +9,7 @@
 /// the answer is the cheapest feasible `L`. With `floor_zero` (minDomains not met) the minimum is
 /// pinned to 0 and only the pods above `max_skew` count.
 pub fn min_moves(counts: &[i32], max_skew: i32, floor_zero: bool) -> i64 {
-    let mut hist = Histogram::default();
-    for &c in counts {
-        hist.add(c);
-    }
-    hist.min_moves(max_skew, floor_zero)
+    Histogram::from_counts(counts).min_moves(max_skew, floor_zero)
 }
 
 /// Domain counts as a histogram (`domains[v]` = how many domains hold `v` pods): a move's effect
@@ -33,7 +29,7 @@ impl Histogram {
         h
     }
 
-    fn add(&mut self, count: i32) {
+    pub fn add(&mut self, count: i32) {
         let v = count.max(0) as usize;
         if self.domains.len() <= v + 1 {
             self.domains.resize(v + 2, 0);
@@ -41,7 +37,7 @@ impl Histogram {
         self.domains[v] += 1;
     }
 
-    fn remove(&mut self, count: i32) {
+    pub fn remove(&mut self, count: i32) {
         self.domains[count.max(0) as usize] -= 1;
     }
 
@@ -59,6 +55,11 @@ impl Histogram {
             h.add(to + 1);
         }
         h
+    }
+
+    /// The smallest count over the domains, `None` without domains.
+    pub fn lowest(&self) -> Option<i32> {
+        self.domains.iter().position(|n| *n > 0).map(|v| v as i32)
     }
 
     pub fn skew(&self, floor_zero: bool) -> i32 {

@@ -53,9 +53,9 @@ pub struct Cluster {
     nodes: Arc<NodeSet>,
     pods: Vec<Pod>,
     namespaces: FastMap<String, NamespaceIndex>,
-    /// Requests of the pods holding resources on each node (terminating ones included), in
-    /// node order.
-    requested: Vec<Resources>,
+    /// Allocatable less the requests of the pods holding resources on each node (terminating
+    /// ones included), in node order: every plan starts from it.
+    free: Vec<Resources>,
 }
 
 /// The nodes that count for one constraint of one kind of pod.
@@ -111,8 +111,8 @@ impl Cluster {
 
     /// A snapshot of `pods` on shared nodes, with `requested[i]` requested on node `i` by pods of
     /// every namespace.
-    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Pod>, mut requested: Vec<Resources>) -> Self {
-        requested.resize(nodes.nodes.len(), Resources::default());
+    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Pod>, requested: Vec<Resources>) -> Self {
+        let free = free_room(&nodes, &requested);
         let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
         for (i, pod) in pods.iter().enumerate() {
             let index = get_or_default(&mut namespaces, &pod.namespace);
@@ -126,7 +126,7 @@ impl Cluster {
             nodes,
             pods,
             namespaces,
-            requested,
+            free,
         }
     }
 
@@ -187,9 +187,10 @@ impl Cluster {
     /// (the controller snapshots one namespace's pods, but every namespace fills the nodes).
     /// The same snapshot with what is requested on each node (by name) replaced.
     pub fn with_requested(mut self, requested: &HashMap<String, Resources>) -> Self {
-        for (i, node) in self.nodes.nodes.iter().enumerate() {
-            self.requested[i] = requested.get(&node.name).copied().unwrap_or_default();
-        }
+        let requested: Vec<Resources> = (self.nodes.nodes.iter())
+            .map(|node| requested.get(&node.name).copied().unwrap_or_default())
+            .collect();
+        self.free = free_room(&self.nodes, &requested);
         self
     }
 
@@ -255,9 +256,12 @@ impl Cluster {
 
     /// Allocatable minus what the pods holding resources already request on the node.
     pub fn free(&self, node: usize) -> Resources {
-        self.nodes.nodes[node]
-            .allocatable
-            .minus(&self.requested[node])
+        self.free[node]
+    }
+
+    /// [`free`](Self::free) of every node, in node order.
+    pub fn free_room(&self) -> &[Resources] {
+        &self.free
     }
 
     /// Indexes of the pods of `namespace` whose labels match `selector`.
@@ -299,4 +303,14 @@ fn get_or_default<'m, V: Default>(map: &'m mut FastMap<String, V>, key: &str) ->
         map.insert(key.to_string(), V::default());
     }
     map.get_mut(key).expect("inserted above")
+}
+
+/// Allocatable less `requested` on each node (nothing requested past the end of `requested`).
+fn free_room(nodes: &NodeSet, requested: &[Resources]) -> Vec<Resources> {
+    (nodes.nodes.iter().enumerate())
+        .map(|(i, n)| {
+            let taken = requested.get(i).copied().unwrap_or_default();
+            n.allocatable.minus(&taken)
+        })
+        .collect()
 }

@@ -13,8 +13,10 @@
 //! balance cannot be reached, the closest reachable state in the fewest moves. The search is
 //! bounded by a work budget; past it the best plan found so far is returned.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::ops::ControlFlow;
 
 use super::balance::Histogram;
 use super::cluster::Cluster;
@@ -22,8 +24,10 @@ use super::fast_hash::FastMap;
 use super::measure::{
     Counted, Layout, Measurement, count, layouts, measurement_of, own_counted_pods,
 };
-use super::model::{Placement, Resources, Workload};
-use super::scheduler::{Filter, Incoming, SchedState, SpreadView, VolumeZone, static_fit};
+use super::model::{HOSTNAME_KEY, Node, Placement, Resources, SpreadConstraint, Workload};
+use super::scheduler::{
+    Filter, Incoming, SchedState, SpreadView, VolumeZone, at_score_floor, static_fit,
+};
 
 /// Limits on one planning step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,11 +247,21 @@ struct Shape<'a> {
     placement: &'a Placement,
     requests: Resources,
     volume_zone: VolumeZone<'a>,
-    /// The node-only filters (readiness, cordon, taints, affinity, volume zone), per node.
-    fits: Vec<bool>,
+    /// The node-only filters (readiness, cordon, taints, affinity, volume zone), per node, as
+    /// far as asked: 0 not yet, 1 passes, 2 fails. A plan usually looks at a few nodes only.
+    fits: Vec<Cell<u8>>,
 }
 
 impl<'a> Shape<'a> {
+    fn fits(&self, nodes: &[Node], node: usize) -> bool {
+        let cell = &self.fits[node];
+        if cell.get() == 0 {
+            let fits = static_fit(&nodes[node], &self.incoming(Relax::NONE)).is_ok();
+            cell.set(if fits { 1 } else { 2 });
+        }
+        cell.get() == 1
+    }
+
     fn incoming(&self, relax: Relax) -> Incoming<'a> {
         Incoming {
             placement: self.placement,
@@ -265,7 +279,12 @@ impl<'a> Shape<'a> {
 #[derive(Clone, Debug)]
 struct State {
     counts: Vec<Vec<i32>>,
-    free: Vec<Resources>,
+    /// Per constraint: its eligible domains' counts as a histogram, kept in step with `counts`
+    /// so that pricing a state never rescans every domain (a hostname constraint has one per
+    /// node).
+    hists: Vec<Histogram>,
+    /// Room the plan's replacements took, by node (the snapshot's room is the problem's).
+    claimed: Vec<(u32, Resources)>,
     /// Pods of each class moved so far.
     moved: Vec<u32>,
 }
@@ -290,6 +309,10 @@ struct Problem<'a> {
     /// Rank of each class's pods in willingness order, to order classes by their next pod.
     rank: FastMap<usize, usize>,
     check_room: bool,
+    /// The state before any move.
+    start: State,
+    /// Per constraint: every domain of its key counts (no node is left out by its policies).
+    every_domain_counts: Vec<bool>,
 }
 
 impl<'a> Problem<'a> {
@@ -332,21 +355,11 @@ impl<'a> Problem<'a> {
             }) {
                 Some(s) => s,
                 None => {
-                    let incoming = Incoming {
-                        placement: &pod.placement,
-                        requests: pod.requests,
-                        volume_zone,
-                    };
-                    let fits = cluster
-                        .nodes()
-                        .iter()
-                        .map(|n| static_fit(n, &incoming).is_ok())
-                        .collect();
                     shapes.push(Shape {
                         placement: &pod.placement,
                         requests: pod.requests,
                         volume_zone,
-                        fits,
+                        fits: (0..cluster.nodes().len()).map(|_| Cell::new(0)).collect(),
                     });
                     shapes.len() - 1
                 }
@@ -365,6 +378,23 @@ impl<'a> Problem<'a> {
                 }),
             }
         }
+        let layouts_counting_every_domain = layouts
+            .iter()
+            .map(|l| l.nodes.eligible.iter().all(|e| *e))
+            .collect();
+        let start = State {
+            counts: layouts.iter().map(|l| l.counts.clone()).collect(),
+            hists: layouts
+                .iter()
+                .map(|l| {
+                    let mut hist = Histogram::default();
+                    l.eligible_counts().for_each(|n| hist.add(n));
+                    hist
+                })
+                .collect(),
+            claimed: Vec::new(),
+            moved: vec![0; classes.len()],
+        };
         Self {
             cluster,
             workload,
@@ -373,17 +403,13 @@ impl<'a> Problem<'a> {
             shapes,
             rank,
             check_room,
+            start,
+            every_domain_counts: layouts_counting_every_domain,
         }
     }
 
     fn initial(&self) -> State {
-        State {
-            counts: self.layouts.iter().map(|l| l.counts.clone()).collect(),
-            free: (0..self.cluster.nodes().len())
-                .map(|n| self.cluster.free(n))
-                .collect(),
-            moved: vec![0; self.classes.len()],
-        }
+        self.start.clone()
     }
 
     fn replay(&self, path: &[Step]) -> State {
@@ -405,17 +431,20 @@ impl<'a> Problem<'a> {
             if !*counted {
                 continue;
             }
-            if let Some(d) = self.domain(c, k.source) {
-                state.counts[c][d as usize] -= 1;
-            }
-            if let Some(d) = self.domain(c, target) {
-                state.counts[c][d as usize] += 1;
+            for (node, step) in [(k.source, -1), (target, 1)] {
+                // A node that counts is in an eligible domain: the histogram holds its count.
+                if let Some(d) = self.domain(c, node) {
+                    let count = &mut state.counts[c][d as usize];
+                    state.hists[c].remove(*count);
+                    *count += step;
+                    state.hists[c].add(*count);
+                }
             }
         }
         let shape = &self.shapes[k.shape];
         let need = Resources::new(shape.requests.cpu_millis, shape.requests.memory_bytes, 1);
         // The evicted pod holds its requests until it is gone: nothing is freed at the source.
-        state.free[target] = state.free[target].minus(&need);
+        state.claimed.push((target as u32, need));
         state.moved[class] += 1;
     }
 
@@ -436,8 +465,8 @@ impl<'a> Problem<'a> {
         self.layouts
             .iter()
             .zip(&self.workload.constraints)
-            .zip(&state.counts)
-            .map(|((l, c), counts)| Pricing::new(l, counts, c.max_skew))
+            .zip(&state.hists)
+            .map(|((l, c), hist)| Pricing::new(hist, l.floor_zero, c.max_skew))
             .collect()
     }
 
@@ -448,23 +477,49 @@ impl<'a> Problem<'a> {
             .all(|((skew, _), c)| *skew <= c.max_skew)
     }
 
-    /// The nodes the scheduler may pick for the next pod of `class` in `state` (in node order),
-    /// with the spread views it was judged by. `work` counts the node checks.
-    fn candidates(
+    /// Visits, in node order, the nodes the scheduler may pick for the next pod of `class` in
+    /// `state`, until `visit` breaks. The pod's own node is among them (the scheduler weighs it
+    /// like any other) though it is no target. `work` counts the node checks.
+    ///
+    /// Most steps need one good target, not the whole set, so the scan is lazy: without
+    /// ScheduleAnyway constraints every feasible node is picked; with them, a node counting for
+    /// each the fewest pods any node can count scores best, and only when no feasible node does
+    /// is the whole feasible set scored.
+    fn scan(
         &self,
         state: &State,
         class: usize,
         relax: Relax,
         work: &mut usize,
-    ) -> Vec<usize> {
+        visit: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) {
         let k = &self.classes[class];
         let shape = &self.shapes[k.shape];
         // The state right after the eviction: the pod no longer counts.
         let mut counts = state.counts.clone();
+        let mut global_mins = Vec::with_capacity(counts.len());
+        let mut floor = Vec::with_capacity(counts.len());
         for (c, counted) in k.counted.iter().enumerate() {
+            let mut hist = state.hists[c].clone();
             if *counted && let Some(d) = self.domain(c, k.source) {
-                counts[c][d as usize] -= 1;
+                let count = &mut counts[c][d as usize];
+                hist.remove(*count);
+                *count -= 1;
+                hist.add(*count);
             }
+            let lowest = hist.lowest().unwrap_or(0);
+            let min = if self.layouts[c].floor_zero {
+                0
+            } else {
+                lowest
+            };
+            global_mins.push(self.workload.constraints[c].is_hard().then_some(min));
+            // A node in a domain that does not count scores as if it held no pod.
+            floor.push(if self.every_domain_counts[c] {
+                lowest
+            } else {
+                0
+            });
         }
         let views: Vec<SpreadView<'_>> = self
             .layouts
@@ -482,38 +537,55 @@ impl<'a> Problem<'a> {
                 self_match: *m,
             })
             .collect();
+        let nodes = self.cluster.nodes();
         let sched = SchedState {
-            nodes: self.cluster.nodes(),
-            free: &state.free,
+            nodes,
+            free: self.cluster.free_room(),
+            claimed: &state.claimed,
             spread: &views,
             check_room: self.check_room && !relax.target_node,
         };
         let incoming = shape.incoming(relax);
-        let filter = Filter::new(&sched, &incoming);
-        let n = self.cluster.nodes().len();
-        *work += n;
-        // The scheduler may also put the replacement back on the pod's own node (it weighs it
-        // like any other): it is part of the preferred set, but no target.
-        let feasible: Vec<usize> = (0..n)
-            .filter(|&t| {
-                let node = &self.cluster.nodes()[t];
-                let node_ok = if relax == Relax::NONE {
-                    shape.fits[t]
-                } else {
-                    incoming.volume_zone.admits(node)
-                        && (relax.target_node || static_fit(node, &incoming).is_ok())
-                };
-                node_ok && filter.check_dynamic(t).is_ok()
-            })
-            .collect();
-        filter.preferred(&feasible)
+        let filter = Filter::with_global_mins(&sched, &incoming, global_mins);
+        let feasible = |t: usize| {
+            let node_ok = if relax == Relax::NONE {
+                shape.fits(nodes, t)
+            } else {
+                incoming.volume_zone.admits(&nodes[t])
+                    && (relax.target_node || static_fit(&nodes[t], &incoming).is_ok())
+            };
+            node_ok && filter.passes_dynamic(t)
+        };
+        let scored = views.iter().any(|v| !v.constraint.is_hard());
+        let mut any_lowest = false;
+        for t in 0..nodes.len() {
+            *work += 1;
+            if (!scored || at_score_floor(&views, &floor, t)) && feasible(t) {
+                any_lowest = true;
+                if visit(t).is_break() {
+                    return;
+                }
+            }
+        }
+        if !scored || any_lowest {
+            return;
+        }
+        let all: Vec<usize> = (0..nodes.len()).filter(|&t| feasible(t)).collect();
+        *work += nodes.len();
+        for t in filter.preferred(&all) {
+            if visit(t).is_break() {
+                return;
+            }
+        }
     }
 
-    /// Where the next pod of `class` may be planned: the scheduler's candidates but its own node.
-    fn targets(&self, state: &State, class: usize, relax: Relax, work: &mut usize) -> Vec<usize> {
-        let source = self.classes[class].source;
-        let mut all = self.candidates(state, class, relax, work);
-        all.retain(|&t| t != source);
+    /// Every node [`scan`](Self::scan) visits.
+    fn candidates(&self, state: &State, class: usize, work: &mut usize) -> Vec<usize> {
+        let mut all = Vec::new();
+        self.scan(state, class, Relax::NONE, work, &mut |t| {
+            all.push(t);
+            ControlFlow::Continue(())
+        });
         all
     }
 
@@ -536,7 +608,10 @@ impl<'a> Problem<'a> {
             return;
         }
         let total: i64 = pricings.iter().map(|p| p.distance).sum();
-        for target in self.targets(state, class, relax, work) {
+        self.scan(state, class, relax, work, &mut |target| {
+            if target == k.source {
+                return ControlFlow::Continue(());
+            }
             let mut changed = false;
             let mut legal = true;
             let (mut dist_after, mut h_after) = (0i64, 0i64);
@@ -572,10 +647,11 @@ impl<'a> Problem<'a> {
                     h_after,
                 });
                 if gain >= enough {
-                    return;
+                    return ControlFlow::Break(());
                 }
             }
-        }
+            ControlFlow::Continue(())
+        });
     }
 
     /// Classes with pods left, ordered by their next pod's willingness.
@@ -753,8 +829,14 @@ impl<'a> Problem<'a> {
             let (class, target) = (class as usize, target as usize);
             let k = &self.classes[class];
             let pod = &self.cluster.pods()[k.pods[state.moved[class] as usize]];
-            let mut work = 0;
-            let allowed = self.candidates(&state, class, Relax::NONE, &mut work);
+            // The hostname key's domains are the nodes themselves: `to_node` names one, and
+            // listing every other (thousands) for each move cost more than the plan.
+            let listed = |c: &SpreadConstraint| !c.is_hard() && c.topology_key != HOSTNAME_KEY;
+            let allowed = if self.workload.constraints.iter().any(listed) {
+                self.candidates(&state, class, &mut 0)
+            } else {
+                Vec::new()
+            };
             let mut allowed_domains = BTreeMap::new();
             let mut changed = None;
             for (c, (layout, constraint)) in self
@@ -768,9 +850,17 @@ impl<'a> Problem<'a> {
                         .map(|d| layout.key.domains[d as usize].clone())
                         .unwrap_or_default()
                 };
-                if !constraint.is_hard() {
-                    let mut domains: Vec<String> = allowed.iter().map(|&n| name(n)).collect();
-                    domains.sort();
+                if listed(constraint) {
+                    // Domain indexes follow the names' order (a node without the key is "").
+                    let mut indexes: Vec<Option<u32>> =
+                        allowed.iter().map(|&n| layout.key.node_domain[n]).collect();
+                    indexes.sort_unstable();
+                    indexes.dedup();
+                    let mut domains: Vec<String> = indexes
+                        .into_iter()
+                        .map(|d| d.map(|d| layout.key.domains[d as usize].clone()))
+                        .map(Option::unwrap_or_default)
+                        .collect();
                     domains.dedup();
                     allowed_domains.insert(constraint.topology_key.clone(), domains);
                 }
@@ -825,9 +915,9 @@ impl<'a> Problem<'a> {
             .layouts
             .iter()
             .zip(&self.workload.constraints)
-            .zip(&state.counts)
-            .any(|((l, c), counts)| {
-                l.floor_zero && Pricing::new(l, counts, c.max_skew).skew > c.max_skew
+            .zip(&state.hists)
+            .any(|((l, c), hist)| {
+                l.floor_zero && Pricing::new(hist, l.floor_zero, c.max_skew).skew > c.max_skew
             })
         {
             Obstacle::TooFewDomains
@@ -851,23 +941,14 @@ struct Pricing {
 }
 
 impl Pricing {
-    fn new(layout: &Layout, counts: &[i32], max_skew: i32) -> Self {
-        let eligible: Vec<i32> = counts
-            .iter()
-            .zip(&layout.nodes.eligible)
-            .filter(|(_, e)| **e)
-            .map(|(c, _)| *c)
-            .collect();
-        let hist = Histogram::from_counts(&eligible);
-        let distance = hist.min_moves(max_skew, layout.floor_zero);
-        let skew = hist.skew(layout.floor_zero);
+    fn new(hist: &Histogram, floor_zero: bool, max_skew: i32) -> Self {
         Self {
-            hist,
+            hist: hist.clone(),
             max_skew,
-            floor_zero: layout.floor_zero,
-            distance,
-            skew,
-            min_count: eligible.iter().copied().min(),
+            floor_zero,
+            distance: hist.min_moves(max_skew, floor_zero),
+            skew: hist.skew(floor_zero),
+            min_count: hist.lowest(),
             memo: HashMap::default(),
         }
     }

@@ -54,6 +54,15 @@ impl Rejection {
     }
 }
 
+/// Why a node fails the state's filters, by constraint index: cheap to make for every node.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    UnknownNode,
+    Room,
+    MissingKey(usize),
+    Spread(usize),
+}
+
 /// Where a pod's volumes hold it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VolumeZone<'a> {
@@ -122,8 +131,11 @@ pub struct SpreadView<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct SchedState<'a> {
     pub nodes: &'a [Node],
-    /// What is free on each node in this state (terminating pods still hold their requests).
+    /// What is free on each node in the snapshot (terminating pods still hold their requests).
     pub free: &'a [Resources],
+    /// Room that earlier placements of a plan took since, by node: a few entries, so a plan's
+    /// states need not copy `free`.
+    pub claimed: &'a [(u32, Resources)],
     /// The pod's spread constraints, hard and soft, in its order.
     pub spread: &'a [SpreadView<'a>],
     /// Check room (NodeResourcesFit); `requireNodeFit: false` skips it.
@@ -157,6 +169,16 @@ impl<'a> Filter<'a> {
             .iter()
             .map(|s| s.constraint.is_hard().then(|| global_min(s)))
             .collect();
+        Self::with_global_mins(state, pod, global_min)
+    }
+
+    /// A filter whose caller already knows each hard constraint's global minimum (`None` for a
+    /// soft one): the planner keeps them in histograms rather than rescanning every domain.
+    pub fn with_global_mins(
+        state: &SchedState<'a>,
+        pod: &Incoming<'a>,
+        global_min: Vec<Option<i32>>,
+    ) -> Self {
         Self {
             state: *state,
             pod: *pod,
@@ -179,26 +201,51 @@ impl<'a> Filter<'a> {
 
     /// The filters that depend on the state: room and PodTopologySpread.
     pub fn check_dynamic(&self, node: usize) -> Result<(), Rejection> {
+        let topology_key = |s: usize| self.state.spread[s].constraint.topology_key.clone();
+        match self.dynamic_fault(node) {
+            None => Ok(()),
+            Some(Fault::UnknownNode) => Err(Rejection::UnknownNode),
+            Some(Fault::Room) => Err(Rejection::InsufficientResources),
+            Some(Fault::MissingKey(s)) => Err(Rejection::MissingTopologyKey(topology_key(s))),
+            Some(Fault::Spread(s)) => Err(Rejection::TopologySpread(topology_key(s))),
+        }
+    }
+
+    /// [`check_dynamic`](Self::check_dynamic) without building the reason: the planner asks it
+    /// of thousands of nodes per step.
+    pub fn passes_dynamic(&self, node: usize) -> bool {
+        self.dynamic_fault(node).is_none()
+    }
+
+    fn dynamic_fault(&self, node: usize) -> Option<Fault> {
         if self.state.check_room {
             let need = Resources::new(
                 self.pod.requests.cpu_millis,
                 self.pod.requests.memory_bytes,
                 self.pod.requests.pods.max(1),
             );
-            let free = self.state.free.get(node).ok_or(Rejection::UnknownNode)?;
+            let Some(mut free) = self.state.free.get(node).copied() else {
+                return Some(Fault::UnknownNode);
+            };
+            for (_, taken) in self
+                .state
+                .claimed
+                .iter()
+                .filter(|(n, _)| *n as usize == node)
+            {
+                free = free.minus(taken);
+            }
             if !free.covers(&need) {
-                return Err(Rejection::InsufficientResources);
+                return Some(Fault::Room);
             }
         }
         // A node must carry every hard key before any count is looked at.
-        for s in self.state.spread.iter().filter(|s| s.constraint.is_hard()) {
-            if s.key_domain.get(node).copied().flatten().is_none() {
-                return Err(Rejection::MissingTopologyKey(
-                    s.constraint.topology_key.clone(),
-                ));
+        for (i, s) in self.state.spread.iter().enumerate() {
+            if s.constraint.is_hard() && s.key_domain.get(node).copied().flatten().is_none() {
+                return Some(Fault::MissingKey(i));
             }
         }
-        for (s, min) in self.state.spread.iter().zip(&self.global_min) {
+        for (i, (s, min)) in self.state.spread.iter().zip(&self.global_min).enumerate() {
             let Some(min) = min else { continue };
             let domain = s.key_domain.get(node).copied().flatten();
             // A domain no counted node is in has no entry upstream: 0 matching pods.
@@ -208,10 +255,10 @@ impl<'a> Filter<'a> {
                 .unwrap_or(0);
             let skew = matching + i32::from(s.self_match) - min;
             if skew > s.constraint.max_skew {
-                return Err(Rejection::TopologySpread(s.constraint.topology_key.clone()));
+                return Some(Fault::Spread(i));
             }
         }
-        Ok(())
+        None
     }
 
     /// Of the nodes that pass every filter, the ones PodTopologySpread's score prefers for the
@@ -267,6 +314,28 @@ fn global_min(s: &SpreadView<'_>) -> i32 {
         .unwrap_or(0)
 }
 
+/// The matching pods PodTopologySpread's score counts for `node` under one soft constraint: its
+/// domain's, or 0 in a domain no counted node is in.
+fn scored_count(s: &SpreadView<'_>, node: usize) -> i32 {
+    s.key_domain[node]
+        .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
+        .and_then(|d| s.counts.get(d as usize).copied())
+        .unwrap_or(0)
+}
+
+/// Whether `node` carries every ScheduleAnyway constraint's key and, for each, counts exactly
+/// `floor[i]` matching pods (`floor` by position in `spread`; hard constraints are skipped),
+/// where `floor[i]` is at most what any node counts. The score is a positive weighted sum of
+/// those counts, so such a node scores the least there is: when a feasible node is at the floor,
+/// [`preferred_nodes`] are exactly the feasible nodes at the floor, found without scoring all.
+pub fn at_score_floor(spread: &[SpreadView<'_>], floor: &[i32], node: usize) -> bool {
+    spread.iter().zip(floor).all(|(s, floor)| {
+        s.constraint.is_hard()
+            || (s.key_domain.get(node).copied().flatten().is_some()
+                && scored_count(s, node) == *floor)
+    })
+}
+
 /// The nodes among `feasible` with the lowest PodTopologySpread score for the soft constraints
 /// (scoring.go): nodes lacking a soft key are ignored (they score worst); each constraint adds
 /// `count × ln(domains + 2)`, hostname counting the node's own pods. Other score plugins also
@@ -315,13 +384,7 @@ pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize>
     let score = |n: usize| -> f64 {
         soft.iter()
             .zip(&weights)
-            .map(|(s, w)| {
-                let count = s.key_domain[n]
-                    .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
-                    .and_then(|d| s.counts.get(d as usize).copied())
-                    .unwrap_or(0);
-                f64::from(count) * w
-            })
+            .map(|(s, w)| f64::from(scored_count(s, n)) * w)
             .sum()
     };
     let scores: Vec<f64> = considered.iter().map(|&n| score(n)).collect();
@@ -339,7 +402,6 @@ pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize>
 #[derive(Debug)]
 pub struct Placing {
     layouts: Vec<Layout>,
-    free: Vec<Resources>,
     self_match: Vec<bool>,
     /// The evicted pod (cluster index), or `None` for a new pod from the workload's template.
     pod: Option<usize>,
@@ -368,12 +430,8 @@ impl Placing {
                 layout.counts[d as usize] -= 1;
             }
         }
-        let free = (0..cluster.nodes().len())
-            .map(|n| cluster.free(n))
-            .collect();
         Some(Self {
             layouts,
-            free,
             self_match,
             pod: Some(pod),
             check_room,
@@ -390,12 +448,8 @@ impl Placing {
             .iter()
             .map(|c| effective_selector(c, labels).is_some_and(|s| s.matches(labels)))
             .collect();
-        let free = (0..cluster.nodes().len())
-            .map(|n| cluster.free(n))
-            .collect();
         Self {
             layouts,
-            free,
             self_match,
             pod: None,
             check_room,
@@ -417,7 +471,8 @@ impl Placing {
             .collect();
         let state = SchedState {
             nodes: cluster.nodes(),
-            free: &self.free,
+            free: cluster.free_room(),
+            claimed: &[],
             spread: &views,
             check_room: self.check_room,
         };
@@ -640,5 +695,80 @@ mod tests {
         let w = workload(vec![c]);
         let cluster = Cluster::new(nodes, pods);
         assert_eq!(candidate_nodes(&cluster, &w, 0, true), vec![1, 2]);
+    }
+
+    proptest::proptest! {
+        /// The planner's lazy scan visits the feasible nodes at the score floor when there are
+        /// any: PodTopologySpread's score must prefer exactly those, whatever the floor's slack.
+        #[test]
+        fn nodes_at_the_score_floor_are_the_preferred_ones_when_there_are_any(
+            zone_of in proptest::collection::vec(proptest::option::of(0u32..3), 1..12),
+            zone_counts in proptest::collection::vec(0i32..3, 3),
+            zone_eligible in proptest::collection::vec(proptest::bool::ANY, 3),
+            host_counts in proptest::collection::vec(0i32..3, 12),
+            feasible_mask in proptest::collection::vec(proptest::bool::ANY, 12),
+            slack in proptest::collection::vec(0i32..2, 2),
+            hard_zone in proptest::bool::ANY,
+        ) {
+            let n = zone_of.len();
+            let mut zone = SpreadConstraint::new(ZONE_KEY, 1, selector());
+            if hard_zone {
+                zone.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+            }
+            let host = SpreadConstraint::new(HOSTNAME_KEY, 1, selector());
+            let host_domain: Vec<Option<u32>> = (0..n as u32).map(Some).collect();
+            let host_eligible = vec![true; n];
+            let views = [
+                SpreadView {
+                    constraint: &zone,
+                    key_domain: &zone_of,
+                    node_domain: &zone_of,
+                    eligible: &zone_eligible,
+                    counts: &zone_counts,
+                    floor_zero: false,
+                    self_match: true,
+                },
+                SpreadView {
+                    constraint: &host,
+                    key_domain: &host_domain,
+                    node_domain: &host_domain,
+                    eligible: &host_eligible,
+                    counts: &host_counts[..n],
+                    floor_zero: false,
+                    self_match: true,
+                },
+            ];
+            let nodes: Vec<Node> = (0..n).map(|i| node(&format!("n{i}"), None)).collect();
+            let free = vec![Resources::default(); n];
+            let state = SchedState {
+                nodes: &nodes,
+                free: &free,
+                claimed: &[],
+                spread: &views,
+                check_room: false,
+            };
+            let feasible: Vec<usize> = (0..n).filter(|&i| feasible_mask[i]).collect();
+            // The fewest any keyed node counts, less some slack: a floor no node may be under.
+            let floor: Vec<i32> = views
+                .iter()
+                .zip(&slack)
+                .map(|(v, slack)| {
+                    let fewest = (0..n)
+                        .filter(|&i| v.key_domain[i].is_some())
+                        .map(|i| scored_count(v, i))
+                        .min()
+                        .unwrap_or(0);
+                    fewest - slack
+                })
+                .collect();
+            let lowest: Vec<usize> = feasible
+                .iter()
+                .copied()
+                .filter(|&i| at_score_floor(&views, &floor, i))
+                .collect();
+            if !lowest.is_empty() {
+                proptest::prop_assert_eq!(preferred_nodes(&state, &feasible), lowest);
+            }
+        }
     }
 }
