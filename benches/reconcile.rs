@@ -145,11 +145,11 @@ fn fleet(pods: usize) -> Fleet {
 
 /// The controller's snapshot of one namespace.
 fn snapshot(fleet: &Fleet, namespace: &str) -> Cluster {
-    let requested = fleet.pods.requested_on(fleet.nodes.nodes());
+    let requested = fleet.pods.requested_on(&fleet.nodes);
     Cluster::on(
         fleet.nodes.clone(),
         fleet.pods.pods_in(namespace),
-        requested,
+        &requested,
     )
 }
 

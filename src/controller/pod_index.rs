@@ -7,14 +7,14 @@
 //! converted pod.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::runtime::watcher::Event;
 use tokio::sync::watch;
 
 use crate::snapshot::{self, LeanPod};
 use crate::topology::fast_hash::FastMap;
-use crate::topology::{self, Resources};
+use crate::topology::{self, NodeSet, Resources};
 
 #[derive(Debug, Default)]
 struct Index {
@@ -22,11 +22,18 @@ struct Index {
     namespaces: FastMap<String, FastMap<String, topology::Pod>>,
     /// node name -> what its pods request.
     requested: FastMap<String, Resources>,
+    /// `requested` laid out for one node set, until a pod or the node set changes: every
+    /// reconcile between two pod events shares it instead of looking each node up again.
+    laid_out: Option<(Arc<NodeSet>, Arc<[Resources]>)>,
+    /// Each namespace's pods as a list by name, until one of them changes: the reconciles of its
+    /// workloads share one list instead of copying every pod each.
+    listed: FastMap<String, Arc<[topology::Pod]>>,
 }
 
 impl Index {
     fn apply(&mut self, pod: topology::Pod) {
         self.delete(&pod.namespace, &pod.name);
+        self.listed.remove(&pod.namespace);
         self.charge(&pod, Resources::plus);
         self.namespaces
             .entry(pod.namespace.clone())
@@ -39,6 +46,7 @@ impl Index {
             return;
         };
         if let Some(old) = pods.remove(name) {
+            self.listed.remove(namespace);
             if pods.is_empty() {
                 self.namespaces.remove(namespace);
             }
@@ -51,6 +59,7 @@ impl Index {
             return;
         }
         let Some(node) = &pod.node_name else { return };
+        self.laid_out = None;
         let entry = self.requested.entry(node.clone()).or_default();
         *entry = op(entry, &pod.requests);
         if *entry == Resources::default() {
@@ -122,23 +131,33 @@ impl PodIndex {
     }
 
     /// The pods of one namespace, in the core's terms, by name.
-    pub fn pods_in(&self, namespace: &str) -> Vec<topology::Pod> {
-        let mut pods: Vec<topology::Pod> = lock(&self.live)
-            .namespaces
-            .get(namespace)
+    pub fn pods_in(&self, namespace: &str) -> Arc<[topology::Pod]> {
+        let mut index = lock(&self.live);
+        if let Some(pods) = index.listed.get(namespace) {
+            return pods.clone();
+        }
+        let mut pods: Vec<topology::Pod> = (index.namespaces.get(namespace))
             .map(|pods| pods.values().cloned().collect())
             .unwrap_or_default();
         pods.sort_by(|a, b| a.name.cmp(&b.name));
+        let pods: Arc<[topology::Pod]> = pods.into();
+        index.listed.insert(namespace.to_string(), pods.clone());
         pods
     }
 
     /// What pods of every namespace request on each of `nodes`, in their order.
-    pub fn requested_on(&self, nodes: &[topology::Node]) -> Vec<Resources> {
-        let index = lock(&self.live);
-        nodes
-            .iter()
+    pub fn requested_on(&self, nodes: &Arc<NodeSet>) -> Arc<[Resources]> {
+        let mut index = lock(&self.live);
+        if let Some((set, requested)) = &index.laid_out
+            && Arc::ptr_eq(set, nodes)
+        {
+            return requested.clone();
+        }
+        let requested: Arc<[Resources]> = (nodes.nodes().iter())
             .map(|n| index.requested.get(&n.name).copied().unwrap_or_default())
-            .collect()
+            .collect();
+        index.laid_out = Some((nodes.clone(), requested.clone()));
+        requested
     }
 
     pub fn len(&self) -> usize {
@@ -179,27 +198,37 @@ mod tests {
         .unwrap()
     }
 
-    fn cpu_on(index: &PodIndex, node: &str) -> i64 {
-        let nodes = [topology::Node {
-            name: node.to_string(),
+    /// One node set for a whole test, as the controller shares it: what was laid out for it
+    /// must follow every event all the same.
+    fn nodes() -> Arc<NodeSet> {
+        let node = |name: &str| topology::Node {
+            name: name.to_string(),
             ..Default::default()
-        }];
-        index.requested_on(&nodes)[0].cpu_millis
+        };
+        Arc::new(NodeSet::new(vec![node("n1"), node("n2")]))
+    }
+
+    fn cpu_on(index: &PodIndex, nodes: &Arc<NodeSet>, node: &str) -> i64 {
+        let at = nodes.nodes().iter().position(|n| n.name == node).unwrap();
+        index.requested_on(nodes)[at].cpu_millis
     }
 
     #[test]
     fn usage_follows_each_event() {
-        let index = PodIndex::default();
+        let (index, nodes) = (PodIndex::default(), nodes());
         index.handle(Event::Apply(pod("a", "n1", "100m", false)));
         index.handle(Event::Apply(pod("b", "n1", "200m", false)));
-        assert_eq!(cpu_on(&index, "n1"), 300);
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 300);
         // Moved to another node (a replacement with the same name).
         index.handle(Event::Apply(pod("b", "n2", "200m", false)));
-        assert_eq!((cpu_on(&index, "n1"), cpu_on(&index, "n2")), (100, 200));
+        assert_eq!(
+            (cpu_on(&index, &nodes, "n1"), cpu_on(&index, &nodes, "n2")),
+            (100, 200)
+        );
         // A terminating pod holds its requests until it is gone, as the scheduler charges it;
         // a finished one holds nothing.
         index.handle(Event::Apply(pod("a", "n1", "100m", true)));
-        assert_eq!(cpu_on(&index, "n1"), 100);
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 100);
         index.handle(Event::Apply(pod_in_phase(
             "a",
             "n1",
@@ -207,27 +236,47 @@ mod tests {
             true,
             "Succeeded",
         )));
-        assert_eq!(cpu_on(&index, "n1"), 0);
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 0);
         index.handle(Event::Delete(pod("b", "n2", "200m", false)));
-        assert_eq!(cpu_on(&index, "n2"), 0);
+        assert_eq!(cpu_on(&index, &nodes, "n2"), 0);
         assert_eq!(index.len(), 1);
         assert_eq!(index.pods_in("shop").len(), 1);
         assert!(index.pods_in("other").is_empty());
     }
 
     #[test]
-    fn a_relist_replaces_the_index_whole_when_done() {
+    fn a_namespace_list_follows_each_event_of_that_namespace() {
         let index = PodIndex::default();
+        index.handle(Event::Apply(pod("b", "n1", "100m", false)));
+        let names = |index: &PodIndex| -> Vec<String> {
+            index
+                .pods_in("shop")
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&index), ["b"]);
+        index.handle(Event::Apply(pod("a", "n1", "100m", false)));
+        assert_eq!(names(&index), ["a", "b"], "by name, with the new pod");
+        index.handle(Event::Apply(pod("a", "n2", "100m", false)));
+        assert_eq!(index.pods_in("shop")[0].node_name.as_deref(), Some("n2"));
+        index.handle(Event::Delete(pod("b", "n1", "100m", false)));
+        assert_eq!(names(&index), ["a"]);
+    }
+
+    #[test]
+    fn a_relist_replaces_the_index_whole_when_done() {
+        let (index, nodes) = (PodIndex::default(), nodes());
         index.handle(Event::Apply(pod("old", "n1", "100m", false)));
         index.handle(Event::Init);
         index.handle(Event::InitApply(pod("new", "n1", "50m", false)));
         assert_eq!(
-            cpu_on(&index, "n1"),
+            cpu_on(&index, &nodes, "n1"),
             100,
             "the old view until the list is done"
         );
         index.handle(Event::InitDone);
-        assert_eq!(cpu_on(&index, "n1"), 50);
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 50);
         assert_eq!(index.pods_in("shop")[0].name, "new");
     }
 }

@@ -15,7 +15,7 @@ pub fn min_moves(counts: &[i32], max_skew: i32, floor_zero: bool) -> i64 {
 /// Domain counts as a histogram (`domains[v]` = how many domains hold `v` pods): a move's effect
 /// depends only on the two counts it touches, so the planner can price moves without rescanning
 /// every domain.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Histogram {
     domains: Vec<i64>,
 }
@@ -35,6 +35,14 @@ impl Histogram {
             self.domains.resize(v + 2, 0);
         }
         self.domains[v] += 1;
+    }
+
+    /// `domains` more domains holding `count` pods each.
+    pub fn add_many(&mut self, count: i32, domains: usize) {
+        if domains > 0 {
+            self.add(count);
+            self.domains[count.max(0) as usize] += domains as i64 - 1;
+        }
     }
 
     pub fn remove(&mut self, count: i32) {
@@ -150,6 +158,14 @@ mod tests {
     fn floor_zero_counts_only_pods_above_max_skew() {
         assert_eq!(min_moves(&[2, 2, 1], 2, true), 0);
         assert_eq!(min_moves(&[3, 1], 2, true), 1);
+    }
+
+    #[test]
+    fn many_domains_at_once_are_as_many_added_one_by_one() {
+        let mut at_once = Histogram::from_counts(&[3, 1]);
+        at_once.add_many(0, 4);
+        at_once.add_many(2, 0);
+        assert_eq!(at_once, Histogram::from_counts(&[3, 0, 0, 1, 0, 0]));
     }
 
     #[test]

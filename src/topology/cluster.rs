@@ -51,7 +51,8 @@ impl NodeSet {
 #[derive(Debug, Default)]
 pub struct Cluster {
     nodes: Arc<NodeSet>,
-    pods: Vec<Pod>,
+    /// Shared with the pod index's list of the namespace (see `on`).
+    pods: Arc<[Pod]>,
     namespaces: FastMap<String, NamespaceIndex>,
     /// Allocatable less the requests of the pods holding resources on each node (terminating
     /// ones included), in node order: every plan starts from it.
@@ -106,13 +107,13 @@ impl Cluster {
                 requested[n] = requested[n].plus(&pod.requests);
             }
         }
-        Self::on(nodes, pods, requested)
+        Self::on(nodes, pods.into(), &requested)
     }
 
     /// A snapshot of `pods` on shared nodes, with `requested[i]` requested on node `i` by pods of
     /// every namespace.
-    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Pod>, requested: Vec<Resources>) -> Self {
-        let free = free_room(&nodes, &requested);
+    pub fn on(nodes: Arc<NodeSet>, pods: Arc<[Pod]>, requested: &[Resources]) -> Self {
+        let free = free_room(&nodes, requested);
         let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
         for (i, pod) in pods.iter().enumerate() {
             let index = get_or_default(&mut namespaces, &pod.namespace);

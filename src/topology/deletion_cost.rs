@@ -126,9 +126,8 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
     let mut counts: Vec<DomainTally> = Vec::with_capacity(counted.len());
     let mut pod_domains: Vec<Vec<Option<u32>>> = vec![Vec::new(); removable.len()];
     for (constraint, layout) in workload.constraints.iter().zip(&counted) {
-        let matches = |labels: &Labels| {
-            effective_selector(constraint, &reference).is_some_and(|s| s.matches(labels))
-        };
+        let selector = effective_selector(constraint, &reference);
+        let matches = |labels: &Labels| selector.as_ref().is_some_and(|s| s.matches(labels));
         let domain_of = |i: usize| {
             let pod = &pods[i];
             cluster

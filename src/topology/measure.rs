@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kube::core::{Expression, Selector};
 
+use super::balance::Histogram;
 use super::cluster::{Cluster, Eligibility, KeyIndex};
 use super::model::{Labels, SpreadConstraint, Workload};
 
@@ -181,13 +182,18 @@ impl Counted {
     /// for a workload that needs a plan.
     pub fn layout(self) -> Layout {
         let mut counts = vec![0; self.key.domains.len()];
+        let mut hist = Histogram::default();
         for &(d, n) in &self.counts.occupied {
             counts[d as usize] = n;
+            hist.add(n);
         }
+        // The eligible domains holding no pod, without visiting them.
+        hist.add_many(0, self.counts.len() - self.counts.occupied.len());
         Layout {
             key: self.key,
             nodes: self.nodes,
             counts,
+            hist,
             floor_zero: self.floor_zero,
             matched: self.matched,
         }
@@ -202,6 +208,8 @@ pub(crate) struct Layout {
     pub nodes: Arc<Eligibility>,
     /// Matching pods per domain of the key.
     pub counts: Vec<i32>,
+    /// The eligible domains' counts as a histogram.
+    pub hist: Histogram,
     /// `minDomains` is not met, so the global minimum is 0 whatever the counts.
     pub floor_zero: bool,
     /// The pods (cluster indexes, ascending) the constraint's effective selector matches,

@@ -24,7 +24,7 @@ use super::fast_hash::FastMap;
 use super::measure::{
     Counted, Layout, Measurement, count, layouts, measurement_of, own_counted_pods,
 };
-use super::model::{HOSTNAME_KEY, Node, Placement, Resources, SpreadConstraint, Workload};
+use super::model::{HOSTNAME_KEY, Node, Placement, Resources, Workload};
 use super::scheduler::{
     Filter, Incoming, SchedState, SpreadView, VolumeZone, at_score_floor, static_fit,
 };
@@ -384,14 +384,7 @@ impl<'a> Problem<'a> {
             .collect();
         let start = State {
             counts: layouts.iter().map(|l| l.counts.clone()).collect(),
-            hists: layouts
-                .iter()
-                .map(|l| {
-                    let mut hist = Histogram::default();
-                    l.eligible_counts().for_each(|n| hist.add(n));
-                    hist
-                })
-                .collect(),
+            hists: layouts.iter().map(|l| l.hist.clone()).collect(),
             claimed: Vec::new(),
             moved: vec![0; classes.len()],
         };
@@ -481,6 +474,9 @@ impl<'a> Problem<'a> {
     /// `state`, until `visit` breaks. The pod's own node is among them (the scheduler weighs it
     /// like any other) though it is no target. `work` counts the node checks.
     ///
+    /// `skip` drops nodes the caller no longer cares about from the lazy pass (never from
+    /// the scoring the fallback needs).
+    ///
     /// Most steps need one good target, not the whole set, so the scan is lazy: without
     /// ScheduleAnyway constraints every feasible node is picked; with them, a node counting for
     /// each the fewest pods any node can count scores best, and only when no feasible node does
@@ -491,6 +487,7 @@ impl<'a> Problem<'a> {
         class: usize,
         relax: Relax,
         work: &mut usize,
+        skip: &dyn Fn(usize) -> bool,
         visit: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) {
         let k = &self.classes[class];
@@ -560,7 +557,7 @@ impl<'a> Problem<'a> {
         let mut any_lowest = false;
         for t in 0..nodes.len() {
             *work += 1;
-            if (!scored || at_score_floor(&views, &floor, t)) && feasible(t) {
+            if !skip(t) && (!scored || at_score_floor(&views, &floor, t)) && feasible(t) {
                 any_lowest = true;
                 if visit(t).is_break() {
                     return;
@@ -579,14 +576,55 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Every node [`scan`](Self::scan) visits.
-    fn candidates(&self, state: &State, class: usize, work: &mut usize) -> Vec<usize> {
-        let mut all = Vec::new();
-        self.scan(state, class, Relax::NONE, work, &mut |t| {
-            all.push(t);
+    /// For each ScheduleAnyway constraint but the hostname one (its domains are the nodes:
+    /// `to_node` names one, and listing thousands for each move cost more than the plan), the
+    /// domains of the nodes [`scan`](Self::scan) visits, by name (a node without the key: "").
+    fn allowed_domains(&self, state: &State, class: usize) -> BTreeMap<String, Vec<String>> {
+        let listed: Vec<usize> = (self.workload.constraints.iter().enumerate())
+            .filter(|(_, c)| !c.is_hard() && c.topology_key != HOSTNAME_KEY)
+            .map(|(c, _)| c)
+            .collect();
+        if listed.is_empty() {
+            return BTreeMap::new();
+        }
+        // Per listed constraint: the domains seen, and whether a node without the key was.
+        let seen: Vec<(Vec<Cell<bool>>, Cell<bool>)> = (listed.iter())
+            .map(|&c| {
+                let domains = self.layouts[c].key.domains.len();
+                (vec![Cell::new(false); domains], Cell::new(false))
+            })
+            .collect();
+        let key_domain = |c: usize, t: usize| self.layouts[c].key.node_domain[t];
+        // A node whose domains are all seen adds nothing.
+        let known = |t: usize| {
+            (listed.iter().zip(&seen)).all(|(&c, (domains, _))| {
+                key_domain(c, t).is_some_and(|d| domains[d as usize].get())
+            })
+        };
+        self.scan(state, class, Relax::NONE, &mut 0, &known, &mut |t| {
+            for (&c, (domains, keyless)) in listed.iter().zip(&seen) {
+                match key_domain(c, t) {
+                    Some(d) => domains[d as usize].set(true),
+                    None => keyless.set(true),
+                }
+            }
             ControlFlow::Continue(())
         });
-        all
+        (listed.iter().zip(&seen))
+            .map(|(&c, (domains, keyless))| {
+                let names = &self.layouts[c].key.domains;
+                // Domain indexes follow the names' order; "" sorts first.
+                let mut allowed: Vec<String> =
+                    keyless.get().then(String::new).into_iter().collect();
+                allowed.extend(
+                    (domains.iter().enumerate())
+                        .filter(|(_, seen)| seen.get())
+                        .map(|(d, _)| names[d].clone()),
+                );
+                allowed.dedup();
+                (self.workload.constraints[c].topology_key.clone(), allowed)
+            })
+            .collect()
     }
 
     /// Every legal, useful move of the next pod of `class`, priced against `pricings` (the
@@ -608,7 +646,7 @@ impl<'a> Problem<'a> {
             return;
         }
         let total: i64 = pricings.iter().map(|p| p.distance).sum();
-        self.scan(state, class, relax, work, &mut |target| {
+        self.scan(state, class, relax, work, &|_| false, &mut |target| {
             if target == k.source {
                 return ControlFlow::Continue(());
             }
@@ -829,15 +867,7 @@ impl<'a> Problem<'a> {
             let (class, target) = (class as usize, target as usize);
             let k = &self.classes[class];
             let pod = &self.cluster.pods()[k.pods[state.moved[class] as usize]];
-            // The hostname key's domains are the nodes themselves: `to_node` names one, and
-            // listing every other (thousands) for each move cost more than the plan.
-            let listed = |c: &SpreadConstraint| !c.is_hard() && c.topology_key != HOSTNAME_KEY;
-            let allowed = if self.workload.constraints.iter().any(listed) {
-                self.candidates(&state, class, &mut 0)
-            } else {
-                Vec::new()
-            };
-            let mut allowed_domains = BTreeMap::new();
+            let allowed_domains = self.allowed_domains(&state, class);
             let mut changed = None;
             for (c, (layout, constraint)) in self
                 .layouts
@@ -850,20 +880,6 @@ impl<'a> Problem<'a> {
                         .map(|d| layout.key.domains[d as usize].clone())
                         .unwrap_or_default()
                 };
-                if listed(constraint) {
-                    // Domain indexes follow the names' order (a node without the key is "").
-                    let mut indexes: Vec<Option<u32>> =
-                        allowed.iter().map(|&n| layout.key.node_domain[n]).collect();
-                    indexes.sort_unstable();
-                    indexes.dedup();
-                    let mut domains: Vec<String> = indexes
-                        .into_iter()
-                        .map(|d| d.map(|d| layout.key.domains[d as usize].clone()))
-                        .map(Option::unwrap_or_default)
-                        .collect();
-                    domains.dedup();
-                    allowed_domains.insert(constraint.topology_key.clone(), domains);
-                }
                 if changed.is_none()
                     && k.counted[c]
                     && self.domain(c, k.source) != self.domain(c, target)

@@ -680,6 +680,33 @@ mod tests {
     }
 
     #[test]
+    fn a_layouts_histogram_holds_every_eligible_domain_empty_ones_too() {
+        let nodes = vec![
+            node("a", Some("z1")),
+            node("b", Some("z2")),
+            node("c", Some("z3")),
+            node("d", None),
+        ];
+        let pods = vec![pod("p1", "a"), pod("p2", "a"), pod("p3", "b")];
+        let w = workload(vec![
+            SpreadConstraint::new(ZONE_KEY, 1, selector()),
+            SpreadConstraint::new(HOSTNAME_KEY, 1, selector()),
+        ]);
+        let cluster = Cluster::new(nodes, pods);
+        let own = own_counted_pods(&cluster, &w);
+        let all = layouts(&cluster, &w, &own);
+        let counts: Vec<Vec<i32>> = all.iter().map(|l| l.eligible_counts().collect()).collect();
+        // d lacks the zone key: it counts for neither constraint (the pod has both keys).
+        assert_eq!(counts, [vec![2, 1, 0], vec![2, 1, 0]]);
+        for (l, counts) in all.iter().zip(&counts) {
+            assert_eq!(
+                l.hist,
+                crate::topology::balance::Histogram::from_counts(counts)
+            );
+        }
+    }
+
+    #[test]
     fn soft_constraints_prefer_the_least_loaded_domains() {
         // Zones z1 2 pods, z2 0, z3 0: both empty zones score best; a node without the key is
         // ignored (scores worst).
