@@ -39,10 +39,8 @@ pub struct TemplatePlan {
 
 /// Works out the constraints for a workload under a policy.
 pub fn plan_template(policy: &HAPolicySpec, workload: &WorkloadObject) -> TemplatePlan {
-    let template_spec = workload.template.spec.clone().unwrap_or_default();
-    let existing = template_spec
-        .topology_spread_constraints
-        .clone()
+    let existing: &[TopologySpreadConstraint] = (workload.template.spec.as_ref())
+        .and_then(|s| s.topology_spread_constraints.as_deref())
         .unwrap_or_default();
     let ours = owned_constraint_keys(&workload.metadata);
     let user_keys: BTreeSet<&str> = existing

@@ -261,6 +261,7 @@ pub fn assess(
         workload.kind,
         cluster,
         &core,
+        &measurement,
         may,
         &mut writes,
         &mut notes,
@@ -362,6 +363,7 @@ fn keep_scale_in_order(
     kind: WorkloadKind,
     cluster: &Cluster,
     core: &Workload,
+    measurement: &Measurement,
     may: Writes,
     writes: &mut Vec<Write>,
     notes: &mut Vec<String>,
@@ -377,7 +379,7 @@ fn keep_scale_in_order(
         return Some(status(ScaleInOrder::ByOrdinal, 0));
     }
     let keep = policy.spec.scale_in.deletion_cost;
-    let patches = cost_writes(cluster, core, keep);
+    let patches = cost_writes(cluster, core, measurement, keep);
     let pending = patches.len();
     if pending > 0 && !may.allowed() {
         notes.push(format!(

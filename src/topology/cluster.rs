@@ -93,6 +93,8 @@ pub struct KeyIndex {
     pub domains: Arc<[String]>,
     /// For each node (cluster order), the index of its value, or `None` without the label.
     pub node_domain: Vec<Option<u32>>,
+    /// Every node carries the key.
+    pub on_every_node: bool,
 }
 
 impl Cluster {
@@ -218,14 +220,12 @@ impl Cluster {
             .enumerate()
             .map(|(i, d)| (d.as_str(), i as u32))
             .collect();
-        let node_domain = self
-            .nodes
-            .nodes
-            .iter()
+        let node_domain: Vec<Option<u32>> = (self.nodes.nodes.iter())
             .map(|n| n.labels.get(key).map(|v| position[v.as_str()]))
             .collect();
         let index = Arc::new(KeyIndex {
             domains: domains.into_iter().cloned().collect(),
+            on_every_node: node_domain.iter().all(Option::is_some),
             node_domain,
         });
         keys.insert(key.to_string(), index.clone());

@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::cluster::Cluster;
 use super::fast_hash::FastMap;
-use super::measure::{count, effective_selector, own_counted_pods, reference_labels};
+use super::measure::{Measurement, effective_selector, measure, reference_labels};
 use super::model::{Labels, Workload};
 
 use kube::core::SelectorExt;
@@ -99,10 +99,22 @@ fn ranked_for_scale_in(pod: &super::model::Pod) -> bool {
 
 /// The deletion costs of `workload`'s pods in `cluster` (see the module documentation).
 pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
+    let selected = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    deletion_costs_measured(cluster, workload, &measure(cluster, workload), &selected)
+}
+
+/// [`deletion_costs`] from what the caller already has: the workload's measurement in `cluster`
+/// and the pods its selector selects (the pipeline measures every workload anyway).
+fn deletion_costs_measured(
+    cluster: &Cluster,
+    workload: &Workload,
+    measurement: &Measurement,
+    selected: &[usize],
+) -> DeletionCosts {
     let pods = cluster.pods();
     let mut leave_alone = BTreeSet::new();
     let mut removable = Vec::new();
-    for i in cluster.select_pods(&workload.namespace, &workload.pod_selector) {
+    for &i in selected {
         let pod = &pods[i];
         if ranked_for_scale_in(pod) {
             removable.push(i);
@@ -116,32 +128,33 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
             ..DeletionCosts::default()
         };
     }
-    let own_counted = own_counted_pods(cluster, workload);
-    let counted = count(cluster, workload, &own_counted);
-    let reference = reference_labels(cluster, workload, &own_counted);
+    let own_counted = &measurement.own_pods;
+    let reference = reference_labels(cluster, workload, own_counted);
 
     // Per constraint: the domain of each removable pod (None: not counted), and the count per
     // domain once every own counted pod is gone (foreign pods stay), plus the removable ones.
     // Sparse: only domains that hold pods (a hostname key has as many domains as nodes).
-    let mut counts: Vec<DomainTally> = Vec::with_capacity(counted.len());
+    let measured = &measurement.constraints;
+    let mut counts: Vec<DomainTally> = Vec::with_capacity(measured.len());
     let mut pod_domains: Vec<Vec<Option<u32>>> = vec![Vec::new(); removable.len()];
-    for (constraint, layout) in workload.constraints.iter().zip(&counted) {
+    for (constraint, measured) in workload.constraints.iter().zip(measured) {
+        let node_domain = &measured.domains.eligibility().node_domain;
         let selector = effective_selector(constraint, &reference);
         let matches = |labels: &Labels| selector.as_ref().is_some_and(|s| s.matches(labels));
         let domain_of = |i: usize| {
             let pod = &pods[i];
             cluster
                 .node_of(pod)
-                .and_then(|n| layout.nodes.node_domain[n])
+                .and_then(|n| node_domain[n])
                 .filter(|_| matches(&pod.labels))
         };
-        let mut c: DomainTally = layout
-            .counts
+        let mut c: DomainTally = measured
+            .domains
             .occupied_indexes()
             .iter()
             .map(|&(d, n)| (d, i64::from(n)))
             .collect();
-        for &i in &own_counted {
+        for &i in own_counted {
             if let Some(d) = domain_of(i) {
                 *c.entry(d).or_default() -= 1;
             }
@@ -240,24 +253,26 @@ fn next_group(
     goes_first: impl Fn(usize, usize) -> std::cmp::Ordering,
     carries: impl Fn(usize) -> i64,
 ) -> Option<usize> {
-    let key = |domains: &[Option<u32>]| -> Vec<i64> {
-        domains
-            .iter()
-            .enumerate()
-            .map(|(c, d)| d.map_or(i64::MAX, |d| tally(&counts[c], d)))
-            .collect()
+    // How full a group's domains are, lexicographically by constraint (compared in place: the
+    // greedy asks this of every group at every step).
+    let fullness =
+        |domains: &[Option<u32>], c: usize| domains[c].map_or(i64::MAX, |d| tally(&counts[c], d));
+    let fuller = |a: &[Option<u32>], b: &[Option<u32>]| {
+        (0..a.len().min(b.len()))
+            .map(|c| fullness(a, c).cmp(&fullness(b, c)))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.len().cmp(&b.len()))
     };
-    let mut best: Option<(usize, Vec<i64>, bool, usize)> = None;
+    let mut best: Option<(usize, bool, usize)> = None;
     for (g, (domains, members)) in groups.iter().enumerate() {
         let Some(&next) = members.last() else {
             continue;
         };
-        let k = key(domains);
         let cost = cost_when_taken(domains, counts);
         let keeps = members.iter().any(|&i| carries(i) == cost);
         let better = match &best {
             None => true,
-            Some((_, bk, bkeeps, bp)) => match k.cmp(bk) {
+            Some((bg, bkeeps, bp)) => match fuller(domains, &groups[*bg].0) {
                 std::cmp::Ordering::Greater => true,
                 std::cmp::Ordering::Less => false,
                 std::cmp::Ordering::Equal => {
@@ -266,18 +281,22 @@ fn next_group(
             },
         };
         if better {
-            best = Some((g, k, keeps, next));
+            best = Some((g, keeps, next));
         }
     }
-    best.map(|(g, _, _, _)| g)
+    best.map(|(g, _, _)| g)
 }
 
 /// The pods' annotations as they stand: pod name → cost, for pods that carry one.
 pub fn current_costs(cluster: &Cluster, workload: &Workload) -> BTreeMap<String, i32> {
-    cluster
-        .select_pods(&workload.namespace, &workload.pod_selector)
-        .into_iter()
-        .filter_map(|i| {
+    let selected = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    costs_carried(cluster, &selected)
+}
+
+/// [`current_costs`] of the `selected` pods.
+fn costs_carried(cluster: &Cluster, selected: &[usize]) -> BTreeMap<String, i32> {
+    (selected.iter())
+        .filter_map(|&i| {
             let pod = &cluster.pods()[i];
             pod.deletion_cost.map(|c| (pod.name.clone(), c))
         })
@@ -312,13 +331,19 @@ pub fn clear_patches(
 
 /// The deletion-cost writes one workload needs now: the costs that keep its scale-in balanced
 /// (`keep`), or, turned off, the removal of the annotations skewguard wrote (someone else's are
-/// never touched). Terminating and not-ready pods are left alone either way.
-pub fn cost_writes(cluster: &Cluster, workload: &Workload, keep: bool) -> Vec<CostPatch> {
-    if keep {
-        let desired = deletion_costs(cluster, workload);
-        return cost_patches(&current_costs(cluster, workload), &desired);
-    }
+/// never touched). Terminating and not-ready pods are left alone either way. `measurement` is
+/// the workload's in `cluster`.
+pub fn cost_writes(
+    cluster: &Cluster,
+    workload: &Workload,
+    measurement: &Measurement,
+    keep: bool,
+) -> Vec<CostPatch> {
     let pods = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    if keep {
+        let desired = deletion_costs_measured(cluster, workload, measurement, &pods);
+        return cost_patches(&costs_carried(cluster, &pods), &desired);
+    }
     let ours: BTreeMap<String, i32> = pods
         .iter()
         .filter_map(|&i| {

@@ -89,6 +89,11 @@ impl DomainCounts {
         )
     }
 
+    /// The nodes that count and their domains.
+    pub(crate) fn eligibility(&self) -> &Eligibility {
+        &self.eligible
+    }
+
     /// The occupied domains by index into the key's domains, ascending.
     pub(crate) fn occupied_indexes(&self) -> &[(u32, i32)] {
         &self.occupied

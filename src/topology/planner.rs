@@ -595,6 +595,14 @@ impl<'a> Problem<'a> {
             })
             .collect();
         let key_domain = |c: usize, t: usize| self.layouts[c].key.node_domain[t];
+        // Once every domain is seen the answer is known, unless a node without a key could
+        // still add "".
+        let unseen = Cell::new(
+            (listed.iter())
+                .map(|&c| self.layouts[c].key.domains.len())
+                .sum::<usize>(),
+        );
+        let may_stop = listed.iter().all(|&c| self.layouts[c].key.on_every_node);
         // A node whose domains are all seen adds nothing.
         let known = |t: usize| {
             (listed.iter().zip(&seen)).all(|(&c, (domains, _))| {
@@ -604,11 +612,19 @@ impl<'a> Problem<'a> {
         self.scan(state, class, Relax::NONE, &mut 0, &known, &mut |t| {
             for (&c, (domains, keyless)) in listed.iter().zip(&seen) {
                 match key_domain(c, t) {
-                    Some(d) => domains[d as usize].set(true),
+                    Some(d) => {
+                        if !domains[d as usize].replace(true) {
+                            unseen.set(unseen.get() - 1);
+                        }
+                    }
                     None => keyless.set(true),
                 }
             }
-            ControlFlow::Continue(())
+            if may_stop && unseen.get() == 0 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         });
         (listed.iter().zip(&seen))
             .map(|(&c, (domains, keyless))| {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Resource;
 use kube::api::DynamicObject;
@@ -149,7 +149,8 @@ impl WorkloadObject {
         &self,
         constraints: Vec<topology::SpreadConstraint>,
     ) -> Result<topology::Workload, WorkloadError> {
-        let spec = self.template.spec.clone().unwrap_or_default();
+        let no_spec = PodSpec::default();
+        let spec = self.template.spec.as_ref().unwrap_or(&no_spec);
         Ok(topology::Workload {
             namespace: self.namespace().to_string(),
             name: self.name().to_string(),
@@ -161,8 +162,8 @@ impl WorkloadObject {
                     .as_ref()
                     .and_then(|m| m.labels.clone())
                     .unwrap_or_default(),
-                placement: snapshot::placement_of(&spec),
-                requests: snapshot::requests_of(&spec),
+                placement: snapshot::placement_of(spec),
+                requests: snapshot::requests_of(spec),
             },
             constraints,
         })
