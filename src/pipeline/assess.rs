@@ -358,6 +358,7 @@ fn admit(
 
 /// The deletion-cost writes that keep the workload's scale-in balanced (or, turned off, give up
 /// the annotations skewguard wrote), and how its scale-in order stands before them.
+#[allow(clippy::too_many_arguments)] // the workload as measured, what may be written, and out
 fn keep_scale_in_order(
     policy: &HAPolicy,
     kind: WorkloadKind,
