@@ -172,6 +172,22 @@ proptest! {
         }
     }
 
+    /// The pipeline's writes (from its own measurement, without naming every pod) are the
+    /// patches from the current annotations to the desired costs, pod by pod.
+    #[test]
+    fn cost_writes_are_the_patches_to_the_desired_costs((zones, per_zone, counts, created, prior) in layout()) {
+        let nodes = nodes(zones, per_zone);
+        let pods = pods(&nodes, &counts, &created, &prior);
+        let w = workload("default", "web", vec![
+            constraint(ZONE_KEY, 1, "web"),
+            constraint(HOSTNAME_KEY, 1, "web"),
+        ]);
+        let cluster = Cluster::new(nodes, pods);
+        let desired = deletion_costs(&cluster, &w);
+        let written = cost_writes(&cluster, &w, &measure(&cluster, &w), true);
+        prop_assert_eq!(written, cost_patches(&current_costs(&cluster, &w), &desired));
+    }
+
     /// An unrelated second key (a rack across zones): the first constraint is still as balanced
     /// as it can be at every prefix.
     #[test]

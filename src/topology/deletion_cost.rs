@@ -112,21 +112,32 @@ fn deletion_costs_measured(
     selected: &[usize],
 ) -> DeletionCosts {
     let pods = cluster.pods();
-    let mut leave_alone = BTreeSet::new();
-    let mut removable = Vec::new();
-    for &i in selected {
-        let pod = &pods[i];
-        if ranked_for_scale_in(pod) {
-            removable.push(i);
-        } else {
-            leave_alone.insert(pod.name.clone());
-        }
+    let ranked = ranking(cluster, workload, measurement, selected);
+    DeletionCosts {
+        order: ranked.iter().map(|(_, i)| pods[*i].name.clone()).collect(),
+        costs: (ranked.iter())
+            .map(|(c, i)| (pods[*i].name.clone(), *c))
+            .collect(),
+        leave_alone: (selected.iter().map(|&i| &pods[i]))
+            .filter(|p| !ranked_for_scale_in(p))
+            .map(|p| p.name.clone())
+            .collect(),
     }
+}
+
+/// The ranked pods (cluster indexes) with their costs, in deletion order.
+fn ranking(
+    cluster: &Cluster,
+    workload: &Workload,
+    measurement: &Measurement,
+    selected: &[usize],
+) -> Vec<(i32, usize)> {
+    let pods = cluster.pods();
+    let removable: Vec<usize> = (selected.iter().copied())
+        .filter(|&i| ranked_for_scale_in(&pods[i]))
+        .collect();
     if removable.is_empty() {
-        return DeletionCosts {
-            leave_alone,
-            ..DeletionCosts::default()
-        };
+        return Vec::new();
     }
     let own_counted = &measurement.own_pods;
     let reference = reference_labels(cluster, workload, own_counted);
@@ -213,14 +224,7 @@ fn deletion_costs_measured(
     // Stable: equal costs keep the greedy's order.
     ranked.sort_by_key(|(cost, _)| *cost);
     let to_i32 = |c: i64| i32::try_from(c).unwrap_or(i32::MIN);
-    DeletionCosts {
-        order: ranked.iter().map(|(_, i)| pods[*i].name.clone()).collect(),
-        costs: ranked
-            .iter()
-            .map(|(c, i)| (pods[*i].name.clone(), to_i32(*c)))
-            .collect(),
-        leave_alone,
-    }
+    ranked.into_iter().map(|(c, i)| (to_i32(c), i)).collect()
 }
 
 /// Pods per domain index of one constraint; a domain not in the map holds none.
@@ -341,8 +345,15 @@ pub fn cost_writes(
 ) -> Vec<CostPatch> {
     let pods = cluster.select_pods(&workload.namespace, &workload.pod_selector);
     if keep {
-        let desired = deletion_costs_measured(cluster, workload, measurement, &pods);
-        return cost_patches(&costs_carried(cluster, &pods), &desired);
+        // What `cost_patches` makes of the desired costs, without naming every pod first.
+        let all = cluster.pods();
+        let mut patches: Vec<CostPatch> = ranking(cluster, workload, measurement, &pods)
+            .into_iter()
+            .filter(|&(cost, i)| all[i].deletion_cost.unwrap_or(0) != cost)
+            .map(|(cost, i)| (all[i].name.clone(), Some(cost)))
+            .collect();
+        patches.sort();
+        return patches;
     }
     let ours: BTreeMap<String, i32> = pods
         .iter()
