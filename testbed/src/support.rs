@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::ResourceExt;
@@ -212,6 +212,13 @@ pub fn managers(fields: &[ManagedFieldsEntry]) -> Vec<String> {
     fields.iter().filter_map(|f| f.manager.clone()).collect()
 }
 
+/// Whether a pod template carries spread constraints.
+fn constrained(template: &PodTemplateSpec) -> bool {
+    (template.spec.as_ref())
+        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .is_some_and(|c| !c.is_empty())
+}
+
 /// Waits until Deployment `name` carries spread constraints in its template and has rolled out
 /// completely (`replicas` Ready, updated and available, generation observed).
 pub async fn wait_deployment_constrained(ctx: &Ctx, name: &str, replicas: i32) -> Deployment {
@@ -223,15 +230,7 @@ pub async fn wait_deployment_constrained(ctx: &Ctx, name: &str, replicas: i32) -
             let api = api.clone();
             async move {
                 let d = api.get(name).await.ok()?;
-                let has = d
-                    .spec
-                    .as_ref()?
-                    .template
-                    .spec
-                    .as_ref()?
-                    .topology_spread_constraints
-                    .as_ref()
-                    .is_some_and(|c| !c.is_empty());
+                let has = constrained(&d.spec.as_ref()?.template);
                 let ok = has && deployment_settled(&d, replicas);
                 ok.then_some(d)
             }
@@ -261,15 +260,7 @@ pub async fn wait_statefulset_constrained(ctx: &Ctx, name: &str, replicas: i32) 
             let api = api.clone();
             async move {
                 let s = api.get(name).await.ok()?;
-                let has = s
-                    .spec
-                    .as_ref()?
-                    .template
-                    .spec
-                    .as_ref()?
-                    .topology_spread_constraints
-                    .as_ref()
-                    .is_some_and(|c| !c.is_empty());
+                let has = constrained(&s.spec.as_ref()?.template);
                 let st = s.status.as_ref()?;
                 let ok = has
                     && st.observed_generation == s.metadata.generation
