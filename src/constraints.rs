@@ -201,12 +201,15 @@ pub fn apply_body(workload: &WorkloadObject, plan: &TemplatePlan) -> Value {
             "podAntiAffinity": { "preferredDuringSchedulingIgnoredDuringExecution": [term] }
         });
     }
-    json!({
+    let mut body = json!({
         "apiVersion": kind.api_version(),
         "kind": kind.name(),
         "metadata": { "name": workload.name(), "namespace": workload.namespace() },
-        "spec": { "template": { "spec": spec } }
-    })
+        "spec": { "template": {} }
+    });
+    // Moved in: `json!` would copy the whole tree.
+    body["spec"]["template"]["spec"] = spec;
+    body
 }
 
 /// The managedFields entries of skewguard's own applies.

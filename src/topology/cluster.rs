@@ -53,6 +53,8 @@ pub struct Cluster {
     nodes: Arc<NodeSet>,
     /// Shared with the pod index's list of the namespace (see `on`).
     pods: Arc<[Pod]>,
+    /// The node of each pod (by index), looked up once per snapshot rather than per question.
+    pod_node: Vec<Option<u32>>,
     namespaces: FastMap<String, NamespaceIndex>,
     /// Allocatable less the requests of the pods holding resources on each node (terminating
     /// ones included), in node order: every plan starts from it.
@@ -116,6 +118,10 @@ impl Cluster {
     /// every namespace.
     pub fn on(nodes: Arc<NodeSet>, pods: Arc<[Pod]>, requested: &[Resources]) -> Self {
         let free = free_room(&nodes, requested);
+        let pod_node = (pods.iter())
+            .map(|p| p.node_name.as_deref().and_then(|n| nodes.node_index(n)))
+            .map(|n| n.map(|n| n as u32))
+            .collect();
         let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
         for (i, pod) in pods.iter().enumerate() {
             let index = get_or_default(&mut namespaces, &pod.namespace);
@@ -130,6 +136,7 @@ impl Cluster {
             pods,
             namespaces,
             free,
+            pod_node,
         }
     }
 
@@ -253,6 +260,15 @@ impl Cluster {
     /// The node a pod is bound to, if that node is known.
     pub fn node_of(&self, pod: &Pod) -> Option<usize> {
         pod.node_name.as_deref().and_then(|n| self.node_index(n))
+    }
+
+    /// [`node_of`](Self::node_of) the pod at `pod` in [`pods`](Self::pods).
+    pub fn node_of_pod(&self, pod: usize) -> Option<usize> {
+        self.pod_node
+            .get(pod)
+            .copied()
+            .flatten()
+            .map(|n| n as usize)
     }
 
     /// Allocatable minus what the pods holding resources already request on the node.

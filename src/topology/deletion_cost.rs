@@ -153,11 +153,10 @@ fn ranking(
         let selector = effective_selector(constraint, &reference);
         let matches = |labels: &Labels| selector.as_ref().is_some_and(|s| s.matches(labels));
         let domain_of = |i: usize| {
-            let pod = &pods[i];
             cluster
-                .node_of(pod)
+                .node_of_pod(i)
                 .and_then(|n| node_domain[n])
-                .filter(|_| matches(&pod.labels))
+                .filter(|_| matches(&pods[i].labels))
         };
         let mut c: DomainTally = measured
             .domains

@@ -349,9 +349,8 @@ fn count_one(
         matched = cluster.select_pods(&workload.namespace, &selector);
         let mut domains: Vec<u32> = matched
             .iter()
-            .map(|&i| &cluster.pods()[i])
-            .filter(|pod| pod.is_counted())
-            .filter_map(|pod| cluster.node_of(pod).and_then(|n| nodes.node_domain[n]))
+            .filter(|&&i| cluster.pods()[i].is_counted())
+            .filter_map(|&i| cluster.node_of_pod(i).and_then(|n| nodes.node_domain[n]))
             .collect();
         domains.sort_unstable();
         for d in domains {

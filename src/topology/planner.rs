@@ -329,7 +329,7 @@ impl<'a> Problem<'a> {
             .iter()
             .copied()
             .filter(|&p| which == Movable::All || !pods[p].opted_out)
-            .filter(|&p| cluster.node_of(&pods[p]).is_some())
+            .filter(|&p| cluster.node_of_pod(p).is_some())
             .collect();
         movable.sort_by(|&a, &b| {
             let (a, b) = (&pods[a], &pods[b]);
@@ -344,7 +344,7 @@ impl<'a> Problem<'a> {
         let mut classes: Vec<Class> = Vec::new();
         for &p in &movable {
             let pod = &pods[p];
-            let Some(source) = cluster.node_of(pod) else {
+            let Some(source) = cluster.node_of_pod(p) else {
                 continue;
             };
             let volume_zone = VolumeZone::of(pod.has_volume_claims, Some(&cluster.nodes()[source]));

@@ -421,7 +421,7 @@ impl Placing {
             return None;
         }
         let mut layouts = layouts(cluster, workload, &own);
-        let source = cluster.node_of(&cluster.pods()[pod]);
+        let source = cluster.node_of_pod(pod);
         let mut self_match = Vec::with_capacity(layouts.len());
         for layout in &mut layouts {
             let counted = layout.counts_pod(pod);

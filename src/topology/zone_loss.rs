@@ -33,9 +33,8 @@ pub fn pods_by_domain(
 ) -> BTreeMap<String, i32> {
     let mut out = BTreeMap::new();
     for i in own_counted_pods(cluster, workload) {
-        let pod = &cluster.pods()[i];
         let domain = cluster
-            .node_of(pod)
+            .node_of_pod(i)
             .and_then(|n| cluster.nodes()[n].labels.get(topology_key))
             .map_or(UNKNOWN_DOMAIN, String::as_str);
         *out.entry(domain.to_string()).or_insert(0) += 1;
