@@ -25,15 +25,11 @@ struct Index {
     /// `requested` laid out for one node set, until a pod or the node set changes: every
     /// reconcile between two pod events shares it instead of looking each node up again.
     laid_out: Option<(Arc<NodeSet>, Arc<[Resources]>)>,
-    /// Each namespace's pods as a list by name, until one of them changes: the reconciles of its
-    /// workloads share one list instead of copying every pod each.
-    listed: FastMap<String, Arc<[topology::Pod]>>,
 }
 
 impl Index {
     fn apply(&mut self, pod: topology::Pod) {
         self.delete(&pod.namespace, &pod.name);
-        self.listed.remove(&pod.namespace);
         self.charge(&pod, Resources::plus);
         self.namespaces
             .entry(pod.namespace.clone())
@@ -46,7 +42,6 @@ impl Index {
             return;
         };
         if let Some(old) = pods.remove(name) {
-            self.listed.remove(namespace);
             if pods.is_empty() {
                 self.namespaces.remove(namespace);
             }
@@ -130,19 +125,14 @@ impl PodIndex {
         }
     }
 
-    /// The pods of one namespace, in the core's terms, by name.
+    /// The pods of one namespace, in the core's terms, by name: a copy for one snapshot (kept
+    /// past it, every namespace's copy would double the cache's memory).
     pub fn pods_in(&self, namespace: &str) -> Arc<[topology::Pod]> {
-        let mut index = lock(&self.live);
-        if let Some(pods) = index.listed.get(namespace) {
-            return pods.clone();
-        }
-        let mut pods: Vec<topology::Pod> = (index.namespaces.get(namespace))
+        let mut pods: Vec<topology::Pod> = (lock(&self.live).namespaces.get(namespace))
             .map(|pods| pods.values().cloned().collect())
             .unwrap_or_default();
         pods.sort_by(|a, b| a.name.cmp(&b.name));
-        let pods: Arc<[topology::Pod]> = pods.into();
-        index.listed.insert(namespace.to_string(), pods.clone());
-        pods
+        pods.into()
     }
 
     /// What pods of every namespace request on each of `nodes`, in their order.
