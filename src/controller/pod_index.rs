@@ -127,12 +127,12 @@ impl PodIndex {
 
     /// The pods of one namespace, in the core's terms, by name: a copy for one snapshot (kept
     /// past it, every namespace's copy would double the cache's memory).
-    pub fn pods_in(&self, namespace: &str) -> Arc<[topology::Pod]> {
+    pub fn pods_in(&self, namespace: &str) -> Vec<topology::Pod> {
         let mut pods: Vec<topology::Pod> = (lock(&self.live).namespaces.get(namespace))
             .map(|pods| pods.values().cloned().collect())
             .unwrap_or_default();
         pods.sort_by(|a, b| a.name.cmp(&b.name));
-        pods.into()
+        pods
     }
 
     /// What pods of every namespace request on each of `nodes`, in their order.

@@ -51,8 +51,7 @@ impl NodeSet {
 #[derive(Debug, Default)]
 pub struct Cluster {
     nodes: Arc<NodeSet>,
-    /// Shared with the pod index's list of the namespace (see `on`).
-    pods: Arc<[Pod]>,
+    pods: Vec<Pod>,
     /// The node of each pod (by index), looked up once per snapshot rather than per question.
     pod_node: Vec<Option<u32>>,
     namespaces: FastMap<String, NamespaceIndex>,
@@ -111,12 +110,12 @@ impl Cluster {
                 requested[n] = requested[n].plus(&pod.requests);
             }
         }
-        Self::on(nodes, pods.into(), &requested)
+        Self::on(nodes, pods, &requested)
     }
 
     /// A snapshot of `pods` on shared nodes, with `requested[i]` requested on node `i` by pods of
     /// every namespace.
-    pub fn on(nodes: Arc<NodeSet>, pods: Arc<[Pod]>, requested: &[Resources]) -> Self {
+    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Pod>, requested: &[Resources]) -> Self {
         let free = free_room(&nodes, requested);
         let pod_node = (pods.iter())
             .map(|p| p.node_name.as_deref().and_then(|n| nodes.node_index(n)))
