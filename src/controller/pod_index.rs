@@ -1,12 +1,12 @@
 //! The pods the core reads, kept from the pod watch: each namespace's pods already in the core's
 //! terms, and what pods request on each node, updated one event at a time.
 //!
-//! A reconcile then costs its own namespace's pods (a copy of them) and the nodes, never a pass
-//! over every pod of the cluster. Which pods hold a node's resources is the core's definition
+//! A reconcile then costs its own namespace's pods (a shared handle on each) and the nodes, never
+//! a pass over every pod of the cluster. Which pods hold a node's resources is the core's definition
 //! ([`topology::Pod::holds_resources`]: terminating pods still hold theirs), applied to the
 //! converted pod.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use kube::runtime::watcher::Event;
@@ -18,8 +18,9 @@ use crate::topology::{self, NodeSet, Resources};
 
 #[derive(Debug, Default)]
 struct Index {
-    /// namespace -> pod name -> pod.
-    namespaces: FastMap<String, FastMap<String, topology::Pod>>,
+    /// namespace -> pod name -> pod, in name order (a snapshot lists them so). Each pod is shared
+    /// with the snapshots that hold it, not copied into them.
+    namespaces: FastMap<String, BTreeMap<String, Arc<topology::Pod>>>,
     /// node name -> what its pods request.
     requested: FastMap<String, Resources>,
     /// `requested` laid out for one node set, until a pod or the node set changes: every
@@ -34,7 +35,7 @@ impl Index {
         self.namespaces
             .entry(pod.namespace.clone())
             .or_default()
-            .insert(pod.name.clone(), pod);
+            .insert(pod.name.clone(), Arc::new(pod));
     }
 
     fn delete(&mut self, namespace: &str, name: &str) {
@@ -125,14 +126,12 @@ impl PodIndex {
         }
     }
 
-    /// The pods of one namespace, in the core's terms, by name: a copy for one snapshot (kept
-    /// past it, every namespace's copy would double the cache's memory).
-    pub fn pods_in(&self, namespace: &str) -> Vec<topology::Pod> {
-        let mut pods: Vec<topology::Pod> = (lock(&self.live).namespaces.get(namespace))
+    /// The pods of one namespace, in the core's terms, by name: handles for one snapshot, shared
+    /// with the index (a pod event replaces the index's handle, never a snapshot's pod).
+    pub fn pods_in(&self, namespace: &str) -> Vec<Arc<topology::Pod>> {
+        (lock(&self.live).namespaces.get(namespace))
             .map(|pods| pods.values().cloned().collect())
-            .unwrap_or_default();
-        pods.sort_by(|a, b| a.name.cmp(&b.name));
-        pods
+            .unwrap_or_default()
     }
 
     /// What pods of every namespace request on each of `nodes`, in their order.
@@ -151,7 +150,11 @@ impl PodIndex {
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.live).namespaces.values().map(HashMap::len).sum()
+        lock(&self.live)
+            .namespaces
+            .values()
+            .map(BTreeMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

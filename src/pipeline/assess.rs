@@ -340,7 +340,7 @@ fn admit(
     let entry = admitted_workload(workload, template, previous, now);
     match entry {
         Some(entry) if may.allowed() => {
-            let pods = measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
+            let pods = measurement.own_pods.iter().map(|&i| &*cluster.pods()[i]);
             let check = check_admitted(&entry, pods);
             (Some(InjectionMode::Admission), Some(entry), Some(check))
         }

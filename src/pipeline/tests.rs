@@ -543,7 +543,7 @@ fn costs_already_in_place_need_no_write() {
     let mut cluster = piled();
     let a = assess_on(&keeping_scale_in(), &cluster);
     let (pod, cost) = cost_writes_of(&a).remove(0);
-    let mut pods = cluster.pods().to_vec();
+    let mut pods: Vec<_> = cluster.pods().iter().map(|p| (**p).clone()).collect();
     for p in pods.iter_mut().filter(|p| p.name == pod) {
         p.deletion_cost = cost;
         p.deletion_cost_ours = true;

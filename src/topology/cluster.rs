@@ -51,7 +51,8 @@ impl NodeSet {
 #[derive(Debug, Default)]
 pub struct Cluster {
     nodes: Arc<NodeSet>,
-    pods: Vec<Pod>,
+    /// Shared with the pod cache: a snapshot holds handles, not copies.
+    pods: Vec<Arc<Pod>>,
     /// The node of each pod (by index), looked up once per snapshot rather than per question.
     pod_node: Vec<Option<u32>>,
     namespaces: FastMap<String, NamespaceIndex>,
@@ -79,12 +80,20 @@ struct EligibilityKey {
     placement: Placement,
 }
 
-/// The pods of one namespace, and label key -> label value -> pods, which narrows selector
-/// matching to one posting list.
+/// The pods of one namespace, and label (key, value) -> pods, which narrows selector matching to
+/// one posting list.
 #[derive(Debug, Default)]
 struct NamespaceIndex {
     pods: Vec<usize>,
-    by_label: FastMap<String, FastMap<String, Vec<usize>>>,
+    /// Keyed by [`label_hash`]: no label copied per snapshot. Two labels that hash alike share a
+    /// list, which only widens it (every candidate is matched against the whole selector).
+    by_label: FastMap<u64, Vec<usize>>,
+}
+
+/// The posting-list key of one label.
+fn label_hash(key: &str, value: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one((key, value))
 }
 
 /// The domains of one topology key over all nodes.
@@ -110,25 +119,38 @@ impl Cluster {
                 requested[n] = requested[n].plus(&pod.requests);
             }
         }
-        Self::on(nodes, pods, &requested)
+        Self::on(nodes, pods.into_iter().map(Arc::new).collect(), &requested)
     }
 
     /// A snapshot of `pods` on shared nodes, with `requested[i]` requested on node `i` by pods of
     /// every namespace.
-    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Pod>, requested: &[Resources]) -> Self {
+    pub fn on(nodes: Arc<NodeSet>, pods: Vec<Arc<Pod>>, requested: &[Resources]) -> Self {
         let free = free_room(&nodes, requested);
         let pod_node = (pods.iter())
             .map(|p| p.node_name.as_deref().and_then(|n| nodes.node_index(n)))
             .map(|n| n.map(|n| n as u32))
             .collect();
         let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
+        // A snapshot is mostly one namespace: its index is found once, not once per pod.
+        let mut current: Option<(&str, NamespaceIndex)> = None;
         for (i, pod) in pods.iter().enumerate() {
-            let index = get_or_default(&mut namespaces, &pod.namespace);
-            index.pods.push(i);
-            let labels = &mut index.by_label;
-            for (k, v) in &pod.labels {
-                get_or_default(get_or_default(labels, k), v).push(i);
+            let namespace = pod.namespace.as_str();
+            if current.as_ref().is_none_or(|(n, _)| *n != namespace) {
+                if let Some((n, index)) = current.take() {
+                    namespaces.insert(n.to_string(), index);
+                }
+                current = Some((namespace, namespaces.remove(namespace).unwrap_or_default()));
             }
+            let Some((_, index)) = current.as_mut() else {
+                continue;
+            };
+            index.pods.push(i);
+            for (k, v) in &pod.labels {
+                index.by_label.entry(label_hash(k, v)).or_default().push(i);
+            }
+        }
+        if let Some((n, index)) = current {
+            namespaces.insert(n.to_string(), index);
         }
         Self {
             nodes,
@@ -248,7 +270,7 @@ impl Cluster {
         &self.nodes
     }
 
-    pub fn pods(&self) -> &[Pod] {
+    pub fn pods(&self) -> &[Arc<Pod>] {
         &self.pods
     }
 
@@ -305,20 +327,10 @@ impl Cluster {
         let found = self
             .namespaces
             .get(namespace)
-            .and_then(|n| n.by_label.get(&key))
-            .and_then(|vals| vals.get(&value))
+            .and_then(|n| n.by_label.get(&label_hash(&key, &value)))
             .map(Vec::as_slice);
         Some(found.unwrap_or(&[]))
     }
-}
-
-/// `map.entry(key.to_string()).or_default()` without allocating the key when it is present:
-/// building the index for 10,000 pods is otherwise dominated by copying label strings.
-fn get_or_default<'m, V: Default>(map: &'m mut FastMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), V::default());
-    }
-    map.get_mut(key).expect("inserted above")
 }
 
 /// Allocatable less `requested` on each node (nothing requested past the end of `requested`).

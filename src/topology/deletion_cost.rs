@@ -33,11 +33,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::cluster::Cluster;
-use super::fast_hash::FastMap;
-use super::measure::{Measurement, effective_selector, measure, reference_labels};
-use super::model::{Labels, Workload};
-
-use kube::core::SelectorExt;
+use super::measure::{Measurement, measure};
+use super::model::Workload;
 
 /// The annotation the ReplicaSet controller ranks scale-in by.
 pub const DELETION_COST_ANNOTATION: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -100,19 +97,9 @@ fn ranked_for_scale_in(pod: &super::model::Pod) -> bool {
 /// The deletion costs of `workload`'s pods in `cluster` (see the module documentation).
 pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
     let selected = cluster.select_pods(&workload.namespace, &workload.pod_selector);
-    deletion_costs_measured(cluster, workload, &measure(cluster, workload), &selected)
-}
-
-/// [`deletion_costs`] from what the caller already has: the workload's measurement in `cluster`
-/// and the pods its selector selects (the pipeline measures every workload anyway).
-fn deletion_costs_measured(
-    cluster: &Cluster,
-    workload: &Workload,
-    measurement: &Measurement,
-    selected: &[usize],
-) -> DeletionCosts {
+    let measurement = measure(cluster, workload);
     let pods = cluster.pods();
-    let ranked = ranking(cluster, workload, measurement, selected);
+    let ranked = ranking(cluster, &measurement);
     DeletionCosts {
         order: ranked.iter().map(|(_, i)| pods[*i].name.clone()).collect(),
         costs: (ranked.iter())
@@ -125,54 +112,44 @@ fn deletion_costs_measured(
     }
 }
 
-/// The ranked pods (cluster indexes) with their costs, in deletion order.
-fn ranking(
-    cluster: &Cluster,
-    workload: &Workload,
-    measurement: &Measurement,
-    selected: &[usize],
-) -> Vec<(i32, usize)> {
+/// The ranked pods (cluster indexes) with their costs, in deletion order. The pods ranked are
+/// the measured own pods that are Ready (`own_pods` are the selected pods the scheduler counts).
+fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
     let pods = cluster.pods();
-    let removable: Vec<usize> = (selected.iter().copied())
+    let own_counted = &measurement.own_pods;
+    let removable: Vec<usize> = (own_counted.iter().copied())
         .filter(|&i| ranked_for_scale_in(&pods[i]))
         .collect();
     if removable.is_empty() {
         return Vec::new();
     }
-    let own_counted = &measurement.own_pods;
-    let reference = reference_labels(cluster, workload, own_counted);
 
     // Per constraint: the domain of each removable pod (None: not counted), and the count per
     // domain once every own counted pod is gone (foreign pods stay), plus the removable ones.
-    // Sparse: only domains that hold pods (a hostname key has as many domains as nodes).
+    // Only the domains that hold pods, numbered by their place among them (a hostname key has as
+    // many domains as nodes; the greedy asks these counts at every step of every group).
     let measured = &measurement.constraints;
     let mut counts: Vec<DomainTally> = Vec::with_capacity(measured.len());
     let mut pod_domains: Vec<Vec<Option<u32>>> = vec![Vec::new(); removable.len()];
-    for (constraint, measured) in workload.constraints.iter().zip(measured) {
+    for measured in measured {
         let node_domain = &measured.domains.eligibility().node_domain;
-        let selector = effective_selector(constraint, &reference);
-        let matches = |labels: &Labels| selector.as_ref().is_some_and(|s| s.matches(labels));
+        let occupied = measured.domains.occupied_indexes();
+        // A counted own pod is in an occupied domain: the measurement counted it there.
         let domain_of = |i: usize| {
-            cluster
-                .node_of_pod(i)
-                .and_then(|n| node_domain[n])
-                .filter(|_| matches(&pods[i].labels))
+            let d = cluster.node_of_pod(i).and_then(|n| node_domain[n])?;
+            let at = occupied.binary_search_by_key(&d, |&(d, _)| d).ok()?;
+            measured.counts_pod(i).then_some(at as u32)
         };
-        let mut c: DomainTally = measured
-            .domains
-            .occupied_indexes()
-            .iter()
-            .map(|&(d, n)| (d, i64::from(n)))
-            .collect();
+        let mut c: DomainTally = occupied.iter().map(|&(_, n)| i64::from(n)).collect();
         for &i in own_counted {
             if let Some(d) = domain_of(i) {
-                *c.entry(d).or_default() -= 1;
+                c[d as usize] -= 1;
             }
         }
         for (slot, &i) in removable.iter().enumerate() {
             let d = domain_of(i);
             if let Some(d) = d {
-                *c.entry(d).or_default() += 1;
+                c[d as usize] += 1;
             }
             pod_domains[slot].push(d);
         }
@@ -215,7 +192,7 @@ fn ranking(
         };
         for (c, d) in domains.iter().enumerate() {
             if let Some(d) = d {
-                *counts[c].entry(*d).or_default() -= 1;
+                counts[c][*d as usize] -= 1;
             }
         }
         ranked.push((cost, pod));
@@ -226,11 +203,11 @@ fn ranking(
     ranked.into_iter().map(|(c, i)| (to_i32(c), i)).collect()
 }
 
-/// Pods per domain index of one constraint; a domain not in the map holds none.
-type DomainTally = FastMap<u32, i64>;
+/// Pods per occupied domain of one constraint, by the domain's place among the occupied ones.
+type DomainTally = Vec<i64>;
 
 fn tally(counts: &DomainTally, domain: u32) -> i64 {
-    counts.get(&domain).copied().unwrap_or(0)
+    counts[domain as usize]
 }
 
 /// The cost of a pod in `domains` if the greedy takes it now: how full its domains of the first
@@ -342,11 +319,10 @@ pub fn cost_writes(
     measurement: &Measurement,
     keep: bool,
 ) -> Vec<CostPatch> {
-    let pods = cluster.select_pods(&workload.namespace, &workload.pod_selector);
     if keep {
         // What `cost_patches` makes of the desired costs, without naming every pod first.
         let all = cluster.pods();
-        let mut patches: Vec<CostPatch> = ranking(cluster, workload, measurement, &pods)
+        let mut patches: Vec<CostPatch> = ranking(cluster, measurement)
             .into_iter()
             .filter(|&(cost, i)| all[i].deletion_cost.unwrap_or(0) != cost)
             .map(|(cost, i)| (all[i].name.clone(), Some(cost)))
@@ -354,6 +330,7 @@ pub fn cost_writes(
         patches.sort();
         return patches;
     }
+    let pods = cluster.select_pods(&workload.namespace, &workload.pod_selector);
     let ours: BTreeMap<String, i32> = pods
         .iter()
         .filter_map(|&i| {

@@ -20,6 +20,16 @@ pub struct ConstraintMeasure {
     pub domains: DomainCounts,
     /// Fewer eligible domains than `minDomains`: the global minimum is taken as 0.
     pub below_min_domains: bool,
+    /// The pods (cluster indexes, ascending) the constraint's effective selector matches,
+    /// wherever they run: what later steps ask of a pod without matching selectors again.
+    pub matched: Vec<usize>,
+}
+
+impl ConstraintMeasure {
+    /// Whether the constraint counts this pod (its effective selector matches it).
+    pub fn counts_pod(&self, pod: usize) -> bool {
+        self.matched.binary_search(&pod).is_ok()
+    }
 }
 
 impl ConstraintMeasure {
@@ -282,6 +292,7 @@ pub(crate) fn measurement_of(
             skew: counted.skew(),
             domains: counted.counts.clone(),
             below_min_domains: counted.floor_zero,
+            matched: counted.matched.clone(),
         })
         .collect();
     Measurement {
