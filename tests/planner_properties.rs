@@ -137,4 +137,36 @@ proptest! {
             }
         }
     }
+
+    /// ScheduleAnyway zone and hostname over uneven zones: the zones a move says the scheduler
+    /// may pick are exactly those of the scheduler model's candidate nodes for its pod (the
+    /// planner stops scanning once no other zone can turn up; this checks it stops no sooner).
+    #[test]
+    fn soft_moves_name_every_zone_the_scheduler_may_pick(
+        zones in 2usize..4,
+        nodes_per_zone in 1usize..4,
+        pods_per_node in prop::collection::vec(0usize..5, 12),
+        tight_node in 0usize..12,
+    ) {
+        let (mut nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
+        if let Some(n) = nodes.get_mut(tight_node) {
+            n.allocatable.cpu_millis = 250;
+        }
+        let w = workload(
+            "default",
+            "foo",
+            vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, 1, "foo")],
+        );
+        let cluster = Cluster::new(nodes.clone(), pods.clone());
+        if let Ok(plan) = plan_all(&cluster, &w) {
+            let first = &plan.moves[0];
+            let pod = cluster.pods().iter().position(|p| p.name == first.pod).unwrap();
+            let zones: std::collections::BTreeSet<&str> = candidate_nodes(&cluster, &w, pod, true)
+                .into_iter()
+                .map(|n| cluster.nodes()[n].labels[ZONE_KEY].as_str())
+                .collect();
+            let named: Vec<&str> = first.allowed_domains[ZONE_KEY].iter().map(String::as_str).collect();
+            prop_assert_eq!(named, zones.into_iter().collect::<Vec<_>>());
+        }
+    }
 }

@@ -17,7 +17,7 @@ use crate::metrics::{Action, ActionResult};
 use crate::policy_status::key_name;
 use crate::topology::{
     Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
-    evaluate, pods_by_domain, worst_domain_loss,
+    evaluate, own_pods_by_domain, worst_domain_loss,
 };
 use crate::workload::WorkloadObject;
 
@@ -147,7 +147,11 @@ pub fn assess(
     let evaluation = evaluate(cluster, &core, &plan_options(&spec.rebalance));
     let measurement = evaluation.measurement;
     let zone_loss_key = zone_loss_key(&measurement);
-    let zone_loss = worst_domain_loss(&pods_by_domain(cluster, &core, &zone_loss_key));
+    let zone_loss = worst_domain_loss(&own_pods_by_domain(
+        cluster,
+        &measurement.own_pods,
+        &zone_loss_key,
+    ));
     let own = || measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
     let running: BTreeSet<String> = own().map(|p| p.uid.clone()).collect();
     let ready_pods = i32::try_from(own().filter(|p| p.ready).count()).unwrap_or(i32::MAX);

@@ -157,20 +157,27 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
     }
 
     // Pods alike for every constraint form one group; the greedy picks a group, then its pod
-    // that goes first (newest, then by name).
+    // that goes first (newest, then by name). Groups hold slots of `removable`; `order[slot]` is
+    // the pod's place in that order, found once rather than by comparing names at every step.
+    let mut by_age: Vec<usize> = (0..removable.len()).collect();
+    by_age.sort_by(|&a, &b| {
+        let (a, b) = (&pods[removable[a]], &pods[removable[b]]);
+        (a.created, &a.name).cmp(&(b.created, &b.name))
+    });
+    let mut order = vec![0usize; removable.len()];
+    for (place, &slot) in by_age.iter().enumerate() {
+        order[slot] = place;
+    }
+    let goes_first = |a: usize, b: usize| order[a].cmp(&order[b]);
     let mut groups: BTreeMap<Vec<Option<u32>>, Vec<usize>> = BTreeMap::new();
     for (slot, domains) in pod_domains.into_iter().enumerate() {
-        groups.entry(domains).or_default().push(removable[slot]);
+        groups.entry(domains).or_default().push(slot);
     }
-    let goes_first = |a: usize, b: usize| {
-        let (a, b) = (&pods[a], &pods[b]);
-        (a.created, &a.name).cmp(&(b.created, &b.name))
-    };
     let mut groups: Vec<(Vec<Option<u32>>, Vec<usize>)> = groups
         .into_iter()
         .map(|(domains, mut members)| {
             // Last element = next to go.
-            members.sort_by(|&a, &b| goes_first(a, b));
+            members.sort_by_key(|&slot| order[slot]);
             (domains, members)
         })
         .collect();
@@ -179,12 +186,15 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
     // What a pod carries now (no annotation counts as 0, as the ReplicaSet controller reads it):
     // among pods the greedy may take alike, one that already carries the cost it would get is
     // taken, so a pod that comes or goes rewrites few others.
-    let carries = |i: usize| i64::from(pods[i].deletion_cost.unwrap_or(0));
+    let carried: Vec<i64> = (removable.iter())
+        .map(|&i| i64::from(pods[i].deletion_cost.unwrap_or(0)))
+        .collect();
+    let carries = |slot: usize| carried[slot];
     while let Some(g) = next_group(&groups, &counts, goes_first, carries) {
         let (domains, members) = &mut groups[g];
         let cost = cost_when_taken(domains, &counts);
-        let keep = members.iter().rposition(|&i| carries(i) == cost);
-        let Some(pod) = (match keep {
+        let keep = members.iter().rposition(|&slot| carries(slot) == cost);
+        let Some(slot) = (match keep {
             Some(at) => Some(members.remove(at)),
             None => members.pop(),
         }) else {
@@ -195,7 +205,7 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
                 counts[c][*d as usize] -= 1;
             }
         }
-        ranked.push((cost, pod));
+        ranked.push((cost, removable[slot]));
     }
     // Stable: equal costs keep the greedy's order.
     ranked.sort_by_key(|(cost, _)| *cost);

@@ -332,7 +332,7 @@ pub(crate) fn count(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) 
         .iter()
         .map(|c| {
             let keys = if c.is_hard() { &hard_keys } else { &soft_keys };
-            count_one(cluster, workload, c, keys, &reference)
+            count_one(cluster, workload, c, keys, reference)
         })
         .collect()
 }
@@ -402,18 +402,18 @@ pub fn effective_selector(constraint: &SpreadConstraint, reference: &Labels) -> 
 /// The labels of the pod the scheduler would be placing: those of the workload's most common
 /// `matchLabelKeys` values among its running pods (the current ReplicaSet in steady state),
 /// else the template's.
-pub(crate) fn reference_labels(
-    cluster: &Cluster,
-    workload: &Workload,
+pub(crate) fn reference_labels<'a>(
+    cluster: &'a Cluster,
+    workload: &'a Workload,
     own_pods: &[usize],
-) -> Labels {
+) -> &'a Labels {
     let keys: Vec<&String> = workload
         .constraints
         .iter()
         .flat_map(|c| &c.match_label_keys)
         .collect();
     if keys.is_empty() || own_pods.is_empty() {
-        return workload.template.labels.clone();
+        return &workload.template.labels;
     }
     let mut groups: BTreeMap<Vec<Option<&String>>, (usize, usize)> = BTreeMap::new();
     for &i in own_pods {
@@ -424,6 +424,6 @@ pub(crate) fn reference_labels(
     groups
         .into_iter()
         .max_by_key(|(_, (n, _))| *n)
-        .map(|(_, (_, exemplar))| cluster.pods()[exemplar].labels.clone())
-        .unwrap_or_else(|| workload.template.labels.clone())
+        .map(|(_, (_, exemplar))| &cluster.pods()[exemplar].labels)
+        .unwrap_or(&workload.template.labels)
 }

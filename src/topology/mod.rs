@@ -23,4 +23,4 @@ pub use model::*;
 pub use outcome::{Baseline, MoveOutcome, NotBetter, Replacement, distance, judge_move};
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};
 pub use scheduler::{Rejection, accepts, candidate_nodes, node_accepts, template_accepts};
-pub use zone_loss::{DomainLoss, pods_by_domain, worst_domain_loss};
+pub use zone_loss::{DomainLoss, own_pods_by_domain, pods_by_domain, worst_domain_loss};

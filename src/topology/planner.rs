@@ -289,6 +289,25 @@ struct State {
     moved: Vec<u32>,
 }
 
+/// A state right after an eviction, as [`Problem::scan`] weighs the replacement's targets.
+struct Evicted {
+    /// Matching pods per domain, per constraint, the evicted pod no longer counted.
+    counts: Vec<Vec<i32>>,
+    /// Per constraint: the global minimum Filter compares with (hard constraints only).
+    global_mins: Vec<Option<i32>>,
+    /// Per constraint: the fewest pods any node's domain counts for the score.
+    floor: Vec<i32>,
+}
+
+/// Which pass of [`Problem::scan`] visits a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// The feasible nodes at the score floor: the scheduler may pick any of them.
+    Floor,
+    /// No feasible node is at the floor: the feasible nodes that score best.
+    Scored,
+}
+
 /// One legal move from a state, priced.
 #[derive(Clone, Copy, Debug)]
 struct Succ {
@@ -470,29 +489,10 @@ impl<'a> Problem<'a> {
             .all(|((skew, _), c)| *skew <= c.max_skew)
     }
 
-    /// Visits, in node order, the nodes the scheduler may pick for the next pod of `class` in
-    /// `state`, until `visit` breaks. The pod's own node is among them (the scheduler weighs it
-    /// like any other) though it is no target. `work` counts the node checks.
-    ///
-    /// `skip` drops nodes the caller no longer cares about from the lazy pass (never from
-    /// the scoring the fallback needs).
-    ///
-    /// Most steps need one good target, not the whole set, so the scan is lazy: without
-    /// ScheduleAnyway constraints every feasible node is picked; with them, a node counting for
-    /// each the fewest pods any node can count scores best, and only when no feasible node does
-    /// is the whole feasible set scored.
-    fn scan(
-        &self,
-        state: &State,
-        class: usize,
-        relax: Relax,
-        work: &mut usize,
-        skip: &dyn Fn(usize) -> bool,
-        visit: &mut dyn FnMut(usize) -> ControlFlow<()>,
-    ) {
+    /// `state` right after the next pod of `class` is evicted (it no longer counts), as the
+    /// scheduler sees it when placing the replacement.
+    fn evicted(&self, state: &State, class: usize) -> Evicted {
         let k = &self.classes[class];
-        let shape = &self.shapes[k.shape];
-        // The state right after the eviction: the pod no longer counts.
         let mut counts = state.counts.clone();
         let mut global_mins = Vec::with_capacity(counts.len());
         let mut floor = Vec::with_capacity(counts.len());
@@ -518,6 +518,40 @@ impl<'a> Problem<'a> {
                 0
             });
         }
+        Evicted {
+            counts,
+            global_mins,
+            floor,
+        }
+    }
+
+    /// Visits, in node order, the nodes the scheduler may pick for the next pod of `class` in
+    /// `state`, until `visit` breaks. The pod's own node is among them (the scheduler weighs it
+    /// like any other) though it is no target. `work` counts the node checks.
+    ///
+    /// `skip` drops nodes the caller no longer cares about from the lazy pass (never from
+    /// the scoring the fallback needs).
+    ///
+    /// Most steps need one good target, not the whole set, so the scan is lazy: without
+    /// ScheduleAnyway constraints every feasible node is picked; with them, a node counting for
+    /// each the fewest pods any node can count scores best, and only when no feasible node does
+    /// is the whole feasible set scored.
+    fn scan(
+        &self,
+        state: &State,
+        class: usize,
+        relax: Relax,
+        work: &mut usize,
+        skip: &dyn Fn(usize) -> bool,
+        visit: &mut dyn FnMut(usize, Pass) -> ControlFlow<()>,
+    ) {
+        let k = &self.classes[class];
+        let shape = &self.shapes[k.shape];
+        let Evicted {
+            counts,
+            global_mins,
+            floor,
+        } = self.evicted(state, class);
         let views: Vec<SpreadView<'_>> = self
             .layouts
             .iter()
@@ -559,7 +593,7 @@ impl<'a> Problem<'a> {
             *work += 1;
             if !skip(t) && (!scored || at_score_floor(&views, &floor, t)) && feasible(t) {
                 any_lowest = true;
-                if visit(t).is_break() {
+                if visit(t, Pass::Floor).is_break() {
                     return;
                 }
             }
@@ -570,7 +604,7 @@ impl<'a> Problem<'a> {
         let all: Vec<usize> = (0..nodes.len()).filter(|&t| feasible(t)).collect();
         *work += nodes.len();
         for t in filter.preferred(&all) {
-            if visit(t).is_break() {
+            if visit(t, Pass::Scored).is_break() {
                 return;
             }
         }
@@ -603,24 +637,50 @@ impl<'a> Problem<'a> {
                 .sum::<usize>(),
         );
         let may_stop = listed.iter().all(|&c| self.layouts[c].key.on_every_node);
+        // The floor pass only visits nodes whose domains score at the floor: once those are all
+        // seen, no other domain can follow (the scored pass runs only when the floor pass
+        // visits nothing). A full domain would otherwise keep the pass going over every node.
+        let evicted = self.evicted(state, class);
+        let at_floor = |c: usize, d: usize| {
+            let eligible = self.layouts[c].nodes.eligible.get(d).copied();
+            let scored = if eligible.unwrap_or(false) {
+                evicted.counts[c][d]
+            } else {
+                0
+            };
+            scored == evicted.floor[c]
+        };
+        let unseen_at_floor = Cell::new(
+            (listed.iter())
+                .map(|&c| {
+                    (0..self.layouts[c].key.domains.len())
+                        .filter(|&d| at_floor(c, d))
+                        .count()
+                })
+                .sum::<usize>(),
+        );
         // A node whose domains are all seen adds nothing.
         let known = |t: usize| {
             (listed.iter().zip(&seen)).all(|(&c, (domains, _))| {
                 key_domain(c, t).is_some_and(|d| domains[d as usize].get())
             })
         };
-        self.scan(state, class, Relax::NONE, &mut 0, &known, &mut |t| {
+        self.scan(state, class, Relax::NONE, &mut 0, &known, &mut |t, pass| {
             for (&c, (domains, keyless)) in listed.iter().zip(&seen) {
                 match key_domain(c, t) {
                     Some(d) => {
                         if !domains[d as usize].replace(true) {
                             unseen.set(unseen.get() - 1);
+                            if at_floor(c, d as usize) {
+                                unseen_at_floor.set(unseen_at_floor.get() - 1);
+                            }
                         }
                     }
                     None => keyless.set(true),
                 }
             }
-            if may_stop && unseen.get() == 0 {
+            let floor_done = pass == Pass::Floor && unseen_at_floor.get() == 0;
+            if may_stop && (unseen.get() == 0 || floor_done) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
@@ -662,7 +722,7 @@ impl<'a> Problem<'a> {
             return;
         }
         let total: i64 = pricings.iter().map(|p| p.distance).sum();
-        self.scan(state, class, relax, work, &|_| false, &mut |target| {
+        self.scan(state, class, relax, work, &|_| false, &mut |target, _| {
             if target == k.source {
                 return ControlFlow::Continue(());
             }

@@ -31,15 +31,27 @@ pub fn pods_by_domain(
     workload: &Workload,
     topology_key: &str,
 ) -> BTreeMap<String, i32> {
-    let mut out = BTreeMap::new();
-    for i in own_counted_pods(cluster, workload) {
+    own_pods_by_domain(cluster, &own_counted_pods(cluster, workload), topology_key)
+}
+
+/// [`pods_by_domain`] of pods already found: `own_pods`, the workload's counted pods (as its
+/// measurement lists them).
+pub fn own_pods_by_domain(
+    cluster: &Cluster,
+    own_pods: &[usize],
+    topology_key: &str,
+) -> BTreeMap<String, i32> {
+    let mut by_domain: BTreeMap<&str, i32> = BTreeMap::new();
+    for &i in own_pods {
         let domain = cluster
             .node_of_pod(i)
             .and_then(|n| cluster.nodes()[n].labels.get(topology_key))
             .map_or(UNKNOWN_DOMAIN, String::as_str);
-        *out.entry(domain.to_string()).or_insert(0) += 1;
+        *by_domain.entry(domain).or_insert(0) += 1;
     }
-    out
+    (by_domain.into_iter())
+        .map(|(d, n)| (d.to_string(), n))
+        .collect()
 }
 
 /// The domain whose loss costs the most pods (the first by name on a tie); `None` without pods.
