@@ -4,6 +4,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use skewguard::cli::{Cli, Command};
 
+/// mimalloc: a reconcile makes and drops many small objects (the pipeline's plans, bodies and
+/// notes); with glibc's allocator that churn was a third of a whole-cluster evaluation's time
+/// (`cargo bench --bench reconcile`, which uses the same allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => match std::io::stdout().write_all(skewguard::api::crd_yaml().as_bytes()) {

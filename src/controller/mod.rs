@@ -99,8 +99,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     info!("caches synced");
     health.set_ready();
 
+    // No debounce: kube's debounce postpones a run at each new trigger, so a namespace whose pods
+    // change more often than the debounce (a rebalance in progress: evictions, replacements
+    // turning Ready) was reconciled only in its pauses, each workload's next step late by up to
+    // the debounce or more. Triggers that come while a policy is being reconciled already
+    // coalesce into one run after it.
     let controller = Controller::new(policies, watcher::Config::default())
-        .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)))
+        .with_config(ControllerConfig::default())
         .trigger_backoff(stores::watch_backoff());
     let policy_store = controller.store();
     let trigger_store = policy_store.clone();
