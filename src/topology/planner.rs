@@ -291,8 +291,9 @@ struct State {
 
 /// A state right after an eviction, as [`Problem::scan`] weighs the replacement's targets.
 struct Evicted {
-    /// Matching pods per domain, per constraint, the evicted pod no longer counted.
-    counts: Vec<Vec<i32>>,
+    /// Per constraint: the domain that lost the evicted pod (its count is one less than the
+    /// state's), if the constraint counted it there.
+    from: Vec<Option<u32>>,
     /// Per constraint: the global minimum Filter compares with (hard constraints only).
     global_mins: Vec<Option<i32>>,
     /// Per constraint: the fewest pods any node's domain counts for the score.
@@ -493,18 +494,24 @@ impl<'a> Problem<'a> {
     /// scheduler sees it when placing the replacement.
     fn evicted(&self, state: &State, class: usize) -> Evicted {
         let k = &self.classes[class];
-        let mut counts = state.counts.clone();
-        let mut global_mins = Vec::with_capacity(counts.len());
-        let mut floor = Vec::with_capacity(counts.len());
+        let constraints = k.counted.len();
+        let mut from = Vec::with_capacity(constraints);
+        let mut global_mins = Vec::with_capacity(constraints);
+        let mut floor = Vec::with_capacity(constraints);
         for (c, counted) in k.counted.iter().enumerate() {
-            let mut hist = state.hists[c].clone();
-            if *counted && let Some(d) = self.domain(c, k.source) {
-                let count = &mut counts[c][d as usize];
-                hist.remove(*count);
-                *count -= 1;
-                hist.add(*count);
+            let d = self.domain(c, k.source).filter(|_| *counted);
+            let lowest = match d {
+                Some(d) => {
+                    let mut hist = state.hists[c].clone();
+                    let count = state.counts[c][d as usize];
+                    hist.remove(count);
+                    hist.add(count - 1);
+                    hist.lowest()
+                }
+                None => state.hists[c].lowest(),
             }
-            let lowest = hist.lowest().unwrap_or(0);
+            .unwrap_or(0);
+            from.push(d);
             let min = if self.layouts[c].floor_zero {
                 0
             } else {
@@ -519,7 +526,7 @@ impl<'a> Problem<'a> {
             });
         }
         Evicted {
-            counts,
+            from,
             global_mins,
             floor,
         }
@@ -548,7 +555,7 @@ impl<'a> Problem<'a> {
         let k = &self.classes[class];
         let shape = &self.shapes[k.shape];
         let Evicted {
-            counts,
+            from,
             global_mins,
             floor,
         } = self.evicted(state, class);
@@ -556,14 +563,15 @@ impl<'a> Problem<'a> {
             .layouts
             .iter()
             .zip(&self.workload.constraints)
-            .zip(&counts)
+            .zip(state.counts.iter().zip(&from))
             .zip(&k.counted)
-            .map(|(((l, c), counts), m)| SpreadView {
+            .map(|(((l, c), (counts, from)), m)| SpreadView {
                 constraint: c,
                 key_domain: &l.key.node_domain,
                 node_domain: &l.nodes.node_domain,
                 eligible: &l.nodes.eligible,
                 counts,
+                evicted_from: *from,
                 floor_zero: l.floor_zero,
                 self_match: *m,
             })
@@ -644,7 +652,7 @@ impl<'a> Problem<'a> {
         let at_floor = |c: usize, d: usize| {
             let eligible = self.layouts[c].nodes.eligible.get(d).copied();
             let scored = if eligible.unwrap_or(false) {
-                evicted.counts[c][d]
+                state.counts[c][d] - i32::from(evicted.from[c] == Some(d as u32))
             } else {
                 0
             };

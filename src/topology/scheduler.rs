@@ -119,12 +119,23 @@ pub struct SpreadView<'a> {
     pub node_domain: &'a [Option<u32>],
     /// For each domain, whether some counted node is in it.
     pub eligible: &'a [bool],
-    /// Matching pods per domain in this state (an evicted pod no longer counts).
+    /// Matching pods per domain in this state.
     pub counts: &'a [i32],
+    /// The domain that holds one pod fewer than `counts` says: the evicted pod's, which no
+    /// longer counts (so a plan's states need not copy every domain's count per question).
+    pub evicted_from: Option<u32>,
     /// `minDomains` is not met: the global minimum is 0.
     pub floor_zero: bool,
     /// The incoming pod matches the constraint's selector (`selfMatchNum` upstream).
     pub self_match: bool,
+}
+
+impl SpreadView<'_> {
+    /// Matching pods in `domain` (`None`: no such domain).
+    pub fn count(&self, domain: u32) -> Option<i32> {
+        let n = *self.counts.get(domain as usize)?;
+        Some(n - i32::from(self.evicted_from == Some(domain)))
+    }
 }
 
 /// Everything the scheduler looks at when placing one pod.
@@ -251,7 +262,7 @@ impl<'a> Filter<'a> {
             // A domain no counted node is in has no entry upstream: 0 matching pods.
             let matching = domain
                 .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
-                .and_then(|d| s.counts.get(d as usize).copied())
+                .and_then(|d| s.count(d))
                 .unwrap_or(0);
             let skew = matching + i32::from(s.self_match) - min;
             if skew > s.constraint.max_skew {
@@ -305,11 +316,10 @@ fn global_min(s: &SpreadView<'_>) -> i32 {
     if s.floor_zero {
         return 0;
     }
-    s.counts
-        .iter()
+    (0..s.counts.len() as u32)
         .zip(s.eligible)
         .filter(|(_, e)| **e)
-        .map(|(c, _)| *c)
+        .filter_map(|(d, _)| s.count(d))
         .min()
         .unwrap_or(0)
 }
@@ -319,7 +329,7 @@ fn global_min(s: &SpreadView<'_>) -> i32 {
 fn scored_count(s: &SpreadView<'_>, node: usize) -> i32 {
     s.key_domain[node]
         .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
-        .and_then(|d| s.counts.get(d as usize).copied())
+        .and_then(|d| s.count(d))
         .unwrap_or(0)
 }
 
@@ -529,6 +539,7 @@ pub(crate) fn view_of<'a>(
         node_domain: &layout.nodes.node_domain,
         eligible: &layout.nodes.eligible,
         counts: &layout.counts,
+        evicted_from: None,
         floor_zero: layout.floor_zero,
         self_match,
     }
@@ -752,6 +763,7 @@ mod tests {
                     node_domain: &zone_of,
                     eligible: &zone_eligible,
                     counts: &zone_counts,
+                    evicted_from: None,
                     floor_zero: false,
                     self_match: true,
                 },
@@ -761,6 +773,7 @@ mod tests {
                     node_domain: &host_domain,
                     eligible: &host_eligible,
                     counts: &host_counts[..n],
+                    evicted_from: None,
                     floor_zero: false,
                     self_match: true,
                 },
