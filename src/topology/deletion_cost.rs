@@ -130,8 +130,10 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
     // many domains as nodes; the greedy asks these counts at every step of every group).
     let measured = &measurement.constraints;
     let mut counts: Vec<DomainTally> = Vec::with_capacity(measured.len());
-    let mut pod_domains: Vec<Vec<Option<u32>>> = vec![Vec::new(); removable.len()];
-    for measured in measured {
+    // Row by row: the domains of removable pod `slot` are `pod_domains[slot * width..][..width]`.
+    let width = measured.len();
+    let mut pod_domains: Vec<Option<u32>> = vec![None; removable.len() * width];
+    for (column, measured) in measured.iter().enumerate() {
         let node_domain = &measured.domains.eligibility().node_domain;
         let occupied = measured.domains.occupied_indexes();
         // A counted own pod is in an occupied domain: the measurement counted it there.
@@ -151,7 +153,7 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
             if let Some(d) = d {
                 c[d as usize] += 1;
             }
-            pod_domains[slot].push(d);
+            pod_domains[slot * width + column] = d;
         }
         counts.push(c);
     }
@@ -169,11 +171,12 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
         order[slot] = place;
     }
     let goes_first = |a: usize, b: usize| order[a].cmp(&order[b]);
-    let mut groups: BTreeMap<Vec<Option<u32>>, Vec<usize>> = BTreeMap::new();
-    for (slot, domains) in pod_domains.into_iter().enumerate() {
+    let mut groups: BTreeMap<&[Option<u32>], Vec<usize>> = BTreeMap::new();
+    for slot in 0..removable.len() {
+        let domains = &pod_domains[slot * width..(slot + 1) * width];
         groups.entry(domains).or_default().push(slot);
     }
-    let mut groups: Vec<(Vec<Option<u32>>, Vec<usize>)> = groups
+    let mut groups: Vec<(&[Option<u32>], Vec<usize>)> = groups
         .into_iter()
         .map(|(domains, mut members)| {
             // Last element = next to go.
@@ -238,7 +241,7 @@ fn cost_when_taken(domains: &[Option<u32>], counts: &[DomainTally]) -> i64 {
 /// with a pod that already carries the cost it would get (`carries`), then the group whose next
 /// pod goes first. Choosing among alike groups never changes how balanced any prefix is.
 fn next_group(
-    groups: &[(Vec<Option<u32>>, Vec<usize>)],
+    groups: &[(&[Option<u32>], Vec<usize>)],
     counts: &[DomainTally],
     goes_first: impl Fn(usize, usize) -> std::cmp::Ordering,
     carries: impl Fn(usize) -> i64,

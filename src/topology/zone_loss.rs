@@ -41,16 +41,25 @@ pub fn own_pods_by_domain(
     own_pods: &[usize],
     topology_key: &str,
 ) -> BTreeMap<String, i32> {
-    let mut by_domain: BTreeMap<&str, i32> = BTreeMap::new();
-    for &i in own_pods {
-        let domain = cluster
-            .node_of_pod(i)
-            .and_then(|n| cluster.nodes()[n].labels.get(topology_key))
-            .map_or(UNKNOWN_DOMAIN, String::as_str);
-        *by_domain.entry(domain).or_insert(0) += 1;
+    // By the key's domain index (the nodes' values, looked up once per node set), not by
+    // reading each pod's node labels.
+    let key = cluster.key_index(topology_key);
+    let mut domains: Vec<Option<u32>> = (own_pods.iter())
+        .map(|&i| cluster.node_of_pod(i).and_then(|n| key.node_domain[n]))
+        .collect();
+    domains.sort_unstable();
+    let mut by_domain: Vec<(Option<u32>, i32)> = Vec::new();
+    for domain in domains {
+        match by_domain.last_mut() {
+            Some((d, n)) if *d == domain => *n += 1,
+            _ => by_domain.push((domain, 1)),
+        }
     }
     (by_domain.into_iter())
-        .map(|(d, n)| (d.to_string(), n))
+        .map(|(d, n)| {
+            let name = d.map_or(UNKNOWN_DOMAIN, |d| key.domains[d as usize].as_str());
+            (name.to_string(), n)
+        })
         .collect()
 }
 
