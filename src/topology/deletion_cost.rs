@@ -265,7 +265,7 @@ fn next_group(
         let keeps = members.iter().any(|&i| carries(i) == cost);
         let better = match &best {
             None => true,
-            Some((bg, bkeeps, bp)) => match fuller(domains, &groups[*bg].0) {
+            Some((bg, bkeeps, bp)) => match fuller(domains, groups[*bg].0) {
                 std::cmp::Ordering::Greater => true,
                 std::cmp::Ordering::Less => false,
                 std::cmp::Ordering::Equal => {
