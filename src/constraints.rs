@@ -158,7 +158,12 @@ fn measured_from_policy(
     workload: &WorkloadObject,
     pod_selector: Option<Selector>,
 ) -> SpreadConstraint {
-    let mut c = measured_from_template(&injected_constraint(entry, workload));
+    // The workload's own selector, already parsed: the injected copy's is not parsed again.
+    let injected = TopologySpreadConstraint {
+        label_selector: None,
+        ..injected_constraint(entry, workload)
+    };
+    let mut c = measured_from_template(&injected);
     c.selector = pod_selector;
     c
 }

@@ -17,7 +17,9 @@ pub struct NodeSet {
     nodes: Vec<Node>,
     node_index: FastMap<String, usize>,
     keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
-    eligibility: Mutex<FastMap<EligibilityKey, Arc<Eligibility>>>,
+    /// By [`EligibilityKey::hash_of`] the borrowed parts: a lookup copies nothing (each
+    /// constraint of each workload asks at every reconcile).
+    eligibility: Mutex<FastMap<u64, Vec<(EligibilityKey, Arc<Eligibility>)>>>,
 }
 
 impl NodeSet {
@@ -71,13 +73,34 @@ pub struct Eligibility {
     pub domain_count: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct EligibilityKey {
     all_keys: Vec<String>,
     key: String,
     node_affinity_policy: InclusionPolicy,
     node_taints_policy: InclusionPolicy,
     placement: Placement,
+}
+
+impl EligibilityKey {
+    fn hash_of(all_keys: &[&str], constraint: &SpreadConstraint, placement: &Placement) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::default().hash_one((
+            all_keys,
+            &constraint.topology_key,
+            constraint.node_affinity_policy,
+            constraint.node_taints_policy,
+            placement,
+        ))
+    }
+
+    fn is(&self, all_keys: &[&str], constraint: &SpreadConstraint, placement: &Placement) -> bool {
+        self.all_keys.iter().map(String::as_str).eq(all_keys.iter().copied())
+            && self.key == constraint.topology_key
+            && self.node_affinity_policy == constraint.node_affinity_policy
+            && self.node_taints_policy == constraint.node_taints_policy
+            && self.placement == *placement
+    }
 }
 
 /// The pods of one namespace, and label (key, value) -> pods, which narrows selector matching to
@@ -171,19 +194,15 @@ impl Cluster {
         constraint: &SpreadConstraint,
         placement: &Placement,
     ) -> Arc<Eligibility> {
-        let cache_key = EligibilityKey {
-            all_keys: all_keys.iter().map(|k| k.to_string()).collect(),
-            key: constraint.topology_key.clone(),
-            node_affinity_policy: constraint.node_affinity_policy,
-            node_taints_policy: constraint.node_taints_policy,
-            placement: placement.clone(),
-        };
+        let hash = EligibilityKey::hash_of(all_keys, constraint, placement);
         let mut cache = self
             .nodes
             .eligibility
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = cache.get(&cache_key) {
+        let found = (cache.get(&hash).into_iter().flatten())
+            .find(|(k, _)| k.is(all_keys, constraint, placement));
+        if let Some((_, found)) = found {
             return found.clone();
         }
         let indexes: Vec<Arc<KeyIndex>> = all_keys.iter().map(|k| self.key_index(k)).collect();
@@ -210,7 +229,17 @@ impl Cluster {
             eligible,
             domain_count,
         });
-        cache.insert(cache_key, found.clone());
+        let cache_key = EligibilityKey {
+            all_keys: all_keys.iter().map(|k| k.to_string()).collect(),
+            key: constraint.topology_key.clone(),
+            node_affinity_policy: constraint.node_affinity_policy,
+            node_taints_policy: constraint.node_taints_policy,
+            placement: placement.clone(),
+        };
+        cache
+            .entry(hash)
+            .or_default()
+            .push((cache_key, found.clone()));
         found
     }
 

@@ -493,6 +493,13 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
         .await
         .expect("delete the policy");
     wait_admitted(&ctx, &labels_of("svc-0"), &[]).await;
+    // The pods before the scale-up: listed after it, the new pod may already be among them.
+    let old: Vec<String> = ctx
+        .pods(&selector(&labels_of("svc-0")))
+        .await
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
     deployments
         .patch(
             "svc-0",
@@ -501,12 +508,6 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
         )
         .await
         .unwrap();
-    let old: Vec<String> = ctx
-        .pods(&selector(&labels_of("svc-0")))
-        .await
-        .iter()
-        .map(|p| p.name_any())
-        .collect();
     let fresh = wait_for("svc-0's new pod", WAIT, || async {
         ctx.pods(&selector(&labels_of("svc-0")))
             .await
