@@ -150,12 +150,8 @@ fn fleet(pods: usize) -> Fleet {
 
 /// The controller's snapshot of one namespace.
 fn snapshot(fleet: &Fleet, namespace: &str) -> Cluster {
-    let requested = fleet.pods.requested_on(&fleet.nodes);
-    Cluster::on(
-        fleet.nodes.clone(),
-        fleet.pods.pods_in(namespace),
-        &requested,
-    )
+    let free = fleet.pods.free_on(&fleet.nodes);
+    Cluster::with_free_room(fleet.nodes.clone(), fleet.pods.pods_in(namespace), free)
 }
 
 const FACTS: Facts = Facts {

@@ -23,8 +23,9 @@ struct Index {
     namespaces: FastMap<String, BTreeMap<String, Arc<topology::Pod>>>,
     /// node name -> what its pods request.
     requested: FastMap<String, Resources>,
-    /// `requested` laid out for one node set, until a pod or the node set changes: every
-    /// reconcile between two pod events shares it instead of looking each node up again.
+    /// What is left on each node of one node set once `requested` is taken, until a pod or the
+    /// node set changes: every reconcile between two pod events shares it instead of looking
+    /// each node up again.
     laid_out: Option<(Arc<NodeSet>, Arc<[Resources]>)>,
 }
 
@@ -134,19 +135,21 @@ impl PodIndex {
             .unwrap_or_default()
     }
 
-    /// What pods of every namespace request on each of `nodes`, in their order.
-    pub fn requested_on(&self, nodes: &Arc<NodeSet>) -> Arc<[Resources]> {
+    /// What is free on each of `nodes`, in their order, once the pods of every namespace have
+    /// taken their requests ([`NodeSet::free_room`]).
+    pub fn free_on(&self, nodes: &Arc<NodeSet>) -> Arc<[Resources]> {
         let mut index = lock(&self.live);
-        if let Some((set, requested)) = &index.laid_out
+        if let Some((set, free)) = &index.laid_out
             && Arc::ptr_eq(set, nodes)
         {
-            return requested.clone();
+            return free.clone();
         }
-        let requested: Arc<[Resources]> = (nodes.nodes().iter())
+        let requested: Vec<Resources> = (nodes.nodes().iter())
             .map(|n| index.requested.get(&n.name).copied().unwrap_or_default())
             .collect();
-        index.laid_out = Some((nodes.clone(), requested.clone()));
-        requested
+        let free = nodes.free_room(&requested);
+        index.laid_out = Some((nodes.clone(), free.clone()));
+        free
     }
 
     pub fn len(&self) -> usize {
@@ -201,9 +204,10 @@ mod tests {
         Arc::new(NodeSet::new(vec![node("n1"), node("n2")]))
     }
 
+    /// What pods request on `node`: the free room's shortfall (these nodes allocate nothing).
     fn cpu_on(index: &PodIndex, nodes: &Arc<NodeSet>, node: &str) -> i64 {
         let at = nodes.nodes().iter().position(|n| n.name == node).unwrap();
-        index.requested_on(nodes)[at].cpu_millis
+        -index.free_on(nodes)[at].cpu_millis
     }
 
     #[test]

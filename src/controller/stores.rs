@@ -178,8 +178,8 @@ impl Stores {
     /// namespace's pods request on each node.
     pub fn snapshot(&self, namespace: &str) -> Cluster {
         let nodes = self.nodes.node_set();
-        let requested = self.pods.requested_on(&nodes);
-        Cluster::on(nodes, self.pods.pods_in(namespace), &requested)
+        let free = self.pods.free_on(&nodes);
+        Cluster::with_free_room(nodes, self.pods.pods_in(namespace), free)
     }
 
     /// Whether a PodDisruptionBudget of the namespace selecting pods with these labels allows no

@@ -46,6 +46,17 @@ impl NodeSet {
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.node_index.get(name).copied()
     }
+
+    /// Allocatable less `requested` on each node (nothing requested past the end of
+    /// `requested`).
+    pub fn free_room(&self, requested: &[Resources]) -> Arc<[Resources]> {
+        (self.nodes.iter().enumerate())
+            .map(|(i, n)| {
+                let taken = requested.get(i).copied().unwrap_or_default();
+                n.allocatable.minus(&taken)
+            })
+            .collect()
+    }
 }
 
 /// A snapshot the core reasons about: the shared nodes and one namespace's pods (or any set of
@@ -60,7 +71,7 @@ pub struct Cluster {
     namespaces: FastMap<String, NamespaceIndex>,
     /// Allocatable less the requests of the pods holding resources on each node (terminating
     /// ones included), in node order: every plan starts from it.
-    free: Vec<Resources>,
+    free: Arc<[Resources]>,
 }
 
 /// The nodes that count for one constraint of one kind of pod.
@@ -95,7 +106,10 @@ impl EligibilityKey {
     }
 
     fn is(&self, all_keys: &[&str], constraint: &SpreadConstraint, placement: &Placement) -> bool {
-        self.all_keys.iter().map(String::as_str).eq(all_keys.iter().copied())
+        self.all_keys
+            .iter()
+            .map(String::as_str)
+            .eq(all_keys.iter().copied())
             && self.key == constraint.topology_key
             && self.node_affinity_policy == constraint.node_affinity_policy
             && self.node_taints_policy == constraint.node_taints_policy
@@ -148,7 +162,18 @@ impl Cluster {
     /// A snapshot of `pods` on shared nodes, with `requested[i]` requested on node `i` by pods of
     /// every namespace.
     pub fn on(nodes: Arc<NodeSet>, pods: Vec<Arc<Pod>>, requested: &[Resources]) -> Self {
-        let free = free_room(&nodes, requested);
+        let free = nodes.free_room(requested);
+        Self::with_free_room(nodes, pods, free)
+    }
+
+    /// A snapshot of `pods` on shared nodes with `free[i]` left on node `i` (as
+    /// [`NodeSet::free_room`] works it out): the pod index keeps it between pod events, so
+    /// snapshots of every namespace share one.
+    pub fn with_free_room(
+        nodes: Arc<NodeSet>,
+        pods: Vec<Arc<Pod>>,
+        free: Arc<[Resources]>,
+    ) -> Self {
         let pod_node = (pods.iter())
             .map(|p| p.node_name.as_deref().and_then(|n| nodes.node_index(n)))
             .map(|n| n.map(|n| n as u32))
@@ -250,7 +275,7 @@ impl Cluster {
         let requested: Vec<Resources> = (self.nodes.nodes.iter())
             .map(|node| requested.get(&node.name).copied().unwrap_or_default())
             .collect();
-        self.free = free_room(&self.nodes, &requested);
+        self.free = self.nodes.free_room(&requested);
         self
     }
 
@@ -360,14 +385,4 @@ impl Cluster {
             .map(Vec::as_slice);
         Some(found.unwrap_or(&[]))
     }
-}
-
-/// Allocatable less `requested` on each node (nothing requested past the end of `requested`).
-fn free_room(nodes: &NodeSet, requested: &[Resources]) -> Vec<Resources> {
-    (nodes.nodes.iter().enumerate())
-        .map(|(i, n)| {
-            let taken = requested.get(i).copied().unwrap_or_default();
-            n.allocatable.minus(&taken)
-        })
-        .collect()
 }

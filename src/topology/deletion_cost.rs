@@ -117,9 +117,12 @@ pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
 fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
     let pods = cluster.pods();
     let own_counted = &measurement.own_pods;
-    let removable: Vec<usize> = (own_counted.iter().copied())
-        .filter(|&i| ranked_for_scale_in(&pods[i]))
+    // Places in `own_counted` of the pods ranked (each is asked about once per constraint).
+    let ranked_at: Vec<usize> = (own_counted.iter().enumerate())
+        .filter(|&(_, &i)| ranked_for_scale_in(&pods[i]))
+        .map(|(at, _)| at)
         .collect();
+    let removable: Vec<usize> = ranked_at.iter().map(|&at| own_counted[at]).collect();
     if removable.is_empty() {
         return Vec::new();
     }
@@ -137,19 +140,22 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
         let node_domain = &measured.domains.eligibility().node_domain;
         let occupied = measured.domains.occupied_indexes();
         // A counted own pod is in an occupied domain: the measurement counted it there.
-        let domain_of = |i: usize| {
-            let d = cluster.node_of_pod(i).and_then(|n| node_domain[n])?;
-            let at = occupied.binary_search_by_key(&d, |&(d, _)| d).ok()?;
-            measured.counts_pod(i).then_some(at as u32)
-        };
+        let own_domains: Vec<Option<u32>> = (own_counted.iter())
+            .map(|&i| {
+                if !measured.counts_pod(i) {
+                    return None;
+                }
+                let d = cluster.node_of_pod(i).and_then(|n| node_domain[n])?;
+                let at = occupied.binary_search_by_key(&d, |&(d, _)| d).ok()?;
+                Some(at as u32)
+            })
+            .collect();
         let mut c: DomainTally = occupied.iter().map(|&(_, n)| i64::from(n)).collect();
-        for &i in own_counted {
-            if let Some(d) = domain_of(i) {
-                c[d as usize] -= 1;
-            }
+        for d in own_domains.iter().flatten() {
+            c[*d as usize] -= 1;
         }
-        for (slot, &i) in removable.iter().enumerate() {
-            let d = domain_of(i);
+        for (slot, &at) in ranked_at.iter().enumerate() {
+            let d = own_domains[at];
             if let Some(d) = d {
                 c[d as usize] += 1;
             }
