@@ -19,7 +19,7 @@ pub struct NodeSet {
     keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
     /// By [`EligibilityKey::hash_of`] the borrowed parts: a lookup copies nothing (each
     /// constraint of each workload asks at every reconcile).
-    eligibility: Mutex<FastMap<u64, Vec<(EligibilityKey, Arc<Eligibility>)>>>,
+    eligibility: Mutex<FastMap<u64, EligibilityBucket>>,
 }
 
 impl NodeSet {
@@ -83,6 +83,9 @@ pub struct Eligibility {
     pub eligible: Vec<bool>,
     pub domain_count: usize,
 }
+
+/// The cached eligibilities whose keys hash alike (almost always one).
+type EligibilityBucket = Vec<(EligibilityKey, Arc<Eligibility>)>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct EligibilityKey {
