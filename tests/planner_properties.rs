@@ -42,6 +42,32 @@ fn carry_out(nodes: &[Node], pods: &[Pod], moves: &[Move]) -> Cluster {
     Cluster::new(nodes.to_vec(), pods)
 }
 
+/// [`cluster_of`] with node `tight_node` (if there is one) left room for about one pod.
+fn cluster_with_tight_node(
+    zones: usize,
+    nodes_per_zone: usize,
+    pods_per_node: &[usize],
+    tight_node: usize,
+) -> (Vec<Node>, Vec<Pod>) {
+    let (mut nodes, pods) = cluster_of(zones, nodes_per_zone, pods_per_node);
+    if let Some(n) = nodes.get_mut(tight_node) {
+        n.allocatable.cpu_millis = 250;
+    }
+    (nodes, pods)
+}
+
+/// `foo` spread over zones (maxSkew 1) and hosts (maxSkew `host_skew`), both ScheduleAnyway.
+fn zone_and_host(host_skew: i32) -> Workload {
+    workload(
+        "default",
+        "foo",
+        vec![
+            constraint(ZONE_KEY, 1, "foo"),
+            constraint(HOSTNAME_KEY, host_skew, "foo"),
+        ],
+    )
+}
+
 fn skews(cluster: &Cluster, w: &Workload) -> Vec<i32> {
     measure(cluster, w)
         .constraints
@@ -86,15 +112,8 @@ proptest! {
         host_skew in 1i32..3,
         tight_node in 0usize..12,
     ) {
-        let (mut nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
-        if let Some(n) = nodes.get_mut(tight_node) {
-            n.allocatable.cpu_millis = 250;
-        }
-        let w = workload(
-            "default",
-            "foo",
-            vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, host_skew, "foo")],
-        );
+        let (nodes, pods) = cluster_with_tight_node(zones, nodes_per_zone, &pods_per_node, tight_node);
+        let w = zone_and_host(host_skew);
         let limits = [1, host_skew];
         if let Ok(plan) = plan_all(&Cluster::new(nodes.clone(), pods.clone()), &w) {
             let mut before = skews(&Cluster::new(nodes.clone(), pods.clone()), &w);
@@ -122,11 +141,7 @@ proptest! {
         pods_per_node in prop::collection::vec(0usize..5, 12),
     ) {
         let (nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
-        let w = workload(
-            "default",
-            "foo",
-            vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, 1, "foo")],
-        );
+        let w = zone_and_host(1);
         match plan_all(&Cluster::new(nodes.clone(), pods.clone()), &w) {
             Err(Obstacle::AlreadyBalanced) => {}
             Err(other) => prop_assert!(false, "unexpected {:?}", other),
@@ -148,15 +163,8 @@ proptest! {
         pods_per_node in prop::collection::vec(0usize..5, 12),
         tight_node in 0usize..12,
     ) {
-        let (mut nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
-        if let Some(n) = nodes.get_mut(tight_node) {
-            n.allocatable.cpu_millis = 250;
-        }
-        let w = workload(
-            "default",
-            "foo",
-            vec![constraint(ZONE_KEY, 1, "foo"), constraint(HOSTNAME_KEY, 1, "foo")],
-        );
+        let (nodes, pods) = cluster_with_tight_node(zones, nodes_per_zone, &pods_per_node, tight_node);
+        let w = zone_and_host(1);
         let cluster = Cluster::new(nodes.clone(), pods.clone());
         if let Ok(plan) = plan_all(&cluster, &w) {
             let first = &plan.moves[0];

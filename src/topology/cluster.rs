@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use kube::core::{Expression, Selector, SelectorExt};
 
 use super::eligibility::counts_for_constraint;
-use super::fast_hash::FastMap;
+use super::fast_hash::{FastMap, fast_hash};
 use super::model::{InclusionPolicy, Node, Placement, Pod, Resources, SpreadConstraint};
 
 /// Nodes and pods as last observed, indexed by node name, namespace and label.
@@ -98,8 +98,7 @@ struct EligibilityKey {
 
 impl EligibilityKey {
     fn hash_of(all_keys: &[&str], constraint: &SpreadConstraint, placement: &Placement) -> u64 {
-        use std::hash::BuildHasher;
-        foldhash::fast::FixedState::default().hash_one((
+        fast_hash((
             all_keys,
             &constraint.topology_key,
             constraint.node_affinity_policy,
@@ -132,8 +131,7 @@ struct NamespaceIndex {
 
 /// The posting-list key of one label.
 fn label_hash(key: &str, value: &str) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::default().hash_one((key, value))
+    fast_hash((key, value))
 }
 
 /// The domains of one topology key over all nodes.

@@ -8,6 +8,13 @@ use std::collections::HashMap;
 /// A `HashMap` with foldhash's fast hasher.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
+/// `value` hashed as a [`FastMap`] hashes its keys: for maps keyed by the hash of borrowed parts,
+/// looked up without building an owned key.
+pub fn fast_hash(value: impl std::hash::Hash) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
