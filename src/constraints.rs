@@ -12,9 +12,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Selector;
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
-use crate::api::{HAPolicySpec, HostAntiAffinity, NodeInclusionPolicy, SpreadEntry};
+use crate::api::{HAPolicySpec, HostAntiAffinity, NodeInclusionPolicy, SpreadEntry, WorkloadKind};
 use crate::topology::{self, HOSTNAME_KEY, InclusionPolicy, SpreadConstraint};
 use crate::workload::WorkloadObject;
 
@@ -197,24 +198,91 @@ fn has_preferred_anti_affinity(workload: &WorkloadObject) -> bool {
     !current_preferred(workload).is_empty()
 }
 
-/// The server-side apply body: only the fields skewguard owns, never a whole object.
-pub fn apply_body(workload: &WorkloadObject, plan: &TemplatePlan) -> Value {
-    let kind = workload.kind.descriptor();
-    let mut spec = json!({ "topologySpreadConstraints": plan.injected });
-    if let Some(term) = &plan.anti_affinity {
-        spec["affinity"] = json!({
-            "podAntiAffinity": { "preferredDuringSchedulingIgnoredDuringExecution": [term] }
-        });
+/// The server-side apply body: only the fields skewguard owns, never a whole object. Typed, so
+/// the client serializes it once when it is sent (and never when the write is not carried out).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateApply {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub namespace: String,
+    pub constraints: Vec<TopologySpreadConstraint>,
+    pub anti_affinity: Option<WeightedPodAffinityTerm>,
+}
+
+impl TemplateApply {
+    /// The body that applies `plan` to `workload`, taking the plan's constraints and term.
+    pub fn new(workload: &WorkloadObject, plan: TemplatePlan) -> Self {
+        Self {
+            kind: workload.kind,
+            name: workload.name().to_string(),
+            namespace: workload.namespace().to_string(),
+            constraints: plan.injected,
+            anti_affinity: plan.anti_affinity,
+        }
     }
-    let mut body = json!({
-        "apiVersion": kind.api_version(),
-        "kind": kind.name(),
-        "metadata": { "name": workload.name(), "namespace": workload.namespace() },
-        "spec": { "template": {} }
-    });
-    // Moved in: `json!` would copy the whole tree.
-    body["spec"]["template"]["spec"] = spec;
-    body
+}
+
+impl Serialize for TemplateApply {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            api_version: String,
+            kind: &'static str,
+            metadata: Metadata<'a>,
+            spec: Spec<'a>,
+        }
+        #[derive(Serialize)]
+        struct Metadata<'a> {
+            name: &'a str,
+            namespace: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Spec<'a> {
+            template: Template<'a>,
+        }
+        #[derive(Serialize)]
+        struct Template<'a> {
+            spec: PodSpec<'a>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct PodSpec<'a> {
+            topology_spread_constraints: &'a [TopologySpreadConstraint],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            affinity: Option<Affinity<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Affinity<'a> {
+            pod_anti_affinity: AntiAffinity<'a>,
+        }
+        #[derive(Serialize)]
+        struct AntiAffinity<'a> {
+            #[serde(rename = "preferredDuringSchedulingIgnoredDuringExecution")]
+            preferred: [&'a WeightedPodAffinityTerm; 1],
+        }
+        let kind = self.kind.descriptor();
+        Body {
+            api_version: kind.api_version(),
+            kind: kind.name(),
+            metadata: Metadata {
+                name: &self.name,
+                namespace: &self.namespace,
+            },
+            spec: Spec {
+                template: Template {
+                    spec: PodSpec {
+                        topology_spread_constraints: &self.constraints,
+                        affinity: self.anti_affinity.as_ref().map(|term| Affinity {
+                            pod_anti_affinity: AntiAffinity { preferred: [term] },
+                        }),
+                    },
+                },
+            },
+        }
+        .serialize(serializer)
+    }
 }
 
 /// The managedFields entries of skewguard's own applies.
@@ -262,4 +330,51 @@ fn owns_anti_affinity(meta: &ObjectMeta) -> bool {
             .and_then(|a| a.get("f:podAntiAffinity"))
             .is_some()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_apply_body_names_the_object_and_holds_only_owned_fields() {
+        let constraint = TopologySpreadConstraint {
+            topology_key: "topology.kubernetes.io/zone".into(),
+            max_skew: 1,
+            when_unsatisfiable: "DoNotSchedule".into(),
+            ..Default::default()
+        };
+        let mut body = TemplateApply {
+            kind: WorkloadKind::StatefulSet,
+            name: "db".into(),
+            namespace: "shop".into(),
+            constraints: vec![constraint.clone()],
+            anti_affinity: None,
+        };
+        let spec = json!({"template": {"spec": {"topologySpreadConstraints": [
+            {"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
+             "whenUnsatisfiable": "DoNotSchedule"}]}}});
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                   "metadata": {"name": "db", "namespace": "shop"}, "spec": spec})
+        );
+        body.kind = WorkloadKind::Rollout;
+        body.anti_affinity = Some(WeightedPodAffinityTerm {
+            weight: ANTI_AFFINITY_WEIGHT,
+            pod_affinity_term: PodAffinityTerm {
+                topology_key: HOSTNAME_KEY.into(),
+                ..Default::default()
+            },
+        });
+        let value = serde_json::to_value(&body).unwrap();
+        assert_eq!(value["apiVersion"], "argoproj.io/v1alpha1");
+        assert_eq!(
+            value["spec"]["template"]["spec"]["affinity"],
+            json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": HOSTNAME_KEY}}]}})
+        );
+    }
 }

@@ -7,7 +7,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, EvictParams, Patch, PatchParams};
 use serde_json::Value;
 
-use crate::constraints::FIELD_MANAGER;
+use crate::constraints::{FIELD_MANAGER, TemplateApply};
 use crate::errors::WriteError;
 use crate::pipeline::WriteResult;
 use crate::topology::deletion_cost;
@@ -29,7 +29,11 @@ pub async fn evict(client: &Client, namespace: &str, pod: &str) -> WriteResult {
 }
 
 /// Server-side apply of skewguard's own fields (a partial body, never a whole object).
-pub async fn apply(client: &Client, workload: &WorkloadObject, body: &Value) -> WriteResult {
+pub async fn apply(
+    client: &Client,
+    workload: &WorkloadObject,
+    body: &TemplateApply,
+) -> WriteResult {
     let params = PatchParams::apply(FIELD_MANAGER);
     match patch(client, workload, &params, &Patch::Apply(body)).await {
         Ok(()) => WriteResult::Done,

@@ -9,7 +9,7 @@ use crate::api::{
     AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
     ScaleInStatus, WorkloadKind,
 };
-use crate::constraints::{TemplatePlan, apply_body, plan_template};
+use crate::constraints::{TemplateApply, TemplatePlan, plan_template};
 use crate::decision::{self, Decision, Observation, Writes};
 use crate::errors::ErrorCategory;
 use crate::injection::{AdmissionCheck, admitted_workload, check_admitted};
@@ -139,8 +139,9 @@ pub fn assess(
     now: Timestamp,
 ) -> Assessment {
     let spec = &policy.spec;
-    let template = plan_template(spec, workload);
-    let core = match workload.to_core(template.measured.clone()) {
+    let mut template = plan_template(spec, workload);
+    // What is measured moves into the core workload; the rest of the plan is written or shown.
+    let core = match workload.to_core(std::mem::take(&mut template.measured)) {
         Ok(core) => core,
         Err(e) => return unreadable(workload.kind, workload.name(), memory, e.to_string()),
     };
@@ -199,8 +200,8 @@ pub fn assess(
     {
         if may.allowed() {
             writes.push(Write::Inject {
-                body: apply_body(workload, &template),
                 constraints: template.injected.len(),
+                body: TemplateApply::new(workload, template),
             });
         } else {
             notes.push(format!(

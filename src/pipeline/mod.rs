@@ -19,6 +19,7 @@ pub mod notices;
 use serde_json::Value;
 
 use crate::api::RebalanceState;
+use crate::constraints::TemplateApply;
 use crate::decision::Memory;
 use crate::errors::WriteError;
 use crate::topology::Move;
@@ -54,7 +55,10 @@ impl WorkloadMemory {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {
     /// Server-side apply of the constraints (and anti-affinity) skewguard owns in the template.
-    Inject { body: Value, constraints: usize },
+    Inject {
+        body: TemplateApply,
+        constraints: usize,
+    },
     /// Evict a pod through the Eviction API.
     Evict(Move),
     /// Restart the workload with its kind's restart patch.

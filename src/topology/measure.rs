@@ -8,7 +8,7 @@ use kube::core::{Expression, Selector};
 
 use super::balance::Histogram;
 use super::cluster::{Cluster, Eligibility, KeyIndex};
-use super::model::{Labels, SpreadConstraint, Workload};
+use super::model::{Labels, Placement, SpreadConstraint, Workload};
 
 /// How one constraint of a workload stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,12 +327,25 @@ pub(crate) fn count(cluster: &Cluster, workload: &Workload, own_pods: &[usize]) 
     };
     let (hard_keys, soft_keys) = (keys_of(true), keys_of(false));
     let reference = reference_labels(cluster, workload, own_pods);
+    // A workload's constraints mostly share one effective selector: its pods are matched once.
+    let mut matches: Vec<(Selector, Vec<usize>)> = Vec::new();
     workload
         .constraints
         .iter()
         .map(|c| {
             let keys = if c.is_hard() { &hard_keys } else { &soft_keys };
-            count_one(cluster, workload, c, keys, reference)
+            let matched = match effective_selector(c, reference) {
+                Some(selector) => match matches.iter().find(|(s, _)| *s == selector) {
+                    Some((_, found)) => found.clone(),
+                    None => {
+                        let found = cluster.select_pods(&workload.namespace, &selector);
+                        matches.push((selector, found.clone()));
+                        found
+                    }
+                },
+                None => Vec::new(),
+            };
+            count_one(cluster, c, keys, &workload.template.placement, matched)
         })
         .collect()
 }
@@ -345,30 +358,27 @@ pub(crate) fn layouts(cluster: &Cluster, workload: &Workload, own_pods: &[usize]
         .collect()
 }
 
+/// One constraint counted over the pods its effective selector `matched` (none without one).
 fn count_one(
     cluster: &Cluster,
-    workload: &Workload,
     constraint: &SpreadConstraint,
     all_keys: &[&str],
-    reference: &Labels,
+    placement: &Placement,
+    matched: Vec<usize>,
 ) -> Counted {
     let key = cluster.key_index(&constraint.topology_key);
-    let nodes = cluster.eligibility(all_keys, constraint, &workload.template.placement);
+    let nodes = cluster.eligibility(all_keys, constraint, placement);
+    let mut domains: Vec<u32> = matched
+        .iter()
+        .filter(|&&i| cluster.pods()[i].is_counted())
+        .filter_map(|&i| cluster.node_of_pod(i).and_then(|n| nodes.node_domain[n]))
+        .collect();
+    domains.sort_unstable();
     let mut occupied: Vec<(u32, i32)> = Vec::new();
-    let mut matched = Vec::new();
-    if let Some(selector) = effective_selector(constraint, reference) {
-        matched = cluster.select_pods(&workload.namespace, &selector);
-        let mut domains: Vec<u32> = matched
-            .iter()
-            .filter(|&&i| cluster.pods()[i].is_counted())
-            .filter_map(|&i| cluster.node_of_pod(i).and_then(|n| nodes.node_domain[n]))
-            .collect();
-        domains.sort_unstable();
-        for d in domains {
-            match occupied.last_mut() {
-                Some((last, n)) if *last == d => *n += 1,
-                _ => occupied.push((d, 1)),
-            }
+    for d in domains {
+        match occupied.last_mut() {
+            Some((last, n)) if *last == d => *n += 1,
+            _ => occupied.push((d, 1)),
         }
     }
     let floor_zero = constraint
