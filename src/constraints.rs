@@ -40,6 +40,16 @@ pub struct TemplatePlan {
 
 /// Works out the constraints for a workload under a policy.
 pub fn plan_template(policy: &HAPolicySpec, workload: &WorkloadObject) -> TemplatePlan {
+    plan_template_selecting(policy, workload, workload.pod_selector().ok().as_ref())
+}
+
+/// [`plan_template`] with the workload's pod selector already parsed (`None`: it cannot be), which
+/// the measured policy constraints select with.
+pub fn plan_template_selecting(
+    policy: &HAPolicySpec,
+    workload: &WorkloadObject,
+    pod_selector: Option<&Selector>,
+) -> TemplatePlan {
     let existing: &[TopologySpreadConstraint] = (workload.template.spec.as_ref())
         .and_then(|s| s.topology_spread_constraints.as_deref())
         .unwrap_or_default();
@@ -60,14 +70,13 @@ pub fn plan_template(policy: &HAPolicySpec, workload: &WorkloadObject) -> Templa
         Vec::new()
     };
     let template_keys: BTreeSet<&str> = existing.iter().map(|c| c.topology_key.as_str()).collect();
-    let pod_selector = workload.pod_selector().ok();
     let mut measured: Vec<SpreadConstraint> = existing.iter().map(measured_from_template).collect();
     measured.extend(
         policy
             .spread
             .iter()
             .filter(|e| !template_keys.contains(e.topology_key.as_str()))
-            .map(|e| measured_from_policy(e, workload, pod_selector.clone())),
+            .map(|e| measured_from_policy(e, workload, pod_selector.cloned())),
     );
     let anti_affinity = (policy.inject_constraints
         && policy.host_anti_affinity == HostAntiAffinity::Preferred
@@ -154,19 +163,35 @@ pub fn measured_from_template(c: &TopologySpreadConstraint) -> SpreadConstraint 
     }
 }
 
+/// A policy entry as measured: what [`measured_from_template`] makes of its
+/// [`injected_constraint`], built directly with the workload's selector already parsed.
 fn measured_from_policy(
     entry: &SpreadEntry,
     workload: &WorkloadObject,
     pod_selector: Option<Selector>,
 ) -> SpreadConstraint {
-    // The workload's own selector, already parsed: the injected copy's is not parsed again.
-    let injected = TopologySpreadConstraint {
-        label_selector: None,
-        ..injected_constraint(entry, workload)
+    let inclusion = |p: NodeInclusionPolicy| match p {
+        NodeInclusionPolicy::Honor => InclusionPolicy::Honor,
+        NodeInclusionPolicy::Ignore => InclusionPolicy::Ignore,
     };
-    let mut c = measured_from_template(&injected);
-    c.selector = pod_selector;
-    c
+    let hard = entry.when_unsatisfiable == crate::api::WhenUnsatisfiable::DoNotSchedule;
+    SpreadConstraint {
+        topology_key: entry.topology_key.clone(),
+        max_skew: entry.max_skew,
+        when_unsatisfiable: if hard {
+            topology::WhenUnsatisfiable::DoNotSchedule
+        } else {
+            topology::WhenUnsatisfiable::ScheduleAnyway
+        },
+        min_domains: entry.min_domains.filter(|_| hard),
+        selector: pod_selector,
+        match_label_keys: workload
+            .revision_label()
+            .map(|l| vec![l.to_string()])
+            .unwrap_or_default(),
+        node_affinity_policy: inclusion(entry.node_affinity_policy),
+        node_taints_policy: inclusion(entry.node_taints_policy),
+    }
 }
 
 fn host_anti_affinity(workload: &WorkloadObject) -> WeightedPodAffinityTerm {
@@ -334,9 +359,44 @@ fn owns_anti_affinity(meta: &ObjectMeta) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
     use serde_json::json;
 
     use super::*;
+    use crate::api::WhenUnsatisfiable;
+
+    #[test]
+    fn a_policy_entry_is_measured_as_its_injected_form_would_be() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
+        let selector = w.pod_selector().unwrap();
+        for hard in [false, true] {
+            for policy in [NodeInclusionPolicy::Honor, NodeInclusionPolicy::Ignore] {
+                let entry = SpreadEntry {
+                    max_skew: 2,
+                    min_domains: Some(3),
+                    when_unsatisfiable: if hard {
+                        WhenUnsatisfiable::DoNotSchedule
+                    } else {
+                        WhenUnsatisfiable::ScheduleAnyway
+                    },
+                    node_affinity_policy: policy,
+                    node_taints_policy: policy,
+                    ..SpreadEntry::new(topology::ZONE_KEY)
+                };
+                assert_eq!(
+                    measured_from_policy(&entry, &w, Some(selector.clone())),
+                    measured_from_template(&injected_constraint(&entry, &w)),
+                    "hard: {hard}, policy: {policy:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_apply_body_names_the_object_and_holds_only_owned_fields() {

@@ -40,7 +40,7 @@ pub struct Observation<'a> {
     /// The workload's measured spread, to judge in-flight moves.
     pub measurement: &'a Measurement,
     /// UIDs of the workload's pods that still run (a StatefulSet's replacement keeps the name).
-    pub running_pods: &'a BTreeSet<String>,
+    pub running_pods: &'a BTreeSet<&'a str>,
     pub plan: &'a Result<Plan, Obstacle>,
 }
 
@@ -277,7 +277,7 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
     let (mut ok, mut failed) = (0, 0);
     let mut still = Vec::new();
     for m in std::mem::take(&mut memory.in_flight) {
-        let landed = obs.settled && !obs.running_pods.contains(&m.pod_uid);
+        let landed = obs.settled && !obs.running_pods.contains(m.pod_uid.as_str());
         let timed_out = since(obs.now, m.at) >= REPLACEMENT_TIMEOUT;
         if !landed && !timed_out {
             still.push(m);

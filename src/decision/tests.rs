@@ -104,6 +104,7 @@ impl World {
     }
 
     fn decide(&self, now: Timestamp, memory: &mut Memory) -> Decision {
+        let running = self.running.iter().map(String::as_str).collect();
         let obs = Observation {
             now,
             rebalance: &self.spec,
@@ -114,7 +115,7 @@ impl World {
             within_policy: self.measurement.within_policy(),
             budget_exhausted: self.budget_exhausted,
             measurement: &self.measurement,
-            running_pods: &self.running,
+            running_pods: &running,
             plan: &self.plan,
         };
         decide(&obs, memory)

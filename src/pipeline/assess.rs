@@ -9,7 +9,7 @@ use crate::api::{
     AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
     ScaleInStatus, WorkloadKind,
 };
-use crate::constraints::{TemplateApply, TemplatePlan, plan_template};
+use crate::constraints::{TemplateApply, TemplatePlan, plan_template_selecting};
 use crate::decision::{self, Decision, Observation, Writes};
 use crate::errors::ErrorCategory;
 use crate::injection::{AdmissionCheck, admitted_workload, check_admitted};
@@ -139,12 +139,13 @@ pub fn assess(
     now: Timestamp,
 ) -> Assessment {
     let spec = &policy.spec;
-    let mut template = plan_template(spec, workload);
-    // What is measured moves into the core workload; the rest of the plan is written or shown.
-    let core = match workload.to_core(std::mem::take(&mut template.measured)) {
-        Ok(core) => core,
+    let pod_selector = match workload.pod_selector() {
+        Ok(selector) => selector,
         Err(e) => return unreadable(workload.kind, workload.name(), memory, e.to_string()),
     };
+    let mut template = plan_template_selecting(spec, workload, Some(&pod_selector));
+    // What is measured moves into the core workload; the rest of the plan is written or shown.
+    let core = workload.to_core_selecting(std::mem::take(&mut template.measured), pod_selector);
     let evaluation = evaluate(cluster, &core, &plan_options(&spec.rebalance));
     let measurement = evaluation.measurement;
     let zone_loss_key = zone_loss_key(&measurement);
@@ -154,7 +155,7 @@ pub fn assess(
         &zone_loss_key,
     ));
     let own = || measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
-    let running: BTreeSet<String> = own().map(|p| p.uid.clone()).collect();
+    let running: BTreeSet<&str> = own().map(|p| p.uid.as_str()).collect();
     let ready_pods = i32::try_from(own().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
 
     let mut next = memory.clone();

@@ -214,6 +214,10 @@ fn ranking(cluster: &Cluster, measurement: &Measurement) -> Vec<(i32, usize)> {
                 counts[c][*d as usize] -= 1;
             }
         }
+        if members.is_empty() {
+            // Which group comes next never depends on where groups stand in the list.
+            groups.swap_remove(g);
+        }
         ranked.push((cost, removable[slot]));
     }
     // Stable: equal costs keep the greedy's order.

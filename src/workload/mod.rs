@@ -149,12 +149,21 @@ impl WorkloadObject {
         &self,
         constraints: Vec<topology::SpreadConstraint>,
     ) -> Result<topology::Workload, WorkloadError> {
+        Ok(self.to_core_selecting(constraints, self.pod_selector()?))
+    }
+
+    /// [`Self::to_core`] with the pod selector already parsed ([`Self::pod_selector`]).
+    pub fn to_core_selecting(
+        &self,
+        constraints: Vec<topology::SpreadConstraint>,
+        pod_selector: Selector,
+    ) -> topology::Workload {
         let no_spec = PodSpec::default();
         let spec = self.template.spec.as_ref().unwrap_or(&no_spec);
-        Ok(topology::Workload {
+        topology::Workload {
             namespace: self.namespace().to_string(),
             name: self.name().to_string(),
-            pod_selector: self.pod_selector()?,
+            pod_selector,
             template: topology::PodTemplate {
                 labels: self
                     .template
@@ -166,7 +175,7 @@ impl WorkloadObject {
                 requests: snapshot::requests_of(spec),
             },
             constraints,
-        })
+        }
     }
 
     /// Reads a workload of any supported kind from its dynamic form (as watched and listed).
