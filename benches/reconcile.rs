@@ -5,6 +5,9 @@
 //! Sizes follow Kubernetes' documented limits: 150,000 pods over 5,000 nodes (500 namespaces x 30
 //! Deployments x 10 pods, 3 zones), with the 1,000- and 10,000-pod points for the growth curve.
 //! Targets: one workload's reconcile (snapshot + assess) under 1 ms; the whole cluster under 300 ms.
+//! `gather` is what a reconcile reads from the caches besides the snapshot: its namespace's
+//! workloads (converted) and, for each, whether a PodDisruptionBudget blocks it; with every
+//! Deployment covered by a budget, it should not grow with the cluster.
 //! `cargo test --benches` runs each once on the small sizes only; `BENCH_NO_COST=1` turns the
 //! deletion-cost part of `assess` off, to see what it adds.
 
@@ -19,11 +22,15 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodCondition;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::DynamicObject;
 use kube::runtime::watcher::Event;
 use serde_json::json;
-use skewguard::api::HAPolicy;
+use skewguard::api::{HAPolicy, WorkloadKind};
+use skewguard::budgets::budget_exhausted;
 use skewguard::controller::pod_index::PodIndex;
+use skewguard::controller::stores::Stores;
 use skewguard::pipeline::{Facts, Lane, Settings, WorkloadMemory, assess};
 use skewguard::snapshot::{LeanPod, LeanPodSpec, LeanPodStatus};
 use skewguard::topology::{Cluster, HOSTNAME_KEY, Node, NodeSet, Resources, ZONE_KEY};
@@ -37,6 +44,8 @@ struct Fleet {
     nodes: Arc<NodeSet>,
     pods: PodIndex,
     namespaces: Vec<(String, HAPolicy, Vec<WorkloadObject>)>,
+    /// The same Deployments as the workload watch caches them, each with a budget.
+    stores: Stores,
 }
 
 fn node(i: usize) -> Node {
@@ -79,8 +88,8 @@ fn lean_pod(name: String, namespace: &str, app: &str, node: String) -> LeanPod {
     }
 }
 
-fn deployment(namespace: &str, app: &str) -> WorkloadObject {
-    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+fn deployment(namespace: &str, app: &str) -> k8s_openapi::api::apps::v1::Deployment {
+    serde_json::from_value(json!({
         "metadata": {"name": app, "namespace": namespace, "generation": 1,
                      "labels": {"team": namespace}},
         "spec": {"replicas": PODS_PER_DEPLOYMENT, "selector": {"matchLabels": {"app": app}},
@@ -91,8 +100,18 @@ fn deployment(namespace: &str, app: &str) -> WorkloadObject {
                    "updatedReplicas": PODS_PER_DEPLOYMENT, "readyReplicas": PODS_PER_DEPLOYMENT,
                    "availableReplicas": PODS_PER_DEPLOYMENT}
     }))
-    .expect("a valid Deployment");
-    WorkloadObject::from_object(&d).expect("a readable Deployment")
+    .expect("a valid Deployment")
+}
+
+/// A budget over one Deployment's pods that allows a disruption.
+fn budget(namespace: &str, app: &str) -> PodDisruptionBudget {
+    serde_json::from_value(json!({
+        "metadata": {"name": app, "namespace": namespace, "generation": 1},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": app}}},
+        "status": {"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 10,
+                   "desiredHealthy": 9, "expectedPods": 10}
+    }))
+    .expect("a valid PodDisruptionBudget")
 }
 
 fn policy(namespace: &str) -> HAPolicy {
@@ -116,6 +135,7 @@ fn fleet(pods: usize) -> Fleet {
     let nodes: Vec<Node> = (0..node_count).map(node).collect();
     let index = PodIndex::default();
     let mut namespaces = Vec::new();
+    let (mut cached, mut budgets) = (Vec::new(), Vec::new());
     let per_namespace = DEPLOYMENTS_PER_NAMESPACE * PODS_PER_DEPLOYMENT;
     for n in 0..pods / per_namespace {
         let namespace = format!("team-{n:03}");
@@ -137,7 +157,11 @@ fn fleet(pods: usize) -> Fleet {
                 );
                 index.handle(Event::Apply(pod));
             }
-            workloads.push(deployment(&namespace, &app));
+            let d = deployment(&namespace, &app);
+            workloads.push(WorkloadObject::from_object(&d).expect("a readable Deployment"));
+            let as_watched = serde_json::to_value(&d).expect("a Deployment as JSON");
+            cached.push(serde_json::from_value::<DynamicObject>(as_watched).expect("dynamic"));
+            budgets.push(budget(&namespace, &app));
         }
         namespaces.push((namespace.clone(), policy(&namespace), workloads));
     }
@@ -145,6 +169,7 @@ fn fleet(pods: usize) -> Fleet {
         nodes: Arc::new(NodeSet::new(nodes)),
         pods: index,
         namespaces,
+        stores: Stores::fixed(Vec::new(), Vec::new(), cached, budgets),
     }
 }
 
@@ -185,6 +210,23 @@ fn reconcile_all(fleet: &Fleet, now: Timestamp) -> usize {
         .sum()
 }
 
+/// One namespace's workloads from the workload cache, and whether a budget blocks each: (read,
+/// blocked).
+fn gather(fleet: &Fleet, namespace: &str) -> (usize, usize) {
+    let workloads = fleet
+        .stores
+        .workloads(namespace, &[WorkloadKind::Deployment]);
+    let budgets = fleet.stores.budgets(namespace);
+    let blocked = (workloads.iter().flatten())
+        .filter(|w| {
+            let labels = (w.template.metadata.as_ref()).and_then(|m| m.labels.clone());
+            let budgets = budgets.iter().map(AsRef::as_ref);
+            budget_exhausted(budgets, namespace, &labels.unwrap_or_default())
+        })
+        .count();
+    (workloads.iter().flatten().count(), blocked)
+}
+
 fn sizes() -> Vec<usize> {
     // Under `cargo test --benches` (no --bench flag) only the small points run, once.
     if std::env::args().any(|a| a == "--bench") {
@@ -209,6 +251,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(reconcile_all(&fleet, now)))
         });
         let (namespace, policy, workloads) = &fleet.namespaces[fleet.namespaces.len() / 2];
+        assert_eq!(gather(&fleet, namespace), (DEPLOYMENTS_PER_NAMESPACE, 0));
+        group.bench_function(BenchmarkId::new("gather", pods), |b| {
+            b.iter(|| black_box(gather(&fleet, namespace)))
+        });
         let memory = WorkloadMemory::default();
         let settings = Settings::default();
         group.bench_function(BenchmarkId::new("one_workload", pods), |b| {

@@ -17,16 +17,17 @@ pub fn budget_exhausted<'a>(
         let Some(spec) = pdb.spec.as_ref() else {
             return false;
         };
+        // The status first: most budgets have room, and then their selector is never parsed.
         pdb.metadata.namespace.as_deref() == Some(namespace)
+            && pdb.status.as_ref().is_some_and(|s| {
+                s.observed_generation >= pdb.metadata.generation && s.disruptions_allowed <= 0
+            })
             && spec
                 .selector
                 .clone()
                 .and_then(|s| Selector::try_from(s).ok())
                 // policy/v1: an empty selector selects every pod of the namespace.
                 .is_some_and(|s| s.matches(pod_labels))
-            && pdb.status.as_ref().is_some_and(|s| {
-                s.observed_generation >= pdb.metadata.generation && s.disruptions_allowed <= 0
-            })
     })
 }
 

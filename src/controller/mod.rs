@@ -3,6 +3,7 @@
 
 pub mod actuate;
 pub mod admission;
+pub mod by_namespace;
 pub mod context;
 pub mod events;
 pub mod pod_index;

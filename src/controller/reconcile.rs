@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::Selector;
 use kube::runtime::controller::Action as Requeue;
@@ -14,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{HAPolicy, HAPolicyStatus};
+use crate::budgets::budget_exhausted;
 use crate::errors::ErrorCategory;
 use crate::injection::choose_mode;
 use crate::metrics::WorkloadMetrics;
@@ -57,6 +59,8 @@ struct Gathered {
     problems: Vec<String>,
     cluster: Cluster,
     governing: Vec<bool>,
+    /// The namespace's PodDisruptionBudgets.
+    budgets: Vec<Arc<PodDisruptionBudget>>,
 }
 
 pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -90,9 +94,11 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         let key = key_of(policy, workload);
         let facts = Facts {
             governing: *governing,
-            budget_exhausted: ctx
-                .stores
-                .budget_exhausted(workload.namespace(), &template_labels(workload)),
+            budget_exhausted: budget_exhausted(
+                gathered.budgets.iter().map(AsRef::as_ref),
+                workload.namespace(),
+                &template_labels(workload),
+            ),
             rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
             injection: injection.as_ref().map(|i| i.mode),
         };
@@ -299,6 +305,7 @@ fn gather(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Gathered {
         problems,
         cluster: ctx.stores.snapshot(namespace),
         governing,
+        budgets: ctx.stores.budgets(namespace),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::snapshot::{self, LeanPod};
 use crate::topology::{Cluster, NodeSet};
 use crate::workload::{KINDS, KindDescriptor, Unreadable, WorkloadObject};
 
+use super::by_namespace::{IndexedStore, NamespaceIndex};
 use super::pod_index::PodIndex;
 
 /// How every watch of the operator retries after an error: from half a second, doubling, at most
@@ -54,7 +55,7 @@ pub enum Trigger {
 }
 
 /// The watched workloads of one kind; empty until the kind's CRD (if it needs one) is seen.
-type KindStore = Arc<OnceLock<Store<DynamicObject>>>;
+type KindStore = Arc<OnceLock<IndexedStore<DynamicObject>>>;
 
 /// The nodes, and the [`NodeSet`] built from them, rebuilt only after a node changed.
 #[derive(Clone)]
@@ -99,7 +100,7 @@ pub struct Stores {
     workloads: Arc<BTreeMap<WorkloadKind, KindStore>>,
     pub pods: Arc<PodIndex>,
     pub nodes: Nodes,
-    pub pdbs: Store<PodDisruptionBudget>,
+    pub pdbs: IndexedStore<PodDisruptionBudget>,
 }
 
 impl Stores {
@@ -125,12 +126,8 @@ impl Stores {
             .map(|d| {
                 let slot = KindStore::default();
                 if d.crd.is_none() || by_kind.contains_key(&d.kind) {
-                    let mut writer = Writer::new(d.api_resource());
-                    let reader = writer.as_reader();
-                    for o in by_kind.remove(&d.kind).unwrap_or_default() {
-                        writer.apply_watcher_event(&Event::Apply(o));
-                    }
-                    let _ = slot.set(reader);
+                    let objects = by_kind.remove(&d.kind).unwrap_or_default();
+                    let _ = slot.set(indexed_store_of(d.api_resource(), objects));
                 }
                 (d.kind, slot)
             })
@@ -139,7 +136,7 @@ impl Stores {
             workloads: Arc::new(workloads),
             pods: Arc::new(PodIndex::of(pods)),
             nodes: Nodes::new(store_of(nodes)),
-            pdbs: store_of(pdbs),
+            pdbs: indexed_store_of((), pdbs),
         }
     }
 
@@ -155,21 +152,15 @@ impl Stores {
             let Some(store) = self.workloads.get(kind).and_then(|s| s.get()) else {
                 continue;
             };
-            out.extend(
-                store
-                    .state()
-                    .iter()
-                    .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
-                    .map(|o| {
-                        WorkloadObject::read(*kind, o).map_err(|error| {
-                            Box::new(Unreadable {
-                                kind: *kind,
-                                metadata: o.metadata.clone(),
-                                error,
-                            })
-                        })
-                    }),
-            );
+            out.extend(store.in_namespace(namespace).iter().map(|o| {
+                WorkloadObject::read(*kind, o).map_err(|error| {
+                    Box::new(Unreadable {
+                        kind: *kind,
+                        metadata: o.metadata.clone(),
+                        error,
+                    })
+                })
+            }));
         }
         out
     }
@@ -182,18 +173,10 @@ impl Stores {
         Cluster::with_free_room(nodes, self.pods.pods_in(namespace), free)
     }
 
-    /// Whether a PodDisruptionBudget of the namespace selecting pods with these labels allows no
-    /// disruption now (as its controller last computed it).
-    pub fn budget_exhausted(
-        &self,
-        namespace: &str,
-        pod_labels: &std::collections::BTreeMap<String, String>,
-    ) -> bool {
-        crate::budgets::budget_exhausted(
-            self.pdbs.state().iter().map(|p| p.as_ref()),
-            namespace,
-            pod_labels,
-        )
+    /// The namespace's PodDisruptionBudgets (read once per reconcile, asked per workload with
+    /// [`crate::budgets::budget_exhausted`]).
+    pub fn budgets(&self, namespace: &str) -> Vec<Arc<PodDisruptionBudget>> {
+        self.pdbs.in_namespace(namespace)
     }
 
     /// Waits until every cache holds its first list (kinds behind a missing CRD excepted).
@@ -202,16 +185,33 @@ impl Stores {
             self.workloads
                 .values()
                 .filter_map(|s| s.get())
-                .map(|s| s.wait_until_ready()),
+                .map(|s| s.store.wait_until_ready()),
         );
         let (workloads, nodes, pdbs, ()) = futures::join!(
             workloads,
             self.nodes.store.wait_until_ready(),
-            self.pdbs.wait_until_ready(),
+            self.pdbs.store.wait_until_ready(),
             self.pods.wait_until_ready(),
         );
         workloads.iter().all(Result::is_ok) && nodes.is_ok() && pdbs.is_ok()
     }
+}
+
+/// A store and its namespace index holding `objects`, as if a watch had listed them.
+fn indexed_store_of<K>(dyntype: K::DynamicType, objects: Vec<K>) -> IndexedStore<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let index = NamespaceIndex::default();
+    let mut writer = Writer::new(dyntype.clone());
+    let reader = writer.as_reader();
+    for o in objects {
+        let event = Event::Apply(o);
+        writer.apply_watcher_event(&event);
+        index.apply(&event);
+    }
+    IndexedStore::new(reader, index, dyntype)
 }
 
 fn store_of<K>(objects: Vec<K>) -> Store<K>
@@ -299,7 +299,6 @@ pub fn start(
         wc.clone(),
         drop_managed_fields,
         tx.clone(),
-        None,
     );
     let (node_store, node_writer) = reflector::store();
     let nodes = Nodes::new(node_store);
@@ -309,6 +308,7 @@ pub fn start(
     tokio::spawn(forward(
         node_stream,
         node_writer,
+        None,
         tx.clone(),
         Some(nodes.clone()),
     ));
@@ -354,13 +354,14 @@ fn start_kind(
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    let writer = Writer::new(resource);
-    let reader = writer.as_reader();
+    let writer = Writer::new(resource.clone());
+    let index = NamespaceIndex::default();
+    let store = IndexedStore::new(writer.as_reader(), index.clone(), resource);
     let stream = watcher::watcher(api, watcher::Config::default())
         .backoff(watch_backoff())
         .modify(drop_managed_fields);
-    tokio::spawn(forward(stream, writer, tx.clone(), None));
-    let _ = slot.set(reader);
+    tokio::spawn(forward(stream, writer, Some(index), tx.clone(), None));
+    let _ = slot.set(store);
 }
 
 /// Feeds the pod index from the pod watch (pruned to what the core reads) and turns changes into
@@ -404,22 +405,23 @@ where
     }
 }
 
-/// Runs a reflector in the background and turns its events into triggers.
+/// Runs a namespaced reflector and its namespace index in the background and turns their
+/// events into triggers.
 fn spawn_watch<K>(
     api: Api<K>,
     wc: watcher::Config,
     prune: fn(&mut K),
     tx: mpsc::UnboundedSender<Trigger>,
-    nodes: Option<Nodes>,
-) -> Store<K>
+) -> IndexedStore<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
+    let index = NamespaceIndex::default();
     let stream = watcher(api, wc).backoff(watch_backoff()).modify(prune);
-    tokio::spawn(forward(stream, writer, tx, nodes));
-    reader
+    tokio::spawn(forward(stream, writer, Some(index.clone()), tx, None));
+    IndexedStore::new(reader, index, Default::default())
 }
 
 fn watcher<K>(
@@ -432,9 +434,12 @@ where
     watcher::watcher(api, wc)
 }
 
+/// Feeds a reflector (and the namespace index beside it) from a watch, and turns changes into
+/// triggers: a namespaced object's change concerns its namespace, a node's every policy.
 async fn forward<K, S>(
     stream: S,
     writer: Writer<K>,
+    index: Option<NamespaceIndex>,
     tx: mpsc::UnboundedSender<Trigger>,
     nodes: Option<Nodes>,
 ) where
@@ -444,6 +449,9 @@ async fn forward<K, S>(
 {
     let mut stream = std::pin::pin!(stream.reflect(writer));
     while let Some(event) = stream.next().await {
+        if let (Some(index), Ok(event)) = (&index, &event) {
+            index.apply(event);
+        }
         if let (Some(nodes), Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone)) =
             (&nodes, &event)
         {
