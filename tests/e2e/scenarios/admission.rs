@@ -270,6 +270,34 @@ async fn spread_of(ctx: &Ctx) -> BTreeMap<String, BTreeMap<String, usize>> {
     out
 }
 
+/// Deletes the pods of service `s` bound outside `zone`, once its `replicas` pods are bound. On a loaded machine
+/// kube-scheduler's node cache can lag a cordon by a moment and bind a pod created right after it
+/// to a cordoned node; the ReplicaSet's replacement then lands where the scenario put the outage.
+async fn delete_pods_outside(ctx: &Ctx, s: &str, replicas: u32, zone: &str) {
+    let selector = selector(&labels_of(s));
+    let bound = wait_for(&format!("pods of {s} bound"), WAIT, || async {
+        let pods = ctx.pods(&selector).await;
+        let all_bound = pods.len() >= replicas as usize
+            && pods
+                .iter()
+                .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some());
+        all_bound.then_some(pods)
+    })
+    .await;
+    let pods: Api<Pod> = ctx.api();
+    for p in bound {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        if ctx.kubelet.zone_of(&node).as_deref() != Some(zone) {
+            eprintln!("  {} bound to cordoned {node}: deleted", p.name_any());
+            let _ = pods.delete(&p.name_any(), &DeleteParams::default()).await;
+        }
+    }
+}
+
 /// Two schedulable nodes in each of three zones.
 async fn three_zones(ctx: &Ctx) {
     ctx.kubelet
@@ -295,6 +323,7 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
         ctx.apply(&service(s, REPLICAS)).await;
     }
     for s in SERVICES {
+        delete_pods_outside(&ctx, s, REPLICAS, ZONE_C).await;
         ctx.wait_ready_pods_by_zone(
             &selector(&labels_of(s)),
             &zones(&[(ZONE_C, REPLICAS as usize)]),
