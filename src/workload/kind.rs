@@ -12,7 +12,7 @@
 //!    the ValidatingAdmissionPolicy that narrows that `patch` to the fields skewguard owns.
 //!
 //! Nothing else changes: watches (`controller::stores`), listing (`report::gather`), the
-//! server-side apply body (`constraints::apply_body`), restarts and Events read the descriptor.
+//! server-side apply body (`constraints::TemplateApply`), restarts and Events read the descriptor.
 
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
