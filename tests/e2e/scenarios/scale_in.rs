@@ -505,21 +505,36 @@ pub async fn admission_policy_limits_skewguard(ctx: Ctx) {
         .await;
     assert!(denied_by_policy(&r), "a pod spec change: {r:?}");
 
-    // Workloads: replicas and image denied (poll: the second policy may lag the first).
+    // Workloads: replicas and image denied (poll: the second policy may lag the first). Each
+    // attempt asks for another count than the last: a patch that changes nothing is no change
+    // for the policy to deny, and one let through before the policy was in force is undone.
+    let mut attempt = 0;
     wait_for(
         "the workload policy to deny a replicas change",
         WAIT,
         || {
+            attempt += 1;
             let (deployments, pp) = (deployments.clone(), pp.clone());
             async move {
+                let replicas = 2 + attempt % 2;
                 let r = deployments
-                    .patch("guarded", &pp, &merge(json!({"spec": {"replicas": 3}})))
+                    .patch(
+                        "guarded",
+                        &pp,
+                        &merge(json!({"spec": {"replicas": replicas}})),
+                    )
                     .await;
                 denied_by_policy(&r).then_some(())
             }
         },
     )
     .await;
+    if attempt > 1 {
+        ctx.api::<Deployment>()
+            .patch("guarded", &pp, &merge(json!({"spec": {"replicas": 1}})))
+            .await
+            .expect("the admin scales guarded back");
+    }
     let image = json!({"spec": {"template": {"spec": {"containers": [
         {"name": "app", "image": "nginx:1.28"}]}}}});
     let r = deployments
