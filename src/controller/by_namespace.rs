@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use kube::Resource;
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 
@@ -81,7 +82,7 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     pub store: Store<K>,
-    pub index: NamespaceIndex,
+    index: NamespaceIndex,
     dyntype: K::DynamicType,
 }
 
@@ -90,12 +91,21 @@ where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    pub fn new(store: Store<K>, index: NamespaceIndex, dyntype: K::DynamicType) -> Self {
-        Self {
-            store,
-            index,
+    /// An empty store and the writer that fills it, as `reflector::store_with` gives them; every
+    /// event the writer applies must go to [`Self::index`] too.
+    pub fn new(dyntype: K::DynamicType) -> (Self, Writer<K>) {
+        let writer = Writer::new(dyntype.clone());
+        let store = Self {
+            store: writer.as_reader(),
+            index: NamespaceIndex::default(),
             dyntype,
-        }
+        };
+        (store, writer)
+    }
+
+    /// The index the watch feeds beside the writer.
+    pub fn index(&self) -> &NamespaceIndex {
+        &self.index
     }
 
     /// The namespace's objects, by name: what the index names and the store still holds.
@@ -113,7 +123,6 @@ where
 mod tests {
     use super::*;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-    use kube::runtime::reflector;
 
     fn budget(namespace: &str, name: &str) -> PodDisruptionBudget {
         let mut b = PodDisruptionBudget::default();
@@ -124,13 +133,12 @@ mod tests {
 
     /// Feeds the same events to a store and an index, as the controller's watch does.
     fn follow(events: Vec<Event<PodDisruptionBudget>>) -> IndexedStore<PodDisruptionBudget> {
-        let (reader, mut writer) = reflector::store();
-        let index = NamespaceIndex::default();
+        let (store, mut writer) = IndexedStore::new(());
         for e in &events {
             writer.apply_watcher_event(e);
-            index.apply(e);
+            store.index().apply(e);
         }
-        IndexedStore::new(reader, index, ())
+        store
     }
 
     fn names(store: &IndexedStore<PodDisruptionBudget>, namespace: &str) -> Vec<String> {
@@ -151,6 +159,10 @@ mod tests {
         assert_eq!(names(&store, "a"), ["db", "web"]);
         assert!(names(&store, "b").is_empty());
         assert!(names(&store, "c").is_empty());
+        assert!(
+            store.index().names("b").is_empty(),
+            "the index itself forgets the deleted object"
+        );
     }
 
     #[test]
@@ -161,14 +173,11 @@ mod tests {
             Event::InitApply(budget("a", "new")),
         ];
         let store = follow(events.clone());
-        assert_eq!(
-            store.index.names("a"),
-            ["old"],
-            "answers from the last list"
-        );
+        assert_eq!(names(&store, "a"), ["old"], "answers from the last list");
         let mut done = events;
         done.push(Event::InitDone);
         let store = follow(done);
         assert_eq!(names(&store, "a"), ["new"], "the old object is gone");
+        assert_eq!(store.index().names("a"), ["new"], "from the index too");
     }
 }

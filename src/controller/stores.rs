@@ -203,15 +203,13 @@ where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    let index = NamespaceIndex::default();
-    let mut writer = Writer::new(dyntype.clone());
-    let reader = writer.as_reader();
+    let (store, mut writer) = IndexedStore::new(dyntype);
     for o in objects {
         let event = Event::Apply(o);
         writer.apply_watcher_event(&event);
-        index.apply(&event);
+        store.index().apply(&event);
     }
-    IndexedStore::new(reader, index, dyntype)
+    store
 }
 
 fn store_of<K>(objects: Vec<K>) -> Store<K>
@@ -354,13 +352,12 @@ fn start_kind(
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    let writer = Writer::new(resource.clone());
-    let index = NamespaceIndex::default();
-    let store = IndexedStore::new(writer.as_reader(), index.clone(), resource);
+    let (store, writer) = IndexedStore::new(resource);
     let stream = watcher::watcher(api, watcher::Config::default())
         .backoff(watch_backoff())
         .modify(drop_managed_fields);
-    tokio::spawn(forward(stream, writer, Some(index), tx.clone(), None));
+    let index = Some(store.index().clone());
+    tokio::spawn(forward(stream, writer, index, tx.clone(), None));
     let _ = slot.set(store);
 }
 
@@ -417,11 +414,11 @@ where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
-    let index = NamespaceIndex::default();
+    let (store, writer) = IndexedStore::new(Default::default());
     let stream = watcher(api, wc).backoff(watch_backoff()).modify(prune);
-    tokio::spawn(forward(stream, writer, Some(index.clone()), tx, None));
-    IndexedStore::new(reader, index, Default::default())
+    let index = Some(store.index().clone());
+    tokio::spawn(forward(stream, writer, index, tx, None));
+    store
 }
 
 fn watcher<K>(
