@@ -644,6 +644,13 @@ fn kustomize_sets_every_runbook_url_from_one_base() {
         .iter()
         .find(|v| kind_of(v) == "PrometheusRule")
         .unwrap();
+    let source =
+        std::fs::read_to_string(root().join("config/prometheus/prometheusrule.yaml")).unwrap();
+    let alerts = source
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert: "))
+        .count();
+    assert!(alerts >= 8, "{alerts} alerts in the source");
     let mut urls = 0;
     for group in rule["spec"]["groups"].as_array().unwrap() {
         for r in group["rules"].as_array().unwrap() {
@@ -655,7 +662,10 @@ fn kustomize_sets_every_runbook_url_from_one_base() {
             urls += 1;
         }
     }
-    assert_eq!(urls, 6);
+    assert_eq!(
+        urls, alerts,
+        "every alert's runbook_url is set from the one base"
+    );
 }
 
 /// config/certmanager: the install with a cert-manager certificate mounted where

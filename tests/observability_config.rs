@@ -304,6 +304,8 @@ fn every_alert_is_documented_and_links_its_runbook_section() {
         "SkewguardReconcileErrors",
         "SkewguardAbsent",
         "SkewguardNoLeader",
+        "SkewguardAdmissionConstraintsMissing",
+        "SkewguardAdmissionTypeCheckWarnings",
     ] {
         assert!(names.contains(&required), "no alert {required}");
     }
@@ -330,6 +332,20 @@ fn every_alert_is_documented_and_links_its_runbook_section() {
             anchors.contains(anchor),
             "{name}: docs/runbook.md has no #{anchor}"
         );
+    }
+}
+
+/// The reconcile-errors section tells what to do for every `error` label the operator can emit.
+#[test]
+fn runbook_covers_every_error_category() {
+    let runbook = read("docs/runbook.md");
+    let section = runbook
+        .split("\n## ")
+        .find(|s| s.starts_with("SkewguardReconcileErrors"))
+        .expect("docs/runbook.md has a SkewguardReconcileErrors section");
+    for category in skewguard::errors::ErrorCategory::ALL {
+        let row = format!("| `{}` |", category.as_str());
+        assert!(section.contains(&row), "no runbook row for error {row}");
     }
 }
 

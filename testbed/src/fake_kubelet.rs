@@ -73,6 +73,10 @@ pub struct FakeKubelet {
     state: Arc<Mutex<State>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     pod_ips: Arc<AtomicU32>,
+    /// Held by whoever decides a node's Ready and posts it: a zone flip, a node layout, a lease
+    /// round. Without it a lease round that read a node as Ready just before the zone was set
+    /// NotReady would post Ready over it, and the not-ready taint would never come.
+    node_status: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub fn node_name(zone: &str, index: usize) -> String {
@@ -106,6 +110,7 @@ impl FakeKubelet {
             state: Arc::default(),
             tasks: Arc::default(),
             pod_ips: Arc::new(AtomicU32::new(0)),
+            node_status: Arc::default(),
         };
         let watcher_task = tokio::spawn(kubelet.clone().watch_pods());
         let lease_task = tokio::spawn(kubelet.clone().renew_leases());
@@ -144,6 +149,7 @@ impl FakeKubelet {
             .collect();
         let wanted_names: HashSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
 
+        let status_guard = self.node_status.lock().await;
         let stale: Vec<String> = {
             let mut st = self.state.lock().unwrap();
             let stale = st
@@ -180,6 +186,7 @@ impl FakeKubelet {
         for (name, zone) in &wanted {
             self.register(name, zone).await;
         }
+        drop(status_guard);
         let names: Vec<String> = wanted.into_iter().map(|(n, _)| n).collect();
         self.wait_taints(&names, |taints| taints.is_empty(), "untainted")
             .await;
@@ -317,6 +324,7 @@ impl FakeKubelet {
     /// starts or deletions). Returns once the node-lifecycle controller's not-ready taint matches.
     pub async fn set_zone_ready(&self, zone: &str, ready: bool) {
         let names = self.nodes_in(zone);
+        let status_guard = self.node_status.lock().await;
         {
             let mut st = self.state.lock().unwrap();
             for n in &names {
@@ -333,6 +341,7 @@ impl FakeKubelet {
                 self.renew_lease(name).await;
             }
         }
+        drop(status_guard);
         let has = move |taints: &[String]| {
             taints.iter().any(|t| t == "node.kubernetes.io/not-ready") != ready
         };
@@ -430,6 +439,7 @@ impl FakeKubelet {
     async fn renew_leases(self) {
         loop {
             tokio::time::sleep(LEASE_RENEW).await;
+            let _status_guard = self.node_status.lock().await;
             let ready: Vec<String> = {
                 let st = self.state.lock().unwrap();
                 st.nodes

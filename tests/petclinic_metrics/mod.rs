@@ -99,10 +99,25 @@ pub fn redis_master() -> WorkloadMetrics {
     }
 }
 
-/// Metrics with a series in every family: the scenario observed, one eviction, one error, one reconcile.
+/// Metrics with a series in every family: the scenario observed (web and was by template,
+/// redis-master by admission with one pod created without its constraints), one eviction, one
+/// error, one reconcile.
 pub fn every_family() -> Metrics {
     let metrics = Metrics::new();
-    metrics.observe_policy("petclinic", "petclinic", &[web(), was(), redis_master()]);
+    let template = |w: WorkloadMetrics| WorkloadMetrics {
+        injection: Some("Template"),
+        ..w
+    };
+    let admission = WorkloadMetrics {
+        injection: Some("Admission"),
+        pods_missing_constraints: Some(1),
+        ..redis_master()
+    };
+    metrics.observe_policy(
+        "petclinic",
+        "petclinic",
+        &[template(web()), template(was()), admission],
+    );
     metrics.record_action(
         "petclinic",
         "petclinic",
