@@ -633,6 +633,18 @@ pub async fn admission_mode_never_blocks_pods(ctx: Ctx) {
     let mut bad_anti = entry("bad-anti", zone_constraint("bad-anti"));
     bad_anti["antiAffinity"] = json!({"weight": 100, "podAffinityTerm": {
         "topologyKey": "no such key!", "labelSelector": {"matchLabels": {"app": "bad-anti"}}}});
+    // hostAntiAffinity: Preferred, published as a term: added to a pod with no preferred
+    // anti-affinity of its own, never beside one the pod has.
+    let host_term = |app: &str| {
+        json!({"weight": 100, "podAffinityTerm": {
+            "topologyKey": HOSTNAME_KEY, "labelSelector": {"matchLabels": {"app": app}}}})
+    };
+    let own_term = json!({"weight": 50, "podAffinityTerm": {
+        "topologyKey": ZONE_KEY, "labelSelector": {"matchLabels": {"app": "own-anti"}}}});
+    let mut good_anti = entry("good-anti", zone_constraint("good-anti"));
+    good_anti["antiAffinity"] = host_term("good-anti");
+    let mut own_anti = entry("own-anti", zone_constraint("own-anti"));
+    own_anti["antiAffinity"] = host_term("own-anti");
     write_status(
         &ctx,
         "manual",
@@ -641,6 +653,8 @@ pub async fn admission_mode_never_blocks_pods(ctx: Ctx) {
             entry("bad-key", bad_key),
             entry("bad-null", bad_null),
             bad_anti,
+            good_anti,
+            own_anti,
         ]}}),
     )
     .await
@@ -679,7 +693,24 @@ pub async fn admission_mode_never_blocks_pods(ctx: Ctx) {
         ctx.apply(&deployment(app, 1, &[("app", app)])).await;
     }
     ctx.apply(&deployment("good", 1, &[("app", "good")])).await;
-    for app in ["good", "bad-key", "bad-null", "bad-anti"] {
+    ctx.apply(&deployment("good-anti", 1, &[("app", "good-anti")]))
+        .await;
+    let mut own: Value = serde_yaml::from_str(&deployment("own-anti", 1, &[("app", "own-anti")]))
+        .expect("the fixture is YAML");
+    own["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [own_term.clone()]}});
+    ctx.apply(&own.to_string()).await;
+    let preferred_anti = |pod: &Pod| {
+        let affinity = serde_json::to_value(&pod.spec.as_ref().unwrap().affinity).unwrap();
+        affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"].clone()
+    };
+    for app in [
+        "good",
+        "bad-key",
+        "bad-null",
+        "bad-anti",
+        "good-anti",
+        "own-anti",
+    ] {
         let d = wait_for(&format!("{app} Ready"), WAIT, || async {
             let d: Deployment = ctx.api::<Deployment>().get(app).await.ok()?;
             deployment_settled(&d, 1).then_some(d)
@@ -695,6 +726,15 @@ pub async fn admission_mode_never_blocks_pods(ctx: Ctx) {
             "bad-anti" => {
                 assert_eq!(keys, [ZONE_KEY]);
                 assert!(affinity.is_none(), "{affinity:?}");
+            }
+            "good-anti" => {
+                assert_eq!(keys, [ZONE_KEY]);
+                assert_eq!(preferred_anti(&pods[0]), json!([host_term("good-anti")]));
+            }
+            // The pod's own preferred anti-affinity wins; the zone constraint is still added.
+            "own-anti" => {
+                assert_eq!(keys, [ZONE_KEY]);
+                assert_eq!(preferred_anti(&pods[0]), json!([own_term]));
             }
             _ => assert!(keys.is_empty(), "{app}: {keys:?}"),
         }
