@@ -24,7 +24,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::harness::wait_for;
+use crate::harness::{wait_for, watch_backoff};
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
@@ -60,8 +60,10 @@ struct NodeState {
 #[derive(Default)]
 struct State {
     nodes: BTreeMap<String, NodeState>,
-    /// Pods being started or deleted right now, by uid.
-    in_flight: HashSet<String>,
+    /// Pods being started or deleted right now, by uid, and whether an event for the pod came
+    /// meanwhile (an eviction while it was starting, say): then the pod is read and acted on
+    /// again when the current work ends, since no later event may come for it.
+    in_flight: HashMap<String, bool>,
     readiness_delay: Duration,
     next_node_ip: u32,
 }
@@ -451,25 +453,31 @@ impl FakeKubelet {
             for name in &ready {
                 self.renew_lease(name).await;
             }
-            self.repost_ready(&ready).await;
+            if self.repost_ready(&ready).await {
+                // A kubelet's status manager puts its pods' status back too: the node-lifecycle
+                // controller marked them NotReady with the node.
+                self.resync_pods().await;
+            }
         }
     }
 
     /// What a kubelet does when its node's Ready condition is not what it reports (e.g. the
     /// node-lifecycle controller set it Unknown while the API server was away): posts Ready again.
-    /// Errors (the API server is down) are only logged; the next round tries again.
-    async fn repost_ready(&self, ready: &[String]) {
+    /// Errors (the API server is down) are only logged; the next round tries again. Returns
+    /// whether it posted Ready for any node.
+    async fn repost_ready(&self, ready: &[String]) -> bool {
         if ready.is_empty() {
-            return;
+            return false;
         }
         let nodes: Api<Node> = Api::all(self.client.clone());
         let list = match nodes.list(&ListParams::default()).await {
             Ok(list) => list,
             Err(e) => {
                 eprintln!("fake-kubelet: list nodes: {e}");
-                return;
+                return false;
             }
         };
+        let mut reposted = false;
         for node in list.items {
             let name = node.name_any();
             if !ready.contains(&name) {
@@ -484,16 +492,18 @@ impl FakeKubelet {
                 continue;
             }
             eprintln!("fake-kubelet: node {name} is not Ready on the server; posting Ready again");
-            if let Err(e) = self.post_status(&name, true).await {
-                eprintln!("fake-kubelet: post Ready for node {name}: {e}");
+            match self.post_status(&name, true).await {
+                Ok(_) => reposted = true,
+                Err(e) => eprintln!("fake-kubelet: post Ready for node {name}: {e}"),
             }
         }
+        reposted
     }
 
     async fn watch_pods(self) {
         let pods: Api<Pod> = Api::all(self.client.clone());
         let mut stream = watcher(pods, watcher::Config::default())
-            .default_backoff()
+            .backoff(watch_backoff())
             .applied_objects()
             .boxed();
         while let Some(event) = stream.next().await {
@@ -529,9 +539,11 @@ impl FakeKubelet {
                 return;
             };
             let host_ip = node.ip.clone();
-            if !st.in_flight.insert(uid.clone()) {
+            if let Some(changed) = st.in_flight.get_mut(&uid) {
+                *changed = true;
                 return;
             }
+            st.in_flight.insert(uid.clone(), false);
             (host_ip, st.readiness_delay)
         };
         let kubelet = self.clone();
@@ -541,8 +553,23 @@ impl FakeKubelet {
             } else {
                 kubelet.run_pod(&pod, &host_ip, delay).await;
             }
-            kubelet.state.lock().unwrap().in_flight.remove(&uid);
+            let changed = kubelet.state.lock().unwrap().in_flight.remove(&uid);
+            if changed == Some(true) {
+                kubelet.handle_again(&pod).await;
+            }
         });
+    }
+
+    /// Reads `pod` again (its own status writes made some of the events that came meanwhile) and
+    /// acts on what it is now.
+    async fn handle_again(&self, pod: &Pod) {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        match api.get_opt(&pod.name_any()).await {
+            Ok(Some(now)) if now.uid() == pod.uid() => self.handle(now),
+            Ok(_) => {}
+            Err(e) => eprintln!("fake-kubelet: read pod {} again: {e}", pod.name_any()),
+        }
     }
 
     async fn finish_deletion(&self, pod: &Pod) {

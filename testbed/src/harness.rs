@@ -16,6 +16,8 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::pinned_kind;
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::{Client, Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -71,6 +73,23 @@ pub fn client_from(kubeconfig: &Path) -> impl Future<Output = Client> + use<> {
         config.read_timeout = Some(Duration::from_secs(60));
         Client::try_from(config).expect("build kube client")
     }
+}
+
+/// How the testbed's own watches (the fake kubelet's, PodChurn's) retry after an error: from half
+/// a second, at most 2 s apart, reset after 30 s without one. kube's default waits up to 30 s, so
+/// after an API server outage the fake kubelet missed for half a minute that the node-lifecycle
+/// controller had marked its pods NotReady: longer than any kubelet leaves a pod's status wrong.
+pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    ResetTimerBackoff::new(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(2))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .into(),
+        Duration::from_secs(30),
+    )
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, and returns that. Panics after `timeout`,

@@ -19,7 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use crate::fake_kubelet::is_ready;
-use crate::harness::{Ctx, OperatorProcess, hapolicy_resource, rollout_resource, wait_for};
+use crate::harness::{
+    Ctx, OperatorProcess, hapolicy_resource, rollout_resource, wait_for, watch_backoff,
+};
 
 pub const ZONE_A: &str = "ap-northeast-2a";
 pub const ZONE_C: &str = "ap-northeast-2c";
@@ -299,7 +301,7 @@ impl PodChurn {
         let st = state.clone();
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, watcher::Config::default())
-                .default_backoff()
+                .backoff(watch_backoff())
                 .boxed();
             while let Some(ev) = stream.next().await {
                 let Ok(ev) = ev else { continue };
