@@ -219,9 +219,8 @@ fn gather(fleet: &Fleet, namespace: &str) -> (usize, usize) {
     let budgets = fleet.stores.budgets(namespace);
     let blocked = (workloads.iter().flatten())
         .filter(|w| {
-            let labels = (w.template.metadata.as_ref()).and_then(|m| m.labels.clone());
             let budgets = budgets.iter().map(AsRef::as_ref);
-            budget_exhausted(budgets, namespace, &labels.unwrap_or_default())
+            budget_exhausted(budgets, namespace, w.template_labels())
         })
         .count();
     (workloads.iter().flatten().count(), blocked)

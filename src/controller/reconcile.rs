@@ -97,7 +97,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             budget_exhausted: budget_exhausted(
                 gathered.budgets.iter().map(AsRef::as_ref),
                 workload.namespace(),
-                &template_labels(workload),
+                workload.template_labels(),
             ),
             rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
             injection: injection.as_ref().map(|i| i.mode),
@@ -256,14 +256,6 @@ fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
         kind: w.kind,
         name: w.name().to_string(),
     }
-}
-
-fn template_labels(w: &WorkloadObject) -> std::collections::BTreeMap<String, String> {
-    w.template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default()
 }
 
 fn gather(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Gathered {

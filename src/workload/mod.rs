@@ -121,6 +121,15 @@ impl WorkloadObject {
         self.metadata.labels.clone().unwrap_or_default()
     }
 
+    /// The labels its pods are created with (the pod template's; none when it has none): what a
+    /// PodDisruptionBudget's selector is matched against.
+    pub fn template_labels(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        (self.template.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref())
+            .unwrap_or(&NONE)
+    }
+
     /// The pod selector as kube's matcher.
     pub fn pod_selector(&self) -> Result<Selector, WorkloadError> {
         Selector::try_from(self.selector.clone()).map_err(|e| WorkloadError::InvalidSelector {
@@ -350,6 +359,32 @@ mod tests {
         assert_eq!(w.kind, WorkloadKind::Rollout);
         assert!(w.replicas.is_settled());
         assert_eq!(w.revision_label(), Some("rollouts-pod-template-hash"));
+    }
+
+    #[test]
+    fn template_labels_are_the_pods_not_the_objects() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"team": "shop"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web", "tier": "front"}}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
+        let want: BTreeMap<String, String> = [("app", "web"), ("tier", "front")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        assert_eq!(w.template_labels(), &want);
+        let bare: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "bare", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "bare"}}, "template": {}}
+        }))
+        .unwrap();
+        assert!(
+            WorkloadObject::from_object(&bare)
+                .unwrap()
+                .template_labels()
+                .is_empty()
+        );
     }
 
     #[test]
