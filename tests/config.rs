@@ -644,11 +644,14 @@ fn kustomize_sets_every_runbook_url_from_one_base() {
         .iter()
         .find(|v| kind_of(v) == "PrometheusRule")
         .unwrap();
-    let source =
-        std::fs::read_to_string(root().join("config/prometheus/prometheusrule.yaml")).unwrap();
-    let alerts = source
-        .lines()
-        .filter(|l| l.trim_start().starts_with("- alert: "))
+    let source_path = root().join("config/prometheus/prometheusrule.yaml");
+    let source = documents(
+        &std::fs::read_to_string(&source_path).unwrap(),
+        "config/prometheus/prometheusrule.yaml",
+    );
+    let alerts = (source[0]["spec"]["groups"].as_array().unwrap().iter())
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter(|r| r["alert"].is_string())
         .count();
     assert!(alerts >= 8, "{alerts} alerts in the source");
     let mut urls = 0;

@@ -89,6 +89,11 @@ fn now() -> String {
     Timestamp::now().to_string()
 }
 
+/// The node the pod is bound to, if it is.
+pub fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
+}
+
 /// Whether the pod's Ready condition is True.
 pub fn is_ready(pod: &Pod) -> bool {
     pod.status
@@ -525,7 +530,7 @@ impl FakeKubelet {
 
     /// Decides what a kubelet would do with `pod`, and does it in the background.
     fn handle(&self, pod: Pod) {
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+        let Some(node) = node_of(&pod).map(String::from) else {
             return;
         };
         let uid = pod.uid().unwrap_or_default();
@@ -622,10 +627,7 @@ impl FakeKubelet {
                 Ok(Some(p)) => p.uid() == pod.uid() && p.metadata.deletion_timestamp.is_none(),
                 _ => false,
             };
-            let node_ready = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_ref())
+            let node_ready = node_of(pod)
                 .and_then(|n| self.state.lock().unwrap().nodes.get(n).map(|s| s.ready))
                 .unwrap_or(false);
             if !alive || !node_ready {
@@ -699,10 +701,7 @@ pub fn count_by_zone<'a>(
     let zones: HashMap<String, String> = kubelet.zones().into_iter().collect();
     let mut counts = BTreeMap::new();
     for pod in pods {
-        let zone = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_ref())
+        let zone = node_of(pod)
             .and_then(|n| zones.get(n).cloned())
             .unwrap_or_default();
         *counts.entry(zone).or_insert(0) += 1;

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::fixtures::deployment;
 use super::support::*;
+use crate::fake_kubelet::node_of;
 use crate::harness::{Ctx, hapolicy_resource, wait_for};
 
 const ZONE_B: &str = "ap-northeast-2b";
@@ -270,32 +271,33 @@ async fn spread_of(ctx: &Ctx) -> BTreeMap<String, BTreeMap<String, usize>> {
     out
 }
 
-/// Deletes the pods of service `s` bound outside `zone`, once its `replicas` pods are bound. On a loaded machine
-/// kube-scheduler's node cache can lag a cordon by a moment and bind a pod created right after it
-/// to a cordoned node; the ReplicaSet's replacement then lands where the scenario put the outage.
+/// Waits until the `replicas` live pods of service `s` are all bound in `zone`, deleting any bound
+/// elsewhere. On a loaded machine kube-scheduler's node cache can lag a cordon and bind a pod
+/// created right after it to a cordoned node, and while it lags the ReplicaSet's replacement of a
+/// deleted one can land there too: so this deletes until none is left outside.
 async fn delete_pods_outside(ctx: &Ctx, s: &str, replicas: u32, zone: &str) {
     let selector = selector(&labels_of(s));
-    let bound = wait_for(&format!("pods of {s} bound"), WAIT, || async {
+    let api: Api<Pod> = ctx.api();
+    wait_for(&format!("pods of {s} bound in {zone}"), WAIT, || async {
         let pods = ctx.pods(&selector).await;
-        let all_bound = pods.len() >= replicas as usize
-            && pods
-                .iter()
-                .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some());
-        all_bound.then_some(pods)
+        let live: Vec<&Pod> = (pods.iter())
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        let mut all_in_zone = live.len() == replicas as usize;
+        for p in live {
+            let Some(node) = node_of(p) else {
+                all_in_zone = false;
+                continue;
+            };
+            if ctx.kubelet.zone_of(node).as_deref() != Some(zone) {
+                all_in_zone = false;
+                eprintln!("  {} bound to cordoned {node}: deleted", p.name_any());
+                let _ = api.delete(&p.name_any(), &DeleteParams::default()).await;
+            }
+        }
+        all_in_zone.then_some(())
     })
     .await;
-    let pods: Api<Pod> = ctx.api();
-    for p in bound {
-        let node = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default();
-        if ctx.kubelet.zone_of(&node).as_deref() != Some(zone) {
-            eprintln!("  {} bound to cordoned {node}: deleted", p.name_any());
-            let _ = pods.delete(&p.name_any(), &DeleteParams::default()).await;
-        }
-    }
 }
 
 /// Two schedulable nodes in each of three zones.
