@@ -11,8 +11,8 @@
 use std::time::Instant;
 
 use kube::core::Selector;
-use skewguard::topology::deletion_cost::current_costs;
-use skewguard::topology::{
+use skewguard::core::topology::deletion_cost::current_costs;
+use skewguard::core::topology::{
     Cluster, HOSTNAME_KEY, Node, Pod, PodTemplate, SpreadConstraint, Workload, ZONE_KEY,
     cost_patches, deletion_costs,
 };

@@ -47,11 +47,11 @@ fn main() {
     drop(list);
     drop(text);
     let before = LIVE.load(Ordering::Relaxed);
-    let pods: Vec<Arc<skewguard::snapshot::LeanPod>> = items
+    let pods: Vec<Arc<skewguard::core::snapshot::LeanPod>> = items
         .iter()
         .map(|i| {
             let mut pod = serde_json::from_str(i).expect("pod");
-            skewguard::controller::stores::prune_pod(&mut pod);
+            skewguard::shell::controller::stores::prune_pod(&mut pod);
             Arc::new(pod)
         })
         .collect();

@@ -1,26 +1,14 @@
 //! skewguard: keeps Kubernetes workloads spread across zones and nodes, safely.
 //!
-//! A functional core ([`topology`]) measures skew and plans moves as pure functions; the API types
-//! ([`api`]) are the contract users write.
+//! The folders say what each part is:
+//! - [`api`]: the HAPolicy contract users write (spec, status, conditions, CEL rules).
+//! - [`core`]: the functional core. Measuring skew, planning moves, deciding what to do and what
+//!   the status says are pure functions over plain data; nothing under it talks to the API server.
+//! - [`shell`]: the imperative shell. Watches and caches, the reconcile that gathers state, calls
+//!   the core and carries out its writes, leadership, the HTTP endpoints and the metrics.
+//! - [`report`]: the read-only `report` command, which runs the core's own pipeline.
 
 pub mod api;
-pub mod budgets;
-pub mod cli;
-pub mod constraints;
-pub mod controller;
-pub mod decision;
-pub mod errors;
-pub mod http;
-pub mod injection;
-pub mod leader;
-pub mod metrics;
-pub mod metrics_auth;
-pub mod ownership;
-pub mod pipeline;
-pub mod policy_status;
+pub mod core;
 pub mod report;
-pub mod snapshot;
-pub mod telemetry;
-pub mod tls;
-pub mod topology;
-pub mod workload;
+pub mod shell;

@@ -2,7 +2,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use skewguard::cli::{Cli, Command};
+use skewguard::shell::cli::{Cli, Command};
 
 /// mimalloc: a reconcile makes and drops many small objects (the pipeline's plans, bodies and
 /// notes); with glibc's allocator that churn was a third of a whole-cluster evaluation's time
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Run(args) => {
-            skewguard::telemetry::init(args.log_format);
+            skewguard::shell::telemetry::init(args.log_format);
             // One thread: an operator mostly waits on the API server (a whole-cluster pass of the
             // core is a fraction of a second, `cargo bench --bench reconcile`), and one thread
             // keeps the heap in one place (50,000 cached pods: about 141 MiB resident).
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(&e),
             };
-            match runtime.block_on(skewguard::controller::run(args)) {
+            match runtime.block_on(skewguard::shell::controller::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

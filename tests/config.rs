@@ -330,7 +330,7 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
     allow("", &["pods", "nodes"], &read);
     allow("policy", &["poddisruptionbudgets"], &read);
     // Every workload kind the operator knows: watched, and patched (apply, restart).
-    for kind in &skewguard::workload::KINDS {
+    for kind in &skewguard::core::workload::KINDS {
         allow(kind.group, &[kind.plural], &read);
         allow(kind.group, &[kind.plural], &["patch"]);
     }
@@ -346,7 +346,7 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
         &read,
     );
     // Admission mode: only reads the shipped admission objects, by name.
-    let admission_policy = skewguard::injection::ADMISSION_POLICY;
+    let admission_policy = skewguard::core::injection::ADMISSION_POLICY;
     allow(
         "admissionregistration.k8s.io",
         &[
@@ -354,7 +354,7 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
             &format!("mutatingadmissionpolicybindings/{admission_policy}"),
             &format!(
                 "validatingadmissionpolicies/{}",
-                skewguard::injection::TYPE_CHECK_POLICY
+                skewguard::core::injection::TYPE_CHECK_POLICY
             ),
         ],
         &["get"],
@@ -873,7 +873,7 @@ fn admission_mode_object(kind: &str) -> Value {
 
 #[test]
 fn admission_mode_ships_one_static_policy_whose_parameters_are_the_hapolicies() {
-    let name = skewguard::injection::ADMISSION_POLICY;
+    let name = skewguard::core::injection::ADMISSION_POLICY;
     let policy = admission_mode_object("MutatingAdmissionPolicy");
     assert_eq!(policy["apiVersion"], "admissionregistration.k8s.io/v1");
     assert_eq!(name_of(&policy), name);
@@ -964,7 +964,10 @@ fn admission_mode_ships_one_static_policy_whose_parameters_are_the_hapolicies() 
 fn the_type_check_policy_restates_every_admission_expression_and_is_never_bound() {
     let mutating = admission_mode_object("MutatingAdmissionPolicy");
     let checker = admission_mode_object("ValidatingAdmissionPolicy");
-    assert_eq!(name_of(&checker), skewguard::injection::TYPE_CHECK_POLICY);
+    assert_eq!(
+        name_of(&checker),
+        skewguard::core::injection::TYPE_CHECK_POLICY
+    );
     for field in ["paramKind", "matchConstraints", "variables"] {
         assert_eq!(checker["spec"][field], mutating["spec"][field], "{field}");
     }
@@ -999,7 +1002,7 @@ fn the_type_check_policy_restates_every_admission_expression_and_is_never_bound(
         })
         .collect();
     assert!(
-        !bound.contains(&skewguard::injection::TYPE_CHECK_POLICY.to_string()),
+        !bound.contains(&skewguard::core::injection::TYPE_CHECK_POLICY.to_string()),
         "{bound:?}"
     );
 }
@@ -1066,7 +1069,7 @@ fn the_field_guard_covers_every_workload_kind() {
                 && has("operations", "UPDATE")
         })
     };
-    for kind in &skewguard::workload::KINDS {
+    for kind in &skewguard::core::workload::KINDS {
         assert!(
             covered(kind.group, kind.version, kind.plural),
             "{}.{}/{} is not guarded",

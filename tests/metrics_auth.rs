@@ -14,13 +14,13 @@ use k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessRevi
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
-use skewguard::http::{MetricsServerError, MetricsServing, start_metrics};
-use skewguard::metrics::Metrics;
-use skewguard::metrics_auth::{
+use skewguard::shell::http::{MetricsServerError, MetricsServing, start_metrics};
+use skewguard::shell::metrics::Metrics;
+use skewguard::shell::metrics_auth::{
     ALLOWED_TTL, Authorizer, Caller, DENIED_TTL, Verdict, access_review, bearer_token, caller_of,
     verdict_of,
 };
-use skewguard::tls::{self, TlsError};
+use skewguard::shell::tls::{self, TlsError};
 use tokio::sync::oneshot;
 
 mod https_client;
@@ -451,16 +451,16 @@ async fn bad_certificate_settings_fail_the_start_with_a_reason() {
 
 // ---- the flags ----
 
-fn run_args(args: &[&str]) -> skewguard::cli::RunArgs {
+fn run_args(args: &[&str]) -> skewguard::shell::cli::RunArgs {
     use clap::Parser;
-    let cli = skewguard::cli::Cli::try_parse_from(
+    let cli = skewguard::shell::cli::Cli::try_parse_from(
         ["skewguard", "run", "--lease-namespace", "ops"]
             .iter()
             .chain(args),
     )
     .unwrap();
     match cli.command {
-        skewguard::cli::Command::Run(a) => a,
+        skewguard::shell::cli::Command::Run(a) => a,
         other => panic!("{other:?}"),
     }
 }

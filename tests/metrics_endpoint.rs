@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use skewguard::http::{Health, OPENMETRICS_CONTENT_TYPE, health_router, metrics_router, serve};
-use skewguard::metrics::{Action, ActionResult, ErrorCategory, Metrics};
+use skewguard::shell::http::{
+    Health, OPENMETRICS_CONTENT_TYPE, health_router, metrics_router, serve,
+};
+use skewguard::shell::metrics::{Action, ActionResult, ErrorCategory, Metrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;

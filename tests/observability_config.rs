@@ -343,7 +343,7 @@ fn runbook_covers_every_error_category() {
         .split("\n## ")
         .find(|s| s.starts_with("SkewguardReconcileErrors"))
         .expect("docs/runbook.md has a SkewguardReconcileErrors section");
-    for category in skewguard::errors::ErrorCategory::ALL {
+    for category in skewguard::core::errors::ErrorCategory::ALL {
         let row = format!("| `{}` |", category.as_str());
         assert!(section.contains(&row), "no runbook row for error {row}");
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use skewguard::topology::*;
+use skewguard::core::topology::*;
 
 fn zones_and_hosts(max_skew_host: i32) -> Vec<SpreadConstraint> {
     vec![

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use common::*;
 use proptest::prelude::*;
-use skewguard::topology::*;
+use skewguard::core::topology::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Health {

@@ -5,12 +5,12 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use skewguard::api::WorkloadKind;
-use skewguard::cli::OutputFormat;
+use skewguard::core::snapshot::LeanPod as Pod;
 use skewguard::report::build::{ClusterState, PolicyInput, Report, build_report};
 use skewguard::report::gather::Scope;
 use skewguard::report::render::render;
 use skewguard::report::{ReportError, parse_policy, policy_in_scope};
-use skewguard::snapshot::LeanPod as Pod;
+use skewguard::shell::cli::OutputFormat;
 
 const ZONE: &str = "topology.kubernetes.io/zone";
 const NS: &str = "petclinic";
@@ -115,7 +115,7 @@ fn petclinic() -> ClusterState {
         budgets: vec![],
         policies: vec![],
         // A cluster that does not serve MutatingAdmissionPolicies (before 1.36).
-        admission: Some(skewguard::injection::AdmissionSupport::default()),
+        admission: Some(skewguard::core::injection::AdmissionSupport::default()),
     }
 }
 
@@ -434,7 +434,7 @@ fn the_report_shows_a_budget_without_room_blocking_the_decision() {
 
 #[test]
 fn in_admission_mode_the_report_shows_what_each_new_pod_gets_and_each_workloads_mode() {
-    use skewguard::injection::AdmissionSupport;
+    use skewguard::core::injection::AdmissionSupport;
     let mut state = petclinic();
     state.admission = Some(AdmissionSupport {
         served: true,

@@ -19,6 +19,10 @@
 //! episode, cooldown, back-off, evictions in flight, the rollout it started) is kept in the
 //! workload's status entry, `rebalance.memory`, so a restart or a new leader carries on.
 
+/// The field manager of every write skewguard makes (server-side apply and patches), so GitOps
+/// tools can ignore exactly those fields: part of the contract.
+pub const FIELD_MANAGER: &str = "skewguard";
+
 pub mod conditions;
 pub mod injection;
 pub mod policy;

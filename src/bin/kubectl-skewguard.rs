@@ -2,7 +2,7 @@
 //! any `kubectl-skewguard` on the PATH). The operator itself (`run`) is not offered here.
 
 use clap::{Parser, Subcommand};
-use skewguard::cli::ReportArgs;
+use skewguard::shell::cli::ReportArgs;
 
 /// Where your replicas run, their skew, and what losing a zone would cost.
 #[derive(Parser, Debug)]

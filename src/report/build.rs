@@ -16,17 +16,17 @@ use serde::Serialize;
 use crate::api::{
     HAPolicy, InjectionMode, InjectionStatus, RebalanceState, RebalanceStrategy, WorkloadKind,
 };
-use crate::constraints::{measured_from_template, plan_template};
-use crate::decision::Memory;
-use crate::injection::{AdmissionSupport, choose_mode};
-use crate::ownership::{governing_policy, selects};
-use crate::pipeline::{self, Facts, Settings, WorkloadMemory, Write};
-use crate::policy_status::{MAX_REPORTED_DOMAINS, key_name};
-use crate::snapshot::{LeanPod, node_from, pod_from};
-use crate::topology::{
+use crate::core::constraints::{measured_from_template, plan_template};
+use crate::core::decision::Memory;
+use crate::core::injection::{AdmissionSupport, choose_mode};
+use crate::core::ownership::{governing_policy, selects};
+use crate::core::pipeline::{self, Facts, Settings, WorkloadMemory, Write};
+use crate::core::policy_status::{MAX_REPORTED_DOMAINS, key_name};
+use crate::core::snapshot::{LeanPod, node_from, pod_from};
+use crate::core::topology::{
     self, Cluster, ConstraintMeasure, SpreadConstraint, pods_by_domain, worst_domain_loss,
 };
-use crate::workload::{WorkloadError, WorkloadObject};
+use crate::core::workload::{WorkloadError, WorkloadObject};
 
 /// What the report reads from the cluster, as the API returns it.
 #[derive(Clone, Debug, Default)]
@@ -461,7 +461,7 @@ fn policy_workload(
         .unwrap_or_default();
     let facts = Facts {
         governing: governing_policy(std::iter::once(&policy.policy), w).is_some(),
-        budget_exhausted: crate::budgets::budget_exhausted(
+        budget_exhausted: crate::core::budgets::budget_exhausted(
             &state.budgets,
             w.namespace(),
             &pod_labels,

@@ -4,8 +4,8 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::api::HAPolicy;
-use crate::snapshot::LeanPod;
-use crate::workload::{KINDS, KindDescriptor};
+use crate::core::snapshot::LeanPod;
+use crate::core::workload::{KINDS, KindDescriptor};
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -44,7 +44,9 @@ pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, Repo
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    let admission = crate::controller::admission::probe(client).await.ok();
+    let admission = crate::shell::controller::admission::probe(client)
+        .await
+        .ok();
     Ok(ClusterState {
         nodes,
         pods,

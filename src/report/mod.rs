@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::api::HAPolicy;
-use crate::cli::ReportArgs;
+use crate::shell::cli::ReportArgs;
 use build::{PolicyInput, build_report};
 use gather::{Scope, gather};
 

@@ -5,8 +5,8 @@ use std::fmt::Write;
 use super::ReportError;
 use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
 use crate::api::{InjectionMode, RebalanceStrategy};
-use crate::cli::OutputFormat;
-use crate::policy_status::key_name;
+use crate::core::policy_status::key_name;
+use crate::shell::cli::OutputFormat;
 
 /// The report in the requested format.
 pub fn render(report: &Report, format: OutputFormat) -> Result<String, ReportError> {

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use kube::core::Selector;
-use skewguard::topology::*;
+use skewguard::core::topology::*;
 
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs

@@ -13,10 +13,10 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use skewguard::api::HAPolicy;
-use skewguard::controller::context::{Context, RateLimiter, Settings};
-use skewguard::controller::stores::Stores;
-use skewguard::metrics::Metrics;
-use skewguard::snapshot::LeanPod as Pod;
+use skewguard::core::snapshot::LeanPod as Pod;
+use skewguard::shell::controller::context::{Context, RateLimiter, Settings};
+use skewguard::shell::controller::stores::Stores;
+use skewguard::shell::metrics::Metrics;
 
 pub const NS: &str = "petclinic";
 
@@ -181,7 +181,7 @@ pub fn context_with_objects(
         metrics: Metrics::new(),
         // A cluster that does not serve MutatingAdmissionPolicies: template mode.
         admission: tokio::sync::watch::Sender::new(Some(
-            skewguard::injection::AdmissionSupport::default(),
+            skewguard::core::injection::AdmissionSupport::default(),
         )),
     })
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use fake_api::{FakeApi, evictions_refused};
 use fixtures::*;
 use serde_json::{Value, json};
-use skewguard::controller::reconcile::reconcile;
+use skewguard::shell::controller::reconcile::reconcile;
 
 fn no_injection() -> Value {
     json!({"injectConstraints": false})
@@ -583,7 +583,7 @@ async fn reconcile_offering_admission(installed: bool) -> FakeApi {
     let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
     let ctx = piled_web_context(client, &p);
     ctx.admission
-        .send_replace(Some(skewguard::injection::AdmissionSupport {
+        .send_replace(Some(skewguard::core::injection::AdmissionSupport {
             served: true,
             policy_installed: installed,
             binding_installed: installed,

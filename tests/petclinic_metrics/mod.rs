@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use skewguard::metrics::{
+use skewguard::shell::metrics::{
     Action, ActionResult, ConstraintMetrics, ErrorCategory, Metrics, WorkloadMetrics,
 };
 

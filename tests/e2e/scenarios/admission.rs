@@ -177,7 +177,7 @@ async fn wait_past_grace(status: &Value) {
         .map(|t| t.as_second())
         .max()
         .expect("published entries");
-    let grace = skewguard::injection::PUBLISH_GRACE.as_secs() as i64;
+    let grace = skewguard::core::injection::PUBLISH_GRACE.as_secs() as i64;
     let wait = since + grace + 1 - jiff::Timestamp::now().as_second();
     if wait > 0 {
         tokio::time::sleep(Duration::from_secs(wait as u64)).await;
@@ -385,7 +385,7 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
     // The recovery: 2a and 2b take pods again.
     let lower_bound: i64 = SERVICES
         .iter()
-        .map(|_| skewguard::topology::min_moves(&[0, 0, REPLICAS as i32], 1, false))
+        .map(|_| skewguard::core::topology::min_moves(&[0, 0, REPLICAS as i32], 1, false))
         .sum();
     let published = Instant::now();
     let churn = PodChurn::start(&ctx).await;
@@ -479,7 +479,7 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
     // The replacements of the four services admission adds to (svc-own's are its template's).
     assert_eq!(
         replacements,
-        evictions - skewguard::topology::min_moves(&[0, 0, REPLICAS as i32], 1, false),
+        evictions - skewguard::core::topology::min_moves(&[0, 0, REPLICAS as i32], 1, false),
         "every replacement was checked"
     );
     let status = wait_policy(&ctx, "adm", "Admitted True", |s| {

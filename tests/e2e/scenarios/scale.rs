@@ -1,6 +1,6 @@
 //! Three zones at scale (ignored by default; `make e2e-scale`): 30 nodes, 300 Deployments x 10
 //! replicas, one zone drained and restored. Every workload must end within maxSkew with exactly
-//! the fewest evictions (`skewguard::topology::min_moves` of the counts at the restore), and the
+//! the fewest evictions (`skewguard::core::topology::min_moves` of the counts at the restore), and the
 //! run prints the time to balance, the evictions and the operator's peak resident memory.
 //!
 //! Replicas become Ready 2 s after they start, the policy stabilizes for 10 s and the operator runs
@@ -245,7 +245,7 @@ async fn fleet_at_scale(ctx: Ctx, default_deployments: usize) {
         .values()
         .map(|z| {
             let v: Vec<i32> = z.values().map(|&n| n as i32).collect();
-            skewguard::topology::min_moves(&v, 1, false)
+            skewguard::core::topology::min_moves(&v, 1, false)
         })
         .sum();
     let churn = PodChurn::start(&ctx).await;

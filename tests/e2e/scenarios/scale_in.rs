@@ -22,9 +22,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Selector;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use skewguard::snapshot::{LeanPod, node_from, pod_from};
-use skewguard::topology::deletion_cost::{DELETION_COST_ANNOTATION, current_costs};
-use skewguard::topology::{
+use skewguard::core::snapshot::{LeanPod, node_from, pod_from};
+use skewguard::core::topology::deletion_cost::{DELETION_COST_ANNOTATION, current_costs};
+use skewguard::core::topology::{
     Cluster, HOSTNAME_KEY, PodTemplate, SpreadConstraint, WhenUnsatisfiable, Workload,
     cost_patches, deletion_costs,
 };

@@ -1,0 +1,29 @@
+//! The functional core: everything that decides, as pure functions over plain data (no I/O, no
+//! clock, no client). The shell gathers what these functions read and carries out what they
+//! return; tests call them directly, without a cluster.
+//!
+//! - [`topology`]: the scheduler's model: eligible nodes, domain counts, skew, the planner,
+//!   zone loss, deletion costs.
+//! - [`pipeline`]: one policy's reconcile as data: the policy phase ([`pipeline::policy`]) and, per
+//!   workload, `assess` and `conclude`.
+//! - [`decision`]: wait, act, back off or block for one workload, and the memory that survives
+//!   restarts.
+//! - [`workload`]: what a Deployment, StatefulSet or Rollout is to the operator (one descriptor per
+//!   kind).
+//! - [`constraints`], [`injection`]: the constraints a template gets, in template and admission
+//!   mode.
+//! - [`ownership`], [`budgets`], [`policy_status`], [`snapshot`], [`errors`]: which policy governs a
+//!   workload, whether a PodDisruptionBudget has room, the status a policy reports, API objects
+//!   in the core's terms, and the fixed vocabulary of failures.
+
+pub mod budgets;
+pub mod constraints;
+pub mod decision;
+pub mod errors;
+pub mod injection;
+pub mod ownership;
+pub mod pipeline;
+pub mod policy_status;
+pub mod snapshot;
+pub mod topology;
+pub mod workload;

@@ -1,0 +1,475 @@
+//! The first half of a workload's reconcile: measure, plan, decide, and list the writes.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use crate::api::conditions::reason;
+use crate::api::{
+    AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
+    ScaleInStatus, WorkloadKind,
+};
+use crate::core::constraints::{TemplateApply, TemplatePlan, plan_template_selecting};
+use crate::core::decision::{self, Decision, Observation, Writes};
+use crate::core::errors::ErrorCategory;
+use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
+use crate::core::policy_status::key_name;
+use crate::core::topology::{
+    Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
+    evaluate, own_pods_by_domain, worst_domain_loss,
+};
+use crate::core::workload::WorkloadObject;
+use crate::shell::metrics::{Action, ActionResult};
+
+use super::{WorkloadMemory, Write};
+
+/// Settings from the command line that change what a reconcile does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Write nothing to workloads or pods; say what would have been done.
+    pub dry_run: bool,
+    /// Workloads rolling out at once because skewguard wrote their template, cluster-wide.
+    pub max_concurrent_rollouts: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            max_concurrent_rollouts: 2,
+        }
+    }
+}
+
+/// How long a template write that did not change the generation (nothing to roll out) still
+/// holds its rollout slot, in case the cache had not seen the new generation yet.
+pub const NO_ROLLOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the shell found out about the workload besides the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// This policy governs the workload (no older policy selects it too).
+    pub governing: bool,
+    /// A PodDisruptionBudget covering the workload's pods allows no disruption now.
+    pub budget_exhausted: bool,
+    /// Other workloads (cluster-wide) rolling out now because skewguard wrote their template.
+    pub rollouts_elsewhere: usize,
+    /// How the policy's constraints reach the pods ([`crate::core::injection::choose_mode`]); `None`:
+    /// not known yet, so nothing is added either way.
+    pub injection: Option<InjectionMode>,
+}
+
+/// Everything `assess` found and decided about one workload.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: i32,
+    /// `metadata.generation` as assessed: a template write starts the rollout of the next one.
+    pub generation: i64,
+    pub measurement: Measurement,
+    pub plan: Result<Plan, Obstacle>,
+    pub zone_loss: Option<DomainLoss>,
+    pub zone_loss_key: String,
+    pub decision: Decision,
+    /// The writes to make, in order.
+    pub writes: Vec<Write>,
+    /// The memory after the decision (before the writes' results are known).
+    pub memory: WorkloadMemory,
+    /// Whether the workload was skewed before this reconcile (for the Events of a change).
+    pub was_skewed: bool,
+    /// What would have been done (dry-run, paused, not the owner), for the status message.
+    pub notes: Vec<String>,
+    /// Actions counted already (those not carried out).
+    pub actions: Vec<(Action, ActionResult)>,
+    /// Failures found while assessing (an invalid workload, a conflict).
+    pub errors: Vec<ErrorCategory>,
+    /// The scale-in order before this step's deletion-cost writes (`None`: another policy
+    /// governs the workload).
+    pub scale_in: Option<ScaleInStatus>,
+    /// How the workload's pods get the constraints (`None`: nothing is added, or another policy
+    /// governs it).
+    pub injection: Option<InjectionMode>,
+    /// Admission mode: the workload's `status.admission` entry, when published.
+    pub admission: Option<AdmittedWorkload>,
+    /// Admission mode: how the pods created since the entry was published compare with it.
+    pub admission_check: Option<AdmissionCheck>,
+}
+
+impl Assessment {
+    /// Whether a write of this step changes the template, starting a rollout.
+    pub fn starts_rollout(&self) -> bool {
+        self.writes
+            .iter()
+            .any(|w| matches!(w, Write::Inject { .. } | Write::Restart { .. }))
+    }
+}
+
+/// The planner's limits from the policy's rebalance settings.
+pub fn plan_options(rebalance: &RebalanceSpec) -> PlanOptions {
+    PlanOptions {
+        max_moves: usize::try_from(rebalance.max_disruptions.max(1)).unwrap_or(1),
+        require_node_fit: rebalance.require_node_fit,
+    }
+}
+
+/// The topology key a zone loss is computed on: the zone key when the workload spreads over it
+/// (dashboards and alerts read that one), else its first constraint's key.
+pub fn zone_loss_key(measurement: &Measurement) -> String {
+    let keys = || {
+        measurement
+            .constraints
+            .iter()
+            .map(|c| c.topology_key.as_str())
+    };
+    if keys().any(|k| k == ZONE_KEY) {
+        return ZONE_KEY.to_string();
+    }
+    keys().next().unwrap_or(ZONE_KEY).to_string()
+}
+
+/// Measures, plans and decides for one workload, and lists the writes that carry the decision out.
+pub fn assess(
+    policy: &HAPolicy,
+    workload: &WorkloadObject,
+    cluster: &Cluster,
+    memory: &WorkloadMemory,
+    facts: &Facts,
+    settings: &Settings,
+    now: Timestamp,
+) -> Assessment {
+    let spec = &policy.spec;
+    let pod_selector = match workload.pod_selector() {
+        Ok(selector) => selector,
+        Err(e) => return unreadable(workload.kind, workload.name(), memory, e.to_string()),
+    };
+    let mut template = plan_template_selecting(spec, workload, Some(&pod_selector));
+    // What is measured moves into the core workload; the rest of the plan is written or shown.
+    let core = workload.to_core_selecting(std::mem::take(&mut template.measured), pod_selector);
+    let evaluation = evaluate(cluster, &core, &plan_options(&spec.rebalance));
+    let measurement = evaluation.measurement;
+    let zone_loss_key = zone_loss_key(&measurement);
+    let zone_loss = worst_domain_loss(&own_pods_by_domain(
+        cluster,
+        &measurement.own_pods,
+        &zone_loss_key,
+    ));
+    let own = || measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
+    let running: BTreeSet<&str> = own().map(|p| p.uid.as_str()).collect();
+    let ready_pods = i32::try_from(own().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
+
+    let mut next = memory.clone();
+    release_finished_rollout(&mut next.decision, workload, now);
+    let mut decision = decision::decide(
+        &Observation {
+            now,
+            rebalance: &spec.rebalance,
+            paused: spec.paused,
+            conflict: !facts.governing,
+            // The workload's status and the pod cache come from two watches that may lag apart
+            // (after an API server outage, by seconds): settled only when both say so, so an
+            // evicted pod whose replacement is not Ready yet is never taken for a finished move.
+            settled: workload.replicas.is_settled() && ready_pods >= workload.replicas.desired,
+            ready_replicas: ready_pods.min(workload.replicas.ready),
+            within_policy: measurement.within_policy(),
+            budget_exhausted: facts.budget_exhausted,
+            measurement: &measurement,
+            running_pods: &running,
+            plan: &evaluation.plan,
+        },
+        &mut next.decision,
+    );
+
+    let may = Writes::for_workload(settings.dry_run, spec.paused, !facts.governing);
+    let mut writes = Vec::new();
+    let mut notes = Vec::new();
+    let mut actions = Vec::new();
+    let (injection, admission, admission_check) = admit(
+        policy,
+        workload,
+        cluster,
+        &measurement,
+        &template,
+        may,
+        facts.injection,
+        &mut notes,
+        now,
+    );
+    if template.changes_template
+        && may != Writes::NotOwner
+        && facts.injection == Some(InjectionMode::Template)
+    {
+        if may.allowed() {
+            writes.push(Write::Inject {
+                constraints: template.injected.len(),
+                body: TemplateApply::new(workload, template),
+            });
+        } else {
+            notes.push(format!(
+                "{}: would write {} spread constraint(s)",
+                may.label(),
+                template.injected.len()
+            ));
+        }
+    }
+    match &decision.action {
+        decision::Action::Evict(moves) => {
+            for m in moves {
+                if may.allowed() {
+                    writes.push(Write::Evict(m.clone()));
+                } else {
+                    actions.push((Action::Evict, ActionResult::DryRun));
+                    notes.push(format!(
+                        "{}: would evict {} ({} {} -> {})",
+                        may.label(),
+                        m.pod,
+                        key_name(&m.topology_key),
+                        m.from_domain,
+                        m.to_domain
+                    ));
+                }
+            }
+        }
+        decision::Action::Restart => {
+            if may.allowed() {
+                let at = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                writes.push(Write::Restart {
+                    body: (workload.kind.descriptor().restart_patch)(&at),
+                });
+            } else {
+                actions.push((Action::Restart, ActionResult::DryRun));
+                notes.push(format!("{}: would restart the workload", may.label()));
+            }
+        }
+        decision::Action::None => {}
+    }
+    let starts_rollout = writes
+        .iter()
+        .any(|w| matches!(w, Write::Inject { .. } | Write::Restart { .. }));
+    let holds_slot = next.decision.rollout_generation.is_some();
+    if starts_rollout && !holds_slot && facts.rollouts_elsewhere >= settings.max_concurrent_rollouts
+    {
+        // The template write waits for a slot; so does everything else this step would do, since
+        // the rollout it starts is the first rebalance.
+        writes.clear();
+        actions.clear();
+        decision.action = decision::Action::None;
+        decision.state = RebalanceState::Queued;
+        decision.reason = reason::ROLLOUT_BUDGET;
+        decision.requeue_after = Some(decision::POLL);
+        notes.push(format!(
+            "queued: {} of {} rollouts skewguard may start are in progress",
+            facts.rollouts_elsewhere, settings.max_concurrent_rollouts
+        ));
+    }
+    let scale_in = keep_scale_in_order(
+        policy,
+        workload.kind,
+        cluster,
+        &core,
+        &measurement,
+        may,
+        &mut writes,
+        &mut notes,
+    );
+    let errors = if facts.governing {
+        Vec::new()
+    } else {
+        vec![ErrorCategory::Conflict]
+    };
+    Assessment {
+        kind: workload.kind,
+        name: workload.name().to_string(),
+        replicas: workload.replicas.desired,
+        generation: workload.replicas.generation,
+        measurement,
+        plan: evaluation.plan,
+        zone_loss,
+        zone_loss_key,
+        decision,
+        writes,
+        was_skewed: memory.decision.skewed_since.is_some(),
+        memory: next,
+        notes,
+        actions,
+        errors,
+        scale_in,
+        injection,
+        admission,
+        admission_check,
+    }
+}
+
+/// Admission mode: the workload's `status.admission` entry (published only when writes are
+/// allowed: not paused, not --dry-run, and this policy governs it) and the check of the pods
+/// created since. Template mode: only the mode.
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    policy: &HAPolicy,
+    workload: &WorkloadObject,
+    cluster: &Cluster,
+    measurement: &Measurement,
+    template: &TemplatePlan,
+    may: Writes,
+    mode: Option<InjectionMode>,
+    notes: &mut Vec<String>,
+    now: Timestamp,
+) -> (
+    Option<InjectionMode>,
+    Option<AdmittedWorkload>,
+    Option<AdmissionCheck>,
+) {
+    if may == Writes::NotOwner || !policy.spec.inject_constraints {
+        return (None, None, None);
+    }
+    match mode {
+        Some(InjectionMode::Admission) => {}
+        Some(InjectionMode::Template) => return (Some(InjectionMode::Template), None, None),
+        None => {
+            if template.changes_template {
+                notes.push(
+                    "nothing added yet: whether admission mode is available is not known".into(),
+                );
+            }
+            return (None, None, None);
+        }
+    }
+    let previous = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.admission.as_ref())
+        .and_then(|a| {
+            a.workloads
+                .iter()
+                .find(|e| e.kind == workload.kind && e.name == workload.name())
+        });
+    let entry = admitted_workload(workload, template, previous, now);
+    match entry {
+        Some(entry) if may.allowed() => {
+            let pods = measurement.own_pods.iter().map(|&i| &*cluster.pods()[i]);
+            let check = check_admitted(&entry, pods);
+            (Some(InjectionMode::Admission), Some(entry), Some(check))
+        }
+        Some(entry) => {
+            notes.push(format!(
+                "{}: would publish {} spread constraint(s) for admission",
+                may.label(),
+                entry.constraints.len()
+            ));
+            (Some(InjectionMode::Admission), None, None)
+        }
+        None => (Some(InjectionMode::Admission), None, None),
+    }
+}
+
+/// The deletion-cost writes that keep the workload's scale-in balanced (or, turned off, give up
+/// the annotations skewguard wrote), and how its scale-in order stands before them.
+#[allow(clippy::too_many_arguments)] // the workload as measured, what may be written, and out
+fn keep_scale_in_order(
+    policy: &HAPolicy,
+    kind: WorkloadKind,
+    cluster: &Cluster,
+    core: &Workload,
+    measurement: &Measurement,
+    may: Writes,
+    writes: &mut Vec<Write>,
+    notes: &mut Vec<String>,
+) -> Option<ScaleInStatus> {
+    if may == Writes::NotOwner {
+        return None;
+    }
+    let status = |order, pending: usize| ScaleInStatus {
+        order,
+        pending: i32::try_from(pending).unwrap_or(i32::MAX),
+    };
+    if !kind.descriptor().scales_through_replicasets {
+        return Some(status(ScaleInOrder::ByOrdinal, 0));
+    }
+    let keep = policy.spec.scale_in.deletion_cost;
+    let patches = cost_writes(cluster, core, measurement, keep);
+    let pending = patches.len();
+    if pending > 0 && !may.allowed() {
+        notes.push(format!(
+            "{}: would {} the deletion cost of {pending} pod(s)",
+            may.label(),
+            if keep { "write" } else { "remove" }
+        ));
+    } else {
+        writes.extend(
+            patches
+                .into_iter()
+                .map(|(pod, cost)| Write::DeletionCost { pod, cost }),
+        );
+    }
+    Some(match (keep, pending) {
+        (false, _) => status(ScaleInOrder::Off, 0),
+        (true, 0) => status(ScaleInOrder::Kept, 0),
+        (true, n) => status(ScaleInOrder::Updating, n),
+    })
+}
+
+/// Frees the workload's rollout slot once the rollout skewguard started is complete (the
+/// workload observed the new generation and is settled), or when the write turned out to change
+/// nothing (the generation never moved).
+fn release_finished_rollout(
+    memory: &mut decision::Memory,
+    workload: &WorkloadObject,
+    now: Timestamp,
+) {
+    let Some(generation) = memory.rollout_generation else {
+        return;
+    };
+    let replicas = &workload.replicas;
+    let complete = replicas.observed_generation >= generation && replicas.is_settled();
+    let changed_nothing = replicas.generation < generation
+        && replicas.is_settled()
+        && memory.rollout_started.is_none_or(|t| {
+            now.duration_since(t)
+                >= jiff::SignedDuration::try_from(NO_ROLLOUT_GRACE).unwrap_or_default()
+        });
+    if complete || changed_nothing {
+        memory.rollout_generation = None;
+        memory.rollout_started = None;
+    }
+}
+
+/// A workload that cannot be read or measured: blocked with the reason, nothing written, its
+/// memory kept. Only its own status entry says so; the policy's other workloads go on.
+pub fn unreadable(
+    kind: WorkloadKind,
+    name: &str,
+    memory: &WorkloadMemory,
+    message: String,
+) -> Assessment {
+    Assessment {
+        kind,
+        name: name.to_string(),
+        replicas: 0,
+        generation: 0,
+        measurement: Measurement {
+            constraints: Vec::new(),
+            own_pods: Vec::new(),
+        },
+        plan: Err(Obstacle::NothingMovable),
+        zone_loss: None,
+        zone_loss_key: ZONE_KEY.to_string(),
+        decision: Decision {
+            action: decision::Action::None,
+            state: RebalanceState::Blocked,
+            reason: reason::INVALID_WORKLOAD,
+            requeue_after: None,
+            moves_succeeded: 0,
+            moves_failed: 0,
+        },
+        writes: Vec::new(),
+        was_skewed: memory.decision.skewed_since.is_some(),
+        memory: memory.clone(),
+        notes: vec![message],
+        actions: Vec::new(),
+        errors: vec![ErrorCategory::InvalidWorkload],
+        scale_in: None,
+        injection: None,
+        admission: None,
+        admission_check: None,
+    }
+}

@@ -1,0 +1,171 @@
+//! The second half of a workload's reconcile: what the writes' results mean for its memory, its
+//! status entry, its Events and the counters.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::api::conditions::reason;
+use crate::api::{RebalanceState, ScaleInOrder};
+use crate::core::decision;
+use crate::core::errors::ErrorCategory;
+use crate::core::policy_status::WorkloadOutcome;
+use crate::shell::metrics::{Action, ActionResult};
+
+use super::notices::{Notice, kind, transitions};
+use super::{Assessment, WorkloadMemory, Write, WriteResult};
+
+/// What one workload's reconcile ends with.
+#[derive(Clone, Debug)]
+pub struct Conclusion {
+    pub memory: WorkloadMemory,
+    pub outcome: WorkloadOutcome,
+    pub notices: Vec<Notice>,
+    /// When to look at the workload again even if nothing changes.
+    pub requeue_after: Option<Duration>,
+    pub actions: Vec<(Action, ActionResult)>,
+    pub errors: Vec<ErrorCategory>,
+}
+
+/// A template write went through: the workload rolls out to the next generation, holding a
+/// rollout slot until it is done (a second write in the same rollout keeps the first's slot).
+fn started_rollout(memory: &mut decision::Memory, generation: i64, now: Timestamp) {
+    if memory.rollout_generation.is_none() {
+        memory.rollout_generation = Some(generation + 1);
+        memory.rollout_started = Some(now);
+    }
+}
+
+/// Turns the results of the assessment's writes (in order; writes after the first that did not
+/// go through in their lane have no result, or [`WriteResult::NotTried`]) into the new memory,
+/// status entry and Events.
+pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Conclusion {
+    let mut memory = a.memory;
+    let mut decision = a.decision;
+    let mut notes = a.notes;
+    let mut actions = a.actions;
+    let mut errors = a.errors;
+    let mut notices = Vec::new();
+    let mut requeue = decision.requeue_after;
+    let mut scale_in = a.scale_in;
+    for (write, result) in a.writes.iter().zip(results) {
+        match (write, result) {
+            (Write::Inject { constraints, .. }, WriteResult::Done) => {
+                started_rollout(&mut memory.decision, a.generation, now);
+                actions.push((Action::Inject, ActionResult::Success));
+                notes.push(
+                    "constraints injected: the rolling update they start is the first rebalance"
+                        .to_string(),
+                );
+                notices.push(Notice::normal(
+                    kind::CONSTRAINTS_INJECTED,
+                    format!(
+                        "{constraints} spread constraint(s) written by field manager skewguard"
+                    ),
+                ));
+            }
+            (Write::Evict(m), WriteResult::Done) => {
+                decision::record_eviction(&mut memory.decision, m, &a.measurement, now);
+                actions.push((Action::Evict, ActionResult::Success));
+                notices.push(
+                    Notice::normal(
+                        kind::POD_EVICTED,
+                        format!(
+                            "evicted {} to move it from {} to {}",
+                            m.pod, m.from_domain, m.to_domain
+                        ),
+                    )
+                    .about_pod(&m.pod, &m.pod_uid),
+                );
+            }
+            (Write::Evict(_), WriteResult::BudgetExhausted) => {
+                decision::record_pdb_block(&mut memory.decision, now);
+                actions.push((Action::Evict, ActionResult::Blocked));
+                decision.state = RebalanceState::Blocked;
+                decision.reason = reason::POD_DISRUPTION_BUDGET;
+                // Nothing to poll for until the budget may have room again.
+                requeue = Some(decision::PDB_RETRY);
+            }
+            (Write::Evict(_), WriteResult::Deferred(after)) => {
+                decision.reason = reason::AWAITING_EVICTION_SLOT;
+                requeue = Some(requeue.map_or(after, |r| r.min(after)));
+            }
+            (Write::Restart { .. }, WriteResult::Done) => {
+                decision::record_restart(&mut memory.decision, now);
+                started_rollout(&mut memory.decision, a.generation, now);
+                actions.push((Action::Restart, ActionResult::Success));
+                notices.push(Notice::normal(
+                    kind::WORKLOAD_RESTARTED,
+                    "restarted to spread its pods",
+                ));
+            }
+            (Write::DeletionCost { .. }, result @ (WriteResult::Done | WriteResult::Gone)) => {
+                // A pod already gone needs no cost (and was not written).
+                if matches!(result, WriteResult::Done) {
+                    actions.push((Action::DeletionCost, ActionResult::Success));
+                }
+                if let Some(s) = scale_in.as_mut() {
+                    s.pending = (s.pending - 1).max(0);
+                    if s.pending == 0 && s.order == ScaleInOrder::Updating {
+                        s.order = ScaleInOrder::Kept;
+                    }
+                }
+            }
+            (Write::DeletionCost { .. }, WriteResult::Deferred(after)) => {
+                requeue = Some(requeue.map_or(after, |r| r.min(after)));
+            }
+            (write, WriteResult::Failed(e)) => {
+                let action = match write {
+                    Write::Inject { .. } => Action::Inject,
+                    Write::Evict(_) => Action::Evict,
+                    Write::Restart { .. } => Action::Restart,
+                    Write::DeletionCost { .. } => Action::DeletionCost,
+                };
+                actions.push((action, ActionResult::Error));
+                errors.push(e.category());
+                notes.push(e.to_string());
+            }
+            // A pod already gone needs nothing; the other pairs are not produced by the shell.
+            (
+                _,
+                WriteResult::Gone
+                | WriteResult::Deferred(_)
+                | WriteResult::BudgetExhausted
+                | WriteResult::NotTried,
+            ) => {}
+        }
+    }
+    let outcome = WorkloadOutcome {
+        kind: a.kind,
+        name: a.name,
+        replicas: a.replicas,
+        measurement: a.measurement,
+        zone_loss: a.zone_loss,
+        zone_loss_key: a.zone_loss_key,
+        state: decision.state,
+        reason: decision.reason.to_string(),
+        memory: memory.decision.clone(),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+        scale_in,
+        injection: a.injection,
+        admission: a.admission,
+        admission_check: a.admission_check,
+    };
+    notices.extend(transitions(
+        a.was_skewed,
+        memory.decision.skewed_since.is_some(),
+        &outcome.skew_summary().join(", "),
+        memory.reported.as_ref(),
+        decision.state,
+        decision.reason,
+    ));
+    memory.reported = Some((decision.state, decision.reason.to_string()));
+    Conclusion {
+        memory,
+        outcome,
+        notices,
+        requeue_after: requeue,
+        actions,
+        errors,
+    }
+}

@@ -1,0 +1,851 @@
+//! Table tests of assess and conclude: one workload, a cluster snapshot, a memory, no cluster.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::api::{HAPolicy, RebalanceState, ScaleInOrder};
+use crate::core::errors::ErrorCategory;
+use crate::core::topology::{Cluster, Labels, Node, Pod, Resources, ZONE_KEY};
+use crate::core::workload::WorkloadObject;
+use crate::shell::metrics::{Action, ActionResult};
+
+const NS: &str = "petclinic";
+
+fn now() -> Timestamp {
+    "2026-06-01T00:00:00Z".parse().unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn node(name: &str, zone: &str) -> Node {
+    Node {
+        name: name.into(),
+        labels: labels(&[(ZONE_KEY, zone), ("kubernetes.io/hostname", name)]),
+        ready: true,
+        allocatable: Resources::new(4000, 16 << 30, 110),
+        ..Default::default()
+    }
+}
+
+fn pod(name: &str, node: &str) -> Pod {
+    Pod {
+        name: name.into(),
+        uid: format!("{name}-uid"),
+        namespace: NS.into(),
+        labels: labels(&[("app", "petclinic"), ("tier", "web")]),
+        node_name: Some(node.into()),
+        ready: true,
+        requests: Resources::new(100, 64 << 20, 1),
+        ..Default::default()
+    }
+}
+
+/// `web`'s two pods both in zone c; zone a empty.
+fn piled() -> Cluster {
+    Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![pod("web-1", "c-1"), pod("web-2", "c-1")],
+    )
+}
+
+fn policy(extra: Value) -> HAPolicy {
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": "petclinic"}},
+        "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1}],
+        "injectConstraints": false,
+        "rebalance": {"stabilizationSeconds": 0, "cooldownSeconds": 0},
+        // The scale-in tests below turn it on; the others are about rebalancing alone.
+        "scaleIn": {"deletionCost": false}
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        spec[k] = v;
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "skewguard.dev/v1alpha1", "kind": "HAPolicy",
+        "metadata": {"name": "p", "namespace": NS, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+fn web(selector: Value) -> WorkloadObject {
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 1,
+                     "labels": {"app": "petclinic"}},
+        "spec": {"replicas": 2, "selector": selector,
+                 "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                   "readyReplicas": 2, "availableReplicas": 2}
+    }))
+    .unwrap();
+    WorkloadObject::from_object(&d).unwrap()
+}
+
+fn web_selector() -> Value {
+    json!({"matchLabels": {"app": "petclinic", "tier": "web"}})
+}
+
+const GOVERNING: Facts = Facts {
+    governing: true,
+    budget_exhausted: false,
+    rollouts_elsewhere: 0,
+    injection: Some(crate::api::InjectionMode::Template),
+};
+
+fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
+    assess(
+        policy,
+        &web(web_selector()),
+        &piled(),
+        &WorkloadMemory::default(),
+        &facts,
+        &Settings {
+            dry_run,
+            ..Settings::default()
+        },
+        now(),
+    )
+}
+
+#[test]
+fn a_skewed_workload_past_stabilization_gets_one_eviction_toward_the_empty_zone() {
+    let a = assess_web(&policy(json!({})), GOVERNING, false);
+    assert_eq!(a.decision.state, RebalanceState::Evicting);
+    match a.writes.as_slice() {
+        [Write::Evict(m)] => assert_eq!((m.from_domain.as_str(), m.to_domain.as_str()), ("c", "a")),
+        other => panic!("{other:?}"),
+    }
+    assert!(a.notes.is_empty() && a.actions.is_empty() && a.errors.is_empty());
+    let c = conclude(a, vec![WriteResult::Done], now());
+    assert_eq!(c.memory.decision.in_flight.len(), 1);
+    assert_eq!(c.memory.decision.actions, 1);
+    assert_eq!(c.actions, vec![(Action::Evict, ActionResult::Success)]);
+    assert_eq!(c.outcome.state, RebalanceState::Evicting);
+    let reasons: Vec<&str> = c.notices.iter().map(|n| n.reason).collect();
+    assert_eq!(reasons, vec!["PodEvicted", "SkewDetected"]);
+    // The eviction's Event is about the evicted pod (its related object), so the next
+    // eviction is an Event of its own, not a repeat of this one's note.
+    let evicted = &c.memory.decision.in_flight[0];
+    assert_eq!(
+        c.notices[0].pod,
+        Some(notices::PodRef {
+            name: evicted.pod.clone(),
+            uid: evicted.pod_uid.clone()
+        })
+    );
+    assert!(c.notices[0].note.contains(&evicted.pod));
+    assert_eq!(c.notices[1].pod, None);
+    assert_eq!(c.outcome.zone_loss_key, ZONE_KEY);
+}
+
+#[test]
+fn a_move_is_judged_only_when_the_pod_cache_too_shows_the_replacement_ready() {
+    // After an API server outage the Deployment's watch may lag the pod watch: its status still
+    // says 2 Ready while the cache holds only the pod that stayed.
+    let policy = policy(json!({}));
+    let evicted = assess_web(&policy, GOVERNING, false);
+    let memory = conclude(evicted, vec![WriteResult::Done], now()).memory;
+    let gone = memory.decision.in_flight[0].pod.clone();
+    let stayed = if gone == "web-1" { "web-2" } else { "web-1" };
+    let nodes = || vec![node("a-1", "a"), node("c-1", "c")];
+    let mut starting = pod("web-3", "a-1");
+    starting.ready = false;
+    let cases = [
+        (
+            "replacement not created yet",
+            vec![pod(stayed, "c-1")],
+            false,
+        ),
+        (
+            "replacement not Ready",
+            vec![pod(stayed, "c-1"), starting],
+            false,
+        ),
+        (
+            "replacement Ready",
+            vec![pod(stayed, "c-1"), pod("web-3", "a-1")],
+            true,
+        ),
+    ];
+    for (label, pods, judged) in cases {
+        let a = assess(
+            &policy,
+            &web(web_selector()),
+            &Cluster::new(nodes(), pods),
+            &memory,
+            &GOVERNING,
+            &Settings::default(),
+            now(),
+        );
+        assert!(a.writes.is_empty(), "{label}: {:?}", a.writes);
+        assert_eq!(a.memory.decision.in_flight.is_empty(), judged, "{label}");
+        if !judged {
+            assert_eq!(a.decision.reason, "AwaitingReplacement", "{label}");
+        }
+    }
+}
+
+#[test]
+fn injection_comes_first_and_its_success_is_told() {
+    let a = assess_web(
+        &policy(json!({"injectConstraints": true})),
+        GOVERNING,
+        false,
+    );
+    assert!(matches!(
+        a.writes.first(),
+        Some(Write::Inject { constraints: 1, .. })
+    ));
+    let c = conclude(a, vec![WriteResult::Done, WriteResult::Done], now());
+    assert_eq!(
+        c.actions,
+        vec![
+            (Action::Inject, ActionResult::Success),
+            (Action::Evict, ActionResult::Success)
+        ]
+    );
+    assert!(
+        c.outcome
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("constraints injected"))
+    );
+}
+
+#[test]
+fn writes_that_may_not_be_made_become_notes_and_dry_run_counts() {
+    for (policy, dry_run, label) in [
+        (policy(json!({"injectConstraints": true})), true, "dry-run"),
+        (
+            policy(json!({"injectConstraints": true, "paused": true})),
+            false,
+            "paused",
+        ),
+    ] {
+        let a = assess_web(&policy, GOVERNING, dry_run);
+        assert!(a.writes.is_empty(), "{label}: {:?}", a.writes);
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.starts_with(&format!("{label}: would write 1"))),
+            "{label}: {:?}",
+            a.notes
+        );
+        let c = conclude(a, vec![], now());
+        assert_eq!(c.memory.decision.actions, 0, "{label}");
+    }
+    let a = assess_web(&policy(json!({})), GOVERNING, true);
+    assert_eq!(a.actions, vec![(Action::Evict, ActionResult::DryRun)]);
+    assert!(
+        a.notes[0].starts_with("dry-run: would evict web-"),
+        "{:?}",
+        a.notes
+    );
+}
+
+#[test]
+fn a_losing_policy_writes_nothing_and_counts_a_conflict() {
+    let facts = Facts {
+        governing: false,
+        ..GOVERNING
+    };
+    let a = assess_web(&policy(json!({"injectConstraints": true})), facts, false);
+    assert!(a.writes.is_empty() && a.notes.is_empty());
+    assert_eq!(a.errors, vec![ErrorCategory::Conflict]);
+    let c = conclude(a, vec![], now());
+    assert_eq!(
+        (c.outcome.state, c.outcome.reason.as_str()),
+        (RebalanceState::Blocked, "Conflict")
+    );
+}
+
+/// A write's result, then the state, reason, requeue (ms) and counts it leads to.
+type Case = (
+    WriteResult,
+    RebalanceState,
+    &'static str,
+    Option<u64>,
+    Vec<(Action, ActionResult)>,
+);
+
+#[test]
+fn results_rewrite_the_decision_pure_and_simple() {
+    let cases: Vec<Case> = vec![
+        (
+            WriteResult::BudgetExhausted,
+            RebalanceState::Blocked,
+            "PodDisruptionBudget",
+            Some(10_000),
+            vec![(Action::Evict, ActionResult::Blocked)],
+        ),
+        (
+            WriteResult::Deferred(std::time::Duration::from_millis(300)),
+            RebalanceState::Evicting,
+            "AwaitingEvictionSlot",
+            Some(300),
+            vec![],
+        ),
+        (
+            WriteResult::Gone,
+            RebalanceState::Evicting,
+            "Evicting",
+            Some(5_000),
+            vec![],
+        ),
+    ];
+    for (result, state, reason, requeue_ms, actions) in cases {
+        let label = format!("{result:?}");
+        let c = conclude(
+            assess_web(&policy(json!({})), GOVERNING, false),
+            vec![result],
+            now(),
+        );
+        assert_eq!(
+            (c.outcome.state, c.outcome.reason.as_str()),
+            (state, reason),
+            "{label}"
+        );
+        assert_eq!(
+            c.requeue_after.map(|d| d.as_millis() as u64),
+            requeue_ms,
+            "{label}"
+        );
+        assert_eq!(c.actions, actions, "{label}");
+        assert!(
+            c.memory.decision.in_flight.is_empty(),
+            "{label}: nothing was evicted"
+        );
+        assert_eq!(
+            c.memory.reported,
+            Some((state, reason.to_string())),
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_write_is_counted_by_category_and_told_in_the_status() {
+    let a = assess_web(&policy(json!({})), GOVERNING, false);
+    let failure = crate::core::errors::WriteError::Evict {
+        pod: "web-1".into(),
+        source: kube::Error::LinesCodecMaxLineLengthExceeded,
+    };
+    let c = conclude(a, vec![WriteResult::Failed(failure)], now());
+    assert_eq!(c.errors, vec![ErrorCategory::Eviction]);
+    assert_eq!(c.actions, vec![(Action::Evict, ActionResult::Error)]);
+    assert!(
+        c.outcome
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("evicting pod web-1 failed")),
+        "{:?}",
+        c.outcome.note
+    );
+}
+
+#[test]
+fn an_unreadable_workload_is_blocked_with_its_reason_and_keeps_its_memory() {
+    let mut memory = WorkloadMemory::default();
+    memory.decision.actions = 3;
+    let w = web(json!({"matchExpressions": [{"key": "tier", "operator": "Sideways"}]}));
+    let a = assess(
+        &policy(json!({})),
+        &w,
+        &piled(),
+        &memory,
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.errors, vec![ErrorCategory::InvalidWorkload]);
+    assert!(a.writes.is_empty());
+    let c = conclude(a, vec![], now());
+    assert_eq!(
+        (c.outcome.state, c.outcome.reason.as_str()),
+        (RebalanceState::Blocked, "InvalidWorkload")
+    );
+    assert_eq!(c.memory.decision.actions, 3);
+    assert!(
+        c.outcome
+            .note
+            .is_some_and(|n| n.contains("invalid pod selector"))
+    );
+}
+
+#[test]
+fn zone_loss_is_reported_on_the_zone_key_even_when_hostname_comes_first() {
+    let p = policy(json!({"spread": [
+        {"topologyKey": "kubernetes.io/hostname", "maxSkew": 1},
+        {"topologyKey": ZONE_KEY, "maxSkew": 1}
+    ]}));
+    let a = assess_web(&p, GOVERNING, false);
+    assert_eq!(a.zone_loss_key, ZONE_KEY);
+    assert_eq!(a.zone_loss.as_ref().map(|l| l.domain.as_str()), Some("c"));
+}
+
+#[test]
+fn plan_options_come_from_the_policy_in_one_place() {
+    let p = policy(json!({"rebalance": {"maxDisruptions": 3, "requireNodeFit": false}}));
+    let options = plan_options(&p.spec.rebalance);
+    assert_eq!((options.max_moves, options.require_node_fit), (3, false));
+    let p = policy(json!({"rebalance": {"maxDisruptions": 0}}));
+    assert_eq!(plan_options(&p.spec.rebalance).max_moves, 1);
+}
+
+#[test]
+fn a_template_write_waits_in_the_queue_when_the_rollout_budget_is_spent() {
+    let p = policy(json!({"injectConstraints": true}));
+    let full = Facts {
+        rollouts_elsewhere: 2,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, full, false);
+    assert!(a.writes.is_empty(), "{:?}", a.writes);
+    assert_eq!(
+        (a.decision.state, a.decision.reason),
+        (RebalanceState::Queued, "RolloutBudget")
+    );
+    assert!(a.notes[0].starts_with("queued: 2 of 2"), "{:?}", a.notes);
+    // With a slot free the write goes, and the workload holds the slot up to the next generation.
+    let room = Facts {
+        rollouts_elsewhere: 1,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, room, false);
+    assert!(a.starts_rollout());
+    let c = conclude(a, vec![WriteResult::Done, WriteResult::Done], now());
+    assert_eq!(c.memory.decision.rollout_generation, Some(2));
+    assert!(
+        crate::shell::metrics::WorkloadMetrics::from(&c.outcome).rolling,
+        "the gauge counts it"
+    );
+}
+
+#[test]
+fn a_workload_holding_a_slot_keeps_it_until_its_rollout_is_done() {
+    let p = policy(json!({"injectConstraints": true}));
+    let full = Facts {
+        rollouts_elsewhere: 2,
+        ..GOVERNING
+    };
+    let mut memory = WorkloadMemory::default();
+    memory.decision.rollout_generation = Some(2);
+    memory.decision.rollout_started = Some(now());
+    // Generation 1, settled: the write it made has not been seen yet; it still holds its slot and
+    // may write again.
+    let a = assess(
+        &p,
+        &web(web_selector()),
+        &piled(),
+        &memory,
+        &full,
+        &Settings::default(),
+        now(),
+    );
+    assert!(a.starts_rollout(), "its own slot: not queued");
+    assert_eq!(a.memory.decision.rollout_generation, Some(2));
+    // Generation 2 observed and settled: the rollout is done, the slot is free.
+    let mut rolled = web(web_selector());
+    rolled.replicas.generation = 2;
+    rolled.replicas.observed_generation = 2;
+    let a = assess(
+        &p,
+        &rolled,
+        &piled(),
+        &memory,
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.memory.decision.rollout_generation, None);
+    // A write that changed nothing (the generation never moved) frees it after the grace period.
+    let later = now() + jiff::SignedDuration::from_secs(61);
+    let a = assess(
+        &policy(json!({})),
+        &web(web_selector()),
+        &piled(),
+        &memory,
+        &GOVERNING,
+        &Settings::default(),
+        later,
+    );
+    assert_eq!(a.memory.decision.rollout_generation, None);
+}
+
+// ---- scale-in order (pod-deletion-cost) ----
+
+fn keeping_scale_in() -> HAPolicy {
+    policy(json!({"scaleIn": {"deletionCost": true}}))
+}
+
+/// `web` under `policy` over `cluster`, governed, nothing remembered, default settings.
+fn assess_on(policy: &HAPolicy, cluster: &Cluster) -> Assessment {
+    assess(
+        policy,
+        &web(web_selector()),
+        cluster,
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    )
+}
+
+fn cost_writes_of(a: &Assessment) -> Vec<(String, Option<i32>)> {
+    a.writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::DeletionCost { pod, cost } => Some((pod.clone(), *cost)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_writes() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, false);
+    // Both pods in zone c: the first to go is the one that leaves c with one (cost -1000); the
+    // last of a domain costs 0, which an unannotated pod already counts as.
+    let costs = cost_writes_of(&a);
+    assert_eq!(costs.len(), 1, "{costs:?}");
+    assert_eq!(costs[0].1, Some(-1000));
+    assert!(matches!(a.writes.first(), Some(Write::Evict(_))));
+    assert_eq!(a.writes.last().map(Write::lane), Some(Lane::DeletionCost));
+    let status = a.scale_in.clone().unwrap();
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Updating, 1));
+    // The eviction waits for its slot; the cost write still goes, and the order is kept.
+    let c = conclude(
+        a,
+        vec![
+            WriteResult::Deferred(std::time::Duration::from_millis(100)),
+            WriteResult::Done,
+        ],
+        now(),
+    );
+    let status = c.outcome.scale_in.clone().unwrap();
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Kept, 0));
+    assert!(
+        c.actions
+            .contains(&(Action::DeletionCost, ActionResult::Success))
+    );
+    assert_eq!(c.outcome.status().scale_in, Some(status));
+}
+
+#[test]
+fn costs_already_in_place_need_no_write() {
+    let mut cluster = piled();
+    let a = assess_on(&keeping_scale_in(), &cluster);
+    let (pod, cost) = cost_writes_of(&a).remove(0);
+    let mut pods: Vec<_> = cluster.pods().iter().map(|p| (**p).clone()).collect();
+    for p in pods.iter_mut().filter(|p| p.name == pod) {
+        p.deletion_cost = cost;
+        p.deletion_cost_ours = true;
+    }
+    cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
+    let a = assess_on(&keeping_scale_in(), &cluster);
+    assert!(cost_writes_of(&a).is_empty());
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Kept);
+}
+
+#[test]
+fn turned_off_only_the_costs_skewguard_wrote_are_removed() {
+    let mut ours = pod("web-1", "c-1");
+    ours.deletion_cost = Some(-1000);
+    ours.deletion_cost_ours = true;
+    let mut theirs = pod("web-2", "c-1");
+    theirs.deletion_cost = Some(5);
+    let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], vec![ours, theirs]);
+    let a = assess_on(&policy(json!({})), &cluster);
+    assert_eq!(cost_writes_of(&a), vec![("web-1".to_string(), None)]);
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Off);
+}
+
+#[test]
+fn dry_run_and_paused_say_what_they_would_write_and_a_conflict_says_nothing() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, true);
+    assert!(cost_writes_of(&a).is_empty());
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n == "dry-run: would write the deletion cost of 1 pod(s)"),
+        "{:?}",
+        a.notes
+    );
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Updating);
+    let paused = policy(json!({"scaleIn": {"deletionCost": true}, "paused": true}));
+    let a = assess_web(&paused, GOVERNING, false);
+    assert!(cost_writes_of(&a).is_empty());
+    assert!(a.notes.iter().any(|n| n.starts_with("paused: would write")));
+    let lost = Facts {
+        governing: false,
+        ..GOVERNING
+    };
+    let a = assess_web(&keeping_scale_in(), lost, false);
+    assert!(cost_writes_of(&a).is_empty() && a.scale_in.is_none());
+}
+
+#[test]
+fn a_statefulset_scales_in_by_ordinal_and_gets_no_cost() {
+    let s: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": NS, "generation": 1},
+        "spec": {"replicas": 2, "serviceName": "web", "selector": web_selector(),
+                 "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                   "readyReplicas": 2, "availableReplicas": 2, "currentReplicas": 2}
+    }))
+    .unwrap();
+    let a = assess(
+        &keeping_scale_in(),
+        &WorkloadObject::from_object(&s).unwrap(),
+        &piled(),
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert!(cost_writes_of(&a).is_empty());
+    assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::ByOrdinal);
+}
+
+#[test]
+fn a_failed_cost_write_is_counted_and_the_order_stays_updating() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, false);
+    let n = a.writes.len();
+    let mut results: Vec<WriteResult> = (1..n).map(|_| WriteResult::Done).collect();
+    results.push(WriteResult::Failed(
+        crate::core::errors::WriteError::DeletionCost {
+            pod: "web-1".into(),
+            source: kube::Error::Api(Box::new(
+                kube::core::Status::failure("denied", "Forbidden").with_code(403),
+            )),
+        },
+    ));
+    let c = conclude(a, results, now());
+    assert!(c.errors.contains(&ErrorCategory::DeletionCost));
+    assert_eq!(c.outcome.scale_in.unwrap().order, ScaleInOrder::Updating);
+}
+
+const ADMITTING: Facts = Facts {
+    injection: Some(crate::api::InjectionMode::Admission),
+    ..GOVERNING
+};
+
+#[test]
+fn in_admission_mode_no_template_is_written_the_entry_is_published_and_rebalancing_goes_on() {
+    use crate::api::InjectionMode;
+    let p = policy(json!({"injectConstraints": true}));
+    // A spent rollout budget does not matter: nothing rolls out.
+    let full = Facts {
+        rollouts_elsewhere: 2,
+        ..ADMITTING
+    };
+    let a = assess_web(&p, full, false);
+    assert!(
+        !a.writes.iter().any(|w| matches!(w, Write::Inject { .. })),
+        "{:?}",
+        a.writes
+    );
+    assert!(!a.starts_rollout());
+    assert_eq!(
+        a.decision.state,
+        RebalanceState::Evicting,
+        "rebalanced as before"
+    );
+    assert_eq!(a.injection, Some(InjectionMode::Admission));
+    let entry = a.admission.clone().expect("the entry is published");
+    assert_eq!((entry.name.as_str(), entry.constraints.len()), ("web", 1));
+    assert_eq!(entry.since.0, now());
+    // The pods here are of unknown age: none is judged.
+    assert_eq!(a.admission_check.as_ref().map(|c| c.checked.len()), Some(0));
+    let c = conclude(a, vec![WriteResult::Done], now());
+    assert_eq!(c.memory.decision.rollout_generation, None);
+    let status = c.outcome.status();
+    assert_eq!(status.injection, Some(InjectionMode::Admission));
+    assert_eq!(
+        crate::shell::metrics::WorkloadMetrics::from(&c.outcome).injection,
+        Some("Admission")
+    );
+
+    // Template mode: the write that starts a rollout, as before.
+    let a = assess_web(&p, GOVERNING, false);
+    assert!(a.starts_rollout());
+    assert_eq!(
+        (a.injection, a.admission.is_none()),
+        (Some(InjectionMode::Template), true)
+    );
+}
+
+#[test]
+fn admission_mode_publishes_nothing_for_dry_run_paused_or_a_losing_policy() {
+    for (p, dry_run, label) in [
+        (policy(json!({"injectConstraints": true})), true, "dry-run"),
+        (
+            policy(json!({"injectConstraints": true, "paused": true})),
+            false,
+            "paused",
+        ),
+    ] {
+        let a = assess_web(&p, ADMITTING, dry_run);
+        assert_eq!(a.admission, None, "{label}");
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n
+                    == &format!("{label}: would publish 1 spread constraint(s) for admission")),
+            "{label}: {:?}",
+            a.notes
+        );
+    }
+    let lost = Facts {
+        governing: false,
+        ..ADMITTING
+    };
+    let a = assess_web(&policy(json!({"injectConstraints": true})), lost, false);
+    assert_eq!((a.injection, a.admission), (None, None));
+    // injectConstraints false: nothing to add, in either mode.
+    let a = assess_web(&policy(json!({})), ADMITTING, false);
+    assert_eq!((a.injection, a.admission), (None, None));
+}
+
+#[test]
+fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
+    use crate::api::conditions::condition_type;
+    use crate::core::injection::{AdmissionSupport, choose_mode};
+    use crate::core::policy_status::{PolicyInjection, policy_status};
+    let support = AdmissionSupport {
+        served: true,
+        policy_installed: true,
+        binding_installed: true,
+        warnings: Vec::new(),
+    };
+    let p = policy(json!({"injectConstraints": true}));
+    let injection = choose_mode(crate::api::Injection::Auto, Some(&support), None).unwrap();
+    let created = |name: &str, node: &str, at: i64, keys: &[&str]| Pod {
+        created: now().as_second() + at,
+        spread_keys: keys.iter().map(|k| k.to_string()).collect(),
+        ..pod(name, node)
+    };
+    let status_with = |pods: Vec<Pod>| {
+        let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
+        let a = assess_on_with(&p, &cluster, ADMITTING);
+        let c = conclude(a, vec![], now());
+        policy_status(
+            None,
+            Some(1),
+            &[c.outcome],
+            &[],
+            &PolicyInjection {
+                status: Some(&injection),
+                support: Some(&support),
+            },
+            now(),
+        )
+    };
+    let admitted = |s: &crate::api::HAPolicyStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == condition_type::ADMITTED)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let s = status_with(vec![
+        created("web-1", "c-1", -600, &[]),
+        created("web-2", "a-1", 60, &[ZONE_KEY]),
+    ]);
+    assert_eq!(
+        s.injection.as_ref().map(|i| i.mode),
+        Some(crate::api::InjectionMode::Admission)
+    );
+    assert_eq!(s.admission.as_ref().map(|a| a.workloads.len()), Some(1));
+    let (status, reason, _) = admitted(&s).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "ConstraintsAdmitted")
+    );
+
+    let s = status_with(vec![
+        created("web-1", "c-1", -600, &[]),
+        created("web-2", "a-1", 60, &[]),
+    ]);
+    let (status, reason, message) = admitted(&s).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ConstraintsMissing")
+    );
+    assert!(
+        message.contains("web-2 (topology.kubernetes.io/zone)"),
+        "{message}"
+    );
+    assert!(
+        s.workloads[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("1 new pod(s) lack the admitted constraints")),
+        "{:?}",
+        s.workloads[0].message
+    );
+
+    // Template mode: no entries, no condition.
+    let template = choose_mode(crate::api::Injection::Template, Some(&support), None).unwrap();
+    let cluster = piled();
+    let c = conclude(assess_on_with(&p, &cluster, GOVERNING), vec![], now());
+    let s = policy_status(
+        None,
+        Some(1),
+        &[c.outcome],
+        &[],
+        &PolicyInjection {
+            status: Some(&template),
+            support: Some(&support),
+        },
+        now(),
+    );
+    assert_eq!((s.admission.clone(), admitted(&s)), (None, None));
+}
+
+fn assess_on_with(policy: &HAPolicy, cluster: &Cluster, facts: Facts) -> Assessment {
+    assess(
+        policy,
+        &web(web_selector()),
+        cluster,
+        &WorkloadMemory::default(),
+        &facts,
+        &Settings::default(),
+        now(),
+    )
+}
+
+#[test]
+fn while_the_mode_is_not_known_nothing_is_added_either_way() {
+    let p = policy(json!({"injectConstraints": true}));
+    let undecided = Facts {
+        injection: None,
+        ..GOVERNING
+    };
+    let a = assess_web(&p, undecided, false);
+    assert!(
+        !a.writes.iter().any(|w| matches!(w, Write::Inject { .. })),
+        "{:?}",
+        a.writes
+    );
+    assert_eq!((a.injection, a.admission), (None, None));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("whether admission mode is available is not known")),
+        "{:?}",
+        a.notes
+    );
+    assert_eq!(
+        a.decision.state,
+        RebalanceState::Evicting,
+        "rebalancing goes on"
+    );
+}

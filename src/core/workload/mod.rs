@@ -1,0 +1,403 @@
+//! The workload kinds a policy governs (Deployment, StatefulSet, Argo Rollout), seen through one
+//! shape: identity, pod selector, pod template, replica counts. What differs between kinds lives
+//! in their descriptors ([`kind`]), which also says how to add a kind.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Resource;
+use kube::api::DynamicObject;
+use kube::core::Selector;
+use serde::Deserialize;
+
+use crate::api::WorkloadKind;
+use crate::core::{snapshot, topology};
+
+pub mod kind;
+
+pub use kind::{KINDS, KindDescriptor, RESTARTED_AT, RawStatus};
+
+/// The Argo Rollouts resource.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WorkloadError {
+    #[error("{kind:?} {name} has no spec")]
+    MissingSpec { kind: WorkloadKind, name: String },
+    #[error("{kind:?} {name} has an invalid pod selector: {reason}")]
+    InvalidSelector {
+        kind: WorkloadKind,
+        name: String,
+        reason: String,
+    },
+    #[error("{name} is not of a supported workload kind")]
+    UnknownKind { name: String },
+    #[error("{kind:?} {name} has an unreadable spec: {reason}")]
+    Malformed {
+        kind: WorkloadKind,
+        name: String,
+        reason: String,
+    },
+}
+
+/// Replica counts that say whether a workload is settled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub desired: i32,
+    /// Pods that exist (`status.replicas`), old and new.
+    pub current: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub generation: i64,
+    pub observed_generation: i64,
+}
+
+impl ReplicaStatus {
+    /// Not rolling out, not scaling, nothing unavailable: the only time moving pods is safe.
+    pub fn is_settled(&self) -> bool {
+        self.observed_generation >= self.generation
+            && self.current == self.desired
+            && self.updated == self.desired
+            && self.ready == self.desired
+            && self.available == self.desired
+    }
+}
+
+/// A governed workload, whatever its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadObject {
+    pub kind: WorkloadKind,
+    pub metadata: ObjectMeta,
+    pub selector: LabelSelector,
+    pub template: PodTemplateSpec,
+    pub replicas: ReplicaStatus,
+    /// Argo Rollouts' `spec.restartAt`, if set.
+    pub restart_at: Option<String>,
+}
+
+/// What every workload object, readable or not, is known by: its kind and its metadata.
+pub trait Identified {
+    fn kind(&self) -> WorkloadKind;
+    fn meta(&self) -> &ObjectMeta;
+}
+
+/// A workload whose spec cannot be read: it is still selected and reported, with the reason,
+/// and nothing is written to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    pub kind: WorkloadKind,
+    pub metadata: ObjectMeta,
+    pub error: WorkloadError,
+}
+
+impl Identified for Unreadable {
+    fn kind(&self) -> WorkloadKind {
+        self.kind
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl Identified for WorkloadObject {
+    fn kind(&self) -> WorkloadKind {
+        self.kind
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl WorkloadObject {
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.metadata.labels.clone().unwrap_or_default()
+    }
+
+    /// The labels its pods are created with (the pod template's; none when it has none): what a
+    /// PodDisruptionBudget's selector is matched against.
+    pub fn template_labels(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        (self.template.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref())
+            .unwrap_or(&NONE)
+    }
+
+    /// The pod selector as kube's matcher.
+    pub fn pod_selector(&self) -> Result<Selector, WorkloadError> {
+        Selector::try_from(self.selector.clone()).map_err(|e| WorkloadError::InvalidSelector {
+            kind: self.kind,
+            name: self.name().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The label the controller of this kind stamps on pods of one template revision, which
+    /// injected constraints use as `matchLabelKeys` so old and new pods are counted apart.
+    pub fn revision_label(&self) -> Option<&'static str> {
+        self.kind.descriptor().revision_label
+    }
+
+    /// The workload in the core's terms, measured by `constraints`.
+    ///
+    /// The core's [`topology::PodTemplate`] (the pod the workload would create next) takes the
+    /// template's labels, its placement (node selector, required node affinity, tolerations) and
+    /// its requests, so eligibility and node fit are judged for the pod the scheduler would place.
+    /// Pass the constraints to measure with, e.g. [`crate::core::constraints::TemplatePlan::measured`]
+    /// or the template's own ([`crate::core::constraints::measured_from_template`]).
+    ///
+    /// Fails only when the pod selector cannot be turned into a matcher.
+    pub fn to_core(
+        &self,
+        constraints: Vec<topology::SpreadConstraint>,
+    ) -> Result<topology::Workload, WorkloadError> {
+        Ok(self.to_core_selecting(constraints, self.pod_selector()?))
+    }
+
+    /// [`Self::to_core`] with the pod selector already parsed ([`Self::pod_selector`]).
+    pub fn to_core_selecting(
+        &self,
+        constraints: Vec<topology::SpreadConstraint>,
+        pod_selector: Selector,
+    ) -> topology::Workload {
+        let no_spec = PodSpec::default();
+        let spec = self.template.spec.as_ref().unwrap_or(&no_spec);
+        topology::Workload {
+            namespace: self.namespace().to_string(),
+            name: self.name().to_string(),
+            pod_selector,
+            template: topology::PodTemplate {
+                labels: self
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default(),
+                placement: snapshot::placement_of(spec),
+                requests: snapshot::requests_of(spec),
+            },
+            constraints,
+        }
+    }
+
+    /// Reads a workload of any supported kind from its dynamic form (as watched and listed).
+    pub fn from_dynamic(object: &DynamicObject) -> Result<Self, WorkloadError> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let kind = object
+            .types
+            .as_ref()
+            .and_then(|t| WorkloadKind::of(&t.api_version, &t.kind))
+            .ok_or_else(|| WorkloadError::UnknownKind { name: name.clone() })?;
+        Self::read(kind, object)
+    }
+
+    /// Reads an object known to be of `kind` (a watch of that kind's resource).
+    pub fn read(kind: WorkloadKind, object: &DynamicObject) -> Result<Self, WorkloadError> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let malformed = |reason: String| WorkloadError::Malformed {
+            kind,
+            name: name.clone(),
+            reason,
+        };
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Spec {
+            replicas: Option<i32>,
+            selector: LabelSelector,
+            #[serde(default)]
+            template: PodTemplateSpec,
+            restart_at: Option<String>,
+        }
+        let spec_value = object.data.get("spec").ok_or(WorkloadError::MissingSpec {
+            kind,
+            name: name.clone(),
+        })?;
+        let spec = Spec::deserialize(spec_value).map_err(|e| malformed(e.to_string()))?;
+        let status = object
+            .data
+            .get("status")
+            .map(RawStatus::deserialize)
+            .transpose()
+            .map_err(|e| malformed(e.to_string()))?
+            .unwrap_or_default();
+        Ok(Self {
+            kind,
+            metadata: object.metadata.clone(),
+            selector: spec.selector,
+            template: spec.template,
+            replicas: ReplicaStatus {
+                desired: spec.replicas.unwrap_or(1),
+                current: status.replicas,
+                updated: (kind.descriptor().updated_replicas)(&status),
+                ready: status.ready_replicas,
+                available: status.available_replicas,
+                generation: object.metadata.generation.unwrap_or(0),
+                observed_generation: status.observed_generation(),
+            },
+            restart_at: spec.restart_at,
+        })
+    }
+
+    /// Reads a typed object (a `Deployment`, a `StatefulSet`) through its JSON form, the way the
+    /// API server would have sent it.
+    pub fn from_object<K: Resource<DynamicType = ()> + serde::Serialize>(
+        object: &K,
+    ) -> Result<Self, WorkloadError> {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let mut value = serde_json::to_value(object).map_err(|e| WorkloadError::Malformed {
+            kind: WorkloadKind::Deployment,
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("apiVersion".into(), K::api_version(&()).into());
+            map.insert("kind".into(), K::kind(&()).into());
+        }
+        let dynamic: DynamicObject =
+            serde_json::from_value(value).map_err(|_| WorkloadError::UnknownKind { name })?;
+        Self::from_dynamic(&dynamic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use serde_json::json;
+
+    #[test]
+    fn a_deployment_mid_rollout_is_not_settled() {
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "generation": 3},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}}},
+            "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1,
+                       "readyReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
+        assert!(!w.replicas.is_settled());
+        assert_eq!(w.revision_label(), Some("pod-template-hash"));
+        d.status = Some(
+            serde_json::from_value(json!({"observedGeneration": 3, "replicas": 2,
+            "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}))
+            .unwrap(),
+        );
+        assert!(
+            WorkloadObject::from_object(&d)
+                .unwrap()
+                .replicas
+                .is_settled()
+        );
+    }
+
+    #[test]
+    fn to_core_carries_identity_template_and_constraints() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web", "v": "1"}},
+                                  "spec": {"nodeSelector": {"disk": "ssd"}, "containers": [
+                                      {"name": "c", "resources": {"requests": {"cpu": "250m"}}}]}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
+        let selector = w.pod_selector().unwrap();
+        let core = w
+            .to_core(vec![topology::SpreadConstraint::new(
+                topology::ZONE_KEY,
+                1,
+                selector.clone(),
+            )])
+            .unwrap();
+        assert_eq!(
+            (core.namespace.as_str(), core.name.as_str()),
+            ("shop", "web")
+        );
+        assert_eq!(core.pod_selector, selector);
+        assert_eq!(core.template.labels.get("v").map(String::as_str), Some("1"));
+        assert!(core.template.placement.is_pinned());
+        assert_eq!(core.template.requests, topology::Resources::new(250, 0, 1));
+        assert_eq!(core.constraints.len(), 1);
+    }
+
+    #[test]
+    fn to_core_rejects_an_invalid_selector() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "Sideways"}]},
+                     "template": {}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
+        assert!(matches!(
+            w.to_core(vec![]),
+            Err(WorkloadError::InvalidSelector { .. })
+        ));
+    }
+
+    #[test]
+    fn a_rollout_reads_from_its_dynamic_form() {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "was", "namespace": "petclinic", "generation": 2},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"tier": "was"}},
+                     "template": {"metadata": {"labels": {"tier": "was"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+            "status": {"observedGeneration": "2", "replicas": 2, "updatedReplicas": 2,
+                       "readyReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_dynamic(&r).unwrap();
+        assert_eq!(w.kind, WorkloadKind::Rollout);
+        assert!(w.replicas.is_settled());
+        assert_eq!(w.revision_label(), Some("rollouts-pod-template-hash"));
+    }
+
+    #[test]
+    fn template_labels_are_the_pods_not_the_objects() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"team": "shop"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web", "tier": "front"}}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_object(&d).unwrap();
+        let want: BTreeMap<String, String> = [("app", "web"), ("tier", "front")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        assert_eq!(w.template_labels(), &want);
+        let bare: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "bare", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "bare"}}, "template": {}}
+        }))
+        .unwrap();
+        assert!(
+            WorkloadObject::from_object(&bare)
+                .unwrap()
+                .template_labels()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_malformed_rollout_is_an_error_not_a_panic() {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "bad", "namespace": "x"},
+            "spec": {"selector": "not a selector"}
+        }))
+        .unwrap();
+        assert!(matches!(
+            WorkloadObject::from_dynamic(&r),
+            Err(WorkloadError::Malformed { .. })
+        ));
+    }
+}

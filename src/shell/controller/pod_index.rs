@@ -1,0 +1,279 @@
+//! The pods the core reads, kept from the pod watch: each namespace's pods already in the core's
+//! terms, and what pods request on each node, updated one event at a time.
+//!
+//! A reconcile then costs its own namespace's pods (a shared handle on each) and the nodes, never
+//! a pass over every pod of the cluster. Which pods hold a node's resources is the core's definition
+//! ([`topology::Pod::holds_resources`]: terminating pods still hold theirs), applied to the
+//! converted pod.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use kube::runtime::watcher::Event;
+use tokio::sync::watch;
+
+use crate::core::snapshot::{self, LeanPod};
+use crate::core::topology::fast_hash::FastMap;
+use crate::core::topology::{self, NodeSet, Resources};
+
+#[derive(Debug, Default)]
+struct Index {
+    /// namespace -> pod name -> pod, in name order (a snapshot lists them so). Each pod is shared
+    /// with the snapshots that hold it, not copied into them.
+    namespaces: FastMap<String, BTreeMap<String, Arc<topology::Pod>>>,
+    /// node name -> what its pods request.
+    requested: FastMap<String, Resources>,
+    /// What is left on each node of one node set once `requested` is taken, until a pod or the
+    /// node set changes: every reconcile between two pod events shares it instead of looking
+    /// each node up again.
+    laid_out: Option<(Arc<NodeSet>, Arc<[Resources]>)>,
+}
+
+impl Index {
+    fn apply(&mut self, pod: topology::Pod) {
+        self.delete(&pod.namespace, &pod.name);
+        self.charge(&pod, Resources::plus);
+        self.namespaces
+            .entry(pod.namespace.clone())
+            .or_default()
+            .insert(pod.name.clone(), Arc::new(pod));
+    }
+
+    fn delete(&mut self, namespace: &str, name: &str) {
+        let Some(pods) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        if let Some(old) = pods.remove(name) {
+            if pods.is_empty() {
+                self.namespaces.remove(namespace);
+            }
+            self.charge(&old, Resources::minus);
+        }
+    }
+
+    fn charge(&mut self, pod: &topology::Pod, op: fn(&Resources, &Resources) -> Resources) {
+        if !pod.holds_resources() {
+            return;
+        }
+        let Some(node) = &pod.node_name else { return };
+        self.laid_out = None;
+        let entry = self.requested.entry(node.clone()).or_default();
+        *entry = op(entry, &pod.requests);
+        if *entry == Resources::default() {
+            self.requested.remove(node);
+        }
+    }
+}
+
+/// The pod index: fed by the pod watcher's events, read by every reconcile.
+#[derive(Debug)]
+pub struct PodIndex {
+    live: Mutex<Index>,
+    /// The index a re-list is building; swapped in whole when the list is complete, so a reconcile
+    /// never sees half a list.
+    relisting: Mutex<Option<Index>>,
+    synced: watch::Sender<bool>,
+}
+
+impl Default for PodIndex {
+    fn default() -> Self {
+        Self {
+            live: Mutex::default(),
+            relisting: Mutex::default(),
+            synced: watch::Sender::new(false),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update leaves the index consistent before the next one starts.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PodIndex {
+    /// An index already holding these pods (tests, the report).
+    pub fn of(pods: impl IntoIterator<Item = LeanPod>) -> Self {
+        let index = Self::default();
+        for pod in pods {
+            index.handle(Event::Apply(pod));
+        }
+        index.synced.send_replace(true);
+        index
+    }
+
+    /// Takes one watcher event.
+    pub fn handle(&self, event: Event<LeanPod>) {
+        match event {
+            Event::Apply(pod) => lock(&self.live).apply(snapshot::pod_from(&pod)),
+            Event::Delete(pod) => {
+                let (ns, name) = (
+                    pod.metadata.namespace.unwrap_or_default(),
+                    pod.metadata.name.unwrap_or_default(),
+                );
+                lock(&self.live).delete(&ns, &name);
+            }
+            Event::Init => *lock(&self.relisting) = Some(Index::default()),
+            Event::InitApply(pod) => {
+                if let Some(index) = lock(&self.relisting).as_mut() {
+                    index.apply(snapshot::pod_from(&pod));
+                }
+            }
+            Event::InitDone => {
+                if let Some(index) = lock(&self.relisting).take() {
+                    *lock(&self.live) = index;
+                }
+                self.synced.send_replace(true);
+            }
+        }
+    }
+
+    /// The pods of one namespace, in the core's terms, by name: handles for one snapshot, shared
+    /// with the index (a pod event replaces the index's handle, never a snapshot's pod).
+    pub fn pods_in(&self, namespace: &str) -> Vec<Arc<topology::Pod>> {
+        (lock(&self.live).namespaces.get(namespace))
+            .map(|pods| pods.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// What is free on each of `nodes`, in their order, once the pods of every namespace have
+    /// taken their requests ([`NodeSet::free_room`]).
+    pub fn free_on(&self, nodes: &Arc<NodeSet>) -> Arc<[Resources]> {
+        let mut index = lock(&self.live);
+        if let Some((set, free)) = &index.laid_out
+            && Arc::ptr_eq(set, nodes)
+        {
+            return free.clone();
+        }
+        let requested: Vec<Resources> = (nodes.nodes().iter())
+            .map(|n| index.requested.get(&n.name).copied().unwrap_or_default())
+            .collect();
+        let free = nodes.free_room(&requested);
+        index.laid_out = Some((nodes.clone(), free.clone()));
+        free
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.live)
+            .namespaces
+            .values()
+            .map(BTreeMap::len)
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until the first list is complete.
+    pub async fn wait_until_ready(&self) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|synced| *synced).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, node: &str, cpu: &str, deleting: bool) -> LeanPod {
+        pod_in_phase(name, node, cpu, deleting, "Running")
+    }
+
+    fn pod_in_phase(name: &str, node: &str, cpu: &str, deleting: bool, phase: &str) -> LeanPod {
+        let mut meta = json!({"name": name, "namespace": "shop", "labels": {"app": "web"}});
+        if deleting {
+            meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(json!({
+            "metadata": meta,
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i",
+                     "resources": {"requests": {"cpu": cpu}}}]},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    /// One node set for a whole test, as the controller shares it: what was laid out for it
+    /// must follow every event all the same.
+    fn nodes() -> Arc<NodeSet> {
+        let node = |name: &str| topology::Node {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        Arc::new(NodeSet::new(vec![node("n1"), node("n2")]))
+    }
+
+    /// What pods request on `node`: the free room's shortfall (these nodes allocate nothing).
+    fn cpu_on(index: &PodIndex, nodes: &Arc<NodeSet>, node: &str) -> i64 {
+        let at = nodes.nodes().iter().position(|n| n.name == node).unwrap();
+        -index.free_on(nodes)[at].cpu_millis
+    }
+
+    #[test]
+    fn usage_follows_each_event() {
+        let (index, nodes) = (PodIndex::default(), nodes());
+        index.handle(Event::Apply(pod("a", "n1", "100m", false)));
+        index.handle(Event::Apply(pod("b", "n1", "200m", false)));
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 300);
+        // Moved to another node (a replacement with the same name).
+        index.handle(Event::Apply(pod("b", "n2", "200m", false)));
+        assert_eq!(
+            (cpu_on(&index, &nodes, "n1"), cpu_on(&index, &nodes, "n2")),
+            (100, 200)
+        );
+        // A terminating pod holds its requests until it is gone, as the scheduler charges it;
+        // a finished one holds nothing.
+        index.handle(Event::Apply(pod("a", "n1", "100m", true)));
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 100);
+        index.handle(Event::Apply(pod_in_phase(
+            "a",
+            "n1",
+            "100m",
+            true,
+            "Succeeded",
+        )));
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 0);
+        index.handle(Event::Delete(pod("b", "n2", "200m", false)));
+        assert_eq!(cpu_on(&index, &nodes, "n2"), 0);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.pods_in("shop").len(), 1);
+        assert!(index.pods_in("other").is_empty());
+    }
+
+    #[test]
+    fn a_namespace_list_follows_each_event_of_that_namespace() {
+        let index = PodIndex::default();
+        index.handle(Event::Apply(pod("b", "n1", "100m", false)));
+        let names = |index: &PodIndex| -> Vec<String> {
+            index
+                .pods_in("shop")
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&index), ["b"]);
+        index.handle(Event::Apply(pod("a", "n1", "100m", false)));
+        assert_eq!(names(&index), ["a", "b"], "by name, with the new pod");
+        index.handle(Event::Apply(pod("a", "n2", "100m", false)));
+        assert_eq!(index.pods_in("shop")[0].node_name.as_deref(), Some("n2"));
+        index.handle(Event::Delete(pod("b", "n1", "100m", false)));
+        assert_eq!(names(&index), ["a"]);
+    }
+
+    #[test]
+    fn a_relist_replaces_the_index_whole_when_done() {
+        let (index, nodes) = (PodIndex::default(), nodes());
+        index.handle(Event::Apply(pod("old", "n1", "100m", false)));
+        index.handle(Event::Init);
+        index.handle(Event::InitApply(pod("new", "n1", "50m", false)));
+        assert_eq!(
+            cpu_on(&index, &nodes, "n1"),
+            100,
+            "the old view until the list is done"
+        );
+        index.handle(Event::InitDone);
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 50);
+        assert_eq!(index.pods_in("shop")[0].name, "new");
+    }
+}

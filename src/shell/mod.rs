@@ -1,0 +1,11 @@
+//! The imperative shell: the command line, the controller (watches, caches, the reconcile that
+//! carries out the core's writes), leadership, the HTTP endpoints, TLS and the metrics.
+
+pub mod cli;
+pub mod controller;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod metrics_auth;
+pub mod telemetry;
+pub mod tls;
