@@ -8,7 +8,7 @@ use std::time::Duration;
 use skewguard::shell::http::{
     Health, OPENMETRICS_CONTENT_TYPE, health_router, metrics_router, serve,
 };
-use skewguard::shell::metrics::{Action, ActionResult, ErrorCategory, Metrics};
+use skewguard::shell::metrics::{ActionResult, ErrorCategory, Metrics, WriteKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -154,7 +154,7 @@ async fn metrics_endpoint_tells_the_petclinic_story() {
         "petclinic",
         "Deployment",
         "web",
-        Action::Evict,
+        WriteKind::Evict,
         ActionResult::Success,
     );
     metrics.record_action(
@@ -162,7 +162,7 @@ async fn metrics_endpoint_tells_the_petclinic_story() {
         "petclinic",
         "Rollout",
         "was",
-        Action::Restart,
+        WriteKind::Restart,
         ActionResult::DryRun,
     );
     metrics.record_error(ErrorCategory::Eviction);

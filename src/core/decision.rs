@@ -115,7 +115,7 @@ impl Writes {
 
 /// The decision for one workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Disruption {
     /// Nothing to do.
     None,
     Evict(Vec<Move>),
@@ -124,7 +124,7 @@ pub enum Action {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
-    pub action: Action,
+    pub disruption: Disruption,
     pub state: RebalanceState,
     pub reason: &'static str,
     /// When to look again even if nothing changes.
@@ -138,7 +138,7 @@ pub struct Decision {
 impl Decision {
     fn new(state: RebalanceState, reason: &'static str) -> Self {
         Self {
-            action: Action::None,
+            disruption: Disruption::None,
             state,
             reason,
             requeue_after: None,
@@ -152,8 +152,8 @@ impl Decision {
         self
     }
 
-    fn act(mut self, action: Action) -> Self {
-        self.action = action;
+    fn act(mut self, disruption: Disruption) -> Self {
+        self.disruption = disruption;
         self
     }
 }
@@ -242,7 +242,7 @@ fn decide_settled(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) ->
                 memory.episode = false;
                 return Decision::new(RebalanceState::Waiting, reason::COOLDOWN).requeue(cooldown);
             }
-            Decision::new(RebalanceState::Restarting, reason::RESTARTING).act(Action::Restart)
+            Decision::new(RebalanceState::Restarting, reason::RESTARTING).act(Disruption::Restart)
         }
         RebalanceStrategy::None => Decision::new(RebalanceState::Idle, reason::REBALANCE_DISABLED),
     }
@@ -264,7 +264,7 @@ fn decide_eviction(obs: &Observation<'_>, memory: &mut Memory, now: Timestamp) -
     }
     match obs.plan {
         Ok(plan) => Decision::new(RebalanceState::Evicting, reason::EVICTING)
-            .act(Action::Evict(plan.moves.clone()))
+            .act(Disruption::Evict(plan.moves.clone()))
             .requeue(POLL),
         Err(Obstacle::AlreadyBalanced) => Decision::new(RebalanceState::Idle, reason::BALANCED),
         Err(obstacle) => Decision::new(RebalanceState::Blocked, obstacle.reason()),

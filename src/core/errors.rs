@@ -1,6 +1,7 @@
 //! The fixed vocabulary of failures: every error type of the operator maps to one
 //! [`ErrorCategory`], and that category (never an error's text) is what metric labels, Event
-//! reasons and status reasons carry.
+//! reasons and status reasons carry. A failed write names its category through its
+//! [`crate::core::pipeline::WriteKind`].
 
 /// The fixed categories of errors (the `error` label of `skewguard_reconcile_errors_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,46 +67,6 @@ impl ErrorCategory {
             ErrorCategory::Restart => "RestartFailed",
             ErrorCategory::DeletionCost => "DeletionCostFailed",
             ErrorCategory::Status => "StatusFailed",
-        }
-    }
-}
-
-/// A write to a workload or a pod that failed: which one, and the API server's answer.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("server-side apply into {workload} failed: {source}")]
-    Apply {
-        workload: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("evicting pod {pod} failed: {source}")]
-    Evict {
-        pod: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("restarting {workload} failed: {source}")]
-    Restart {
-        workload: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("writing the deletion cost of pod {pod} failed: {source}")]
-    DeletionCost {
-        pod: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl WriteError {
-    pub fn category(&self) -> ErrorCategory {
-        match self {
-            WriteError::Apply { .. } => ErrorCategory::Apply,
-            WriteError::Evict { .. } => ErrorCategory::Eviction,
-            WriteError::Restart { .. } => ErrorCategory::Restart,
-            WriteError::DeletionCost { .. } => ErrorCategory::DeletionCost,
         }
     }
 }

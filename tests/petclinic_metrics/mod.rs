@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use skewguard::shell::metrics::{
-    Action, ActionResult, ConstraintMetrics, ErrorCategory, Metrics, WorkloadMetrics,
+    ActionResult, ConstraintMetrics, ErrorCategory, Metrics, WorkloadMetrics, WriteKind,
 };
 
 pub const ZONE: &str = "topology.kubernetes.io/zone";
@@ -123,7 +123,7 @@ pub fn every_family() -> Metrics {
         "petclinic",
         "Deployment",
         "web",
-        Action::Evict,
+        WriteKind::Evict,
         ActionResult::Success,
     );
     metrics.record_error(ErrorCategory::KubeApi);

@@ -134,8 +134,8 @@ fn balanced_is_idle_and_forgets_the_skew() {
     };
     let d = w.decide(t(100), &mut memory);
     assert_eq!(
-        (d.state, d.reason, d.action),
-        (RebalanceState::Idle, "Balanced", Action::None)
+        (d.state, d.reason, d.disruption),
+        (RebalanceState::Idle, "Balanced", Disruption::None)
     );
     assert_eq!(memory.skewed_since, None);
 }
@@ -152,10 +152,10 @@ fn skew_must_hold_for_the_stabilization_window() {
     assert_eq!(d.requeue_after, Some(Duration::from_secs(30)));
     let d = w.decide(t(20), &mut memory);
     assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
-    assert_eq!(d.action, Action::None);
+    assert_eq!(d.disruption, Disruption::None);
     let d = w.decide(t(30), &mut memory);
     assert_eq!(d.state, RebalanceState::Evicting);
-    assert_eq!(d.action, Action::Evict(vec![a_move("web-1")]));
+    assert_eq!(d.disruption, Disruption::Evict(vec![a_move("web-1")]));
 }
 
 #[test]
@@ -208,7 +208,7 @@ fn blocks_and_their_reasons() {
         setup(&mut w);
         let d = w.decide(now, &mut memory);
         assert_eq!((d.state, d.reason), (state, reason));
-        assert_eq!(d.action, Action::None, "{reason}: no action");
+        assert_eq!(d.disruption, Disruption::None, "{reason}: no action");
     }
 }
 
@@ -220,8 +220,8 @@ fn a_pdb_refusal_blocks_then_retries() {
         ..Default::default()
     };
     assert!(matches!(
-        w.decide(t(60), &mut memory).action,
-        Action::Evict(_)
+        w.decide(t(60), &mut memory).disruption,
+        Disruption::Evict(_)
     ));
     record_pdb_block(&mut memory, t(60));
     let d = w.decide(t(61), &mut memory);
@@ -231,8 +231,8 @@ fn a_pdb_refusal_blocks_then_retries() {
     );
     assert_eq!(d.requeue_after, Some(Duration::from_secs(9)));
     assert!(matches!(
-        w.decide(t(71), &mut memory).action,
-        Action::Evict(_)
+        w.decide(t(71), &mut memory).disruption,
+        Disruption::Evict(_)
     ));
 }
 
@@ -247,7 +247,7 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
         skewed_since: Some(t(0)),
         ..Default::default()
     };
-    let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
+    let Disruption::Evict(moves) = w.decide(t(60), &mut memory).disruption else {
         panic!("expected an eviction");
     };
     record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
@@ -258,7 +258,7 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
         (d.state, d.reason),
         (RebalanceState::Evicting, "AwaitingReplacement")
     );
-    assert_eq!(d.action, Action::None);
+    assert_eq!(d.disruption, Disruption::None);
     // It is gone and its replacement runs in zone a; still skewed elsewhere: next step at once.
     w.running.remove("web-1-uid");
     w.running.insert("web-3-uid".into());
@@ -266,7 +266,7 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
     w.plan = plan(&["web-2"]);
     let d = w.decide(t(70), &mut memory);
     assert_eq!(d.moves_succeeded, 1);
-    assert_eq!(d.action, Action::Evict(vec![a_move("web-2")]));
+    assert_eq!(d.disruption, Disruption::Evict(vec![a_move("web-2")]));
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn two_failed_moves_back_off_doubling_up_to_an_hour() {
     for round in 0..4 {
         for attempt in 0..2 {
             let d = w.decide(t(now), &mut memory);
-            let Action::Evict(moves) = d.action else {
+            let Disruption::Evict(moves) = d.disruption else {
                 panic!("round {round} attempt {attempt}: expected an eviction, got {d:?}");
             };
             record_eviction(&mut memory, &moves[0], &w.measurement, t(now));
@@ -323,8 +323,8 @@ fn cooldown_separates_rebalance_episodes() {
     assert_eq!((d.state, d.reason), (RebalanceState::Waiting, "Cooldown"));
     assert_eq!(d.requeue_after, Some(Duration::from_secs(240)));
     assert!(matches!(
-        w.decide(t(300), &mut memory).action,
-        Action::Evict(_)
+        w.decide(t(300), &mut memory).disruption,
+        Disruption::Evict(_)
     ));
 }
 
@@ -336,16 +336,25 @@ fn rollout_restart_restarts_once_per_cooldown() {
         skewed_since: Some(t(0)),
         ..Default::default()
     };
-    assert_eq!(w.decide(t(60), &mut memory).action, Action::Restart);
+    assert_eq!(w.decide(t(60), &mut memory).disruption, Disruption::Restart);
     record_restart(&mut memory, t(60));
     w.settled = false;
     assert_eq!(w.decide(t(61), &mut memory).reason, "RolloutInProgress");
     w.settled = true;
     let d = w.decide(t(120), &mut memory);
-    assert_eq!((d.reason, d.action.clone()), ("Cooldown", Action::None));
+    assert_eq!(
+        (d.reason, d.disruption.clone()),
+        ("Cooldown", Disruption::None)
+    );
     let d = w.decide(t(200), &mut memory);
-    assert_eq!((d.reason, d.action.clone()), ("Cooldown", Action::None));
-    assert_eq!(w.decide(t(360), &mut memory).action, Action::Restart);
+    assert_eq!(
+        (d.reason, d.disruption.clone()),
+        ("Cooldown", Disruption::None)
+    );
+    assert_eq!(
+        w.decide(t(360), &mut memory).disruption,
+        Disruption::Restart
+    );
 }
 
 #[test]
@@ -356,7 +365,7 @@ fn a_replacement_with_the_same_name_is_told_apart_by_uid() {
         skewed_since: Some(t(0)),
         ..Default::default()
     };
-    let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
+    let Disruption::Evict(moves) = w.decide(t(60), &mut memory).disruption else {
         panic!("expected an eviction");
     };
     record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
@@ -393,7 +402,7 @@ fn judge_after(before: Measurement, after: Measurement, planned: Move) -> (Decis
         failed_moves: 1,
         ..Default::default()
     };
-    let Action::Evict(moves) = w.decide(t(60), &mut memory).action else {
+    let Disruption::Evict(moves) = w.decide(t(60), &mut memory).disruption else {
         panic!("expected an eviction");
     };
     record_eviction(&mut memory, &moves[0], &w.measurement, t(60));

@@ -19,9 +19,8 @@ use crate::core::topology::{
     evaluate, own_pods_by_domain, worst_domain_loss,
 };
 use crate::core::workload::WorkloadObject;
-use crate::shell::metrics::{Action, ActionResult};
 
-use super::{WorkloadMemory, Write};
+use super::{ActionResult, WorkloadMemory, Write, WriteKind};
 
 /// Settings from the command line that change what a reconcile does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +80,7 @@ pub struct Assessment {
     /// What would have been done (dry-run, paused, not the owner), for the status message.
     pub notes: Vec<String>,
     /// Actions counted already (those not carried out).
-    pub actions: Vec<(Action, ActionResult)>,
+    pub actions: Vec<(WriteKind, ActionResult)>,
     /// Failures found while assessing (an invalid workload, a conflict).
     pub errors: Vec<ErrorCategory>,
     /// The scale-in order before this step's deletion-cost writes (`None`: another policy
@@ -99,9 +98,7 @@ pub struct Assessment {
 impl Assessment {
     /// Whether a write of this step changes the template, starting a rollout.
     pub fn starts_rollout(&self) -> bool {
-        self.writes
-            .iter()
-            .any(|w| matches!(w, Write::Inject { .. } | Write::Restart { .. }))
+        self.writes.iter().any(Write::starts_rollout)
     }
 }
 
@@ -212,13 +209,13 @@ pub fn assess(
             ));
         }
     }
-    match &decision.action {
-        decision::Action::Evict(moves) => {
+    match &decision.disruption {
+        decision::Disruption::Evict(moves) => {
             for m in moves {
                 if may.allowed() {
                     writes.push(Write::Evict(m.clone()));
                 } else {
-                    actions.push((Action::Evict, ActionResult::DryRun));
+                    actions.push((WriteKind::Evict, ActionResult::DryRun));
                     notes.push(format!(
                         "{}: would evict {} ({} {} -> {})",
                         may.label(),
@@ -230,22 +227,20 @@ pub fn assess(
                 }
             }
         }
-        decision::Action::Restart => {
+        decision::Disruption::Restart => {
             if may.allowed() {
                 let at = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
                 writes.push(Write::Restart {
                     body: (workload.kind.descriptor().restart_patch)(&at),
                 });
             } else {
-                actions.push((Action::Restart, ActionResult::DryRun));
+                actions.push((WriteKind::Restart, ActionResult::DryRun));
                 notes.push(format!("{}: would restart the workload", may.label()));
             }
         }
-        decision::Action::None => {}
+        decision::Disruption::None => {}
     }
-    let starts_rollout = writes
-        .iter()
-        .any(|w| matches!(w, Write::Inject { .. } | Write::Restart { .. }));
+    let starts_rollout = writes.iter().any(Write::starts_rollout);
     let holds_slot = next.decision.rollout_generation.is_some();
     if starts_rollout && !holds_slot && facts.rollouts_elsewhere >= settings.max_concurrent_rollouts
     {
@@ -253,7 +248,7 @@ pub fn assess(
         // the rollout it starts is the first rebalance.
         writes.clear();
         actions.clear();
-        decision.action = decision::Action::None;
+        decision.disruption = decision::Disruption::None;
         decision.state = RebalanceState::Queued;
         decision.reason = reason::ROLLOUT_BUDGET;
         decision.requeue_after = Some(decision::POLL);
@@ -454,7 +449,7 @@ pub fn unreadable(
         zone_loss: None,
         zone_loss_key: ZONE_KEY.to_string(),
         decision: Decision {
-            action: decision::Action::None,
+            disruption: decision::Disruption::None,
             state: RebalanceState::Blocked,
             reason: reason::INVALID_WORKLOAD,
             requeue_after: None,

@@ -10,10 +10,9 @@ use crate::api::{RebalanceState, ScaleInOrder};
 use crate::core::decision;
 use crate::core::errors::ErrorCategory;
 use crate::core::policy_status::WorkloadOutcome;
-use crate::shell::metrics::{Action, ActionResult};
 
-use super::notices::{Notice, kind, transitions};
-use super::{Assessment, WorkloadMemory, Write, WriteResult};
+use super::notices::{EventReason, Notice, transitions};
+use super::{ActionResult, Assessment, WorkloadMemory, Write, WriteKind, WriteResult};
 
 /// What one workload's reconcile ends with.
 #[derive(Clone, Debug)]
@@ -23,7 +22,7 @@ pub struct Conclusion {
     pub notices: Vec<Notice>,
     /// When to look at the workload again even if nothing changes.
     pub requeue_after: Option<Duration>,
-    pub actions: Vec<(Action, ActionResult)>,
+    pub actions: Vec<(WriteKind, ActionResult)>,
     pub errors: Vec<ErrorCategory>,
 }
 
@@ -52,13 +51,13 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         match (write, result) {
             (Write::Inject { constraints, .. }, WriteResult::Done) => {
                 started_rollout(&mut memory.decision, a.generation, now);
-                actions.push((Action::Inject, ActionResult::Success));
+                actions.push((WriteKind::Inject, ActionResult::Success));
                 notes.push(
                     "constraints injected: the rolling update they start is the first rebalance"
                         .to_string(),
                 );
                 notices.push(Notice::normal(
-                    kind::CONSTRAINTS_INJECTED,
+                    EventReason::ConstraintsInjected,
                     format!(
                         "{constraints} spread constraint(s) written by field manager skewguard"
                     ),
@@ -66,10 +65,10 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
             }
             (Write::Evict(m), WriteResult::Done) => {
                 decision::record_eviction(&mut memory.decision, m, &a.measurement, now);
-                actions.push((Action::Evict, ActionResult::Success));
+                actions.push((WriteKind::Evict, ActionResult::Success));
                 notices.push(
                     Notice::normal(
-                        kind::POD_EVICTED,
+                        EventReason::PodEvicted,
                         format!(
                             "evicted {} to move it from {} to {}",
                             m.pod, m.from_domain, m.to_domain
@@ -80,7 +79,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
             }
             (Write::Evict(_), WriteResult::BudgetExhausted) => {
                 decision::record_pdb_block(&mut memory.decision, now);
-                actions.push((Action::Evict, ActionResult::Blocked));
+                actions.push((WriteKind::Evict, ActionResult::Blocked));
                 decision.state = RebalanceState::Blocked;
                 decision.reason = reason::POD_DISRUPTION_BUDGET;
                 // Nothing to poll for until the budget may have room again.
@@ -93,16 +92,16 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
             (Write::Restart { .. }, WriteResult::Done) => {
                 decision::record_restart(&mut memory.decision, now);
                 started_rollout(&mut memory.decision, a.generation, now);
-                actions.push((Action::Restart, ActionResult::Success));
+                actions.push((WriteKind::Restart, ActionResult::Success));
                 notices.push(Notice::normal(
-                    kind::WORKLOAD_RESTARTED,
+                    EventReason::WorkloadRestarted,
                     "restarted to spread its pods",
                 ));
             }
             (Write::DeletionCost { .. }, result @ (WriteResult::Done | WriteResult::Gone)) => {
                 // A pod already gone needs no cost (and was not written).
                 if matches!(result, WriteResult::Done) {
-                    actions.push((Action::DeletionCost, ActionResult::Success));
+                    actions.push((WriteKind::DeletionCost, ActionResult::Success));
                 }
                 if let Some(s) = scale_in.as_mut() {
                     s.pending = (s.pending - 1).max(0);
@@ -115,13 +114,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
                 requeue = Some(requeue.map_or(after, |r| r.min(after)));
             }
             (write, WriteResult::Failed(e)) => {
-                let action = match write {
-                    Write::Inject { .. } => Action::Inject,
-                    Write::Evict(_) => Action::Evict,
-                    Write::Restart { .. } => Action::Restart,
-                    Write::DeletionCost { .. } => Action::DeletionCost,
-                };
-                actions.push((action, ActionResult::Error));
+                actions.push((write.kind(), ActionResult::Error));
                 errors.push(e.category());
                 notes.push(e.to_string());
             }

@@ -15,18 +15,17 @@
 pub mod assess;
 pub mod conclude;
 pub mod notices;
-
-use serde_json::Value;
+pub mod workload_metrics;
+pub mod write;
 
 use crate::api::RebalanceState;
-use crate::core::constraints::TemplateApply;
 use crate::core::decision::Memory;
-use crate::core::errors::WriteError;
-use crate::core::topology::Move;
 
 pub use assess::{Assessment, Facts, Settings, assess, plan_options, unreadable, zone_loss_key};
 pub use conclude::{Conclusion, conclude};
-pub use notices::{Notice, transitions};
+pub use notices::{EventReason, Notice, transitions};
+pub use workload_metrics::{ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics};
+pub use write::{ActionResult, Lane, Write, WriteError, WriteKind, WriteResult};
 
 /// What is remembered about a workload between reconciles: the decision memory, and what was
 /// last told, so Events mark changes instead of repeating on every reconcile.
@@ -49,59 +48,6 @@ impl WorkloadMemory {
                 .map(|reason| (status.rebalance.state, reason)),
         }
     }
-}
-
-/// One write to a workload or a pod.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Write {
-    /// Server-side apply of the constraints (and anti-affinity) skewguard owns in the template.
-    Inject {
-        body: TemplateApply,
-        constraints: usize,
-    },
-    /// Evict a pod through the Eviction API.
-    Evict(Move),
-    /// Restart the workload with its kind's restart patch.
-    Restart { body: Value },
-    /// Set (`Some`) or give up (`None`) a pod's `pod-deletion-cost`, so a scale-in keeps the
-    /// spread. Independent of the writes above: one that does not go through stops only the
-    /// deletion-cost writes after it.
-    DeletionCost { pod: String, cost: Option<i32> },
-}
-
-impl Write {
-    /// Writes of one lane are carried out in order, up to the first that does not go through;
-    /// the two lanes do not hold each other up.
-    pub fn lane(&self) -> Lane {
-        match self {
-            Write::Inject { .. } | Write::Evict(_) | Write::Restart { .. } => Lane::Workload,
-            Write::DeletionCost { .. } => Lane::DeletionCost,
-        }
-    }
-}
-
-/// See [`Write::lane`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lane {
-    /// Template writes and evictions: each step builds on the one before.
-    Workload,
-    /// Pod annotations that only rank pods for the next scale-in.
-    DeletionCost,
-}
-
-/// What became of one [`Write`].
-#[derive(Debug)]
-pub enum WriteResult {
-    Done,
-    /// The Eviction API answered 429: a PodDisruptionBudget has no room now.
-    BudgetExhausted,
-    /// The pod is already gone.
-    Gone,
-    /// Not carried out yet: its slot under the global rate comes after this long.
-    Deferred(std::time::Duration),
-    Failed(WriteError),
-    /// Not tried: an earlier write of its lane did not go through.
-    NotTried,
 }
 
 #[cfg(test)]

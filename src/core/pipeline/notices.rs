@@ -5,22 +5,39 @@ use crate::api::RebalanceState;
 use crate::api::conditions::reason;
 
 /// The reasons skewguard's Events carry.
-pub mod kind {
-    pub const CONSTRAINTS_INJECTED: &str = "ConstraintsInjected";
-    pub const SKEW_DETECTED: &str = "SkewDetected";
-    pub const POD_EVICTED: &str = "PodEvicted";
-    pub const WORKLOAD_RESTARTED: &str = "WorkloadRestarted";
-    pub const REBALANCE_BLOCKED: &str = "RebalanceBlocked";
-    pub const REBALANCE_INEFFECTIVE: &str = "RebalanceIneffective";
-    pub const BALANCED: &str = "Balanced";
-    pub const POLICY_CONFLICT: &str = "PolicyConflict";
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventReason {
+    ConstraintsInjected,
+    SkewDetected,
+    PodEvicted,
+    WorkloadRestarted,
+    RebalanceBlocked,
+    RebalanceIneffective,
+    Balanced,
+    PolicyConflict,
+}
+
+impl EventReason {
+    /// The Event's `reason`, as Kubernetes spells reasons (CamelCase).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventReason::ConstraintsInjected => "ConstraintsInjected",
+            EventReason::SkewDetected => "SkewDetected",
+            EventReason::PodEvicted => "PodEvicted",
+            EventReason::WorkloadRestarted => "WorkloadRestarted",
+            EventReason::RebalanceBlocked => "RebalanceBlocked",
+            EventReason::RebalanceIneffective => "RebalanceIneffective",
+            EventReason::Balanced => "Balanced",
+            EventReason::PolicyConflict => "PolicyConflict",
+        }
+    }
 }
 
 /// One Event to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
     pub warning: bool,
-    pub reason: &'static str,
+    pub reason: EventReason,
     pub note: String,
     /// The pod the Event is about (an eviction), as its related object. It also keeps each
     /// eviction an Event of its own: Events that differ only in their note are folded into one
@@ -36,7 +53,7 @@ pub struct PodRef {
 }
 
 impl Notice {
-    pub fn normal(reason: &'static str, note: impl Into<String>) -> Self {
+    pub fn normal(reason: EventReason, note: impl Into<String>) -> Self {
         Self {
             warning: false,
             reason,
@@ -45,7 +62,7 @@ impl Notice {
         }
     }
 
-    pub fn warning(reason: &'static str, note: impl Into<String>) -> Self {
+    pub fn warning(reason: EventReason, note: impl Into<String>) -> Self {
         Self {
             warning: true,
             reason,
@@ -77,11 +94,11 @@ pub fn transitions(
 ) -> Vec<Notice> {
     let mut out = Vec::new();
     if !was_skewed && is_skewed {
-        out.push(Notice::warning(kind::SKEW_DETECTED, skew_summary));
+        out.push(Notice::warning(EventReason::SkewDetected, skew_summary));
     }
     if was_skewed && !is_skewed {
         out.push(Notice::normal(
-            kind::BALANCED,
+            EventReason::Balanced,
             "every constraint is within maxSkew",
         ));
     }
@@ -89,15 +106,18 @@ pub fn transitions(
     if changed {
         match state {
             RebalanceState::Blocked if why == reason::CONFLICT => out.push(Notice::warning(
-                kind::POLICY_CONFLICT,
+                EventReason::PolicyConflict,
                 "an older HAPolicy selects this workload and governs it",
             )),
             // A rollout in progress is a normal pause, not worth a warning.
-            RebalanceState::Blocked if why != reason::ROLLOUT_IN_PROGRESS => out.push(
-                Notice::warning(kind::REBALANCE_BLOCKED, format!("rebalance blocked: {why}")),
-            ),
+            RebalanceState::Blocked if why != reason::ROLLOUT_IN_PROGRESS => {
+                out.push(Notice::warning(
+                    EventReason::RebalanceBlocked,
+                    format!("rebalance blocked: {why}"),
+                ))
+            }
             RebalanceState::BackingOff => out.push(Notice::warning(
-                kind::REBALANCE_INEFFECTIVE,
+                EventReason::RebalanceIneffective,
                 "replacements keep landing back in the same domain; backing off",
             )),
             _ => {}
@@ -122,7 +142,10 @@ mod tests {
         );
         assert_eq!(
             first,
-            vec![Notice::warning(kind::SKEW_DETECTED, "zone skew 2 > 1")]
+            vec![Notice::warning(
+                EventReason::SkewDetected,
+                "zone skew 2 > 1"
+            )]
         );
         let previous = (RebalanceState::Waiting, "Stabilizing".to_string());
         let again = transitions(
@@ -142,7 +165,7 @@ mod tests {
             RebalanceState::Idle,
             "Balanced",
         );
-        assert_eq!(done[0].reason, kind::BALANCED);
+        assert_eq!(done[0].reason, EventReason::Balanced);
     }
 
     #[test]
@@ -155,7 +178,7 @@ mod tests {
             RebalanceState::Blocked,
             "PodDisruptionBudget",
         );
-        assert_eq!(blocked[0].reason, kind::REBALANCE_BLOCKED);
+        assert_eq!(blocked[0].reason, EventReason::RebalanceBlocked);
         assert!(blocked[0].warning);
         let same = (RebalanceState::Blocked, "PodDisruptionBudget".to_string());
         assert!(
@@ -170,7 +193,7 @@ mod tests {
             .is_empty()
         );
         let conflict = transitions(false, false, "", None, RebalanceState::Blocked, "Conflict");
-        assert_eq!(conflict[0].reason, kind::POLICY_CONFLICT);
+        assert_eq!(conflict[0].reason, EventReason::PolicyConflict);
         let rollout = transitions(
             true,
             true,
@@ -188,6 +211,6 @@ mod tests {
             RebalanceState::BackingOff,
             "RebalanceIneffective",
         );
-        assert_eq!(backoff[0].reason, kind::REBALANCE_INEFFECTIVE);
+        assert_eq!(backoff[0].reason, EventReason::RebalanceIneffective);
     }
 }

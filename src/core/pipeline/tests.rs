@@ -8,7 +8,6 @@ use crate::api::{HAPolicy, RebalanceState, ScaleInOrder};
 use crate::core::errors::ErrorCategory;
 use crate::core::topology::{Cluster, Labels, Node, Pod, Resources, ZONE_KEY};
 use crate::core::workload::WorkloadObject;
-use crate::shell::metrics::{Action, ActionResult};
 
 const NS: &str = "petclinic";
 
@@ -126,9 +125,9 @@ fn a_skewed_workload_past_stabilization_gets_one_eviction_toward_the_empty_zone(
     let c = conclude(a, vec![WriteResult::Done], now());
     assert_eq!(c.memory.decision.in_flight.len(), 1);
     assert_eq!(c.memory.decision.actions, 1);
-    assert_eq!(c.actions, vec![(Action::Evict, ActionResult::Success)]);
+    assert_eq!(c.actions, vec![(WriteKind::Evict, ActionResult::Success)]);
     assert_eq!(c.outcome.state, RebalanceState::Evicting);
-    let reasons: Vec<&str> = c.notices.iter().map(|n| n.reason).collect();
+    let reasons: Vec<&str> = c.notices.iter().map(|n| n.reason.as_str()).collect();
     assert_eq!(reasons, vec!["PodEvicted", "SkewDetected"]);
     // The eviction's Event is about the evicted pod (its related object), so the next
     // eviction is an Event of its own, not a repeat of this one's note.
@@ -207,8 +206,8 @@ fn injection_comes_first_and_its_success_is_told() {
     assert_eq!(
         c.actions,
         vec![
-            (Action::Inject, ActionResult::Success),
-            (Action::Evict, ActionResult::Success)
+            (WriteKind::Inject, ActionResult::Success),
+            (WriteKind::Evict, ActionResult::Success)
         ]
     );
     assert!(
@@ -242,7 +241,7 @@ fn writes_that_may_not_be_made_become_notes_and_dry_run_counts() {
         assert_eq!(c.memory.decision.actions, 0, "{label}");
     }
     let a = assess_web(&policy(json!({})), GOVERNING, true);
-    assert_eq!(a.actions, vec![(Action::Evict, ActionResult::DryRun)]);
+    assert_eq!(a.actions, vec![(WriteKind::Evict, ActionResult::DryRun)]);
     assert!(
         a.notes[0].starts_with("dry-run: would evict web-"),
         "{:?}",
@@ -272,7 +271,7 @@ type Case = (
     RebalanceState,
     &'static str,
     Option<u64>,
-    Vec<(Action, ActionResult)>,
+    Vec<(WriteKind, ActionResult)>,
 );
 
 #[test]
@@ -283,7 +282,7 @@ fn results_rewrite_the_decision_pure_and_simple() {
             RebalanceState::Blocked,
             "PodDisruptionBudget",
             Some(10_000),
-            vec![(Action::Evict, ActionResult::Blocked)],
+            vec![(WriteKind::Evict, ActionResult::Blocked)],
         ),
         (
             WriteResult::Deferred(std::time::Duration::from_millis(300)),
@@ -333,13 +332,14 @@ fn results_rewrite_the_decision_pure_and_simple() {
 #[test]
 fn a_failed_write_is_counted_by_category_and_told_in_the_status() {
     let a = assess_web(&policy(json!({})), GOVERNING, false);
-    let failure = crate::core::errors::WriteError::Evict {
-        pod: "web-1".into(),
+    let failure = WriteError {
+        kind: WriteKind::Evict,
+        target: "web-1".into(),
         source: kube::Error::LinesCodecMaxLineLengthExceeded,
     };
     let c = conclude(a, vec![WriteResult::Failed(failure)], now());
     assert_eq!(c.errors, vec![ErrorCategory::Eviction]);
-    assert_eq!(c.actions, vec![(Action::Evict, ActionResult::Error)]);
+    assert_eq!(c.actions, vec![(WriteKind::Evict, ActionResult::Error)]);
     assert!(
         c.outcome
             .note
@@ -533,7 +533,7 @@ fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_w
     assert_eq!((status.order, status.pending), (ScaleInOrder::Kept, 0));
     assert!(
         c.actions
-            .contains(&(Action::DeletionCost, ActionResult::Success))
+            .contains(&(WriteKind::DeletionCost, ActionResult::Success))
     );
     assert_eq!(c.outcome.status().scale_in, Some(status));
 }
@@ -620,14 +620,13 @@ fn a_failed_cost_write_is_counted_and_the_order_stays_updating() {
     let a = assess_web(&keeping_scale_in(), GOVERNING, false);
     let n = a.writes.len();
     let mut results: Vec<WriteResult> = (1..n).map(|_| WriteResult::Done).collect();
-    results.push(WriteResult::Failed(
-        crate::core::errors::WriteError::DeletionCost {
-            pod: "web-1".into(),
-            source: kube::Error::Api(Box::new(
-                kube::core::Status::failure("denied", "Forbidden").with_code(403),
-            )),
-        },
-    ));
+    results.push(WriteResult::Failed(WriteError {
+        kind: WriteKind::DeletionCost,
+        target: "web-1".into(),
+        source: kube::Error::Api(Box::new(
+            kube::core::Status::failure("denied", "Forbidden").with_code(403),
+        )),
+    }));
     let c = conclude(a, results, now());
     assert!(c.errors.contains(&ErrorCategory::DeletionCost));
     assert_eq!(c.outcome.scale_in.unwrap().order, ScaleInOrder::Updating);

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use crate::api::FIELD_MANAGER;
 use crate::core::constraints::TemplateApply;
-use crate::core::errors::WriteError;
-use crate::core::pipeline::WriteResult;
+use crate::core::pipeline::{WriteError, WriteKind, WriteResult};
 use crate::core::topology::deletion_cost;
 use crate::core::workload::WorkloadObject;
 
@@ -22,8 +21,9 @@ pub async fn evict(client: &Client, namespace: &str, pod: &str) -> WriteResult {
         Ok(_) => WriteResult::Done,
         Err(kube::Error::Api(status)) if status.code == 429 => WriteResult::BudgetExhausted,
         Err(kube::Error::Api(status)) if status.code == 404 => WriteResult::Gone,
-        Err(source) => WriteResult::Failed(WriteError::Evict {
-            pod: pod.to_string(),
+        Err(source) => WriteResult::Failed(WriteError {
+            kind: WriteKind::Evict,
+            target: pod.to_string(),
             source,
         }),
     }
@@ -38,8 +38,9 @@ pub async fn apply(
     let params = PatchParams::apply(FIELD_MANAGER);
     match patch(client, workload, &params, &Patch::Apply(body)).await {
         Ok(()) => WriteResult::Done,
-        Err(source) => WriteResult::Failed(WriteError::Apply {
-            workload: format!("{} {}", workload.kind, workload.name()),
+        Err(source) => WriteResult::Failed(WriteError {
+            kind: WriteKind::Inject,
+            target: format!("{} {}", workload.kind, workload.name()),
             source,
         }),
     }
@@ -54,8 +55,9 @@ pub async fn restart(client: &Client, workload: &WorkloadObject, body: &Value) -
     };
     match patch(client, workload, &params, &Patch::Merge(body)).await {
         Ok(()) => WriteResult::Done,
-        Err(source) => WriteResult::Failed(WriteError::Restart {
-            workload: format!("{} {}", workload.kind, workload.name()),
+        Err(source) => WriteResult::Failed(WriteError {
+            kind: WriteKind::Restart,
+            target: format!("{} {}", workload.kind, workload.name()),
             source,
         }),
     }
@@ -75,8 +77,9 @@ pub async fn set_deletion_cost(
     match pods.patch(pod, &params, &Patch::Apply(&body)).await {
         Ok(_) => WriteResult::Done,
         Err(kube::Error::Api(status)) if status.code == 404 => WriteResult::Gone,
-        Err(source) => WriteResult::Failed(WriteError::DeletionCost {
-            pod: pod.to_string(),
+        Err(source) => WriteResult::Failed(WriteError {
+            kind: WriteKind::DeletionCost,
+            target: pod.to_string(),
             source,
         }),
     }

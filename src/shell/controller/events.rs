@@ -27,7 +27,7 @@ pub async fn publish(
         } else {
             EventType::Normal
         },
-        reason: notice.reason.to_string(),
+        reason: notice.reason.as_str().to_string(),
         note: Some(note),
         action: "Rebalance".to_string(),
         secondary: Some(secondary.clone()),
@@ -48,7 +48,7 @@ pub async fn publish(
     );
     for (ev, regarding) in [(on_workload, workload), (on_policy, policy)] {
         if let Err(e) = recorder.publish(&ev, regarding).await {
-            warn!(error = %e, reason = notice.reason, object = ?regarding.name, "could not publish event");
+            warn!(error = %e, reason = notice.reason.as_str(), object = ?regarding.name, "could not publish event");
         }
     }
 }
