@@ -29,7 +29,9 @@ use kube::runtime::watcher::Event;
 use serde_json::json;
 use skewguard::api::{HAPolicy, WorkloadKind};
 use skewguard::core::budgets::budget_exhausted;
-use skewguard::core::pipeline::{Facts, Lane, Settings, WorkloadMemory, assess};
+use skewguard::core::injection::AdmissionSupport;
+use skewguard::core::pipeline::{Gathered, Lane, PolicyPhase, Settings, WorkloadMemory, prepare};
+use skewguard::core::rollout_slots::RolloutPermit;
 use skewguard::core::snapshot::{LeanPod, LeanPodSpec, LeanPodStatus};
 use skewguard::core::topology::{Cluster, HOSTNAME_KEY, Node, NodeSet, Resources, ZONE_KEY};
 use skewguard::core::workload::WorkloadObject;
@@ -43,7 +45,13 @@ const PODS_PER_DEPLOYMENT: usize = 10;
 struct Fleet {
     nodes: Arc<NodeSet>,
     pods: PodIndex,
-    namespaces: Vec<(String, HAPolicy, Vec<WorkloadObject>)>,
+    /// Each namespace with its policy, its Deployments (read) and their budgets.
+    namespaces: Vec<(
+        String,
+        HAPolicy,
+        Vec<WorkloadObject>,
+        Vec<PodDisruptionBudget>,
+    )>,
     /// The same Deployments as the workload watch caches them, each with a budget.
     stores: Stores,
 }
@@ -139,7 +147,7 @@ fn fleet(pods: usize) -> Fleet {
     let per_namespace = DEPLOYMENTS_PER_NAMESPACE * PODS_PER_DEPLOYMENT;
     for n in 0..pods / per_namespace {
         let namespace = format!("team-{n:03}");
-        let mut workloads = Vec::new();
+        let (mut workloads, mut namespace_budgets) = (Vec::new(), Vec::new());
         for d in 0..DEPLOYMENTS_PER_NAMESPACE {
             let app = format!("app-{d:02}");
             let w = n * DEPLOYMENTS_PER_NAMESPACE + d;
@@ -162,8 +170,14 @@ fn fleet(pods: usize) -> Fleet {
             let as_watched = serde_json::to_value(&d).expect("a Deployment as JSON");
             cached.push(serde_json::from_value::<DynamicObject>(as_watched).expect("dynamic"));
             budgets.push(budget(&namespace, &app));
+            namespace_budgets.push(budget(&namespace, &app));
         }
-        namespaces.push((namespace.clone(), policy(&namespace), workloads));
+        namespaces.push((
+            namespace.clone(),
+            policy(&namespace),
+            workloads,
+            namespace_budgets,
+        ));
     }
     Fleet {
         nodes: Arc::new(NodeSet::new(nodes)),
@@ -179,28 +193,50 @@ fn snapshot(fleet: &Fleet, namespace: &str) -> Cluster {
     Cluster::with_free_room(fleet.nodes.clone(), fleet.pods.pods_in(namespace), free)
 }
 
-const FACTS: Facts = Facts {
-    governing: true,
-    budget_exhausted: false,
-    rollouts_elsewhere: 0,
-    injection: Some(skewguard::api::InjectionMode::Template),
+/// A cluster that serves no MutatingAdmissionPolicy: the policies write their templates.
+static TEMPLATE_MODE: AdmissionSupport = AdmissionSupport {
+    served: false,
+    policy_installed: false,
+    binding_installed: false,
+    warnings: Vec::new(),
 };
 
-/// Snapshot + assess every workload of every namespace: the writes the pass would make.
+/// The controller's policy phase over one namespace's (already read) workloads and budgets.
+fn phase<'a>(
+    policy: &'a HAPolicy,
+    workloads: &'a [WorkloadObject],
+    budgets: &'a [PodDisruptionBudget],
+) -> PolicyPhase<'a> {
+    prepare(Gathered {
+        policy,
+        policies: vec![policy],
+        workloads: workloads.iter().map(Ok).collect(),
+        budgets: budgets.iter().collect(),
+        admission: Some(&TEMPLATE_MODE),
+        pods_current: true,
+    })
+}
+
+/// Snapshot, policy phase and assess for every workload of every namespace: the writes the
+/// pass would make.
 fn reconcile_all(fleet: &Fleet, now: Timestamp) -> usize {
     let memory = WorkloadMemory::default();
     let settings = Settings::default();
     fleet
         .namespaces
         .iter()
-        .map(|(namespace, policy, workloads)| {
+        .map(|(namespace, policy, workloads, budgets)| {
             let cluster = snapshot(fleet, namespace);
-            workloads
+            let phase = phase(policy, workloads, budgets);
+            phase
+                .workloads
                 .iter()
                 .map(|w| {
+                    let granted = RolloutPermit::Granted;
                     // Deletion costs are computed too (part of the cost), not counted here.
-                    assess(policy, w, &cluster, &memory, &FACTS, &settings, now)
-                        .writes
+                    (phase
+                        .assess(w, &cluster, &memory, granted, &settings, now)
+                        .writes)
                         .iter()
                         .filter(|w| w.lane() == Lane::Workload)
                         .count()
@@ -249,25 +285,20 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("whole_cluster", pods), |b| {
             b.iter(|| black_box(reconcile_all(&fleet, now)))
         });
-        let (namespace, policy, workloads) = &fleet.namespaces[fleet.namespaces.len() / 2];
+        let (namespace, policy, workloads, budgets) = &fleet.namespaces[fleet.namespaces.len() / 2];
         assert_eq!(gather(&fleet, namespace), (DEPLOYMENTS_PER_NAMESPACE, 0));
         group.bench_function(BenchmarkId::new("gather", pods), |b| {
             b.iter(|| black_box(gather(&fleet, namespace)))
         });
         let memory = WorkloadMemory::default();
         let settings = Settings::default();
+        let phase = phase(policy, workloads, budgets);
+        let first = &phase.workloads[0];
         group.bench_function(BenchmarkId::new("one_workload", pods), |b| {
             b.iter(|| {
                 let cluster = snapshot(&fleet, namespace);
-                black_box(assess(
-                    policy,
-                    &workloads[0],
-                    &cluster,
-                    &memory,
-                    &FACTS,
-                    &settings,
-                    now,
-                ))
+                let granted = RolloutPermit::Granted;
+                black_box(phase.assess(first, &cluster, &memory, granted, &settings, now))
             })
         });
     }

@@ -330,7 +330,7 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
     allow("", &["pods", "nodes"], &read);
     allow("policy", &["poddisruptionbudgets"], &read);
     // Every workload kind the operator knows: watched, and patched (apply, restart).
-    for kind in &skewguard::core::workload::KINDS {
+    for kind in skewguard::core::workload::kinds() {
         allow(kind.group, &[kind.plural], &read);
         allow(kind.group, &[kind.plural], &["patch"]);
     }
@@ -1045,7 +1045,7 @@ fn no_role_may_change_admission_policies_and_the_default_install_works_without_t
 }
 
 /// Every workload kind skewguard may patch is one the field guard looks at: a kind added to
-/// `workload::KINDS` without it would be patched unguarded.
+/// `workload::kinds()` without it would be patched unguarded.
 #[test]
 fn the_field_guard_covers_every_workload_kind() {
     let path = root().join("config/admission/workload_owned_fields_only.yaml");
@@ -1069,7 +1069,7 @@ fn the_field_guard_covers_every_workload_kind() {
                 && has("operations", "UPDATE")
         })
     };
-    for kind in &skewguard::core::workload::KINDS {
+    for kind in skewguard::core::workload::kinds() {
         assert!(
             covered(kind.group, kind.version, kind.plural),
             "{}.{}/{} is not guarded",

@@ -100,13 +100,18 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// Every supported kind, in declaration order. A test holds it to the enum itself (its
+    /// schema lists every variant), and each kind's descriptor is an exhaustive match
+    /// (`WorkloadKind::descriptor`), so a new kind cannot be half added.
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::Rollout,
+    ];
+
     /// Every supported kind: the default of `workloadKinds`.
     pub fn all() -> Vec<WorkloadKind> {
-        vec![
-            WorkloadKind::Deployment,
-            WorkloadKind::StatefulSet,
-            WorkloadKind::Rollout,
-        ]
+        Self::ALL.to_vec()
     }
 }
 

@@ -24,6 +24,7 @@ pub mod injection;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy_status;
+pub mod rollout_slots;
 pub mod snapshot;
 pub mod topology;
 pub mod workload;

@@ -10,18 +10,21 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
-use kube::core::Selector;
 use serde::Serialize;
 
+use crate::api::conditions::reason;
 use crate::api::{
     HAPolicy, InjectionMode, InjectionStatus, RebalanceState, RebalanceStrategy, WorkloadKind,
 };
-use crate::core::constraints::{measured_from_template, plan_template};
+use crate::core::constraints::measured_from_template;
 use crate::core::decision::Memory;
-use crate::core::injection::{AdmissionSupport, choose_mode};
-use crate::core::ownership::{governing_policy, selects};
-use crate::core::pipeline::{self, Facts, Settings, WorkloadMemory, Write};
+use crate::core::injection::AdmissionSupport;
+use crate::core::ownership::governing_policy;
+use crate::core::pipeline::{
+    self, PolicyPhase, Selected, Settings, Subject, WorkloadMemory, Write,
+};
 use crate::core::policy_status::{MAX_REPORTED_DOMAINS, key_name};
+use crate::core::rollout_slots::RolloutPermit;
 use crate::core::snapshot::{LeanPod, node_from, pod_from};
 use crate::core::topology::{
     self, Cluster, ConstraintMeasure, SpreadConstraint, pods_by_domain, worst_domain_loss,
@@ -381,34 +384,25 @@ fn evaluate_policy(
     warnings: &mut Vec<String>,
 ) -> PolicyReport {
     let spec = &policy.policy.spec;
-    if let Err(e) = Selector::try_from(spec.selector.clone()) {
-        warnings.push(format!(
-            "policy {}: invalid selector, selects nothing: {e}",
-            policy.name()
-        ));
-    }
-    let injection = choose_mode(
-        spec.injection,
-        state.admission.as_ref(),
-        policy
-            .policy
-            .status
-            .as_ref()
-            .and_then(|s| s.injection.as_ref()),
+    // The controller's own policy phase, over the given policy alone (it governs what it
+    // selects) and a pod cache taken as current.
+    let phase = pipeline::prepare(pipeline::Gathered {
+        policy: &policy.policy,
+        policies: vec![&policy.policy],
+        workloads: workloads.iter().map(Ok).collect(),
+        budgets: state.budgets.iter().collect(),
+        admission: state.admission.as_ref(),
+        pods_current: true,
+    });
+    warnings.extend(
+        (phase.problems.iter())
+            .map(|problem| format!("policy {}: {problem}, selects nothing", policy.name())),
     );
-    let evaluated = workloads
-        .iter()
-        .filter(|w| selects(&policy.policy, *w))
-        .filter_map(|w| {
-            policy_workload(
-                cluster,
-                state,
-                policy,
-                injection.as_ref().map(|i| i.mode),
-                w,
-            )
-            .map_err(|e| warnings.push(e.to_string()))
-            .ok()
+    let evaluated = (phase.workloads.iter())
+        .filter_map(|selected| {
+            policy_workload(cluster, &phase, selected, policy)
+                .map_err(|message| warnings.push(message))
+                .ok()
         })
         .collect();
     PolicyReport {
@@ -417,7 +411,7 @@ fn evaluate_policy(
         strategy: spec.rebalance.strategy,
         paused: spec.paused,
         inject_constraints: spec.inject_constraints,
-        injection,
+        injection: phase.injection.clone(),
         workloads: evaluated,
     }
 }
@@ -436,54 +430,36 @@ fn assumed_memory(policy: &PolicyInput) -> WorkloadMemory {
     }
 }
 
+/// One workload's row under the policy: the decision as the controller would take it (the
+/// report itself writes nothing, and shows the step itself, not a wait for a rollout slot).
+/// A workload the policy cannot measure is a warning, as in the controller's status.
 fn policy_workload(
     cluster: &Cluster,
-    state: &ClusterState,
+    phase: &PolicyPhase<'_>,
+    selected: &Selected<'_>,
     policy: &PolicyInput,
-    mode: Option<InjectionMode>,
-    w: &WorkloadObject,
-) -> Result<PolicyWorkload, WorkloadError> {
-    let spec = &policy.policy.spec;
-    let template = plan_template(spec, w);
-    let in_template = w
-        .template
-        .spec
-        .as_ref()
-        .and_then(|s| s.topology_spread_constraints.as_ref())
-        .map_or(0, Vec::len);
-    // A workload the policy cannot measure is a warning, as in the controller's status.
-    w.to_core(template.measured.clone())?;
-    let pod_labels = w
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    let facts = Facts {
-        governing: governing_policy(std::iter::once(&policy.policy), w).is_some(),
-        budget_exhausted: crate::core::budgets::budget_exhausted(
-            &state.budgets,
-            w.namespace(),
-            &pod_labels,
-        ),
-        // The report shows the step itself, not the wait for a rollout slot.
-        rollouts_elsewhere: 0,
-        injection: mode,
+) -> Result<PolicyWorkload, String> {
+    let Subject::Readable { workload: w, .. } = &selected.subject else {
+        return Err(format!(
+            "{} {}: cannot be read",
+            selected.key.kind, selected.key.name
+        ));
     };
-    // The decision as the controller would take it; the report itself writes nothing.
-    let assessment = pipeline::assess(
-        &policy.policy,
-        w,
+    let assessment = phase.assess(
+        selected,
         cluster,
         &assumed_memory(policy),
-        &facts,
+        RolloutPermit::Granted,
         &Settings::default(),
         policy.now,
     );
-    let constraints = assessment
-        .measurement
-        .constraints
-        .iter()
+    if assessment.decision.reason == reason::INVALID_WORKLOAD {
+        return Err(assessment.notes.join("; "));
+    }
+    let in_template = (w.template.spec.as_ref())
+        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .map_or(0, Vec::len);
+    let constraints = (assessment.measurement.constraints.iter())
         .enumerate()
         .map(|(i, m)| constraint_skew(m, i < in_template))
         .collect();
@@ -510,14 +486,10 @@ fn policy_workload(
             obstacle: Some(obstacle.reason().to_string()),
         },
     };
-    let cost_writes = assessment
-        .writes
-        .iter()
+    let cost_writes = (assessment.writes.iter())
         .filter(|w| matches!(w, Write::DeletionCost { .. }))
         .count();
-    let would = assessment
-        .writes
-        .iter()
+    let would = (assessment.writes.iter())
         .filter_map(|write| match write {
             Write::Inject { constraints, .. } => {
                 Some(format!("inject {constraints} spread constraint(s)"))
@@ -537,13 +509,12 @@ fn policy_workload(
         }))
         .chain(assessment.notes.iter().cloned())
         .collect();
+    let template = &assessment.template;
     Ok(PolicyWorkload {
         kind: w.kind,
         name: w.name().to_string(),
         injection: assessment.injection,
-        inject: template
-            .injected
-            .iter()
+        inject: (template.injected.iter())
             .map(|c| InjectedConstraint {
                 topology_key: c.topology_key.clone(),
                 max_skew: c.max_skew,
@@ -551,8 +522,9 @@ fn policy_workload(
                 min_domains: c.min_domains,
             })
             .collect(),
-        host_anti_affinity: template.anti_affinity.is_some(),
-        changes_template: template.changes_template && mode == Some(InjectionMode::Template),
+        host_anti_affinity: template.anti_affinity,
+        changes_template: template.changes_template
+            && phase.injection.as_ref().map(|i| i.mode) == Some(InjectionMode::Template),
         constraints,
         plan,
         decision: DecisionSummary {

@@ -5,7 +5,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::api::HAPolicy;
 use crate::core::snapshot::LeanPod;
-use crate::core::workload::{KINDS, KindDescriptor};
+use crate::core::workload::{KindDescriptor, kinds};
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -32,7 +32,7 @@ pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, Repo
     .await?;
     let mut workloads = Vec::new();
     let mut kinds_served = Vec::new();
-    for kind in &KINDS {
+    for kind in kinds() {
         if let Some(listed) = list_kind(client, scope, kind).await? {
             workloads.extend(listed);
             kinds_served.push(kind.kind);

@@ -1,6 +1,6 @@
 //! The field scenario as cluster state: two zones, `web` (2 replicas) all in zone c.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -8,29 +8,14 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::Resource;
 use kube::api::DynamicObject;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 use skewguard::api::HAPolicy;
 use skewguard::core::snapshot::LeanPod as Pod;
-use skewguard::shell::controller::context::{Context, RateLimiter, Settings};
-use skewguard::shell::controller::stores::Stores;
+use skewguard::shell::controller::context::{Context, Limits, Settings};
+use skewguard::shell::controller::stores::{Stores, store_of};
 use skewguard::shell::metrics::Metrics;
 
 pub const NS: &str = "petclinic";
-
-fn store_of<K>(objects: Vec<K>) -> Store<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, mut writer) = reflector::store();
-    for o in objects {
-        writer.apply_watcher_event(&watcher::Event::Apply(o));
-    }
-    reader
-}
 
 pub fn node(name: &str, zone: &str) -> Node {
     serde_json::from_value(json!({
@@ -156,34 +141,34 @@ pub fn context_with_objects(
 ) -> Arc<Context> {
     // A closed channel still reads its last value: the leader for good.
     let (_, leader) = tokio::sync::watch::channel(true);
-    Arc::new(Context {
-        client: client.clone(),
-        stores: Stores::fixed(
-            vec![
-                node("a-1", "ap-northeast-2a"),
-                node("c-1", "ap-northeast-2c"),
-            ],
-            pods,
-            workloads,
-            budgets,
-        ),
-        policies: store_of(policies),
-        recorder: Recorder::new(client, Reporter::from("skewguard")),
-        settings: Settings {
-            dry_run,
-            ..Settings::default()
-        },
-        rollouts: Mutex::default(),
-        memory: Mutex::default(),
-        limiter: RateLimiter::per_second(1000.0),
-        pod_writes: RateLimiter::per_second(1000.0),
+    let stores = Stores::fixed(
+        vec![
+            node("a-1", "ap-northeast-2a"),
+            node("c-1", "ap-northeast-2c"),
+        ],
+        pods,
+        workloads,
+        budgets,
+    );
+    let limits = Limits {
+        settings: Settings { dry_run },
+        max_concurrent_rollouts: 2,
+        evictions_per_second: 1000.0,
+        deletion_cost_writes_per_second: 1000.0,
+    };
+    let ctx = Context::new(
+        client,
+        stores,
+        store_of(policies),
         leader,
-        metrics: Metrics::new(),
-        // A cluster that does not serve MutatingAdmissionPolicies: template mode.
-        admission: tokio::sync::watch::Sender::new(Some(
-            skewguard::core::injection::AdmissionSupport::default(),
-        )),
-    })
+        Metrics::new(),
+        "skewguard-test",
+        limits,
+    );
+    // A cluster that does not serve MutatingAdmissionPolicies: template mode.
+    ctx.admission
+        .send_replace(Some(skewguard::core::injection::AdmissionSupport::default()));
+    Arc::new(ctx)
 }
 
 /// A Rollout of the policy's selection whose spec cannot be read.

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
 use crate::api::conditions::reason;
 use crate::api::{
@@ -14,6 +15,7 @@ use crate::core::decision::{self, Decision, Observation, Writes};
 use crate::core::errors::ErrorCategory;
 use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::core::policy_status::key_name;
+use crate::core::rollout_slots::RolloutPermit;
 use crate::core::topology::{
     Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
     evaluate, own_pods_by_domain, worst_domain_loss,
@@ -22,22 +24,11 @@ use crate::core::workload::WorkloadObject;
 
 use super::{ActionResult, WorkloadMemory, Write, WriteKind};
 
-/// Settings from the command line that change what a reconcile does.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Settings from the command line that change what a workload's reconcile does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     /// Write nothing to workloads or pods; say what would have been done.
     pub dry_run: bool,
-    /// Workloads rolling out at once because skewguard wrote their template, cluster-wide.
-    pub max_concurrent_rollouts: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            max_concurrent_rollouts: 2,
-        }
-    }
 }
 
 /// How long a template write that did not change the generation (nothing to roll out) still
@@ -51,11 +42,16 @@ pub struct Facts {
     pub governing: bool,
     /// A PodDisruptionBudget covering the workload's pods allows no disruption now.
     pub budget_exhausted: bool,
-    /// Other workloads (cluster-wide) rolling out now because skewguard wrote their template.
-    pub rollouts_elsewhere: usize,
+    /// Whether a write that starts a rollout may take a slot of the cluster-wide budget.
+    pub rollout: RolloutPermit,
     /// How the policy's constraints reach the pods ([`crate::core::injection::choose_mode`]); `None`:
     /// not known yet, so nothing is added either way.
     pub injection: Option<InjectionMode>,
+    /// The pod cache has been current since its last relist or watch gap: whether the workload
+    /// settled after a move is judged by the pods' own Ready (what the cache saw a moment ago)
+    /// rather than by the workload's status, which kube-controller-manager writes seconds later.
+    /// After a gap both must agree (an outage can leave either source behind the other).
+    pub pods_current: bool,
 }
 
 /// Everything `assess` found and decided about one workload.
@@ -93,6 +89,19 @@ pub struct Assessment {
     pub admission: Option<AdmittedWorkload>,
     /// Admission mode: how the pods created since the entry was published compare with it.
     pub admission_check: Option<AdmissionCheck>,
+    /// What the policy adds to the template (what `report` shows).
+    pub template: TemplateOutline,
+}
+
+/// What the policy adds to a workload's template.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TemplateOutline {
+    /// The constraints skewguard owns in the template.
+    pub injected: Vec<TopologySpreadConstraint>,
+    /// skewguard owns a preferred hostname anti-affinity.
+    pub anti_affinity: bool,
+    /// Applying them would change the template.
+    pub changes_template: bool,
 }
 
 impl Assessment {
@@ -154,6 +163,16 @@ pub fn assess(
     let own = || measurement.own_pods.iter().map(|&i| &cluster.pods()[i]);
     let running: BTreeSet<&str> = own().map(|p| p.uid.as_str()).collect();
     let ready_pods = i32::try_from(own().filter(|p| p.ready).count()).unwrap_or(i32::MAX);
+    // The status counts what the pod cache shows only seconds later; while the cache is current,
+    // its own Ready pods are the count, and the status says only that no rollout is under way.
+    let (status_settled, ready_replicas) = if facts.pods_current {
+        (workload.replicas.rollout_settled(), ready_pods)
+    } else {
+        (
+            workload.replicas.is_settled(),
+            ready_pods.min(workload.replicas.ready),
+        )
+    };
 
     let mut next = memory.clone();
     release_finished_rollout(&mut next.decision, workload, now);
@@ -163,11 +182,10 @@ pub fn assess(
             rebalance: &spec.rebalance,
             paused: spec.paused,
             conflict: !facts.governing,
-            // The workload's status and the pod cache come from two watches that may lag apart
-            // (after an API server outage, by seconds): settled only when both say so, so an
-            // evicted pod whose replacement is not Ready yet is never taken for a finished move.
-            settled: workload.replicas.is_settled() && ready_pods >= workload.replicas.desired,
-            ready_replicas: ready_pods.min(workload.replicas.ready),
+            // The pod cache always has the last word on Ready pods, so an evicted pod whose
+            // replacement is not Ready yet is never taken for a finished move.
+            settled: status_settled && ready_pods >= workload.replicas.desired,
+            ready_replicas,
             within_policy: measurement.within_policy(),
             budget_exhausted: facts.budget_exhausted,
             measurement: &measurement,
@@ -181,6 +199,11 @@ pub fn assess(
     let mut writes = Vec::new();
     let mut notes = Vec::new();
     let mut actions = Vec::new();
+    let outline = TemplateOutline {
+        injected: template.injected.clone(),
+        anti_affinity: template.anti_affinity.is_some(),
+        changes_template: template.changes_template,
+    };
     let (injection, admission, admission_check) = admit(
         policy,
         workload,
@@ -242,7 +265,8 @@ pub fn assess(
     }
     let starts_rollout = writes.iter().any(Write::starts_rollout);
     let holds_slot = next.decision.rollout_generation.is_some();
-    if starts_rollout && !holds_slot && facts.rollouts_elsewhere >= settings.max_concurrent_rollouts
+    if let (true, false, RolloutPermit::Denied { in_use, max }) =
+        (starts_rollout, holds_slot, facts.rollout)
     {
         // The template write waits for a slot; so does everything else this step would do, since
         // the rollout it starts is the first rebalance.
@@ -253,8 +277,7 @@ pub fn assess(
         decision.reason = reason::ROLLOUT_BUDGET;
         decision.requeue_after = Some(decision::POLL);
         notes.push(format!(
-            "queued: {} of {} rollouts skewguard may start are in progress",
-            facts.rollouts_elsewhere, settings.max_concurrent_rollouts
+            "queued: {in_use} of {max} rollouts skewguard may start are in progress"
         ));
     }
     let scale_in = keep_scale_in_order(
@@ -292,6 +315,7 @@ pub fn assess(
         injection,
         admission,
         admission_check,
+        template: outline,
     }
 }
 
@@ -466,5 +490,6 @@ pub fn unreadable(
         injection: None,
         admission: None,
         admission_check: None,
+        template: TemplateOutline::default(),
     }
 }

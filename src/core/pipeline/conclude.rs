@@ -10,6 +10,7 @@ use crate::api::{RebalanceState, ScaleInOrder};
 use crate::core::decision;
 use crate::core::errors::ErrorCategory;
 use crate::core::policy_status::WorkloadOutcome;
+use crate::core::rollout_slots::SlotChange;
 
 use super::notices::{EventReason, Notice, transitions};
 use super::{ActionResult, Assessment, WorkloadMemory, Write, WriteKind, WriteResult};
@@ -24,6 +25,10 @@ pub struct Conclusion {
     pub requeue_after: Option<Duration>,
     pub actions: Vec<(WriteKind, ActionResult)>,
     pub errors: Vec<ErrorCategory>,
+    /// Whether the workload holds a rollout slot now (the shell applies it to the budget).
+    pub slot: SlotChange,
+    /// Moves judged in this step (their replacements Ready, wherever they landed).
+    pub moves_judged: u32,
 }
 
 /// A template write went through: the workload rolls out to the next generation, holding a
@@ -153,6 +158,11 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         decision.reason,
     ));
     memory.reported = Some((decision.state, decision.reason.to_string()));
+    let slot = if memory.decision.rollout_generation.is_some() {
+        SlotChange::Hold
+    } else {
+        SlotChange::Release
+    };
     Conclusion {
         memory,
         outcome,
@@ -160,5 +170,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         requeue_after: requeue,
         actions,
         errors,
+        slot,
+        moves_judged: decision.moves_succeeded + decision.moves_failed,
     }
 }

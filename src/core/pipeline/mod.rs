@@ -15,15 +15,19 @@
 pub mod assess;
 pub mod conclude;
 pub mod notices;
+pub mod policy;
 pub mod workload_metrics;
 pub mod write;
 
 use crate::api::RebalanceState;
 use crate::core::decision::Memory;
 
-pub use assess::{Assessment, Facts, Settings, assess, plan_options, unreadable, zone_loss_key};
+pub use assess::{
+    Assessment, Facts, Settings, TemplateOutline, assess, plan_options, unreadable, zone_loss_key,
+};
 pub use conclude::{Conclusion, conclude};
 pub use notices::{EventReason, Notice, transitions};
+pub use policy::{Finished, Gathered, PolicyPhase, Selected, Subject, WorkloadKey, prepare};
 pub use workload_metrics::{ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics};
 pub use write::{ActionResult, Lane, Write, WriteError, WriteKind, WriteResult};
 

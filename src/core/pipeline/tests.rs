@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::api::{HAPolicy, RebalanceState, ScaleInOrder};
 use crate::core::errors::ErrorCategory;
+use crate::core::rollout_slots::RolloutPermit;
 use crate::core::topology::{Cluster, Labels, Node, Pod, Resources, ZONE_KEY};
 use crate::core::workload::WorkloadObject;
 
@@ -94,8 +95,10 @@ fn web_selector() -> Value {
 const GOVERNING: Facts = Facts {
     governing: true,
     budget_exhausted: false,
-    rollouts_elsewhere: 0,
+    rollout: RolloutPermit::Granted,
     injection: Some(crate::api::InjectionMode::Template),
+    // The conservative default: settled only when the workload's status says so too.
+    pods_current: false,
 };
 
 fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
@@ -105,10 +108,7 @@ fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
         &piled(),
         &WorkloadMemory::default(),
         &facts,
-        &Settings {
-            dry_run,
-            ..Settings::default()
-        },
+        &Settings { dry_run },
         now(),
     )
 }
@@ -403,7 +403,7 @@ fn plan_options_come_from_the_policy_in_one_place() {
 fn a_template_write_waits_in_the_queue_when_the_rollout_budget_is_spent() {
     let p = policy(json!({"injectConstraints": true}));
     let full = Facts {
-        rollouts_elsewhere: 2,
+        rollout: RolloutPermit::Denied { in_use: 2, max: 2 },
         ..GOVERNING
     };
     let a = assess_web(&p, full, false);
@@ -415,7 +415,7 @@ fn a_template_write_waits_in_the_queue_when_the_rollout_budget_is_spent() {
     assert!(a.notes[0].starts_with("queued: 2 of 2"), "{:?}", a.notes);
     // With a slot free the write goes, and the workload holds the slot up to the next generation.
     let room = Facts {
-        rollouts_elsewhere: 1,
+        rollout: RolloutPermit::Granted,
         ..GOVERNING
     };
     let a = assess_web(&p, room, false);
@@ -423,7 +423,7 @@ fn a_template_write_waits_in_the_queue_when_the_rollout_budget_is_spent() {
     let c = conclude(a, vec![WriteResult::Done, WriteResult::Done], now());
     assert_eq!(c.memory.decision.rollout_generation, Some(2));
     assert!(
-        crate::shell::metrics::WorkloadMetrics::from(&c.outcome).rolling,
+        WorkloadMetrics::from(&c.outcome).rolling,
         "the gauge counts it"
     );
 }
@@ -432,7 +432,7 @@ fn a_template_write_waits_in_the_queue_when_the_rollout_budget_is_spent() {
 fn a_workload_holding_a_slot_keeps_it_until_its_rollout_is_done() {
     let p = policy(json!({"injectConstraints": true}));
     let full = Facts {
-        rollouts_elsewhere: 2,
+        rollout: RolloutPermit::Denied { in_use: 2, max: 2 },
         ..GOVERNING
     };
     let mut memory = WorkloadMemory::default();
@@ -643,7 +643,7 @@ fn in_admission_mode_no_template_is_written_the_entry_is_published_and_rebalanci
     let p = policy(json!({"injectConstraints": true}));
     // A spent rollout budget does not matter: nothing rolls out.
     let full = Facts {
-        rollouts_elsewhere: 2,
+        rollout: RolloutPermit::Denied { in_use: 2, max: 2 },
         ..ADMITTING
     };
     let a = assess_web(&p, full, false);
@@ -669,7 +669,7 @@ fn in_admission_mode_no_template_is_written_the_entry_is_published_and_rebalanci
     let status = c.outcome.status();
     assert_eq!(status.injection, Some(InjectionMode::Admission));
     assert_eq!(
-        crate::shell::metrics::WorkloadMetrics::from(&c.outcome).injection,
+        WorkloadMetrics::from(&c.outcome).injection,
         Some("Admission")
     );
 

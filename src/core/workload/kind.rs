@@ -73,50 +73,54 @@ fn template_restart(at: &str) -> Value {
     json!({ "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: at } } } } })
 }
 
-/// The supported kinds, in [`WorkloadKind`] order.
-pub static KINDS: [KindDescriptor; 3] = [
-    KindDescriptor {
-        kind: WorkloadKind::Deployment,
-        group: "apps",
-        version: "v1",
-        plural: "deployments",
-        crd: None,
-        revision_label: Some("pod-template-hash"),
-        scales_through_replicasets: true,
-        updated_replicas: |s| s.updated_replicas.unwrap_or(0),
-        restart_patch: template_restart,
+static DEPLOYMENT: KindDescriptor = KindDescriptor {
+    kind: WorkloadKind::Deployment,
+    group: "apps",
+    version: "v1",
+    plural: "deployments",
+    crd: None,
+    revision_label: Some("pod-template-hash"),
+    scales_through_replicasets: true,
+    updated_replicas: |s| s.updated_replicas.unwrap_or(0),
+    restart_patch: template_restart,
+};
+
+static STATEFULSET: KindDescriptor = KindDescriptor {
+    kind: WorkloadKind::StatefulSet,
+    group: "apps",
+    version: "v1",
+    plural: "statefulsets",
+    crd: None,
+    revision_label: None,
+    scales_through_replicasets: false,
+    // Mid-update while the current and update revisions differ; once they agree, every
+    // replica is on the newest one even if `updatedReplicas` is not reported.
+    updated_replicas: |s| {
+        if s.current_revision == s.update_revision {
+            s.updated_replicas.unwrap_or(s.replicas)
+        } else {
+            s.updated_replicas.unwrap_or(0)
+        }
     },
-    KindDescriptor {
-        kind: WorkloadKind::StatefulSet,
-        group: "apps",
-        version: "v1",
-        plural: "statefulsets",
-        crd: None,
-        revision_label: None,
-        scales_through_replicasets: false,
-        // Mid-update while the current and update revisions differ; once they agree, every
-        // replica is on the newest one even if `updatedReplicas` is not reported.
-        updated_replicas: |s| {
-            if s.current_revision == s.update_revision {
-                s.updated_replicas.unwrap_or(s.replicas)
-            } else {
-                s.updated_replicas.unwrap_or(0)
-            }
-        },
-        restart_patch: template_restart,
-    },
-    KindDescriptor {
-        kind: WorkloadKind::Rollout,
-        group: "argoproj.io",
-        version: "v1alpha1",
-        plural: "rollouts",
-        crd: Some("rollouts.argoproj.io"),
-        revision_label: Some("rollouts-pod-template-hash"),
-        scales_through_replicasets: true,
-        updated_replicas: |s| s.updated_replicas.unwrap_or(0),
-        restart_patch: |at| json!({ "spec": { "restartAt": at } }),
-    },
-];
+    restart_patch: template_restart,
+};
+
+static ROLLOUT: KindDescriptor = KindDescriptor {
+    kind: WorkloadKind::Rollout,
+    group: "argoproj.io",
+    version: "v1alpha1",
+    plural: "rollouts",
+    crd: Some("rollouts.argoproj.io"),
+    revision_label: Some("rollouts-pod-template-hash"),
+    scales_through_replicasets: true,
+    updated_replicas: |s| s.updated_replicas.unwrap_or(0),
+    restart_patch: |at| json!({ "spec": { "restartAt": at } }),
+};
+
+/// Every kind's descriptor, in [`WorkloadKind::ALL`] order.
+pub fn kinds() -> impl Iterator<Item = &'static KindDescriptor> {
+    WorkloadKind::ALL.iter().map(|k| k.descriptor())
+}
 
 impl KindDescriptor {
     pub fn name(&self) -> &'static str {
@@ -140,9 +144,9 @@ impl KindDescriptor {
 impl WorkloadKind {
     pub fn descriptor(self) -> &'static KindDescriptor {
         match self {
-            WorkloadKind::Deployment => &KINDS[0],
-            WorkloadKind::StatefulSet => &KINDS[1],
-            WorkloadKind::Rollout => &KINDS[2],
+            WorkloadKind::Deployment => &DEPLOYMENT,
+            WorkloadKind::StatefulSet => &STATEFULSET,
+            WorkloadKind::Rollout => &ROLLOUT,
         }
     }
 
@@ -157,8 +161,7 @@ impl WorkloadKind {
 
     /// The kind an object of `api_version`/`kind` is, if it is a supported one.
     pub fn of(api_version: &str, kind: &str) -> Option<WorkloadKind> {
-        KINDS
-            .iter()
+        kinds()
             .find(|d| d.name() == kind && d.api_version() == api_version)
             .map(|d| d.kind)
     }
@@ -175,8 +178,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn all_lists_every_kind_the_enum_has() {
+        let schema = serde_json::to_value(schemars::schema_for!(WorkloadKind)).unwrap();
+        let variants: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("a unit enum's schema lists its variants")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let all: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(all, variants);
+    }
+
+    #[test]
     fn descriptors_are_in_kind_order_and_round_trip() {
-        for kind in WorkloadKind::all() {
+        for kind in WorkloadKind::ALL {
             let d = kind.descriptor();
             assert_eq!(d.kind, kind);
             assert_eq!(WorkloadKind::of(&d.api_version(), d.name()), Some(kind));

@@ -16,7 +16,7 @@ use crate::core::{snapshot, topology};
 
 pub mod kind;
 
-pub use kind::{KINDS, KindDescriptor, RESTARTED_AT, RawStatus};
+pub use kind::{KindDescriptor, RESTARTED_AT, RawStatus, kinds};
 
 /// The Argo Rollouts resource.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,11 +55,15 @@ pub struct ReplicaStatus {
 impl ReplicaStatus {
     /// Not rolling out, not scaling, nothing unavailable: the only time moving pods is safe.
     pub fn is_settled(&self) -> bool {
+        self.rollout_settled() && self.ready == self.desired && self.available == self.desired
+    }
+
+    /// Not rolling out and not scaling, whatever the status says of ready pods (which the pod
+    /// cache tells sooner).
+    pub fn rollout_settled(&self) -> bool {
         self.observed_generation >= self.generation
             && self.current == self.desired
             && self.updated == self.desired
-            && self.ready == self.desired
-            && self.available == self.desired
     }
 }
 

@@ -1,33 +1,37 @@
-//! What every reconcile shares: the client, the caches, what is remembered per workload, the
-//! global eviction pace, leadership and the settings from the command line.
+//! What every reconcile shares: the client, the caches, what is remembered per workload (its
+//! memory and the rollout slots), the global eviction pace, leadership and the settings from the
+//! command line. [`Context::new`] is the one way to build it (the binary and the tests).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::api::{HAPolicy, WorkloadKind};
+use crate::api::HAPolicy;
 use crate::core::injection::AdmissionSupport;
-use crate::core::pipeline::WorkloadMemory;
+use crate::core::pipeline::{Conclusion, WorkloadMemory};
+use crate::core::rollout_slots::{RolloutPermit, RolloutSlots};
 use crate::shell::metrics::Metrics;
 
-pub use crate::core::pipeline::Settings;
+pub use crate::core::pipeline::{Settings, WorkloadKey};
 
 use super::stores::Stores;
 
-/// Identifies a workload, as seen by one policy, across reconciles (a policy that loses a
-/// conflict keeps its own memory, so the two never overwrite each other's).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WorkloadKey {
-    pub namespace: String,
-    pub policy: String,
-    pub kind: WorkloadKind,
-    pub name: String,
+/// How fast and how much the operator may act, from the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    pub settings: Settings,
+    /// Workloads rolling out at once because skewguard wrote their template, cluster-wide.
+    pub max_concurrent_rollouts: usize,
+    /// Evictions per second, cluster-wide.
+    pub evictions_per_second: f64,
+    /// Deletion-cost annotations per second, cluster-wide.
+    pub deletion_cost_writes_per_second: f64,
 }
 
 pub struct Context {
@@ -36,10 +40,8 @@ pub struct Context {
     pub policies: Store<HAPolicy>,
     pub recorder: Recorder,
     pub settings: Settings,
-    pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
-    /// The workloads rolling out because skewguard wrote their template (cluster-wide budget of
-    /// `--max-concurrent-rollouts`), and whether it was read from the policies' status yet.
-    pub rollouts: Mutex<RolloutHolders>,
+    max_concurrent_rollouts: usize,
+    remembered: Mutex<Remembered>,
     /// Evictions, cluster-wide (`--max-evictions-per-second`).
     pub limiter: RateLimiter,
     /// Deletion-cost annotations, cluster-wide (`--max-deletion-cost-writes-per-second`).
@@ -50,7 +52,51 @@ pub struct Context {
     pub admission: watch::Sender<Option<AdmissionSupport>>,
 }
 
+/// What this process remembers between reconciles. All of it is forgotten on taking the lease
+/// (the previous leader may have acted since) and read again from the policies' status.
+#[derive(Default)]
+struct Remembered {
+    memory: HashMap<WorkloadKey, WorkloadMemory>,
+    /// `None` until read from the policies' status.
+    slots: Option<RolloutSlots>,
+    /// When each workload's last move was judged, until its next eviction (step latency).
+    judged_at: HashMap<WorkloadKey, Instant>,
+}
+
 impl Context {
+    /// A context over started (or fixed) caches; Events are reported as `identity`.
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        policies: Store<HAPolicy>,
+        leader: watch::Receiver<bool>,
+        metrics: Metrics,
+        identity: &str,
+        limits: Limits,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "skewguard".into(),
+                instance: Some(identity.to_string()),
+            },
+        );
+        Self {
+            client,
+            stores,
+            policies,
+            recorder,
+            settings: limits.settings,
+            max_concurrent_rollouts: limits.max_concurrent_rollouts,
+            remembered: Mutex::default(),
+            limiter: RateLimiter::per_second(limits.evictions_per_second),
+            pod_writes: RateLimiter::per_second(limits.deletion_cost_writes_per_second),
+            leader,
+            metrics,
+            admission: watch::Sender::new(None),
+        }
+    }
+
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
     }
@@ -60,121 +106,84 @@ impl Context {
         self.admission.borrow().clone()
     }
 
-    /// What is remembered about a workload: in this process's memory, or else what the policy's
-    /// status says (written by this process before a restart, or by the previous leader).
-    pub fn memory_of(&self, key: &WorkloadKey) -> WorkloadMemory {
-        if let Some(memory) = self.lock_memory().get(key) {
-            return memory.clone();
+    /// What this process remembers of a workload (`None`: nothing yet; the policy's status says).
+    pub fn memory_of(&self, key: &WorkloadKey) -> Option<WorkloadMemory> {
+        self.lock().memory.get(key).cloned()
+    }
+
+    /// A rollout permit for the workload's step. The first after a start or after taking the
+    /// lease reads every policy's status, so the slots held before count.
+    pub async fn rollout_permit(&self, key: &WorkloadKey) -> RolloutPermit {
+        if self.lock().slots.is_none() {
+            // Every policy must be known before their slots are counted.
+            let _ = self.policies.wait_until_ready().await;
+            let read = RolloutSlots::from_status(
+                self.max_concurrent_rollouts,
+                self.policies.state().iter().map(AsRef::as_ref),
+            );
+            self.lock().slots.get_or_insert(read);
         }
-        let policy = ObjectRef::<HAPolicy>::new(&key.policy).within(&key.namespace);
-        self.policies
-            .get(&policy)
-            .and_then(|p| {
-                p.status.as_ref().and_then(|s| {
-                    s.workloads
-                        .iter()
-                        .find(|w| w.kind == key.kind && w.name == key.name)
-                        .map(WorkloadMemory::restored)
-                })
-            })
-            .unwrap_or_default()
+        let mut remembered = self.lock();
+        let slots = remembered
+            .slots
+            .get_or_insert_with(|| RolloutSlots::new(self.max_concurrent_rollouts));
+        slots.permit(key)
+    }
+
+    /// Keeps what a workload's step concluded: its memory and its rollout slot. Returns when its
+    /// previous move was judged if this step evicted again (for the step-latency histogram).
+    pub fn keep(
+        &self,
+        key: &WorkloadKey,
+        conclusion: &Conclusion,
+        evicted: bool,
+    ) -> Option<Instant> {
+        let mut remembered = self.lock();
+        if let Some(slots) = remembered.slots.as_mut() {
+            slots.settle(key, conclusion.slot);
+        }
+        remembered
+            .memory
+            .insert(key.clone(), conclusion.memory.clone());
+        let judged_before = if evicted {
+            remembered.judged_at.remove(key)
+        } else {
+            None
+        };
+        if conclusion.moves_judged > 0 {
+            remembered.judged_at.insert(key.clone(), Instant::now());
+        }
+        judged_before
     }
 
     /// Forgets everything this process remembers, so the next reconciles read the memory from
     /// the policies' status (on taking the lease: the previous leader may have acted since).
     pub fn forget_all(&self) {
-        self.lock_memory().clear();
-        *self.lock_rollouts() = RolloutHolders::default();
-    }
-
-    pub fn remember(&self, key: WorkloadKey, memory: WorkloadMemory) {
-        self.lock_memory().insert(key, memory);
+        *self.lock() = Remembered::default();
     }
 
     /// Forgets the workloads `policy` handled before but no longer selects.
     pub fn forget_except(&self, namespace: &str, policy: &str, keep: &[WorkloadKey]) {
-        let kept =
-            |k: &WorkloadKey| k.namespace != namespace || k.policy != policy || keep.contains(k);
-        self.lock_memory().retain(|k, _| kept(k));
-        self.lock_rollouts().holders.retain(kept);
+        self.retain(|k| k.namespace != namespace || k.policy != policy || keep.contains(k));
     }
 
     /// Forgets every workload of the policies that no longer exist.
     pub fn forget_policies_except(&self, live: &std::collections::BTreeSet<(String, String)>) {
-        let keep = |k: &WorkloadKey| live.contains(&(k.namespace.clone(), k.policy.clone()));
-        self.lock_memory().retain(|k, _| keep(k));
-        self.lock_rollouts().holders.retain(keep);
+        self.retain(|k| live.contains(&(k.namespace.clone(), k.policy.clone())));
     }
 
-    /// How many workloads other than `key` hold a rollout slot. The first call after start or
-    /// after taking the lease reads every policy's status, so slots held before a restart count.
-    pub async fn rollouts_elsewhere(&self, key: &WorkloadKey) -> usize {
-        if !self.lock_rollouts().synced {
-            // Every policy must be known before their slots are counted.
-            let _ = self.policies.wait_until_ready().await;
-            let held = held_rollouts(&self.policies.state());
-            let mut rollouts = self.lock_rollouts();
-            if !rollouts.synced {
-                rollouts.holders.extend(held);
-                rollouts.synced = true;
-            }
-        }
-        let rollouts = self.lock_rollouts();
-        rollouts.holders.len() - usize::from(rollouts.holders.contains(key))
-    }
-
-    /// Records whether `key` holds a rollout slot now.
-    pub fn hold_rollout(&self, key: &WorkloadKey, holds: bool) {
-        let mut rollouts = self.lock_rollouts();
-        if holds {
-            rollouts.holders.insert(key.clone());
-        } else {
-            rollouts.holders.remove(key);
+    fn retain(&self, keep: impl Fn(&WorkloadKey) -> bool) {
+        let mut remembered = self.lock();
+        remembered.memory.retain(|k, _| keep(k));
+        remembered.judged_at.retain(|k, _| keep(k));
+        if let Some(slots) = remembered.slots.as_mut() {
+            slots.retain(keep);
         }
     }
 
-    fn lock_rollouts(&self) -> std::sync::MutexGuard<'_, RolloutHolders> {
-        self.rollouts.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.remembered.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    fn lock_memory(&self) -> std::sync::MutexGuard<'_, HashMap<WorkloadKey, WorkloadMemory>> {
-        self.memory.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Who holds one of the cluster-wide rollout slots.
-#[derive(Debug, Default)]
-pub struct RolloutHolders {
-    pub holders: std::collections::BTreeSet<WorkloadKey>,
-    pub synced: bool,
-}
-
-/// The workloads whose status says skewguard started a rollout that is not done yet.
-fn held_rollouts(policies: &[std::sync::Arc<HAPolicy>]) -> Vec<WorkloadKey> {
-    policies
-        .iter()
-        .flat_map(|p| {
-            let (namespace, policy) = (
-                p.metadata.namespace.clone().unwrap_or_default(),
-                p.metadata.name.clone().unwrap_or_default(),
-            );
-            p.status
-                .iter()
-                .flat_map(|s| &s.workloads)
-                .filter(|w| {
-                    w.rebalance
-                        .memory
-                        .as_ref()
-                        .is_some_and(|m| m.rollout_generation.is_some())
-                })
-                .map(move |w| WorkloadKey {
-                    namespace: namespace.clone(),
-                    policy: policy.clone(),
-                    kind: w.kind,
-                    name: w.name.clone(),
-                })
-        })
-        .collect()
 }
 
 /// Spaces disruptions across all workloads to protect the API server; each workload's own
@@ -240,12 +249,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> WorkloadKey {
-        WorkloadKey {
-            namespace: "ns".into(),
-            policy: "p".into(),
-            kind: WorkloadKind::Deployment,
-            name: name.into(),
-        }
+        WorkloadKey::new("ns", "p", crate::api::WorkloadKind::Deployment, name)
     }
 
     #[tokio::test(start_paused = true)]

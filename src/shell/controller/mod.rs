@@ -10,13 +10,12 @@ pub mod pod_index;
 pub mod reconcile;
 pub mod stores;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
@@ -28,7 +27,7 @@ use crate::shell::http::{Health, MetricsServing, health_router, serve, start_met
 use crate::shell::leader::Leadership;
 use crate::shell::metrics::Metrics;
 
-use context::{Context, RateLimiter, Settings};
+use context::{Context, Limits, Settings};
 
 /// Why the controller could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +92,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Leadership::alone()
     };
 
-    let admission = watch::Sender::new(None);
-    probe_admission(&client, &admission, &metrics).await;
-    info!("waiting for the caches to sync");
-    wait_for_caches(&stores).await;
-    info!("caches synced");
-    health.set_ready();
-
     // No debounce: kube's debounce postpones a run at each new trigger, so a namespace whose pods
     // change more often than the debounce (a rebalance in progress: evictions, replacements
     // turning Ready) was reconciled only in its pauses, each workload's next step late by up to
@@ -112,29 +104,28 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let trigger_store = policy_store.clone();
     let requeues = futures::stream::poll_fn(move |cx| triggers.poll_recv(cx))
         .flat_map(move |t| futures::stream::iter(stores::policies_for(&trigger_store, &t)));
-    let ctx = Arc::new(Context {
-        client: client.clone(),
+    let ctx = Arc::new(Context::new(
+        client.clone(),
         stores,
-        policies: policy_store,
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "skewguard".into(),
-                instance: Some(identity),
+        policy_store,
+        leadership.is_leader.clone(),
+        metrics.clone(),
+        &identity,
+        Limits {
+            settings: Settings {
+                dry_run: args.dry_run,
             },
-        ),
-        settings: Settings {
-            dry_run: args.dry_run,
             max_concurrent_rollouts: usize::try_from(args.max_concurrent_rollouts).unwrap_or(1),
+            evictions_per_second: args.max_evictions_per_second,
+            deletion_cost_writes_per_second: args.max_deletion_cost_writes_per_second,
         },
-        rollouts: Mutex::default(),
-        memory: Mutex::default(),
-        limiter: RateLimiter::per_second(args.max_evictions_per_second),
-        pod_writes: RateLimiter::per_second(args.max_deletion_cost_writes_per_second),
-        leader: leadership.is_leader.clone(),
-        metrics: metrics.clone(),
-        admission,
-    });
+    ));
+    probe_admission(&client, &ctx.admission, &metrics).await;
+    info!("waiting for the caches to sync");
+    wait_for_caches(&ctx.stores).await;
+    info!("caches synced");
+    health.set_ready();
+
     tokio::spawn(housekeeping(ctx.clone(), leadership.is_leader.clone()));
     tokio::spawn(watch_admission(ctx.clone()));
     // A change of what the cluster offers for admission mode may change every policy's mode.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use kube::runtime::watcher::Event;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::core::snapshot::{self, LeanPod};
 use crate::core::topology::fast_hash::FastMap;
@@ -27,11 +28,22 @@ struct Index {
     /// node set changes: every reconcile between two pod events shares it instead of looking
     /// each node up again.
     laid_out: Option<(Arc<NodeSet>, Arc<[Resources]>)>,
+    /// (namespace, name) -> when the watch first showed the pod Ready (since it last was not).
+    ready_at: FastMap<(String, String), Instant>,
 }
 
 impl Index {
     fn apply(&mut self, pod: topology::Pod) {
-        self.delete(&pod.namespace, &pod.name);
+        let was_ready = (self.namespaces.get(&pod.namespace))
+            .and_then(|pods| pods.get(&pod.name))
+            .is_some_and(|old| old.ready && old.uid == pod.uid);
+        let id = (pod.namespace.clone(), pod.name.clone());
+        if !pod.ready {
+            self.ready_at.remove(&id);
+        } else if !was_ready {
+            self.ready_at.insert(id, Instant::now());
+        }
+        self.remove(&pod.namespace, &pod.name);
         self.charge(&pod, Resources::plus);
         self.namespaces
             .entry(pod.namespace.clone())
@@ -40,6 +52,12 @@ impl Index {
     }
 
     fn delete(&mut self, namespace: &str, name: &str) {
+        self.ready_at
+            .remove(&(namespace.to_string(), name.to_string()));
+        self.remove(namespace, name);
+    }
+
+    fn remove(&mut self, namespace: &str, name: &str) {
         let Some(pods) = self.namespaces.get_mut(namespace) else {
             return;
         };
@@ -133,6 +151,13 @@ impl PodIndex {
         (lock(&self.live).namespaces.get(namespace))
             .map(|pods| pods.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// When the pod watch showed the pod Ready (since it last was not); `None` while it is not.
+    pub fn ready_at(&self, namespace: &str, name: &str) -> Option<Instant> {
+        (lock(&self.live).ready_at)
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
     }
 
     /// What is free on each of `nodes`, in their order, once the pods of every namespace have
@@ -259,6 +284,35 @@ mod tests {
         assert_eq!(index.pods_in("shop")[0].node_name.as_deref(), Some("n2"));
         index.handle(Event::Delete(pod("b", "n1", "100m", false)));
         assert_eq!(names(&index), ["a"]);
+    }
+
+    fn ready(mut pod: LeanPod, uid: &str) -> LeanPod {
+        pod.metadata.uid = Some(uid.to_string());
+        pod.status.conditions = Some(vec![k8s_openapi::api::core::v1::PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]);
+        pod
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_moment_a_pod_turned_ready_is_kept_until_it_is_not() {
+        let index = PodIndex::default();
+        index.handle(Event::Apply(pod("a", "n1", "100m", false)));
+        assert_eq!(index.ready_at("shop", "a"), None, "not Ready yet");
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        let turned = Instant::now();
+        index.handle(Event::Apply(ready(pod("a", "n1", "100m", false), "u1")));
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        // Another event of the same Ready pod keeps the moment it turned Ready.
+        index.handle(Event::Apply(ready(pod("a", "n1", "100m", false), "u1")));
+        assert_eq!(index.ready_at("shop", "a"), Some(turned));
+        // A replacement with the same name (a StatefulSet's) turns Ready anew.
+        index.handle(Event::Apply(ready(pod("a", "n2", "100m", false), "u2")));
+        assert_eq!(index.ready_at("shop", "a"), Some(Instant::now()));
+        index.handle(Event::Delete(pod("a", "n2", "100m", false)));
+        assert_eq!(index.ready_at("shop", "a"), None);
     }
 
     #[test]

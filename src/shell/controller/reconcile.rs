@@ -1,6 +1,7 @@
-//! One reconcile of one policy: gather -> assess each workload (pure) -> carry out its writes ->
-//! conclude (pure) -> status. This file only gathers the pipeline's inputs and carries out its
-//! writes; every decision is made in [`crate::core::pipeline`].
+//! One reconcile of one policy: gather -> prepare (pure) -> per workload {permit, assess (pure),
+//! carry out its writes, conclude (pure), keep} -> finish (pure) -> write the status. This file
+//! only gathers the policy phase's inputs, carries out its writes and keeps what it concludes;
+//! every decision is made in [`crate::core::pipeline`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,21 +10,19 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::Selector;
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{HAPolicy, HAPolicyStatus};
-use crate::core::budgets::budget_exhausted;
 use crate::core::errors::ErrorCategory;
-use crate::core::injection::choose_mode;
-use crate::core::ownership::{governing_policy, selects};
-use crate::core::pipeline::{self, Facts, Lane, Write, WriteResult};
-use crate::core::policy_status::{PolicyInjection, policy_status, status_patch};
+use crate::core::injection::AdmissionSupport;
+use crate::core::pipeline::{
+    self, ActionResult, Conclusion, Lane, Selected, Subject, Write, WriteKind, WriteResult,
+};
+use crate::core::policy_status::status_patch;
 use crate::core::topology::Cluster;
 use crate::core::workload::{Unreadable, WorkloadObject};
-use crate::shell::metrics::WorkloadMetrics;
 
 use super::actuate;
 use super::context::{Context, WorkloadKey};
@@ -51,16 +50,15 @@ impl Error {
     }
 }
 
-/// What the reconcile gathered, once for all the policy's workloads.
+/// What the reconcile read from the caches for one policy; the policy phase borrows from it.
 struct Gathered {
-    workloads: Vec<WorkloadObject>,
-    /// Selected workloads whose spec cannot be read: each reported on its own.
-    unreadable: Vec<Unreadable>,
-    problems: Vec<String>,
-    cluster: Cluster,
-    governing: Vec<bool>,
-    /// The namespace's PodDisruptionBudgets.
+    /// The namespace's policies (the oldest that selects a workload governs it).
+    policies: Vec<Arc<HAPolicy>>,
+    workloads: Vec<Result<WorkloadObject, Box<Unreadable>>>,
     budgets: Vec<Arc<PodDisruptionBudget>>,
+    cluster: Cluster,
+    admission: Option<AdmissionSupport>,
+    pods_current: bool,
 }
 
 pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -76,120 +74,109 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
     result
 }
 
+/// gather -> prepare -> per workload {permit, assess, carry out, conclude, keep} -> finish ->
+/// write the status.
 async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, Error> {
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
-    let namespace = policy.namespace().unwrap_or_default();
-    let name = policy.name_any();
-    let gathered = gather(policy, ctx, &namespace);
-    let support = ctx.admission_support();
-    let injection = choose_mode(
-        policy.spec.injection,
-        support.as_ref(),
-        policy.status.as_ref().and_then(|s| s.injection.as_ref()),
-    );
-    let mut outcomes = Vec::with_capacity(gathered.workloads.len());
-    let mut requeue = RESYNC;
-    for (workload, governing) in gathered.workloads.iter().zip(&gathered.governing) {
-        let key = key_of(policy, workload);
-        let facts = Facts {
-            governing: *governing,
-            budget_exhausted: budget_exhausted(
-                gathered.budgets.iter().map(AsRef::as_ref),
-                workload.namespace(),
-                workload.template_labels(),
-            ),
-            rollouts_elsewhere: ctx.rollouts_elsewhere(&key).await,
-            injection: injection.as_ref().map(|i| i.mode),
-        };
-        let assessment = pipeline::assess(
-            policy,
-            workload,
+    let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    let gathered = gather(ctx, policy, &namespace);
+    let phase = pipeline::prepare(pipeline::Gathered {
+        policy,
+        policies: gathered.policies.iter().map(AsRef::as_ref).collect(),
+        workloads: (gathered.workloads.iter())
+            .map(|w| w.as_ref().map_err(AsRef::as_ref))
+            .collect(),
+        budgets: gathered.budgets.iter().map(AsRef::as_ref).collect(),
+        admission: gathered.admission.as_ref(),
+        pods_current: gathered.pods_current,
+    });
+    for error in &phase.errors {
+        ctx.metrics.record_error(*error);
+    }
+    let mut conclusions = Vec::with_capacity(phase.workloads.len());
+    for selected in &phase.workloads {
+        let key = &selected.key;
+        let memory = ctx
+            .memory_of(key)
+            .unwrap_or_else(|| phase.restored_memory(key));
+        let permit = ctx.rollout_permit(key).await;
+        let assessment = phase.assess(
+            selected,
             &gathered.cluster,
-            &ctx.memory_of(&key),
-            &facts,
+            &memory,
+            permit,
             &ctx.settings,
             now,
         );
-        // A write that starts a rollout takes its slot now, before any other reconcile counts.
-        if assessment.starts_rollout() {
-            ctx.hold_rollout(&key, true);
-        }
-        let results = carry_out(ctx, &key, workload, &assessment.writes).await;
+        let results = match &selected.subject {
+            Subject::Readable { workload, .. } => {
+                carry_out(ctx, key, workload, &assessment.writes).await
+            }
+            Subject::Unreadable { .. } => Vec::new(),
+        };
         let conclusion = pipeline::conclude(assessment, results, now);
-        ctx.hold_rollout(
-            &key,
-            conclusion.memory.decision.rollout_generation.is_some(),
+        keep(ctx, policy, selected, &gathered.cluster, &conclusion).await;
+        conclusions.push(conclusion);
+    }
+    let finished = phase.finish(conclusions, now);
+    ctx.metrics
+        .observe_policy(&namespace, &name, &finished.metrics);
+    ctx.forget_except(&namespace, &name, &finished.keep);
+    write_status(ctx, policy, finished.status).await?;
+    let requeue = finished.requeue_after.map_or(RESYNC, |r| r.min(RESYNC));
+    Ok(Requeue::requeue(requeue.max(Duration::from_millis(100))))
+}
+
+/// Keeps what a workload's step concluded (memory, rollout slot), counts it and publishes its
+/// Events.
+async fn keep(
+    ctx: &Context,
+    policy: &HAPolicy,
+    selected: &Selected<'_>,
+    cluster: &Cluster,
+    conclusion: &Conclusion,
+) {
+    let key = &selected.key;
+    let evicted = conclusion
+        .actions
+        .contains(&(WriteKind::Evict, ActionResult::Success));
+    if let Some(judged) = ctx.keep(key, conclusion, evicted) {
+        ctx.metrics.observe_judged_to_eviction(judged.elapsed());
+    }
+    if conclusion.moves_judged > 0 {
+        // The replacement is the pod that turned Ready last.
+        let own = &conclusion.outcome.measurement.own_pods;
+        let ready_at = (own.iter())
+            .filter_map(|&i| {
+                ctx.stores
+                    .pods
+                    .ready_at(&key.namespace, &cluster.pods()[i].name)
+            })
+            .max();
+        if let Some(ready_at) = ready_at {
+            ctx.metrics.observe_ready_to_judged(ready_at.elapsed());
+        }
+    }
+    for (action, result) in &conclusion.actions {
+        ctx.metrics.record_action(
+            &key.namespace,
+            &key.policy,
+            key.kind.name(),
+            &key.name,
+            *action,
+            *result,
         );
-        for (action, result) in &conclusion.actions {
-            ctx.metrics.record_action(
-                &namespace,
-                &name,
-                workload.kind.name(),
-                workload.name(),
-                *action,
-                *result,
-            );
-        }
-        for error in &conclusion.errors {
-            ctx.metrics.record_error(*error);
-        }
-        let workload_ref = workload_ref(workload);
-        let policy_ref = policy.object_ref(&());
+    }
+    for error in &conclusion.errors {
+        ctx.metrics.record_error(*error);
+    }
+    if let Subject::Readable { workload, .. } = &selected.subject {
+        let (workload_ref, policy_ref) = (workload_ref(workload), policy.object_ref(&()));
         for notice in &conclusion.notices {
             events::publish(&ctx.recorder, notice, &workload_ref, &policy_ref).await;
         }
-        ctx.remember(key, conclusion.memory);
-        requeue = requeue.min(conclusion.requeue_after.unwrap_or(RESYNC));
-        outcomes.push(conclusion.outcome);
     }
-    for u in &gathered.unreadable {
-        let key = WorkloadKey {
-            namespace: namespace.clone(),
-            policy: name.clone(),
-            kind: u.kind,
-            name: u.metadata.name.clone().unwrap_or_default(),
-        };
-        let assessment =
-            pipeline::unreadable(u.kind, &key.name, &ctx.memory_of(&key), u.error.to_string());
-        let conclusion = pipeline::conclude(assessment, Vec::new(), now);
-        for error in &conclusion.errors {
-            ctx.metrics.record_error(*error);
-        }
-        ctx.remember(key, conclusion.memory);
-        outcomes.push(conclusion.outcome);
-    }
-    ctx.metrics.observe_policy(
-        &namespace,
-        &name,
-        &outcomes
-            .iter()
-            .map(WorkloadMetrics::from)
-            .collect::<Vec<_>>(),
-    );
-    let keep: Vec<WorkloadKey> = outcomes
-        .iter()
-        .map(|o| WorkloadKey {
-            namespace: namespace.clone(),
-            policy: name.clone(),
-            kind: o.kind,
-            name: o.name.clone(),
-        })
-        .collect();
-    ctx.forget_except(&namespace, &name, &keep);
-    let status = policy_status(
-        policy.status.as_ref(),
-        policy.metadata.generation,
-        &outcomes,
-        &gathered.problems,
-        &PolicyInjection {
-            status: injection.as_ref(),
-            support: support.as_ref(),
-        },
-        now,
-    );
-    write_status(ctx, policy, status).await?;
-    Ok(Requeue::requeue(requeue.max(Duration::from_millis(100))))
 }
 
 pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) -> Requeue {
@@ -249,55 +236,18 @@ async fn carry_out(
     results
 }
 
-fn key_of(policy: &HAPolicy, w: &WorkloadObject) -> WorkloadKey {
-    WorkloadKey {
-        namespace: w.namespace().to_string(),
-        policy: policy.name_any(),
-        kind: w.kind,
-        name: w.name().to_string(),
-    }
-}
-
-fn gather(policy: &HAPolicy, ctx: &Context, namespace: &str) -> Gathered {
-    let mut problems = Vec::new();
-    if let Err(e) = Selector::try_from(policy.spec.selector.clone()) {
-        ctx.metrics.record_error(ErrorCategory::InvalidPolicy);
-        problems.push(format!("invalid selector: {e}"));
-    }
-    let mut workloads = Vec::new();
-    let mut unreadable = Vec::new();
-    for w in ctx.stores.workloads(namespace, &policy.spec.workload_kinds) {
-        match w {
-            Ok(w) if selects(policy, &w) => workloads.push(w),
-            Err(u) if selects(policy, u.as_ref()) => {
-                warn!(policy = %policy.name_any(), error = %u.error, "a selected workload cannot be read");
-                unreadable.push(*u);
-            }
-            _ => {}
-        }
-    }
-    workloads.sort_by(|a, b| (a.kind, a.name()).cmp(&(b.kind, b.name())));
-    let policies: Vec<Arc<HAPolicy>> = ctx
-        .policies
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace))
-        .collect();
-    let name = policy.name_any();
-    let governing = workloads
-        .iter()
-        .map(|w| {
-            governing_policy(policies.iter().map(|p| p.as_ref()), w).as_deref()
-                == Some(name.as_str())
-        })
-        .collect();
+/// Reads what one policy's reconcile needs from the caches: its namespace's policies,
+/// workloads, budgets and snapshot.
+fn gather(ctx: &Context, policy: &HAPolicy, namespace: &str) -> Gathered {
     Gathered {
-        workloads,
-        unreadable,
-        problems,
-        cluster: ctx.stores.snapshot(namespace),
-        governing,
+        policies: (ctx.policies.state().into_iter())
+            .filter(|p| p.namespace().as_deref() == Some(namespace))
+            .collect(),
+        workloads: (ctx.stores).workloads(namespace, &policy.spec.workload_kinds),
         budgets: ctx.stores.budgets(namespace),
+        cluster: ctx.stores.snapshot(namespace),
+        admission: ctx.admission_support(),
+        pods_current: ctx.stores.pods_current(),
     }
 }
 

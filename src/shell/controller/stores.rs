@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::api::{HAPolicy, WorkloadKind};
 use crate::core::snapshot::{self, LeanPod};
 use crate::core::topology::{Cluster, NodeSet};
-use crate::core::workload::{KINDS, KindDescriptor, Unreadable, WorkloadObject};
+use crate::core::workload::{KindDescriptor, Unreadable, WorkloadObject, kinds};
 
 use super::by_namespace::{IndexedStore, NamespaceIndex};
 use super::pod_index::PodIndex;
@@ -43,6 +43,34 @@ pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
             .into(),
         Duration::from_secs(30),
     )
+}
+
+/// How long after a watch of pods or workloads failed or listed again the pod cache alone is not
+/// trusted to say a workload settled (both it and the workload's status must then agree).
+pub const CACHE_QUIET: Duration = Duration::from_secs(30);
+
+/// When a watch of pods or workloads last failed or listed again (an outage, a compaction, a
+/// start): until [`CACHE_QUIET`] after, either cache may be behind the other.
+#[derive(Clone, Debug, Default)]
+pub struct WatchHealth(Arc<Mutex<Option<tokio::time::Instant>>>);
+
+impl WatchHealth {
+    fn disrupted(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+    }
+
+    /// No watch failed or listed again for [`CACHE_QUIET`].
+    pub fn current(&self) -> bool {
+        (*self.0.lock().unwrap_or_else(|p| p.into_inner()))
+            .is_none_or(|at| at.elapsed() >= CACHE_QUIET)
+    }
+
+    /// Notes the events that mean a gap: an error, or the start of a (re)list.
+    fn observe<K>(&self, event: &Result<Event<K>, watcher::Error>) {
+        if matches!(event, Err(_) | Ok(Event::Init)) {
+            self.disrupted();
+        }
+    }
 }
 
 /// What changed, in terms of the policies to look at again.
@@ -101,6 +129,7 @@ pub struct Stores {
     pub pods: Arc<PodIndex>,
     pub nodes: Nodes,
     pub pdbs: IndexedStore<PodDisruptionBudget>,
+    health: WatchHealth,
 }
 
 impl Stores {
@@ -121,8 +150,7 @@ impl Stores {
                 by_kind.entry(kind).or_default().push(w);
             }
         }
-        let workloads = KINDS
-            .iter()
+        let workloads = kinds()
             .map(|d| {
                 let slot = KindStore::default();
                 if d.crd.is_none() || by_kind.contains_key(&d.kind) {
@@ -137,7 +165,14 @@ impl Stores {
             pods: Arc::new(PodIndex::of(pods)),
             nodes: Nodes::new(store_of(nodes)),
             pdbs: indexed_store_of((), pdbs),
+            health: WatchHealth::default(),
         }
+    }
+
+    /// The pod and workload caches have had no gap for [`CACHE_QUIET`]: the pods' own Ready may
+    /// say a workload settled without waiting for its status.
+    pub fn pods_current(&self) -> bool {
+        self.health.current()
     }
 
     /// The workloads of the given kinds in a namespace, each converted or with the reason it
@@ -212,7 +247,8 @@ where
     store
 }
 
-fn store_of<K>(objects: Vec<K>) -> Store<K>
+/// A store holding `objects`, as if a watch had listed them (tests; the fixed stores).
+pub fn store_of<K>(objects: Vec<K>) -> Store<K>
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -290,8 +326,14 @@ pub fn start(
 ) -> (Stores, mpsc::UnboundedReceiver<Trigger>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let wc = watcher::Config::default();
+    let health = WatchHealth::default();
     let pods = Arc::new(PodIndex::default());
-    tokio::spawn(watch_pods(api(client, namespace), pods.clone(), tx.clone()));
+    tokio::spawn(watch_pods(
+        api(client, namespace),
+        pods.clone(),
+        tx.clone(),
+        health.clone(),
+    ));
     let pdbs = spawn_watch(
         api(client, namespace),
         wc.clone(),
@@ -309,12 +351,13 @@ pub fn start(
         None,
         tx.clone(),
         Some(nodes.clone()),
+        None,
     ));
     let mut workloads = BTreeMap::new();
-    for kind in &KINDS {
+    for kind in kinds() {
         let slot = KindStore::default();
         match kind.crd {
-            None => start_kind(client, namespace, kind, &slot, &tx),
+            None => start_kind(client, namespace, kind, &slot, &tx, &health),
             Some(crd) => {
                 tokio::spawn(watch_crd(
                     client.clone(),
@@ -323,6 +366,7 @@ pub fn start(
                     kind,
                     slot.clone(),
                     tx.clone(),
+                    health.clone(),
                 ));
             }
         }
@@ -334,6 +378,7 @@ pub fn start(
             pods,
             nodes,
             pdbs,
+            health,
         },
         rx,
     )
@@ -346,6 +391,7 @@ fn start_kind(
     kind: &'static KindDescriptor,
     slot: &KindStore,
     tx: &mpsc::UnboundedSender<Trigger>,
+    health: &WatchHealth,
 ) {
     let resource = kind.api_resource();
     let api: Api<DynamicObject> = match namespace {
@@ -357,18 +403,31 @@ fn start_kind(
         .backoff(watch_backoff())
         .modify(drop_managed_fields);
     let index = Some(store.index().clone());
-    tokio::spawn(forward(stream, writer, index, tx.clone(), None));
+    tokio::spawn(forward(
+        stream,
+        writer,
+        index,
+        tx.clone(),
+        None,
+        Some(health.clone()),
+    ));
     let _ = slot.set(store);
 }
 
 /// Feeds the pod index from the pod watch (pruned to what the core reads) and turns changes into
 /// triggers for their namespace.
-async fn watch_pods(api: Api<LeanPod>, index: Arc<PodIndex>, tx: mpsc::UnboundedSender<Trigger>) {
+async fn watch_pods(
+    api: Api<LeanPod>,
+    index: Arc<PodIndex>,
+    tx: mpsc::UnboundedSender<Trigger>,
+    health: WatchHealth,
+) {
     let stream = watcher(api, watcher::Config::default())
         .backoff(watch_backoff())
         .modify(prune_pod);
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
+        health.observe(&event);
         let trigger = match &event {
             Ok(Event::Apply(p) | Event::Delete(p)) => {
                 p.metadata.namespace.clone().map(Trigger::Namespace)
@@ -417,7 +476,7 @@ where
     let (store, writer) = IndexedStore::new(Default::default());
     let stream = watcher(api, wc).backoff(watch_backoff()).modify(prune);
     let index = Some(store.index().clone());
-    tokio::spawn(forward(stream, writer, index, tx, None));
+    tokio::spawn(forward(stream, writer, index, tx, None, None));
     store
 }
 
@@ -439,6 +498,7 @@ async fn forward<K, S>(
     index: Option<NamespaceIndex>,
     tx: mpsc::UnboundedSender<Trigger>,
     nodes: Option<Nodes>,
+    health: Option<WatchHealth>,
 ) where
     K: Resource + Clone + 'static,
     <K as Resource>::DynamicType: Eq + std::hash::Hash + Clone,
@@ -446,6 +506,9 @@ async fn forward<K, S>(
 {
     let mut stream = std::pin::pin!(stream.reflect(writer));
     while let Some(event) = stream.next().await {
+        if let Some(health) = &health {
+            health.observe(&event);
+        }
         if let (Some(index), Ok(event)) = (&index, &event) {
             index.apply(event);
         }
@@ -481,6 +544,7 @@ async fn watch_crd(
     kind: &'static KindDescriptor,
     slot: KindStore,
     tx: mpsc::UnboundedSender<Trigger>,
+    health: WatchHealth,
 ) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
@@ -493,7 +557,7 @@ async fn watch_crd(
         match found {
             Ok(found) if found.name_any() == crd && slot.get().is_none() => {
                 info!(crd, "CRD found: governing {}s too", kind.name());
-                start_kind(&client, namespace.as_deref(), kind, &slot, &tx);
+                start_kind(&client, namespace.as_deref(), kind, &slot, &tx, &health);
             }
             Ok(_) => {}
             Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
