@@ -8,7 +8,6 @@ use std::hint::black_box;
 
 use common::*;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use skewguard::core::topology::*;
 
 const NODES: usize = 300;
 const ZONES: usize = 3;

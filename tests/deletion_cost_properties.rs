@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use proptest::prelude::*;
 use skewguard::core::topology::deletion_cost::{DeletionCosts, current_costs};
-use skewguard::core::topology::*;
 
 const RACK: &str = "example.com/rack";
 

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use skewguard::core::topology::*;
 
 fn zones_and_hosts(max_skew_host: i32) -> Vec<SpreadConstraint> {
     vec![

@@ -18,7 +18,6 @@ use std::collections::{BTreeSet, HashSet};
 
 use common::*;
 use proptest::prelude::*;
-use skewguard::core::topology::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Health {

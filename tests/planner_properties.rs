@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use skewguard::core::topology::*;
 
 /// `zones` zones of `nodes_per_zone` nodes each, and `pods[i]` pods of `foo` on node i.
 fn cluster_of(

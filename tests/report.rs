@@ -145,7 +145,7 @@ fn the_field_scenario_as_json() {
     let text = render(&petclinic_report(), OutputFormat::Json).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["topologyKey"], ZONE);
-    assert_eq!(v["rolloutsInstalled"], true);
+    assert_eq!(v.get("kindsNotServed"), None, "every kind is served");
     let rows = v["workloads"].as_array().unwrap();
     let summary: Vec<(String, String, i64)> = rows
         .iter()
@@ -227,7 +227,7 @@ fn no_rollout_crd_and_no_workloads_say_so() {
     assert_eq!(
         text,
         "No Deployments, StatefulSets or Rollouts found.\n\n\
-         (Argo Rollouts CRD not installed: no Rollouts listed.)\n"
+         (CRD rollouts.argoproj.io not installed: no Rollouts listed.)\n"
     );
 }
 

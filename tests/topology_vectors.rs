@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use skewguard::core::topology::*;
 
 fn domains(pairs: &[(&str, i32)]) -> BTreeMap<String, i32> {
     pairs.iter().map(|(d, n)| (d.to_string(), *n)).collect()

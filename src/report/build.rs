@@ -53,8 +53,9 @@ pub struct ClusterState {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub topology_key: String,
-    /// Whether the Argo Rollouts CRD answered (Rollouts are listed only then).
-    pub rollouts_installed: bool,
+    /// The kinds behind a CRD the API server does not serve: none of them listed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds_not_served: Vec<WorkloadKind>,
     pub workloads: Vec<WorkloadRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyReport>,
@@ -284,7 +285,9 @@ pub fn build_report(
     let policy = policy.map(|p| evaluate_policy(&cluster, state, &workloads, p, &mut warnings));
     Report {
         topology_key: topology_key.to_string(),
-        rollouts_installed: state.kinds_served.contains(&WorkloadKind::Rollout),
+        kinds_not_served: (WorkloadKind::ALL.into_iter())
+            .filter(|k| k.descriptor().crd.is_some() && !state.kinds_served.contains(k))
+            .collect(),
         workloads: rows,
         policy,
         warnings,

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::ReportError;
 use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
-use crate::api::{InjectionMode, RebalanceStrategy};
+use crate::api::{InjectionMode, RebalanceStrategy, WorkloadKind};
 use crate::core::policy_status::key_name;
 use crate::shell::cli::OutputFormat;
 
@@ -25,7 +25,11 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<String, ReportErr
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
     if report.workloads.is_empty() {
-        out.push_str("No Deployments, StatefulSets or Rollouts found.\n");
+        let mut kinds: Vec<String> = (WorkloadKind::ALL.iter())
+            .map(|k| format!("{}s", k.name()))
+            .collect();
+        let last = kinds.pop().unwrap_or_default();
+        let _ = writeln!(out, "No {} or {last} found.", kinds.join(", "));
     } else {
         // The injection column only when a policy adds constraints to some workload.
         let with_mode = report.workloads.iter().any(|w| w.injection.is_some());
@@ -73,8 +77,10 @@ pub fn table(report: &Report) -> String {
             }
         }
     }
-    if !report.rollouts_installed {
-        out.push_str("\n(Argo Rollouts CRD not installed: no Rollouts listed.)\n");
+    for kind in &report.kinds_not_served {
+        if let Some(crd) = kind.descriptor().crd {
+            let _ = writeln!(out, "\n(CRD {crd} not installed: no {kind}s listed.)");
+        }
     }
     if let Some(policy) = &report.policy {
         out.push('\n');

@@ -641,6 +641,34 @@ pub fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option
     }
 }
 
+/// A histogram's `q` quantile as the upper bound of the first bucket holding it (what
+/// `histogram_quantile` would interpolate within), and its observation count; `None` before any
+/// observation.
+pub fn histogram_quantile(samples: &[Sample], name: &str, q: f64) -> Option<(f64, f64)> {
+    let count = metric(samples, &format!("{name}_count"), &[])?;
+    if count <= 0.0 {
+        return None;
+    }
+    let mut buckets: Vec<(f64, f64)> = (samples.iter())
+        .filter(|s| s.name == format!("{name}_bucket"))
+        .filter_map(|s| {
+            let le = s.labels.get("le")?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, s.value))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let bound = buckets
+        .iter()
+        .find(|(_, cumulative)| *cumulative >= q * count)
+        .map(|(bound, _)| *bound)?;
+    Some((bound, count))
+}
+
 /// Scrapes the operator's `/metrics`.
 pub async fn scrape(op: &OperatorProcess) -> Vec<Sample> {
     let text = wait_for("a /metrics answer", Duration::from_secs(20), || async {

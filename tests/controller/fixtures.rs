@@ -130,6 +130,16 @@ pub fn context_with_budgets(
     context_with_objects(client, policies, workloads, pods, budgets, dry_run)
 }
 
+/// The limits of the tests: rates that never hold a write back, two rollouts at once.
+pub fn limits(dry_run: bool) -> Limits {
+    Limits {
+        settings: Settings { dry_run },
+        max_concurrent_rollouts: 2,
+        evictions_per_second: 1000.0,
+        deletion_cost_writes_per_second: 1000.0,
+    }
+}
+
 /// A reconcile context over workloads in their dynamic form (which may be malformed).
 pub fn context_with_objects(
     client: Client,
@@ -138,6 +148,18 @@ pub fn context_with_objects(
     pods: Vec<Pod>,
     budgets: Vec<PodDisruptionBudget>,
     dry_run: bool,
+) -> Arc<Context> {
+    context_with_limits(client, policies, workloads, pods, budgets, limits(dry_run))
+}
+
+/// [`context_with_objects`] under the given limits.
+pub fn context_with_limits(
+    client: Client,
+    policies: Vec<HAPolicy>,
+    workloads: Vec<DynamicObject>,
+    pods: Vec<Pod>,
+    budgets: Vec<PodDisruptionBudget>,
+    limits: Limits,
 ) -> Arc<Context> {
     // A closed channel still reads its last value: the leader for good.
     let (_, leader) = tokio::sync::watch::channel(true);
@@ -150,12 +172,6 @@ pub fn context_with_objects(
         workloads,
         budgets,
     );
-    let limits = Limits {
-        settings: Settings { dry_run },
-        max_concurrent_rollouts: 2,
-        evictions_per_second: 1000.0,
-        deletion_cost_writes_per_second: 1000.0,
-    };
     let ctx = Context::new(
         client,
         stores,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use fake_api::{FakeApi, evictions_refused};
 use fixtures::*;
 use serde_json::{Value, json};
+use skewguard::shell::controller::context::Limits;
 use skewguard::shell::controller::reconcile::reconcile;
 
 fn no_injection() -> Value {
@@ -637,4 +638,55 @@ async fn without_the_admission_policy_the_template_is_written_and_nothing_is_pub
     assert_eq!(status["injection"]["reason"], "AdmissionPolicyNotInstalled");
     // Named as null, so the merge patch removes what an earlier status published.
     assert_eq!(status.get("admission"), Some(&Value::Null));
+}
+
+#[tokio::test]
+async fn the_rollout_budget_lets_one_template_write_through_and_queues_the_next() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
+    let mut api_deployment = web(plain_template(), json!([]));
+    api_deployment.metadata.name = Some("api".into());
+    let workloads = [web(plain_template(), json!([])), api_deployment]
+        .iter()
+        .map(dynamic_deployment)
+        .collect();
+    let ctx = context_with_limits(
+        client,
+        vec![p.clone()],
+        workloads,
+        piled_pods(),
+        vec![],
+        Limits {
+            max_concurrent_rollouts: 1,
+            ..limits(false)
+        },
+    );
+    reconcile(Arc::new(p.clone()), ctx.clone()).await.unwrap();
+    let applies = |api: &FakeApi| {
+        api.requests()
+            .iter()
+            .filter(|r| r.is("PATCH", "/deployments/"))
+            .map(|r| {
+                let path = r.uri.split('?').next().unwrap_or_default();
+                path.rsplit('/').next().unwrap_or_default().to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    // `api` comes first by name: it takes the one slot; `web` waits for it.
+    assert_eq!(applies(&api), ["api"]);
+    let states: Vec<(String, String)> = api.last_status()["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap().to_string(),
+                w["rebalance"]["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states[1], ("web".to_string(), "RolloutBudget".to_string()));
+    // The slot stays held across reconciles until api's rollout is done.
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(applies(&api), ["api", "api"], "web still waits");
 }

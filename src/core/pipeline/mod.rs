@@ -1,16 +1,29 @@
-//! One workload's reconcile as a pure pipeline: [`assess`] → the shell carries out the writes →
-//! [`conclude`].
+//! One policy's reconcile as pure functions. [`policy::prepare`] selects the policy's workloads
+//! and works out what is known of each; per workload, [`assess`] → the shell carries out the
+//! writes → [`conclude`]; [`policy::PolicyPhase::finish`] makes the policy's status, metrics
+//! snapshot and what to keep.
 //!
 //! `assess` takes the policy, one workload, the cluster snapshot, what is remembered about the
-//! workload and the settings, and returns everything to do and say: the measurement, the plan,
+//! workload and the [`Facts`], and returns everything to do and say: the measurement, the plan,
 //! the decision, the [`Write`]s to make, and the notes for the status. The controller carries out
-//! the writes in order (in each [`Lane`], stopping at the first one that does not go through) and hands their
-//! [`WriteResult`]s to `conclude`, which returns the new memory, the workload's status entry, the
-//! Events to publish and what to count. `skewguard report --policy` calls the same `assess`.
+//! the writes in order (in each [`Lane`], stopping at the first one that does not go through) and
+//! hands their [`WriteResult`]s to `conclude`, which returns the new memory, the workload's status
+//! entry, the Events to publish, what to count and whether it holds a rollout slot.
+//! `skewguard report --policy` and the reconcile bench run the same phase.
 //!
-//! A new rebalance strategy is a variant of `RebalanceStrategy` (`src/api/rebalance.rs`), its
-//! branch in `decision::decide_settled`, and, if it writes something new, a [`Write`] variant made
-//! in `assess`, judged in `conclude` and carried out in `controller::reconcile::carry_out`.
+//! Where things go (counted, not estimated):
+//! - **A new write kind**: 6 files. `write.rs`: the [`Write`] variant and its [`WriteKind`]
+//!   (label, description, error category, lane: every match there is exhaustive, so the compiler
+//!   lists them; add it to `WriteKind::ALL`); `assess.rs` makes it; `conclude.rs` judges its
+//!   result; `shell/controller/actuate.rs` carries it out and `shell/controller/reconcile.rs`'s
+//!   `carry_out` calls that (an exhaustive match); `report/build.rs` says what it would do (an
+//!   exhaustive match). A new way of failing also takes an [`crate::core::errors::ErrorCategory`]
+//!   (and its row in `docs/runbook.md`, which a test requires); a write to a new resource, its RBAC
+//!   rule in `config/rbac/cluster_role.yaml`.
+//! - **A new rebalance strategy**: 2 places in 2 files, the variant of `RebalanceStrategy`
+//!   (`src/api/rebalance.rs`) and its branch in `decision::decide_settled` (an exhaustive match);
+//!   plus a new write kind (above) if it writes something the others do not.
+//! - **A new workload kind**: see [`crate::core::workload::kind`].
 
 pub mod assess;
 pub mod conclude;

@@ -7,7 +7,8 @@ use super::*;
 use crate::api::{HAPolicy, RebalanceState, ScaleInOrder};
 use crate::core::errors::ErrorCategory;
 use crate::core::rollout_slots::RolloutPermit;
-use crate::core::topology::{Cluster, Labels, Node, Pod, Resources, ZONE_KEY};
+use crate::core::topology::fixtures::{self, labels, node};
+use crate::core::topology::{Cluster, Pod, ZONE_KEY};
 use crate::core::workload::WorkloadObject;
 
 const NS: &str = "petclinic";
@@ -16,33 +17,11 @@ fn now() -> Timestamp {
     "2026-06-01T00:00:00Z".parse().unwrap()
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn node(name: &str, zone: &str) -> Node {
-    Node {
-        name: name.into(),
-        labels: labels(&[(ZONE_KEY, zone), ("kubernetes.io/hostname", name)]),
-        ready: true,
-        allocatable: Resources::new(4000, 16 << 30, 110),
-        ..Default::default()
-    }
-}
-
+/// A pod of `web` (petclinic's web tier).
 fn pod(name: &str, node: &str) -> Pod {
     Pod {
-        name: name.into(),
-        uid: format!("{name}-uid"),
-        namespace: NS.into(),
         labels: labels(&[("app", "petclinic"), ("tier", "web")]),
-        node_name: Some(node.into()),
-        ready: true,
-        requests: Resources::new(100, 64 << 20, 1),
-        ..Default::default()
+        ..fixtures::pod(name, NS, "web", node)
     }
 }
 
@@ -846,5 +825,219 @@ fn while_the_mode_is_not_known_nothing_is_added_either_way() {
         a.decision.state,
         RebalanceState::Evicting,
         "rebalancing goes on"
+    );
+}
+
+#[test]
+fn while_the_pod_cache_is_current_a_move_is_judged_before_the_status_catches_up() {
+    // The replacement is Ready in the pod cache; kube-controller-manager has not written the
+    // Deployment's status since the eviction (1 of 2 Ready).
+    let policy = policy(json!({}));
+    let evicted = assess_web(&policy, GOVERNING, false);
+    let memory = conclude(evicted, vec![WriteResult::Done], now()).memory;
+    let gone = memory.decision.in_flight[0].pod.clone();
+    let stayed = if gone == "web-1" { "web-2" } else { "web-1" };
+    let cluster = Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![pod(stayed, "c-1"), pod("web-3", "a-1")],
+    );
+    let mut lagging = web(web_selector());
+    lagging.replicas.ready = 1;
+    lagging.replicas.available = 1;
+    let judged = |workload: &WorkloadObject, pods_current| {
+        let facts = Facts {
+            pods_current,
+            ..GOVERNING
+        };
+        let a = assess(
+            &policy,
+            workload,
+            &cluster,
+            &memory,
+            &facts,
+            &Settings::default(),
+            now(),
+        );
+        (
+            a.memory.decision.in_flight.is_empty(),
+            a.decision.moves_succeeded,
+        )
+    };
+    assert_eq!(
+        judged(&lagging, true),
+        (true, 1),
+        "judged by the pods' own Ready"
+    );
+    assert_eq!(
+        judged(&lagging, false),
+        (false, 0),
+        "after a watch gap the status must agree too"
+    );
+    // A rollout under way (the status has not observed the new generation) is never taken for
+    // settled, whatever the pods say.
+    let mut rolling = lagging.clone();
+    rolling.replicas.generation = 2;
+    assert_eq!(judged(&rolling, true), (false, 0));
+}
+
+/// A Rollout of the policy's selection whose spec cannot be read.
+fn unreadable_rollout() -> crate::core::workload::Unreadable {
+    crate::core::workload::Unreadable {
+        kind: crate::api::WorkloadKind::Rollout,
+        metadata: serde_json::from_value(json!({
+            "name": "was", "namespace": NS, "labels": {"app": "petclinic"}
+        }))
+        .unwrap(),
+        error: crate::core::workload::WorkloadError::Malformed {
+            kind: crate::api::WorkloadKind::Rollout,
+            name: "was".into(),
+            reason: "selector: not a selector".into(),
+        },
+    }
+}
+
+fn named(name: &str, created: &str, extra: Value) -> HAPolicy {
+    let mut p = policy(extra);
+    p.metadata.name = Some(name.into());
+    p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        created.parse().unwrap(),
+    ));
+    p
+}
+
+#[test]
+fn the_policy_phase_selects_its_workloads_and_tells_who_governs_each() {
+    use super::policy::{Gathered, Subject, prepare};
+    let p = policy(json!({}));
+    let older = named("older", "2025-01-01T00:00:00Z", json!({}));
+    let web = web(web_selector());
+    let mut other = web.clone();
+    other.metadata.name = Some("api".into());
+    other.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
+    let was = unreadable_rollout();
+    let support = crate::core::injection::AdmissionSupport::default();
+    let phase = |policies: Vec<&HAPolicy>| {
+        let phase = prepare(Gathered {
+            policy: &p,
+            policies,
+            workloads: vec![Err(&was), Ok(&other), Ok(&web)],
+            budgets: Vec::new(),
+            admission: Some(&support),
+            pods_current: true,
+        });
+        assert!(phase.problems.is_empty());
+        let mode = phase.injection.as_ref().map(|i| i.mode);
+        assert_eq!(mode, Some(crate::api::InjectionMode::Template));
+        phase
+            .workloads
+            .iter()
+            .map(|s| {
+                let governing = match &s.subject {
+                    Subject::Readable { governing, .. } => Some(*governing),
+                    Subject::Unreadable { message } => {
+                        assert!(message.contains("not a selector"), "{message}");
+                        None
+                    }
+                };
+                (format!("{} {}", s.key.kind, s.key.name), governing)
+            })
+            .collect::<Vec<_>>()
+    };
+    // `api` is not selected; readable workloads first, the unreadable one after, as a value.
+    assert_eq!(
+        phase(vec![&p]),
+        [
+            ("Deployment web".to_string(), Some(true)),
+            ("Rollout was".to_string(), None)
+        ]
+    );
+    assert_eq!(
+        phase(vec![&p, &older])[0],
+        ("Deployment web".to_string(), Some(false)),
+        "an older policy selecting it governs it"
+    );
+}
+
+#[test]
+fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
+    use super::policy::{Gathered, prepare};
+    let invalid = policy(json!({"selector": {"matchExpressions": [
+        {"key": "app", "operator": "Sometimes"}]}}));
+    let web = web(web_selector());
+    let was = unreadable_rollout();
+    let phase = prepare(Gathered {
+        policy: &invalid,
+        policies: vec![&invalid],
+        workloads: vec![Ok(&web), Err(&was)],
+        budgets: Vec::new(),
+        admission: None,
+        pods_current: false,
+    });
+    assert_eq!(phase.errors, [ErrorCategory::InvalidPolicy]);
+    assert!(
+        phase.problems[0].starts_with("invalid selector"),
+        "{:?}",
+        phase.problems
+    );
+    // An invalid selector selects nothing.
+    assert!(phase.workloads.is_empty());
+
+    // What the last leader wrote: web had one action, skewed since a minute ago.
+    let mut p = policy(json!({}));
+    p.status = Some(
+        serde_json::from_value(json!({"workloads": [
+            {"kind": "Deployment", "name": "web", "replicas": 2, "balanced": false,
+             "rebalance": {"state": "Waiting", "reason": "Stabilizing", "actions": 1,
+                           "memory": {"skewedSince": "2026-05-31T23:59:00Z"}}}]}))
+        .unwrap(),
+    );
+    let phase = prepare(Gathered {
+        policy: &p,
+        policies: vec![&p],
+        workloads: vec![Ok(&web), Err(&was)],
+        budgets: Vec::new(),
+        admission: None,
+        pods_current: false,
+    });
+    let restored = phase.restored_memory(&phase.workloads[0].key);
+    assert_eq!(restored.decision.actions, 1, "read from the status entry");
+    assert!(restored.decision.skewed_since.is_some());
+    assert_eq!(
+        phase.restored_memory(&phase.workloads[1].key),
+        WorkloadMemory::default()
+    );
+    let conclusions: Vec<_> = phase
+        .workloads
+        .iter()
+        .map(|w| {
+            let memory = phase.restored_memory(&w.key);
+            let a = phase.assess(
+                w,
+                &piled(),
+                &memory,
+                RolloutPermit::Granted,
+                &Settings { dry_run: true },
+                now(),
+            );
+            conclude(a, Vec::new(), now())
+        })
+        .collect();
+    let soonest = conclusions.iter().filter_map(|c| c.requeue_after).min();
+    let keys: Vec<_> = phase.workloads.iter().map(|w| w.key.clone()).collect();
+    let finished = phase.finish(conclusions, now());
+    assert_eq!(finished.keep, keys);
+    assert_eq!(finished.requeue_after, soonest);
+    let names: Vec<_> = finished
+        .metrics
+        .iter()
+        .map(|m| m.workload.as_str())
+        .collect();
+    assert_eq!(names, ["web", "was"]);
+    let entries: Vec<_> = (finished.status.workloads.iter())
+        .map(|w| (w.name.as_str(), w.rebalance.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        entries,
+        [("web", Some("Evicting")), ("was", Some("InvalidWorkload"))]
     );
 }

@@ -374,31 +374,14 @@ pub fn cost_writes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::topology::fixtures::node;
     use crate::core::topology::model::{HOSTNAME_KEY, Node, Pod, SpreadConstraint, ZONE_KEY};
     use kube::core::Selector;
 
-    fn node(name: &str, zone: &str) -> Node {
-        Node {
-            name: name.into(),
-            labels: [(ZONE_KEY, zone), (HOSTNAME_KEY, name)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ready: true,
-            ..Default::default()
-        }
-    }
-
     fn pod(name: &str, node: &str, created: i64) -> Pod {
         Pod {
-            name: name.into(),
-            uid: format!("uid-{name}"),
-            namespace: "ns".into(),
-            labels: [("app".to_string(), "web".to_string())].into(),
-            node_name: Some(node.into()),
-            ready: true,
             created,
-            ..Default::default()
+            ..crate::core::topology::fixtures::pod(name, "ns", "web", node)
         }
     }
 

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod deletion_cost;
 pub mod eligibility;
 pub mod fast_hash;
+pub mod fixtures;
 pub mod measure;
 pub mod model;
 pub mod outcome;

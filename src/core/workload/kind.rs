@@ -2,17 +2,24 @@
 //! place.
 //!
 //! Every kind is read, watched, listed and written as a `DynamicObject` through its descriptor, so
-//! the controller, the report and the writers never match on the kind. **Adding a kind** is:
-//! 1. a variant of [`WorkloadKind`] in `src/api/policy.rs` (and in `WorkloadKind::all`);
-//! 2. one [`KindDescriptor`] in [`KINDS`] below (its API coordinates, revision label, how its
-//!    status says it is settled, its restart patch);
-//! 3. `get/list/watch/patch` on its resource in `config/rbac/cluster_role.yaml` (and the exact
-//!    rule check in `tests/config.rs`);
+//! the controller, the report and the writers never match on the kind. **Adding a kind** takes 5
+//! places in 5 files (counted):
+//! 1. a variant of [`WorkloadKind`] in `src/api/policy.rs` and in `WorkloadKind::ALL` (a test
+//!    holds `ALL` to the enum's variants);
+//! 2. its [`KindDescriptor`] below and its arm in `WorkloadKind::descriptor` (an exhaustive match:
+//!    the compiler asks for it): its API coordinates, CRD, revision label, how its status says it
+//!    is settled, its restart patch;
+//! 3. `get/list/watch/patch` on its resource in `config/rbac/cluster_role.yaml` (the exact rule
+//!    check in `tests/config.rs` reads the descriptors, so it asks for it);
 //! 4. its resource in the `matchConstraints` of `config/admission/workload_owned_fields_only.yaml`,
-//!    the ValidatingAdmissionPolicy that narrows that `patch` to the fields skewguard owns.
+//!    the ValidatingAdmissionPolicy that narrows that `patch` to the fields skewguard owns (a test
+//!    in `tests/config.rs` holds the guard to every descriptor);
+//! 5. for the end-to-end suite only, its resource in the testbed's list of what a test namespace
+//!    holds (`testbed/src/harness.rs`), which does not depend on this crate.
 //!
-//! Nothing else changes: watches (`controller::stores`), listing (`report::gather`), the
-//! server-side apply body (`constraints::TemplateApply`), restarts and Events read the descriptor.
+//! Nothing else changes: watches (`shell::controller::stores`), listing (`report::gather`), the
+//! report's lines about kinds whose CRD is missing, the server-side apply body
+//! (`constraints::TemplateApply`), restarts and Events read the descriptor.
 
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
