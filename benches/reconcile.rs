@@ -214,6 +214,8 @@ fn phase<'a>(
         budgets: budgets.iter().collect(),
         admission: Some(&TEMPLATE_MODE),
         pods_current: true,
+        nodepools: None,
+        capacity_via: skewguard::api::CapacityVia::PlaceholderPods,
     })
 }
 

@@ -14,6 +14,7 @@ use skewguard::api::{
 const UNIQUE_SPREAD: &str =
     "spread entries must have unique (topologyKey, whenUnsatisfiable) pairs";
 const MIN_DOMAINS: &str = "minDomains is only allowed with whenUnsatisfiable: DoNotSchedule";
+const UNIQUE_EXPECTED: &str = "expectedDomains must have one entry per topologyKey";
 const ZONE: &str = "topology.kubernetes.io/zone";
 const HOST: &str = "kubernetes.io/hostname";
 
@@ -112,6 +113,32 @@ fn distinct_keys_are_accepted() {
     assert_accepted(json!([{"topologyKey": ZONE}, {"topologyKey": HOST}]));
 }
 
+// ---- CEL: one expectedDomains entry per key ----
+
+fn with_expected(expected: Value) -> Value {
+    let mut p = policy(json!([{"topologyKey": ZONE}]));
+    p["spec"]["expectedDomains"] = expected;
+    p
+}
+
+#[test]
+fn two_expected_domain_lists_for_one_key_are_rejected() {
+    let failures = cel_failures(&with_expected(json!([
+        {"topologyKey": ZONE, "domains": ["a", "b"]},
+        {"topologyKey": ZONE, "domains": ["c"]},
+    ])));
+    assert_eq!(failures, vec![UNIQUE_EXPECTED.to_string()]);
+}
+
+#[test]
+fn expected_domains_per_key_are_accepted() {
+    let failures = cel_failures(&with_expected(json!([
+        {"topologyKey": ZONE, "domains": ["a", "b", "c"]},
+        {"topologyKey": "rack", "domains": ["r1"]},
+    ])));
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 // ---- CEL: minDomains only with DoNotSchedule ----
 
 #[test]
@@ -180,7 +207,9 @@ fn all_cel_rules() -> Vec<(String, String, String)> {
 #[test]
 fn every_cel_rule_has_tests_here() {
     let messages: BTreeSet<String> = all_cel_rules().into_iter().map(|(_, _, m)| m).collect();
-    let tested: BTreeSet<String> = [UNIQUE_SPREAD, MIN_DOMAINS].map(String::from).into();
+    let tested: BTreeSet<String> = [UNIQUE_SPREAD, MIN_DOMAINS, UNIQUE_EXPECTED]
+        .map(String::from)
+        .into();
     assert_eq!(
         messages, tested,
         "a CEL rule was added or changed: add accepting and rejecting examples to this file"
@@ -296,6 +325,7 @@ fn enums_are_plain_string_enums() {
                 "Idle",
                 "Waiting",
                 "Queued",
+                "Provisioning",
                 "Evicting",
                 "Restarting",
                 "BackingOff",
@@ -481,8 +511,13 @@ spread:
             cooldown_seconds: 300,
             max_disruptions: 1,
             require_node_fit: true,
+            provisioning: skewguard::api::ProvisioningSpec {
+                enabled: false,
+                timeout_seconds: 600,
+            },
         }
     );
+    assert!(spec.expected_domains.is_empty());
     assert_eq!(spec.rebalance, RebalanceSpec::default());
     assert!(spec.scale_in.deletion_cost);
     assert_eq!(spec.scale_in, ScaleInSpec::default());

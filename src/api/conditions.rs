@@ -83,7 +83,14 @@ pub mod reason {
     /// Condition Admitted true.
     pub const CONSTRAINTS_ADMITTED: &str = "ConstraintsAdmitted";
     pub const RESTARTING: &str = "Restarting";
-    pub const BLOCKED: [&str; 7] = [
+    /// Provisioning: the autoscaler was asked for room in the target domain; the move waits.
+    pub const AWAITING_CAPACITY: &str = "AwaitingCapacity";
+    /// Blocked: the room asked of the autoscaler did not come within `timeoutSeconds`.
+    pub const PROVISIONING_TIMED_OUT: &str = "ProvisioningTimedOut";
+    /// Blocked: an expected domain has no node the pods may use, and the policy does not ask the
+    /// autoscaler for one (`rebalance.provisioning.enabled` is false).
+    pub const DOMAIN_MISSING: &str = "DomainMissing";
+    pub const BLOCKED: [&str; 9] = [
         POD_DISRUPTION_BUDGET,
         NO_CAPACITY,
         ROLLOUT_IN_PROGRESS,
@@ -91,5 +98,7 @@ pub mod reason {
         PAUSED,
         CONFLICT,
         PODS_OPTED_OUT,
+        PROVISIONING_TIMED_OUT,
+        DOMAIN_MISSING,
     ];
 }

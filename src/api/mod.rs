@@ -30,6 +30,7 @@ pub mod rebalance;
 pub mod scale_in;
 pub mod spread;
 pub mod status;
+pub mod zones;
 
 pub use injection::{
     AdmissionParameters, AdmittedAffinityTerm, AdmittedAntiAffinity, AdmittedConstraint,
@@ -42,6 +43,10 @@ pub use spread::{NodeInclusionPolicy, SpreadEntry, WhenUnsatisfiable};
 pub use status::{
     ConstraintSkew, ConstraintStatus, HAPolicyStatus, InFlightEviction, RebalanceMemory,
     RebalanceState, RebalanceStatus, ScaleInOrder, ScaleInStatus, WorkloadStatus, ZoneLoss,
+};
+pub use zones::{
+    CapacityRequest, CapacityVia, DomainSource, ExpectedDomains, ExpectedDomainsStatus,
+    ProvisioningSpec,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -10,6 +10,7 @@ use super::rebalance::RebalanceSpec;
 use super::scale_in::ScaleInSpec;
 use super::spread::SpreadEntry;
 use super::status::HAPolicyStatus;
+use super::zones::ExpectedDomains;
 
 /// Declares, once per namespace, how the selected workloads must be spread across topology domains.
 ///
@@ -50,6 +51,16 @@ pub struct HAPolicySpec {
         "self.all(a, self.exists_one(b, b.topologyKey == a.topologyKey && b.whenUnsatisfiable == a.whenUnsatisfiable))"
     ).message("spread entries must have unique (topologyKey, whenUnsatisfiable) pairs"))]
     pub spread: Vec<SpreadEntry>,
+
+    /// The domains the workloads must cover, per topology key: a domain with no node (a zone the
+    /// autoscaler emptied) counts as a domain with 0 pods. Without an entry for the zone key,
+    /// the zones Karpenter NodePools may launch nodes in are expected (where NodePools are served
+    /// and say); else only domains that have nodes count, as kube-scheduler counts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.topologyKey == a.topologyKey))")
+        .message("expectedDomains must have one entry per topologyKey"))]
+    pub expected_domains: Vec<ExpectedDomains>,
 
     /// Whether to add a preferred pod anti-affinity on kubernetes.io/hostname, as teams wrote by hand.
     #[serde(default)]

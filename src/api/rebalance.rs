@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::zones::ProvisioningSpec;
+
 /// The rebalancing settings. Defaults are safe: one pod at a time, after the skew held 30s,
 /// at most one action per workload every 5 minutes, and only into a domain with room.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,11 @@ pub struct RebalanceSpec {
     /// Only move a pod if a below-target domain has a node that would take it.
     #[serde(default = "default_true")]
     pub require_node_fit: bool,
+
+    /// Ask the autoscaler for room in a domain that has none before moving a pod there.
+    #[serde(default)]
+    #[schemars(extend("default" = {}))]
+    pub provisioning: ProvisioningSpec,
 }
 
 impl Default for RebalanceSpec {
@@ -40,6 +47,7 @@ impl Default for RebalanceSpec {
             cooldown_seconds: default_cooldown_seconds(),
             max_disruptions: default_max_disruptions(),
             require_node_fit: default_true(),
+            provisioning: ProvisioningSpec::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::injection::{AdmissionParameters, InjectionMode, InjectionStatus};
 use super::policy::WorkloadKind;
+use super::zones::{CapacityRequest, ExpectedDomainsStatus};
 
 /// The observed state of a policy; the printer columns read its counters and conditions.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
@@ -46,6 +47,14 @@ pub struct HAPolicyStatus {
     /// workload, how its pods are recognised and what is added to them at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionParameters>,
+
+    /// The domains the workloads must cover, per topology key, and where they come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_domains: Vec<ExpectedDomainsStatus>,
+
+    /// What the operator could not use as it is, without stopping (a malformed NodePool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The measured spread and rebalance state of one workload.
@@ -107,8 +116,17 @@ pub enum ScaleInOrder {
 pub struct ConstraintStatus {
     pub topology_key: String,
     pub max_skew: i32,
+    /// As kube-scheduler counts it: over the domains that have nodes the pods may use.
     pub skew: i32,
-    /// Matching pods per domain; omitted when the key has more than 16 domains, to bound status size.
+    /// Over the expected domains too (those without such a node count 0): present when the key
+    /// has expected domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_skew: Option<i32>,
+    /// Expected domains with no node the pods may use (each counted with 0 pods).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_domains: Vec<String>,
+    /// Matching pods per domain (missing ones included); omitted when the key has more than 16
+    /// domains, to bound status size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domains: Option<BTreeMap<String, i32>>,
 }
@@ -172,6 +190,12 @@ pub struct RebalanceMemory {
     pub rollout_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_started: Option<Time>,
+    /// The room asked of the autoscaler for the next move, until that move is judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityRequest>,
+    /// A request timed out: none is made again before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_blocked_until: Option<Time>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -210,13 +234,16 @@ pub struct ConstraintSkew {
 }
 
 /// Idle, Waiting (stabilizing), Queued (a template write waits for one of
-/// `--max-concurrent-rollouts`), Evicting, Restarting, BackingOff, or Blocked (the reason says why).
+/// `--max-concurrent-rollouts`), Provisioning (the autoscaler was asked for room in the target
+/// domain; the move waits for it), Evicting, Restarting, BackingOff, or Blocked (the reason says
+/// why).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RebalanceState {
     #[default]
     Idle,
     Waiting,
     Queued,
+    Provisioning,
     Evicting,
     Restarting,
     BackingOff,

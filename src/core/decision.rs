@@ -76,6 +76,10 @@ pub struct Memory {
     /// generation, holding a slot of the cluster-wide rollout budget until it is done.
     pub rollout_generation: Option<i64>,
     pub rollout_started: Option<Timestamp>,
+    /// The room asked of the autoscaler for the next move, until that move is judged.
+    pub capacity: Option<crate::api::CapacityRequest>,
+    /// A request for room timed out: none is made again before this time.
+    pub capacity_blocked_until: Option<Timestamp>,
 }
 
 /// Whether this reconcile may write to a workload and its pods, and if not, why: a policy that

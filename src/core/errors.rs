@@ -22,12 +22,14 @@ pub enum ErrorCategory {
     Restart,
     /// Writing a pod's deletion-cost annotation failed.
     DeletionCost,
+    /// Asking the autoscaler for room, or giving it back, failed.
+    Capacity,
     /// Writing the policy's status failed.
     Status,
 }
 
 impl ErrorCategory {
-    pub const ALL: [ErrorCategory; 9] = [
+    pub const ALL: [ErrorCategory; 10] = [
         ErrorCategory::KubeApi,
         ErrorCategory::InvalidPolicy,
         ErrorCategory::InvalidWorkload,
@@ -36,6 +38,7 @@ impl ErrorCategory {
         ErrorCategory::Apply,
         ErrorCategory::Restart,
         ErrorCategory::DeletionCost,
+        ErrorCategory::Capacity,
         ErrorCategory::Status,
     ];
 
@@ -50,6 +53,7 @@ impl ErrorCategory {
             ErrorCategory::Apply => "apply",
             ErrorCategory::Restart => "restart",
             ErrorCategory::DeletionCost => "deletion_cost",
+            ErrorCategory::Capacity => "capacity",
             ErrorCategory::Status => "status",
         }
     }
@@ -66,6 +70,7 @@ impl ErrorCategory {
             ErrorCategory::Apply => "ApplyFailed",
             ErrorCategory::Restart => "RestartFailed",
             ErrorCategory::DeletionCost => "DeletionCostFailed",
+            ErrorCategory::Capacity => "CapacityRequestFailed",
             ErrorCategory::Status => "StatusFailed",
         }
     }

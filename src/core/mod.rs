@@ -17,9 +17,11 @@
 //!   in the core's terms, and the fixed vocabulary of failures.
 
 pub mod budgets;
+pub mod capacity;
 pub mod constraints;
 pub mod decision;
 pub mod errors;
+pub mod expected;
 pub mod injection;
 pub mod ownership;
 pub mod pipeline;

@@ -77,10 +77,14 @@ impl WorkloadOutcome {
             .iter()
             .filter(|c| !c.within_max_skew())
             .map(|c| {
+                let missing = (c.expected.as_ref())
+                    .filter(|e| !e.missing.is_empty())
+                    .map(|e| format!(" ({} missing)", e.missing.join(", ")))
+                    .unwrap_or_default();
                 format!(
-                    "{} skew {} > {}",
+                    "{} skew {} > {}{missing}",
                     key_name(&c.topology_key),
-                    c.skew,
+                    c.effective_skew(),
                     c.max_skew
                 )
             })
@@ -121,11 +125,22 @@ impl WorkloadOutcome {
                 .measurement
                 .constraints
                 .iter()
-                .map(|c| ConstraintStatus {
-                    topology_key: c.topology_key.clone(),
-                    max_skew: c.max_skew,
-                    skew: c.skew,
-                    domains: (c.domains.len() <= MAX_REPORTED_DOMAINS).then(|| c.domains.to_map()),
+                .map(|c| {
+                    let missing = c.expected.as_ref().map_or(&[][..], |e| &e.missing[..]);
+                    ConstraintStatus {
+                        topology_key: c.topology_key.clone(),
+                        max_skew: c.max_skew,
+                        skew: c.skew,
+                        expected_skew: c.expected.as_ref().map(|e| e.skew),
+                        missing_domains: missing.to_vec(),
+                        domains: (c.domains.len() + missing.len() <= MAX_REPORTED_DOMAINS).then(
+                            || {
+                                let mut domains = c.domains.to_map();
+                                domains.extend(missing.iter().map(|d| (d.clone(), 0)));
+                                domains
+                            },
+                        ),
+                    }
                 })
                 .collect(),
             zone_loss: self.zone_loss.as_ref().map(|l| ZoneLoss {
@@ -291,5 +306,8 @@ pub fn policy_status(
         .then_some(AdmissionParameters {
             workloads: admitted,
         }),
+        // The policy phase fills in what it resolved of the expected domains.
+        expected_domains: Vec::new(),
+        warnings: Vec::new(),
     }
 }

@@ -26,6 +26,8 @@ pub fn node_from(node: &core::Node) -> Node {
         .and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref()))
         .map(resources_of)
         .unwrap_or_default();
+    let disrupting = node.metadata.deletion_timestamp.is_some()
+        || (spec.taints.iter().flatten()).any(|t| t.key == DISRUPTED_TAINT);
     Node {
         name: node.metadata.name.clone().unwrap_or_default(),
         labels: node.metadata.labels.clone().unwrap_or_default(),
@@ -38,8 +40,13 @@ pub fn node_from(node: &core::Node) -> Node {
         unschedulable: spec.unschedulable.unwrap_or(false),
         ready,
         allocatable,
+        disrupting,
+        provisional: false,
     }
 }
+
+/// The taint Karpenter puts on a node it is about to remove.
+pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
 
 pub fn pod_from(pod: &LeanPod) -> Pod {
     let spec = &pod.spec;
@@ -97,6 +104,8 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
                     .as_ref()
             })
             .is_some_and(|terms| !terms.is_empty()),
+        placeholder: (pod.metadata.labels.as_ref())
+            .is_some_and(|l| l.contains_key(crate::core::capacity::PLACEHOLDER_LABEL)),
     }
 }
 

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::api::conditions::reason;
 use crate::api::{
-    HAPolicy, InjectionMode, InjectionStatus, RebalanceState, RebalanceStrategy, WorkloadKind,
+    CapacityVia, HAPolicy, InjectionMode, InjectionStatus, RebalanceState, RebalanceStrategy,
+    WorkloadKind,
 };
 use crate::core::constraints::measured_from_template;
 use crate::core::decision::Memory;
@@ -396,6 +397,8 @@ fn evaluate_policy(
         budgets: state.budgets.iter().collect(),
         admission: state.admission.as_ref(),
         pods_current: true,
+        nodepools: None,
+        capacity_via: CapacityVia::PlaceholderPods,
     });
     warnings.extend(
         (phase.problems.iter())
@@ -506,6 +509,14 @@ fn policy_workload(
             )),
             Write::Restart { .. } => Some("restart the workload".to_string()),
             Write::DeletionCost { .. } => None,
+            Write::RequestCapacity { request, .. } => Some(format!(
+                "ask the autoscaler for room for {} pod(s) in {} first",
+                request.pods, request.domain
+            )),
+            Write::ReleaseCapacity(request) => Some(format!(
+                "give back the room asked for in {}",
+                request.domain
+            )),
         })
         .chain((cost_writes > 0).then(|| {
             format!("write the deletion cost of {cost_writes} pod(s) to keep scale-in balanced")

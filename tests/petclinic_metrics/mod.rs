@@ -22,6 +22,7 @@ pub fn constraint(
         skew,
         max_skew,
         domains: domains.iter().map(|(d, n)| (d.to_string(), *n)).collect(),
+        ..Default::default()
     }
 }
 
@@ -91,6 +92,7 @@ pub fn redis_master() -> WorkloadMetrics {
                 skew: 1,
                 max_skew: 1,
                 domains: hosts,
+                ..Default::default()
             },
         ],
         zone_loss: Some((ZONE.into(), 1.0)),

@@ -48,6 +48,8 @@ pub fn to_status(memory: &Memory) -> Option<RebalanceMemory> {
         budget_blocked_until: memory.pdb_blocked_until.map(Time),
         rollout_generation: memory.rollout_generation,
         rollout_started: memory.rollout_started.map(Time),
+        capacity: memory.capacity.clone(),
+        capacity_blocked_until: memory.capacity_blocked_until.map(Time),
     };
     (persisted != RebalanceMemory::default()).then_some(persisted)
 }
@@ -90,6 +92,8 @@ pub fn from_status(status: &RebalanceStatus) -> Memory {
         actions: status.actions,
         rollout_generation: persisted.rollout_generation,
         rollout_started: persisted.rollout_started.map(|t| t.0),
+        capacity: persisted.capacity,
+        capacity_blocked_until: persisted.capacity_blocked_until.map(|t| t.0),
     }
 }
 
@@ -133,6 +137,16 @@ mod tests {
             actions: 4,
             rollout_generation: Some(7),
             rollout_started: Some(at("2026-06-01T00:00:30Z")),
+            capacity: Some(crate::api::CapacityRequest {
+                topology_key: "topology.kubernetes.io/zone".into(),
+                domain: "c".into(),
+                pods: 1,
+                via: crate::api::CapacityVia::PlaceholderPods,
+                names: vec!["sg-cap-0123456789-0".into()],
+                requested_at: Time(at("2026-06-01T00:00:40Z")),
+                used: true,
+            }),
+            capacity_blocked_until: Some(at("2026-06-01T00:20:00Z")),
         };
         let status = RebalanceStatus {
             last_action_time: memory.last_action.map(Time),

@@ -5,14 +5,17 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
+use crate::api::CapacityVia;
 use crate::api::conditions::reason;
 use crate::api::{
     AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
     ScaleInStatus, WorkloadKind,
 };
+use crate::core::capacity::{CapacityAsk, CapacityWrite, capacity_step, expect_and_plan};
 use crate::core::constraints::{TemplateApply, TemplatePlan, plan_template_selecting};
 use crate::core::decision::{self, Decision, Observation, Writes};
 use crate::core::errors::ErrorCategory;
+use crate::core::expected::Expected;
 use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::core::policy_status::key_name;
 use crate::core::rollout_slots::RolloutPermit;
@@ -37,7 +40,7 @@ pub const NO_ROLLOUT_GRACE: std::time::Duration = std::time::Duration::from_secs
 
 /// What the shell found out about the workload besides the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Facts {
+pub struct Facts<'a> {
     /// This policy governs the workload (no older policy selects it too).
     pub governing: bool,
     /// A PodDisruptionBudget covering the workload's pods allows no disruption now.
@@ -52,6 +55,11 @@ pub struct Facts {
     /// rather than by the workload's status, which kube-controller-manager writes seconds later.
     /// After a gap both must agree (an outage can leave either source behind the other).
     pub pods_current: bool,
+    /// The domains the policy's workloads must cover ([`crate::core::expected`]).
+    pub expected: &'a Expected,
+    /// How room is asked of the autoscaler on this cluster (a CapacityBuffer where the API
+    /// server serves them, else placeholder pods).
+    pub capacity_via: CapacityVia,
 }
 
 /// Everything `assess` found and decided about one workload.
@@ -152,7 +160,16 @@ pub fn assess(
     let mut template = plan_template_selecting(spec, workload, Some(&pod_selector));
     // What is measured moves into the core workload; the rest of the plan is written or shown.
     let core = workload.to_core_selecting(std::mem::take(&mut template.measured), pod_selector);
-    let evaluation = evaluate(cluster, &core, &plan_options(&spec.rebalance));
+    let options = plan_options(&spec.rebalance);
+    let mut evaluation = evaluate(cluster, &core, &options);
+    expect_and_plan(
+        &mut evaluation,
+        cluster,
+        &core,
+        facts.expected,
+        &spec.rebalance,
+        &options,
+    );
     let measurement = evaluation.measurement;
     let zone_loss_key = zone_loss_key(&measurement);
     let zone_loss = worst_domain_loss(&own_pods_by_domain(
@@ -196,8 +213,19 @@ pub fn assess(
     );
 
     let may = Writes::for_workload(settings.dry_run, spec.paused, !facts.governing);
+    let (capacity_writes, mut notes) = capacity_step(
+        &mut decision,
+        &mut next.decision,
+        &CapacityAsk {
+            policy,
+            workload: &core,
+            rebalance: &spec.rebalance,
+            via: facts.capacity_via,
+            may_request: may.allowed(),
+            now,
+        },
+    );
     let mut writes = Vec::new();
-    let mut notes = Vec::new();
     let mut actions = Vec::new();
     let outline = TemplateOutline {
         injected: template.injected.clone(),
@@ -232,6 +260,11 @@ pub fn assess(
             ));
         }
     }
+    // A withdrawal goes even when paused or not the owner: the objects are skewguard's own.
+    writes.extend(capacity_writes.into_iter().map(|w| match w {
+        CapacityWrite::Request { request, objects } => Write::RequestCapacity { request, objects },
+        CapacityWrite::Release(request) => Write::ReleaseCapacity(request),
+    }));
     match &decision.disruption {
         decision::Disruption::Evict(moves) => {
             for m in moves {
@@ -269,8 +302,14 @@ pub fn assess(
         (starts_rollout, holds_slot, facts.rollout)
     {
         // The template write waits for a slot; so does everything else this step would do, since
-        // the rollout it starts is the first rebalance.
-        writes.clear();
+        // the rollout it starts is the first rebalance (but a withdrawal of room, which frees).
+        if writes
+            .iter()
+            .any(|w| matches!(w, Write::RequestCapacity { .. }))
+        {
+            next.decision.capacity = None;
+        }
+        writes.retain(|w| matches!(w, Write::ReleaseCapacity(_)));
         actions.clear();
         decision.disruption = decision::Disruption::None;
         decision.state = RebalanceState::Queued;

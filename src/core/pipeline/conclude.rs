@@ -115,10 +115,35 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
                     }
                 }
             }
+            (Write::RequestCapacity { request, .. }, WriteResult::Done) => {
+                actions.push((WriteKind::RequestCapacity, ActionResult::Success));
+                notices.push(Notice::normal(
+                    EventReason::CapacityRequested,
+                    format!(
+                        "asked the autoscaler for room for {} pod(s) in {} ({:?}) before moving",
+                        request.pods, request.domain, request.via
+                    ),
+                ));
+            }
+            (Write::ReleaseCapacity(request), WriteResult::Done | WriteResult::Gone) => {
+                actions.push((WriteKind::ReleaseCapacity, ActionResult::Success));
+                notices.push(Notice::normal(
+                    EventReason::CapacityReleased,
+                    format!("gave back the room asked for in {}", request.domain),
+                ));
+            }
             (Write::DeletionCost { .. }, WriteResult::Deferred(after)) => {
                 requeue = Some(requeue.map_or(after, |r| r.min(after)));
             }
             (write, WriteResult::Failed(e)) => {
+                match write {
+                    // Not made: asked again next time. Not withdrawn: withdrawn again next time.
+                    Write::RequestCapacity { .. } => memory.decision.capacity = None,
+                    Write::ReleaseCapacity(request) => {
+                        memory.decision.capacity = Some(request.clone());
+                    }
+                    _ => {}
+                }
                 actions.push((write.kind(), ActionResult::Error));
                 errors.push(e.category());
                 notes.push(e.to_string());

@@ -40,7 +40,9 @@ pub use assess::{
 };
 pub use conclude::{Conclusion, conclude};
 pub use notices::{EventReason, Notice, transitions};
-pub use policy::{Finished, Gathered, PolicyPhase, Selected, Subject, WorkloadKey, prepare};
+pub use policy::{
+    Finished, Gathered, NodePools, PolicyPhase, Selected, Subject, WorkloadKey, prepare,
+};
 pub use workload_metrics::{ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics};
 pub use write::{ActionResult, Lane, Write, WriteError, WriteKind, WriteResult};
 

@@ -15,6 +15,8 @@ pub enum EventReason {
     RebalanceIneffective,
     Balanced,
     PolicyConflict,
+    CapacityRequested,
+    CapacityReleased,
 }
 
 impl EventReason {
@@ -29,6 +31,8 @@ impl EventReason {
             EventReason::RebalanceIneffective => "RebalanceIneffective",
             EventReason::Balanced => "Balanced",
             EventReason::PolicyConflict => "PolicyConflict",
+            EventReason::CapacityRequested => "CapacityRequested",
+            EventReason::CapacityReleased => "CapacityReleased",
         }
     }
 }

@@ -8,15 +8,17 @@
 //! `conclude`, apply} -> `finish` -> write the status. `skewguard report --policy` and the
 //! reconcile bench run the same phase.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Selector;
 
-use crate::api::{HAPolicy, HAPolicyStatus, InjectionStatus, WorkloadKind};
+use crate::api::{CapacityVia, HAPolicy, HAPolicyStatus, InjectionStatus, WorkloadKind};
 use crate::core::budgets::budget_exhausted;
 use crate::core::errors::ErrorCategory;
+use crate::core::expected::{Expected, ReadPool, expected_domains};
 use crate::core::injection::{AdmissionSupport, choose_mode};
 use crate::core::ownership::{governing_policy, selects};
 use crate::core::policy_status::{PolicyInjection, WorkloadOutcome, policy_status};
@@ -61,6 +63,18 @@ pub struct Gathered<'a> {
     pub admission: Option<&'a AdmissionSupport>,
     /// The pod cache has been current since the last relist or watch gap (see [`Facts`]).
     pub pods_current: bool,
+    /// The Karpenter NodePools as read, and the zones that have nodes (`None`: the NodePool
+    /// API is not served).
+    pub nodepools: Option<NodePools<'a>>,
+    /// How room is asked of the autoscaler on this cluster.
+    pub capacity_via: CapacityVia,
+}
+
+/// The NodePools and what they are read against.
+#[derive(Clone, Copy, Debug)]
+pub struct NodePools<'a> {
+    pub pools: &'a [ReadPool],
+    pub zones_with_nodes: &'a BTreeSet<String>,
 }
 
 /// One workload the policy selects.
@@ -98,6 +112,9 @@ pub struct PolicyPhase<'a> {
     /// Readable workloads by kind and name, then the unreadable ones.
     pub workloads: Vec<Selected<'a>>,
     pub pods_current: bool,
+    /// The domains the workloads must cover.
+    pub expected: Expected,
+    pub capacity_via: CapacityVia,
 }
 
 /// What the policy's reconcile ends with.
@@ -121,6 +138,8 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         budgets,
         admission,
         pods_current,
+        nodepools,
+        capacity_via,
     } = gathered;
     let (namespace, name) = (
         policy.metadata.namespace.as_deref().unwrap_or_default(),
@@ -171,6 +190,10 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
             ),
         },
     });
+    let expected = expected_domains(
+        &policy.spec,
+        nodepools.map(|n| (n.pools, n.zones_with_nodes)),
+    );
     PolicyPhase {
         policy,
         injection,
@@ -179,6 +202,8 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         errors,
         workloads: selected.chain(unreadable).collect(),
         pods_current,
+        expected,
+        capacity_via,
     }
 }
 
@@ -219,6 +244,8 @@ impl PolicyPhase<'_> {
                     rollout,
                     injection: self.injection.as_ref().map(|i| i.mode),
                     pods_current: self.pods_current,
+                    expected: &self.expected,
+                    capacity_via: self.capacity_via,
                 },
                 settings,
                 now,
@@ -237,7 +264,7 @@ impl PolicyPhase<'_> {
     pub fn finish(&self, conclusions: Vec<Conclusion>, now: Timestamp) -> Finished {
         let requeue_after = conclusions.iter().filter_map(|c| c.requeue_after).min();
         let outcomes: Vec<WorkloadOutcome> = conclusions.into_iter().map(|c| c.outcome).collect();
-        let status = policy_status(
+        let mut status = policy_status(
             self.policy.status.as_ref(),
             self.policy.metadata.generation,
             &outcomes,
@@ -248,6 +275,8 @@ impl PolicyPhase<'_> {
             },
             now,
         );
+        status.expected_domains = self.expected.keys.clone();
+        status.warnings = self.expected.warnings.clone();
         Finished {
             status,
             metrics: outcomes.iter().map(WorkloadMetrics::from).collect(),

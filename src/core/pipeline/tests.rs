@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::api::{HAPolicy, RebalanceState, ScaleInOrder};
 use crate::core::errors::ErrorCategory;
+use crate::core::expected::Expected;
 use crate::core::rollout_slots::RolloutPermit;
 use crate::core::topology::fixtures::{self, labels, node};
 use crate::core::topology::{Cluster, Pod, ZONE_KEY};
@@ -71,6 +72,12 @@ fn web_selector() -> Value {
     json!({"matchLabels": {"app": "petclinic", "tier": "web"}})
 }
 
+/// No expected domains: only domains with nodes count.
+static NO_EXPECTED: Expected = Expected {
+    keys: Vec::new(),
+    warnings: Vec::new(),
+};
+
 const GOVERNING: Facts = Facts {
     governing: true,
     budget_exhausted: false,
@@ -78,6 +85,8 @@ const GOVERNING: Facts = Facts {
     injection: Some(crate::api::InjectionMode::Template),
     // The conservative default: settled only when the workload's status says so too.
     pods_current: false,
+    expected: &NO_EXPECTED,
+    capacity_via: crate::api::CapacityVia::PlaceholderPods,
 };
 
 fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
@@ -924,6 +933,8 @@ fn the_policy_phase_selects_its_workloads_and_tells_who_governs_each() {
             budgets: Vec::new(),
             admission: Some(&support),
             pods_current: true,
+            nodepools: None,
+            capacity_via: crate::api::CapacityVia::PlaceholderPods,
         });
         assert!(phase.problems.is_empty());
         let mode = phase.injection.as_ref().map(|i| i.mode);
@@ -972,6 +983,8 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         budgets: Vec::new(),
         admission: None,
         pods_current: false,
+        nodepools: None,
+        capacity_via: crate::api::CapacityVia::PlaceholderPods,
     });
     assert_eq!(phase.errors, [ErrorCategory::InvalidPolicy]);
     assert!(
@@ -998,6 +1011,8 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         budgets: Vec::new(),
         admission: None,
         pods_current: false,
+        nodepools: None,
+        capacity_via: crate::api::CapacityVia::PlaceholderPods,
     });
     let restored = phase.restored_memory(&phase.workloads[0].key);
     assert_eq!(restored.decision.actions, 1, "read from the status entry");
@@ -1041,3 +1056,5 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         [("web", Some("Evicting")), ("was", Some("InvalidWorkload"))]
     );
 }
+
+mod capacity;

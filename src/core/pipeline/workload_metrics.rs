@@ -35,7 +35,12 @@ pub struct WorkloadMetrics {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConstraintMetrics {
     pub topology_key: String,
+    /// As kube-scheduler counts it.
     pub skew: i64,
+    /// Over the expected domains too, when the key has some.
+    pub expected_skew: Option<i64>,
+    /// Expected domains with no node the pods may use.
+    pub missing_domains: Vec<String>,
     pub max_skew: i64,
     /// Pods per domain; exported only when there are at most [`MAX_DOMAIN_SERIES`] domains.
     pub domains: Vec<(String, i64)>,
@@ -52,19 +57,25 @@ impl From<&WorkloadOutcome> for WorkloadMetrics {
                 .measurement
                 .constraints
                 .iter()
-                .map(|c| ConstraintMetrics {
-                    topology_key: c.topology_key.clone(),
-                    skew: i64::from(c.skew),
-                    max_skew: i64::from(c.max_skew),
-                    // Only what is exported: a hostname key has a domain per node.
-                    domains: if c.domains.len() <= MAX_DOMAIN_SERIES {
-                        c.domains
-                            .iter()
-                            .map(|(d, n)| (d.to_string(), i64::from(n)))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
+                .map(|c| {
+                    let missing = c.expected.as_ref().map_or(&[][..], |e| &e.missing[..]);
+                    ConstraintMetrics {
+                        topology_key: c.topology_key.clone(),
+                        skew: i64::from(c.skew),
+                        expected_skew: c.expected.as_ref().map(|e| i64::from(e.skew)),
+                        missing_domains: missing.to_vec(),
+                        max_skew: i64::from(c.max_skew),
+                        // Only what is exported: a hostname key has a domain per node. A missing
+                        // expected domain holds 0 pods.
+                        domains: if c.domains.len() + missing.len() <= MAX_DOMAIN_SERIES {
+                            (c.domains.iter())
+                                .map(|(d, n)| (d.to_string(), i64::from(n)))
+                                .chain(missing.iter().map(|d| (d.clone(), 0)))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
+                    }
                 })
                 .collect(),
             zone_loss: o

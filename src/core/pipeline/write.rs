@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::api::CapacityRequest;
 use crate::core::constraints::TemplateApply;
 use crate::core::errors::ErrorCategory;
 use crate::core::topology::Move;
@@ -24,6 +25,14 @@ pub enum Write {
     /// spread. Independent of the writes above: one that does not go through stops only the
     /// deletion-cost writes after it.
     DeletionCost { pod: String, cost: Option<i32> },
+    /// Ask the autoscaler for room: create these objects (a PodTemplate and a CapacityBuffer,
+    /// or placeholder pods), in order.
+    RequestCapacity {
+        request: CapacityRequest,
+        objects: Vec<Value>,
+    },
+    /// Withdraw a request: delete the objects it made (gone already is fine).
+    ReleaseCapacity(CapacityRequest),
 }
 
 impl Write {
@@ -34,6 +43,8 @@ impl Write {
             Write::Evict(_) => WriteKind::Evict,
             Write::Restart { .. } => WriteKind::Restart,
             Write::DeletionCost { .. } => WriteKind::DeletionCost,
+            Write::RequestCapacity { .. } => WriteKind::RequestCapacity,
+            Write::ReleaseCapacity(_) => WriteKind::ReleaseCapacity,
         }
     }
 
@@ -41,7 +52,11 @@ impl Write {
     /// the two lanes do not hold each other up.
     pub fn lane(&self) -> Lane {
         match self.kind() {
-            WriteKind::Inject | WriteKind::Evict | WriteKind::Restart => Lane::Workload,
+            WriteKind::Inject
+            | WriteKind::Evict
+            | WriteKind::Restart
+            | WriteKind::RequestCapacity
+            | WriteKind::ReleaseCapacity => Lane::Workload,
             WriteKind::DeletionCost => Lane::DeletionCost,
         }
     }
@@ -86,14 +101,20 @@ pub enum WriteKind {
     Inject,
     /// A pod's deletion-cost annotation.
     DeletionCost,
+    /// Room asked of the autoscaler.
+    RequestCapacity,
+    /// Room given back.
+    ReleaseCapacity,
 }
 
 impl WriteKind {
-    pub const ALL: [WriteKind; 4] = [
+    pub const ALL: [WriteKind; 6] = [
         WriteKind::Evict,
         WriteKind::Restart,
         WriteKind::Inject,
         WriteKind::DeletionCost,
+        WriteKind::RequestCapacity,
+        WriteKind::ReleaseCapacity,
     ];
 
     /// The label value.
@@ -103,6 +124,8 @@ impl WriteKind {
             WriteKind::Restart => "restart",
             WriteKind::Inject => "inject",
             WriteKind::DeletionCost => "deletion_cost",
+            WriteKind::RequestCapacity => "request_capacity",
+            WriteKind::ReleaseCapacity => "release_capacity",
         }
     }
 
@@ -113,6 +136,8 @@ impl WriteKind {
             WriteKind::Restart => format!("restarting {target}"),
             WriteKind::Inject => format!("server-side apply into {target}"),
             WriteKind::DeletionCost => format!("writing the deletion cost of pod {target}"),
+            WriteKind::RequestCapacity => format!("asking the autoscaler for room ({target})"),
+            WriteKind::ReleaseCapacity => format!("giving back the room asked for ({target})"),
         }
     }
 
@@ -123,6 +148,7 @@ impl WriteKind {
             WriteKind::Restart => ErrorCategory::Restart,
             WriteKind::Inject => ErrorCategory::Apply,
             WriteKind::DeletionCost => ErrorCategory::DeletionCost,
+            WriteKind::RequestCapacity | WriteKind::ReleaseCapacity => ErrorCategory::Capacity,
         }
     }
 }

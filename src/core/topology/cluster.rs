@@ -167,6 +167,20 @@ impl Cluster {
         Self::with_free_room(nodes, pods, free)
     }
 
+    /// This snapshot with `extra` nodes besides (provisional ones: room an autoscaler would
+    /// add), which nothing runs on yet.
+    pub fn with_nodes(&self, extra: Vec<Node>) -> Cluster {
+        let nodes: Vec<Node> = self.nodes().iter().cloned().chain(extra).collect();
+        let set = Arc::new(NodeSet::new(nodes));
+        let free: Arc<[Resources]> = (set.nodes().iter())
+            .map(|n| {
+                self.node_index(&n.name)
+                    .map_or(n.allocatable, |i| self.free(i))
+            })
+            .collect();
+        Cluster::with_free_room(set, self.pods.clone(), free)
+    }
+
     /// A snapshot of `pods` on shared nodes with `free[i]` left on node `i` (as
     /// [`NodeSet::free_room`] works it out): the pod index keeps it between pod events, so
     /// snapshots of every namespace share one.

@@ -45,6 +45,20 @@ pub fn matches_node_affinity(placement: &Placement, node: &Node) -> bool {
             .is_none_or(|terms| terms.iter().any(|t| term_matches(t, node)))
 }
 
+/// Whether the pod's node selector and required node affinity let it run in `domain` of `key`,
+/// judging only what they say of that key (a domain with no node has nothing else to judge).
+pub fn admits_domain(placement: &Placement, key: &str, domain: &str) -> bool {
+    let selector_ok = placement.node_selector.get(key).is_none_or(|v| v == domain);
+    selector_ok
+        && placement.required_affinity.as_ref().is_none_or(|terms| {
+            terms.iter().any(|t| {
+                (t.match_expressions.iter())
+                    .filter(|r| r.key == key)
+                    .all(|r| requirement_matches(r, Some(domain)))
+            })
+        })
+}
+
 /// An empty term matches no node, as in the API.
 fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     if term.match_expressions.is_empty() && term.match_fields.is_empty() {

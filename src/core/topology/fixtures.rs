@@ -29,6 +29,7 @@ pub fn node(name: &str, zone: &str) -> Node {
         unschedulable: false,
         ready: true,
         allocatable: Resources::new(64_000, 256 << 30, 110),
+        ..Default::default()
     }
 }
 

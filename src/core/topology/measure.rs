@@ -23,6 +23,19 @@ pub struct ConstraintMeasure {
     /// The pods (cluster indexes, ascending) the constraint's effective selector matches,
     /// wherever they run: what later steps ask of a pod without matching selectors again.
     pub matched: Vec<usize>,
+    /// The constraint over its key's expected domains too, when the policy names some (`None`:
+    /// only the domains that have nodes count, as the scheduler counts them).
+    pub expected: Option<ExpectedView>,
+}
+
+/// A constraint measured over the expected domains as well: those with no node the pods may use
+/// count 0 pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpectedView {
+    /// Expected domains that are not eligible domains (no node, or none the pods may use).
+    pub missing: Vec<String>,
+    /// `max - min` over the eligible and the missing domains.
+    pub skew: i32,
 }
 
 impl ConstraintMeasure {
@@ -30,11 +43,38 @@ impl ConstraintMeasure {
     pub fn counts_pod(&self, pod: usize) -> bool {
         self.matched.binary_search(&pod).is_ok()
     }
-}
 
-impl ConstraintMeasure {
+    /// Counts the expected domains too: `expected` less the eligible domains are missing, and
+    /// with one missing the minimum is 0.
+    pub fn expect<'a>(&mut self, expected: impl IntoIterator<Item = &'a str>) {
+        let missing: Vec<String> = (expected.into_iter())
+            .filter(|d| self.domains.get(d).is_none())
+            .map(str::to_string)
+            .collect();
+        let skew = if missing.is_empty() {
+            self.skew
+        } else {
+            self.domains.occupied().map(|(_, n)| n).max().unwrap_or(0)
+        };
+        self.expected = Some(ExpectedView { missing, skew });
+    }
+
+    /// The skew the operator holds the workload to: over the expected domains when there are
+    /// some, else as the scheduler counts it.
+    pub fn effective_skew(&self) -> i32 {
+        self.expected.as_ref().map_or(self.skew, |e| e.skew)
+    }
+
+    /// Pods per domain, the missing expected domains (0) after the eligible ones.
+    pub fn counts(&self) -> Vec<i32> {
+        let missing = self.expected.as_ref().map_or(0, |e| e.missing.len());
+        (self.domains.iter().map(|(_, n)| n))
+            .chain(std::iter::repeat_n(0, missing))
+            .collect()
+    }
+
     pub fn within_max_skew(&self) -> bool {
-        self.skew <= self.max_skew
+        self.effective_skew() <= self.max_skew
     }
 }
 
@@ -169,7 +209,10 @@ impl Measurement {
 
     /// The largest skew over the constraints (0 without constraints).
     pub fn max_skew(&self) -> i32 {
-        self.constraints.iter().map(|c| c.skew).max().unwrap_or(0)
+        (self.constraints.iter())
+            .map(ConstraintMeasure::effective_skew)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -293,6 +336,7 @@ pub(crate) fn measurement_of(
             domains: counted.counts.clone(),
             below_min_domains: counted.floor_zero,
             matched: counted.matched.clone(),
+            expected: None,
         })
         .collect();
     Measurement {

@@ -19,7 +19,7 @@ pub mod zone_loss;
 pub use balance::min_moves;
 pub use cluster::{Cluster, NodeSet};
 pub use deletion_cost::{CostPatch, DeletionCosts, cost_patches, cost_writes, deletion_costs};
-pub use measure::{ConstraintMeasure, Measurement, measure, skew_of};
+pub use measure::{ConstraintMeasure, ExpectedView, Measurement, measure, skew_of};
 pub use model::*;
 pub use outcome::{Baseline, MoveOutcome, NotBetter, Replacement, distance, judge_move};
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};

@@ -145,6 +145,12 @@ pub struct Node {
     /// The `Ready` condition is True.
     pub ready: bool,
     pub allocatable: Resources,
+    /// An autoscaler is taking the node away (Karpenter's `karpenter.sh/disrupted` taint, or a
+    /// deletion timestamp): neither a source nor a target of a move.
+    pub disrupting: bool,
+    /// Not a node yet: the room an autoscaler would add in its domain (see
+    /// `core::capacity`). A move toward it first asks for that room.
+    pub provisional: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -184,6 +190,9 @@ pub struct Pod {
     pub spread_keys: Vec<String>,
     /// The pod has a preferred pod anti-affinity term.
     pub preferred_anti_affinity: bool,
+    /// One of skewguard's placeholder pods (`core::capacity`): it holds room for a move and is
+    /// deleted before that move, so its requests count as free room.
+    pub placeholder: bool,
 }
 
 /// The pod annotations that opt a pod out of eviction, with the value that does: Karpenter's and
@@ -211,7 +220,7 @@ impl Pod {
     /// terminating pod still holds its requests until it is gone, so an eviction frees nothing
     /// until then.
     pub fn holds_resources(&self) -> bool {
-        self.node_name.is_some() && !self.finished
+        self.node_name.is_some() && !self.finished && !self.placeholder
     }
 }
 

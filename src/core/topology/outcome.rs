@@ -13,8 +13,7 @@ pub fn distance(m: &Measurement) -> i64 {
 }
 
 fn constraint_distance(c: &ConstraintMeasure) -> i64 {
-    let counts: Vec<i32> = c.domains.iter().map(|(_, n)| n).collect();
-    min_moves(&counts, c.max_skew, c.below_min_domains)
+    min_moves(&c.counts(), c.max_skew, c.below_min_domains)
 }
 
 /// What is known of the replacement when the move is judged.
@@ -66,7 +65,7 @@ impl Baseline {
             skews: before
                 .constraints
                 .iter()
-                .map(|c| (c.topology_key.clone(), c.skew))
+                .map(|c| (c.topology_key.clone(), c.effective_skew()))
                 .collect(),
             distance: distance(before),
             topology_key: mv.topology_key.clone(),
@@ -93,7 +92,7 @@ pub fn judge_move(
             continue;
         }
         let limit = a.max_skew.max(*skew);
-        if a.skew > limit {
+        if a.effective_skew() > limit {
             return MoveOutcome::Failed(NotBetter::MadeWorse(a.topology_key.clone()));
         }
     }

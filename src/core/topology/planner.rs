@@ -77,6 +77,9 @@ pub enum Obstacle {
     VolumePinned,
     /// Fewer domains than `minDomains`: no move can satisfy the constraint.
     TooFewDomains,
+    /// The skew is over the expected domains, and one of them has no node the pods may use
+    /// (without asking an autoscaler for one, nothing can move there).
+    DomainMissing,
     /// The excess is made of pods the workload does not own, or no move lowers the skew.
     NothingMovable,
     /// Only pods opted out of eviction (`karpenter.sh/do-not-disrupt`, ...) could move.
@@ -93,6 +96,7 @@ impl Obstacle {
             Obstacle::TooFewDomains => "TooFewDomains",
             Obstacle::NothingMovable => "NothingMovable",
             Obstacle::OptedOut => "PodsOptedOut",
+            Obstacle::DomainMissing => "DomainMissing",
         }
     }
 }
@@ -349,7 +353,12 @@ impl<'a> Problem<'a> {
             .iter()
             .copied()
             .filter(|&p| which == Movable::All || !pods[p].opted_out)
-            .filter(|&p| cluster.node_of_pod(p).is_some())
+            // A pod on a node an autoscaler is taking away is moving already.
+            .filter(|&p| {
+                cluster
+                    .node_of_pod(p)
+                    .is_some_and(|n| !cluster.nodes()[n].disrupting)
+            })
             .collect();
         movable.sort_by(|&a, &b| {
             let (a, b) = (&pods[a], &pods[b]);

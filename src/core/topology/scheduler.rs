@@ -38,6 +38,8 @@ pub enum Rejection {
     TopologySpread(String),
     /// The node is not in the snapshot.
     UnknownNode,
+    /// An autoscaler is taking the node away.
+    Disrupting,
 }
 
 impl Rejection {
@@ -46,6 +48,7 @@ impl Rejection {
         matches!(
             self,
             Rejection::NotReady
+                | Rejection::Disrupting
                 | Rejection::Unschedulable
                 | Rejection::Taint
                 | Rejection::NodeAffinity
@@ -283,6 +286,9 @@ impl<'a> Filter<'a> {
 pub fn static_fit(node: &Node, pod: &Incoming<'_>) -> Result<(), Rejection> {
     if !node.ready {
         return Err(Rejection::NotReady);
+    }
+    if node.disrupting {
+        return Err(Rejection::Disrupting);
     }
     if node.unschedulable {
         let cordon = Taint {

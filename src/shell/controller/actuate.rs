@@ -2,12 +2,14 @@
 //! evictions through the Eviction API, rollout restarts, and pods' deletion costs. Each returns a typed outcome; no
 //! policy is decided here, and no kind is matched on (the kind's descriptor says where it lives).
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplate};
 use kube::Client;
-use kube::api::{Api, DynamicObject, EvictParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams,
+};
 use serde_json::Value;
 
-use crate::api::FIELD_MANAGER;
+use crate::api::{CapacityRequest, CapacityVia, FIELD_MANAGER};
 use crate::core::constraints::TemplateApply;
 use crate::core::pipeline::{WriteError, WriteKind, WriteResult};
 use crate::core::topology::deletion_cost;
@@ -82,6 +84,86 @@ pub async fn set_deletion_cost(
             target: pod.to_string(),
             source,
         }),
+    }
+}
+
+/// Asks the autoscaler for room: creates the request's objects in order (a PodTemplate and its
+/// CapacityBuffer, or the placeholder pods). An object that already exists (a retry, or a new
+/// leader carrying on) counts as made.
+pub async fn request_capacity(client: &Client, namespace: &str, objects: &[Value]) -> WriteResult {
+    for object in objects {
+        let made = create(client, namespace, object).await;
+        if let Err(source) = made {
+            let kind = object["kind"].as_str().unwrap_or("object");
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            return WriteResult::Failed(WriteError {
+                kind: WriteKind::RequestCapacity,
+                target: format!("{kind} {name}"),
+                source,
+            });
+        }
+    }
+    WriteResult::Done
+}
+
+/// Gives the room back: deletes what the request made (what is gone already is fine).
+pub async fn release_capacity(
+    client: &Client,
+    namespace: &str,
+    request: &CapacityRequest,
+) -> WriteResult {
+    let resources: Vec<ApiResource> = match request.via {
+        CapacityVia::CapacityBuffer => vec![
+            capacity_buffer_resource(),
+            ApiResource::erase::<PodTemplate>(&()),
+        ],
+        CapacityVia::PlaceholderPods => vec![ApiResource::erase::<Pod>(&())],
+    };
+    for resource in &resources {
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+        for name in &request.names {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return WriteResult::Failed(WriteError {
+                        kind: WriteKind::ReleaseCapacity,
+                        target: format!("{} {name}", resource.kind),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    WriteResult::Done
+}
+
+/// SIG Autoscaling's CapacityBuffer (autoscaling.x-k8s.io/v1beta1).
+pub fn capacity_buffer_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("autoscaling.x-k8s.io", "v1beta1", "CapacityBuffer"),
+        "capacitybuffers",
+    )
+}
+
+/// Creates one whole object (its apiVersion and kind say where); one that exists is made.
+async fn create(client: &Client, namespace: &str, object: &Value) -> Result<(), kube::Error> {
+    let object: DynamicObject =
+        serde_json::from_value(object.clone()).map_err(kube::Error::SerdeError)?;
+    let resource = match object.types.as_ref().map(|t| t.kind.as_str()) {
+        Some("CapacityBuffer") => capacity_buffer_resource(),
+        Some("PodTemplate") => ApiResource::erase::<PodTemplate>(&()),
+        _ => ApiResource::erase::<Pod>(&()),
+    };
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    match api.create(&params, &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -14,14 +14,18 @@ use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::{HAPolicy, HAPolicyStatus};
+use std::collections::BTreeSet;
+
+use crate::api::{CapacityVia, HAPolicy, HAPolicyStatus};
 use crate::core::errors::ErrorCategory;
+use crate::core::expected::{ReadPool, pool_zones};
 use crate::core::injection::AdmissionSupport;
 use crate::core::pipeline::{
-    self, ActionResult, Conclusion, Lane, Selected, Subject, Write, WriteKind, WriteResult,
+    self, ActionResult, Conclusion, Lane, NodePools, Selected, Subject, Write, WriteKind,
+    WriteResult,
 };
 use crate::core::policy_status::status_patch;
-use crate::core::topology::Cluster;
+use crate::core::topology::{Cluster, ZONE_KEY};
 use crate::core::workload::{Unreadable, WorkloadObject};
 
 use super::actuate;
@@ -59,6 +63,9 @@ struct Gathered {
     cluster: Cluster,
     admission: Option<AdmissionSupport>,
     pods_current: bool,
+    /// The NodePools as read and the zones that have nodes, where NodePools are served.
+    nodepools: Option<(Vec<ReadPool>, BTreeSet<String>)>,
+    capacity_via: CapacityVia,
 }
 
 pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -90,6 +97,11 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         budgets: gathered.budgets.iter().map(AsRef::as_ref).collect(),
         admission: gathered.admission.as_ref(),
         pods_current: gathered.pods_current,
+        nodepools: gathered.nodepools.as_ref().map(|(pools, zones)| NodePools {
+            pools,
+            zones_with_nodes: zones,
+        }),
+        capacity_via: gathered.capacity_via,
     });
     for error in &phase.errors {
         ctx.metrics.record_error(*error);
@@ -218,6 +230,12 @@ async fn carry_out(
                 }
             },
             Write::Restart { body } => actuate::restart(&ctx.client, workload, body).await,
+            Write::RequestCapacity { objects, .. } => {
+                actuate::request_capacity(&ctx.client, workload.namespace(), objects).await
+            }
+            Write::ReleaseCapacity(request) => {
+                actuate::release_capacity(&ctx.client, workload.namespace(), request).await
+            }
             Write::DeletionCost { pod, cost } => match ctx.pod_writes.reserve(key, pod) {
                 Some(wait) => WriteResult::Deferred(wait),
                 None => {
@@ -239,16 +257,39 @@ async fn carry_out(
 /// Reads what one policy's reconcile needs from the caches: its namespace's policies,
 /// workloads, budgets and snapshot.
 fn gather(ctx: &Context, policy: &HAPolicy, namespace: &str) -> Gathered {
+    let cluster = ctx.stores.snapshot(namespace);
     Gathered {
         policies: (ctx.policies.state().into_iter())
             .filter(|p| p.namespace().as_deref() == Some(namespace))
             .collect(),
         workloads: (ctx.stores).workloads(namespace, &policy.spec.workload_kinds),
         budgets: ctx.stores.budgets(namespace),
-        cluster: ctx.stores.snapshot(namespace),
+        nodepools: ctx.stores.nodepools.objects().map(|pools| {
+            let pools = pools.iter().map(|p| {
+                let pool = serde_json::to_value(p.as_ref()).unwrap_or_default();
+                pool_zones(&pool)
+            });
+            (pools.collect(), zones_with_nodes(&cluster))
+        }),
+        cluster,
         admission: ctx.admission_support(),
         pods_current: ctx.stores.pods_current(),
+        capacity_via: if ctx.stores.capacity_buffers.served() {
+            CapacityVia::CapacityBuffer
+        } else {
+            CapacityVia::PlaceholderPods
+        },
     }
+}
+
+/// The zones that have nodes.
+fn zones_with_nodes(cluster: &Cluster) -> BTreeSet<String> {
+    cluster
+        .key_index(ZONE_KEY)
+        .domains
+        .iter()
+        .cloned()
+        .collect()
 }
 
 fn workload_ref(w: &WorkloadObject) -> ObjectReference {

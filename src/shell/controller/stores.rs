@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::{self, Event, ExponentialBackoff};
@@ -122,6 +122,48 @@ impl Nodes {
     }
 }
 
+/// A cluster-scoped API behind a CRD that may be installed later (Karpenter's NodePools,
+/// SIG Autoscaling's CapacityBuffers): whether its CRD is there, and (when asked) its objects,
+/// watched from the moment it is.
+#[derive(Clone, Default)]
+pub struct OptionalApi {
+    served: Arc<AtomicBool>,
+    objects: Arc<OnceLock<Store<DynamicObject>>>,
+}
+
+impl OptionalApi {
+    /// Whether the API server serves it (its CRD was seen).
+    pub fn served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
+    }
+
+    /// Its objects (`None`: not served, or not watched).
+    pub fn objects(&self) -> Option<Vec<Arc<DynamicObject>>> {
+        self.objects.get().map(Store::state)
+    }
+
+    /// An API served with these objects (tests; the report).
+    pub fn fixed(objects: Vec<DynamicObject>, resource: ApiResource) -> Self {
+        let api = Self::default();
+        api.served.store(true, Ordering::Release);
+        let mut writer = Writer::new(resource);
+        let reader = writer.as_reader();
+        for o in objects {
+            writer.apply_watcher_event(&Event::Apply(o));
+        }
+        let _ = api.objects.set(reader);
+        api
+    }
+}
+
+/// Karpenter's NodePool (karpenter.sh/v1, cluster-scoped).
+pub fn nodepool_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool"),
+        "nodepools",
+    )
+}
+
 /// Read-only views of the caches.
 #[derive(Clone)]
 pub struct Stores {
@@ -130,6 +172,10 @@ pub struct Stores {
     pub nodes: Nodes,
     pub pdbs: IndexedStore<PodDisruptionBudget>,
     health: WatchHealth,
+    /// Karpenter's NodePools, where served.
+    pub nodepools: OptionalApi,
+    /// Whether CapacityBuffers (autoscaling.x-k8s.io) are served.
+    pub capacity_buffers: OptionalApi,
 }
 
 impl Stores {
@@ -166,7 +212,15 @@ impl Stores {
             nodes: Nodes::new(store_of(nodes)),
             pdbs: indexed_store_of((), pdbs),
             health: WatchHealth::default(),
+            nodepools: OptionalApi::default(),
+            capacity_buffers: OptionalApi::default(),
         }
+    }
+
+    /// These stores, with NodePools served and holding `pools` (tests).
+    pub fn with_nodepools(mut self, pools: Vec<DynamicObject>) -> Self {
+        self.nodepools = OptionalApi::fixed(pools, nodepool_resource());
+        self
     }
 
     /// The pod and workload caches have had no gap for [`CACHE_QUIET`]: the pods' own Ready may
@@ -379,6 +433,18 @@ pub fn start(
             nodes,
             pdbs,
             health,
+            nodepools: watch_optional_api(
+                client,
+                "nodepools.karpenter.sh",
+                Some(nodepool_resource()),
+                &tx,
+            ),
+            capacity_buffers: watch_optional_api(
+                client,
+                "capacitybuffers.autoscaling.x-k8s.io",
+                None,
+                &tx,
+            ),
         },
         rx,
     )
@@ -563,6 +629,49 @@ async fn watch_crd(
             Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
         }
     }
+}
+
+/// Watches for an optional API's CRD; once it exists, marks it served and (with a resource)
+/// watches its objects, every change a trigger for every policy.
+fn watch_optional_api(
+    client: &Client,
+    crd: &'static str,
+    resource: Option<ApiResource>,
+    tx: &mpsc::UnboundedSender<Trigger>,
+) -> OptionalApi {
+    let api = OptionalApi::default();
+    let (client, found, tx) = (client.clone(), api.clone(), tx.clone());
+    tokio::spawn(async move {
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
+        let mut stream = std::pin::pin!(
+            watcher::watcher(crds, wc)
+                .backoff(watch_backoff())
+                .applied_objects()
+        );
+        while let Some(seen) = stream.next().await {
+            match seen {
+                Ok(seen) if seen.name_any() == crd && !found.served() => {
+                    info!(crd, "CRD found");
+                    found.served.store(true, Ordering::Release);
+                    if let Some(resource) = &resource {
+                        let writer = Writer::new(resource.clone());
+                        let store = writer.as_reader();
+                        let objects = Api::<DynamicObject>::all_with(client.clone(), resource);
+                        let stream = watcher::watcher(objects, watcher::Config::default())
+                            .backoff(watch_backoff())
+                            .modify(drop_managed_fields);
+                        tokio::spawn(forward(stream, writer, None, tx.clone(), None, None));
+                        let _ = found.objects.set(store);
+                    }
+                    let _ = tx.send(Trigger::All);
+                }
+                Ok(_) => {}
+                Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
+            }
+        }
+    });
+    api
 }
 
 /// Policies of a namespace, for mapping a trigger to the policies to requeue.

@@ -234,6 +234,7 @@ mod tests {
                 skew,
                 max_skew: 1,
                 domains: domains.iter().map(|(d, n)| (d.to_string(), *n)).collect(),
+                ..Default::default()
             }],
             zone_loss: None,
             blocked_reason: blocked.map(str::to_string),
@@ -404,7 +405,7 @@ mod tests {
             topology_key: "k".into(),
             skew,
             max_skew,
-            domains: vec![],
+            ..Default::default()
         };
         let cs = [c(2, 2), c(2, 1), c(1, 1)];
         assert_eq!(workload::worst_per_key(&cs), vec![&cs[1]]);

@@ -74,6 +74,43 @@ const GAUGES: &[Gauge] = &[
         samples: |w| per_key(w, |c| c.skew),
     },
     Gauge {
+        name: "workload_expected_skew",
+        help: "Skew of a workload's pods over the expected domains of a topology key (those without a node the pods may use count 0); only for keys with expected domains",
+        by_policy: true,
+        samples: |w| {
+            worst_per_key(&w.constraints)
+                .into_iter()
+                .filter_map(|c| {
+                    let extra = Extra {
+                        topology_key: Some(c.topology_key.clone()),
+                        ..Extra::default()
+                    };
+                    c.expected_skew.map(|skew| (extra, Value::Int(skew)))
+                })
+                .collect()
+        },
+    },
+    Gauge {
+        name: "workload_missing_domain",
+        help: "1 per expected domain of a topology key in which the workload's pods have no node to run on",
+        by_policy: true,
+        samples: |w| {
+            worst_per_key(&w.constraints)
+                .into_iter()
+                .flat_map(|c| {
+                    c.missing_domains.iter().map(|domain| {
+                        let extra = Extra {
+                            topology_key: Some(c.topology_key.clone()),
+                            domain: Some(domain.clone()),
+                            ..Extra::default()
+                        };
+                        (extra, Value::Int(1))
+                    })
+                })
+                .collect()
+        },
+    },
+    Gauge {
         name: "workload_max_skew",
         help: "The maxSkew the workload's constraint allows for the topology key",
         by_policy: true,
@@ -170,10 +207,11 @@ const GAUGES: &[Gauge] = &[
 /// One constraint per topology key: a workload may carry two on one key (DoNotSchedule and
 /// ScheduleAnyway); the one furthest over its maxSkew speaks for the key, the first one on a tie.
 pub(super) fn worst_per_key(constraints: &[ConstraintMetrics]) -> Vec<&ConstraintMetrics> {
+    let over = |c: &ConstraintMetrics| c.expected_skew.unwrap_or(c.skew) - c.max_skew;
     let mut worst: Vec<&ConstraintMetrics> = Vec::new();
     for c in constraints {
         match worst.iter_mut().find(|w| w.topology_key == c.topology_key) {
-            Some(w) if c.skew - c.max_skew > w.skew - w.max_skew => *w = c,
+            Some(w) if over(c) > over(w) => *w = c,
             Some(_) => {}
             None => worst.push(c),
         }
