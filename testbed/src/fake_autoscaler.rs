@@ -22,8 +22,9 @@
 //!    Ready node, False while a node is being launched for them or none can be); a
 //!    `buffer.x-k8s.io/static-capacity` buffer also gets `Completed` True then. Buffers of any
 //!    other strategy are left alone.
-//! 3. **Pending pods.** Pods the scheduler marked `PodScheduled=False` / `Unschedulable` are
-//!    placed first-fit on what room is left. Fitting means: the node's labels satisfy the pod's
+//! 3. **Pending pods.** Pods the scheduler marked `PodScheduled=False` / `Unschedulable` (but
+//!    not those preempting their way onto a node, `status.nominatedNodeName`, nor DaemonSet
+//!    pods) are placed first-fit on what room is left. Fitting means: the node's labels satisfy the pod's
 //!    `nodeSelector` and required node affinity, the pod tolerates the node's NoSchedule /
 //!    NoExecute taints, and its requests fit. Topology spread and pod (anti-)affinity are not
 //!    simulated: a pod Pending only because of them gets no node.
@@ -44,11 +45,12 @@
 //!    pool `limits` are not enforced.
 //! 5. **Consolidation** (when on): a node labelled with a known pool, holding no pods but
 //!    DaemonSet ones (none here) for the pool's `spec.disruption.consolidateAfter` (a duration
-//!    such as `30s`; `Never` never), is tainted `karpenter.sh/disrupted:NoSchedule`, checked
-//!    empty once more, and deleted, unless the node or one of its pods is annotated
-//!    `karpenter.sh/do-not-disrupt: "true"`, a buffer chunk is placed on it, or it was launched
-//!    for pods still Pending (for up to 30 s, as Karpenter's nomination). One node a round;
-//!    disruption budgets are not modelled.
+//!    such as `30s`; `Never` never), is a candidate unless the node or one of its pods is
+//!    annotated `karpenter.sh/do-not-disrupt: "true"`, a buffer chunk is placed on it, or it was
+//!    launched for pods still Pending (for up to 30 s, as Karpenter's nomination). A node that
+//!    stayed a candidate for [`AutoscalerConfig::consolidation_validation`] (Karpenter's 15 s
+//!    validation) is tainted `karpenter.sh/disrupted:NoSchedule`, checked empty once more, and
+//!    deleted. One node a round; disruption budgets are not modelled.
 //!
 //! A test starts it with [`crate::harness::Ctx::start_autoscaler`] (after laying out its nodes
 //! with [`FakeKubelet::ensure_nodes`], which removes every node not in the layout, earlier
@@ -116,6 +118,10 @@ pub struct AutoscalerConfig {
     pub provisioning_delay: Duration,
     /// Whether empty nodes are removed after their pool's `consolidateAfter`. On by default.
     pub consolidation: bool,
+    /// How long a node must stay a consolidation candidate (empty for `consolidateAfter`, not
+    /// protected) before it is removed: Karpenter's validation, 15 s there and by default. It is
+    /// what keeps a node whose buffer was just deleted for the pods about to land on it.
+    pub consolidation_validation: Duration,
     /// Zones the cloud has no capacity in: nothing is ever launched there (to test a
     /// provisioning timeout). Pods and buffers that can only go there stay without room.
     pub never_filled: BTreeSet<String>,
@@ -132,6 +138,7 @@ impl Default for AutoscalerConfig {
         AutoscalerConfig {
             provisioning_delay: Duration::from_secs(5),
             consolidation: true,
+            consolidation_validation: Duration::from_secs(15),
             never_filled: BTreeSet::new(),
             node_capacity: Capacity::default(),
             zones: Vec::new(),
@@ -147,6 +154,11 @@ impl AutoscalerConfig {
 
     pub fn consolidation(mut self, on: bool) -> Self {
         self.consolidation = on;
+        self
+    }
+
+    pub fn consolidation_validation(mut self, validation: Duration) -> Self {
+        self.consolidation_validation = validation;
         self
     }
 
@@ -778,10 +790,18 @@ fn is_daemonset_pod(pod: &Pod) -> bool {
     pod.owner_references().iter().any(|o| o.kind == "DaemonSet")
 }
 
-/// Pending because the scheduler found no node for it.
+/// Pending because the scheduler found no node for it, and a node is what it needs (as
+/// Karpenter's "provisionable" pods: not preempting its way onto a node, not a DaemonSet's).
 fn is_unschedulable(pod: &Pod) -> bool {
     let spec = pod.spec.as_ref();
+    let preempting = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
     spec.is_some_and(|s| s.node_name.is_none())
+        && !preempting
+        && !is_daemonset_pod(pod)
         && spec.is_none_or(|s| {
             s.scheduler_name
                 .as_deref()
@@ -887,6 +907,8 @@ struct Memory {
     empty_since: HashMap<String, Instant>,
     /// Nodes launched for pods: until when, and for which pods.
     nominated: HashMap<String, (Instant, Vec<String>)>,
+    /// Since when each node has been a consolidation candidate.
+    candidate_since: HashMap<String, Instant>,
 }
 
 /// What one round decided.
@@ -1063,26 +1085,37 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             memory.empty_since.remove(&node.name);
         }
     }
-    if world.config.consolidation {
-        out.removal = sim
-            .iter()
-            .filter(|n| !n.do_not_disrupt && !n.reserved && n.pods == 0)
-            .filter(|n| {
-                memory.nominated.get(&n.name).is_none_or(|(until, pods)| {
-                    now >= *until || !pods.iter().any(|p| unbound.contains(p))
-                })
+    // A candidate is removed once it has stayed one for the validation period.
+    let candidates: Vec<&SimNode> = sim
+        .iter()
+        .filter(|_| world.config.consolidation)
+        .filter(|n| !n.do_not_disrupt && !n.reserved && n.pods == 0)
+        .filter(|n| {
+            memory.nominated.get(&n.name).is_none_or(|(until, pods)| {
+                now >= *until || !pods.iter().any(|p| unbound.contains(p))
             })
-            .find(|n| {
-                let after = n
-                    .labels
-                    .get(NODEPOOL_LABEL)
-                    .and_then(|p| world.pools.iter().find(|pool| &pool.name == p))
-                    .and_then(|pool| pool.consolidate_after);
-                let since = memory.empty_since.get(&n.name).copied().unwrap_or(now);
-                after.is_some_and(|after| now.duration_since(since) >= after)
-            })
-            .map(|n| n.name.clone());
-    }
+        })
+        .filter(|n| {
+            let after = n
+                .labels
+                .get(NODEPOOL_LABEL)
+                .and_then(|p| world.pools.iter().find(|pool| &pool.name == p))
+                .and_then(|pool| pool.consolidate_after);
+            let since = memory.empty_since.get(&n.name).copied().unwrap_or(now);
+            after.is_some_and(|after| now.duration_since(since) >= after)
+        })
+        .collect();
+    let candidate_names: HashSet<&str> = candidates.iter().map(|n| n.name.as_str()).collect();
+    memory
+        .candidate_since
+        .retain(|n, _| candidate_names.contains(n.as_str()));
+    out.removal = candidates
+        .iter()
+        .find(|n| {
+            let since = *memory.candidate_since.entry(n.name.clone()).or_insert(now);
+            now.duration_since(since) >= world.config.consolidation_validation
+        })
+        .map(|n| n.name.clone());
     out
 }
 
@@ -1823,6 +1856,7 @@ mod tests {
             buffers: vec![buffer("in-z2", "z2", 2), buffer("in-z3", "z3", 1)],
             config: AutoscalerConfig::default()
                 .provisioning_delay(Duration::ZERO)
+                .consolidation_validation(Duration::ZERO)
                 .never_fill("z3"),
         };
         let plan = case.plan(&mut Memory::default(), Instant::now());
@@ -1879,7 +1913,7 @@ mod tests {
                 json!({"consolidateAfter": "30s"}),
             )],
             buffers: vec![],
-            config: AutoscalerConfig::default(),
+            config: AutoscalerConfig::default().consolidation_validation(Duration::ZERO),
         };
         let mut memory = Memory::default();
         let t0 = Instant::now();
@@ -1930,6 +1964,46 @@ mod tests {
                 .removal
                 .as_deref(),
             Some("managed")
+        );
+    }
+
+    #[test]
+    fn a_candidate_is_removed_only_after_staying_one_for_the_validation() {
+        let mut case = Case {
+            nodes: vec![node("managed", "z2", Some("default"), "4")],
+            pods: vec![],
+            pools: vec![pool(
+                "default",
+                zones_in(&["z2"]),
+                json!({"consolidateAfter": "0s"}),
+            )],
+            buffers: vec![],
+            config: AutoscalerConfig::default(),
+        };
+        let mut memory = Memory::default();
+        let t0 = Instant::now();
+        assert_eq!(case.plan(&mut memory, t0).removal, None);
+        assert_eq!(
+            case.plan(&mut memory, t0 + Duration::from_secs(14)).removal,
+            None
+        );
+        // A pod lands (the one the deleted buffer made room for): no longer a candidate.
+        case.pods.push(pod("p", Some("z2"), "1", Some("managed")));
+        assert_eq!(
+            case.plan(&mut memory, t0 + Duration::from_secs(16)).removal,
+            None
+        );
+        case.pods.clear();
+        assert_eq!(
+            case.plan(&mut memory, t0 + Duration::from_secs(17)).removal,
+            None
+        );
+        assert_eq!(
+            case.plan(&mut memory, t0 + Duration::from_secs(32))
+                .removal
+                .as_deref(),
+            Some("managed"),
+            "15 s after it became a candidate again"
         );
     }
 }

@@ -24,6 +24,8 @@ use crate::harness::{Ctx, TestdataCrd, wait_for};
 
 const ZONE_B: &str = "ap-northeast-2b";
 const DELAY: Duration = Duration::from_secs(2);
+/// Karpenter validates a consolidation for 15 s; 1 s keeps the scenarios short.
+const VALIDATION: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A NodePool launching into `zones`, its nodes labelled `team: e2e`.
@@ -184,6 +186,7 @@ pub async fn autoscaler_serves_a_capacity_buffer(ctx: Ctx) {
         .start_autoscaler(
             AutoscalerConfig::default()
                 .provisioning_delay(DELAY)
+                .consolidation_validation(VALIDATION)
                 .never_fill(ZONE_B),
         )
         .await;
@@ -269,7 +272,11 @@ pub async fn autoscaler_consolidates_empty_nodes(ctx: Ctx) {
     let after = Duration::from_secs(3);
     only_nodepool(&ctx, &nodepool("e2e-consolidate", &[ZONE_C], "3s")).await;
     let autoscaler = ctx
-        .start_autoscaler(AutoscalerConfig::default().provisioning_delay(Duration::from_secs(1)))
+        .start_autoscaler(
+            AutoscalerConfig::default()
+                .provisioning_delay(Duration::from_secs(1))
+                .consolidation_validation(VALIDATION),
+        )
         .await;
     ctx.apply(&pinned_deployment("batch", 1, ZONE_C, "500m"))
         .await;
