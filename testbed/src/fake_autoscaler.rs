@@ -941,12 +941,38 @@ enum NoTarget {
 
 fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
     let mut sim = sim_nodes(world.nodes, world.pods);
-    let mut unmet: Vec<Demand> = Vec::new();
-    let mut out = Plan::default();
-
     // Buffers first: their chunks take room as the virtual pods they are.
-    let mut buffer_unmet: HashMap<String, usize> = HashMap::new();
-    for b in world.buffers {
+    let (mut unmet, buffer_unmet) = place_buffers(&mut sim, world.buffers);
+    unmet.extend(place_pending(&mut sim, world.pods));
+    let (launches, blocked) = launches(world, &sim, &unmet, memory, now);
+    let statuses = (world.buffers.iter())
+        .filter_map(|b| {
+            let unmet = buffer_unmet.get(&b.uid).copied().unwrap_or(0);
+            let status = buffer_status(b, unmet, blocked.get(&b.uid).copied())?;
+            Some((b.namespace.clone(), b.name.clone(), status))
+        })
+        .collect();
+    Plan {
+        statuses,
+        launches,
+        removal: removal(world, &sim, memory, now),
+    }
+}
+
+/// Oldest first, then by name.
+fn by_age<K: Resource>(a: &K, b: &K) -> std::cmp::Ordering {
+    let created = |k: &K| k.meta().creation_timestamp.as_ref().map(|t| t.0);
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| a.meta().name.cmp(&b.meta().name))
+}
+
+/// Places every buffer's chunks first-fit (marking the nodes they land on reserved); the chunks
+/// without room, and how many each buffer has.
+fn place_buffers(sim: &mut [SimNode], buffers: &[Buffer]) -> (Vec<Demand>, HashMap<String, usize>) {
+    let mut unmet = Vec::new();
+    let mut per_buffer: HashMap<String, usize> = HashMap::new();
+    for b in buffers {
         let Resolved::Ready { spec, chunks, .. } = &b.resolved else {
             continue;
         };
@@ -959,7 +985,7 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             {
                 node.reserved = true;
             } else {
-                *buffer_unmet.entry(b.uid.clone()).or_default() += 1;
+                *per_buffer.entry(b.uid.clone()).or_default() += 1;
                 unmet.push(Demand {
                     key: format!("buffer/{}/{i}", b.uid),
                     need,
@@ -970,13 +996,14 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             }
         }
     }
+    (unmet, per_buffer)
+}
 
-    let mut pending: Vec<&Arc<Pod>> = world.pods.iter().filter(|p| is_unschedulable(p)).collect();
-    pending.sort_by(|a, b| {
-        (a.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            .then_with(|| a.name_any().cmp(&b.name_any()))
-    });
+/// Places the unschedulable pods (oldest first) first-fit; those without room.
+fn place_pending(sim: &mut [SimNode], pods: &[Arc<Pod>]) -> Vec<Demand> {
+    let mut pending: Vec<&Arc<Pod>> = pods.iter().filter(|p| is_unschedulable(p)).collect();
+    pending.sort_by(|a, b| by_age(a.as_ref(), b.as_ref()));
+    let mut unmet = Vec::new();
     for pod in pending {
         let spec = pod.spec.as_ref().expect("an unschedulable pod has a spec");
         let need = pod_requests(spec);
@@ -992,23 +1019,28 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             });
         }
     }
+    unmet
+}
 
-    // Give each unmet demand a pool and a zone; launch for the groups that waited long enough.
-    let ready_per_zone = {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for n in sim.iter().filter(|n| n.schedulable) {
-            if let Some(z) = &n.zone {
-                *counts.entry(z.clone()).or_default() += 1;
-            }
+/// Gives each unmet demand a pool and a zone, and a node to each pool and zone whose oldest
+/// demand has waited the provisioning delay; also why a buffer's chunks got no pool or zone.
+fn launches(
+    world: &World,
+    sim: &[SimNode],
+    unmet: &[Demand],
+    memory: &mut Memory,
+    now: Instant,
+) -> (Vec<Launch>, HashMap<String, NoTarget>) {
+    let mut ready_per_zone: BTreeMap<String, usize> = BTreeMap::new();
+    for n in sim.iter().filter(|n| n.schedulable) {
+        if let Some(z) = &n.zone {
+            *ready_per_zone.entry(z.clone()).or_default() += 1;
         }
-        counts
-    };
+    }
     let universe: BTreeSet<String> = (world.config.zones.iter().cloned())
         .chain(sim.iter().filter_map(|n| n.zone.clone()))
         .chain(
-            world
-                .pools
-                .iter()
+            (world.pools.iter())
                 .flat_map(|p| p.zone_rules.iter().flat_map(|(_, v)| v.iter().cloned())),
         )
         .collect();
@@ -1016,7 +1048,7 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
     memory.first_seen.retain(|k, _| keys.contains(k.as_str()));
     let mut groups: BTreeMap<(String, String), Vec<&Demand>> = BTreeMap::new();
     let mut blocked: HashMap<String, NoTarget> = HashMap::new();
-    for d in &unmet {
+    for d in unmet {
         memory.first_seen.entry(d.key.clone()).or_insert(now);
         match target(d, world.pools, &universe, &ready_per_zone, world.config) {
             Ok(key) => groups.entry(key).or_default().push(d),
@@ -1027,9 +1059,9 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             }
         }
     }
+    let mut launches = Vec::new();
     for ((pool_name, zone), demands) in groups {
-        let oldest = demands
-            .iter()
+        let oldest = (demands.iter())
             .filter_map(|d| memory.first_seen.get(&d.key))
             .min()
             .copied()
@@ -1037,15 +1069,13 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
         if now.duration_since(oldest) < world.config.provisioning_delay {
             continue;
         }
-        let pool = world
-            .pools
-            .iter()
+        let pool = (world.pools.iter())
             .find(|p| p.name == pool_name)
             .expect("a group's pool is one of the pools");
         let total = demands
             .iter()
             .fold(Res::default(), |acc, d| acc.plus(d.need));
-        out.launches.push(Launch {
+        launches.push(Launch {
             labels: pool.labels.clone(),
             taints: pool.taints.clone(),
             capacity: node_capacity(&world.config.node_capacity, total),
@@ -1054,38 +1084,26 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             zone,
         });
     }
+    (launches, blocked)
+}
 
-    // Buffer statuses.
-    for b in world.buffers {
-        let status = buffer_status(
-            b,
-            buffer_unmet.get(&b.uid).copied().unwrap_or(0),
-            blocked.get(&b.uid).copied(),
-        );
-        if let Some(status) = status {
-            out.statuses
-                .push((b.namespace.clone(), b.name.clone(), status));
-        }
-    }
-
-    // Consolidation.
+/// The node to consolidate this round, if any: the first that has been a candidate (empty for
+/// its pool's `consolidateAfter`, not protected) for the validation period.
+fn removal(world: &World, sim: &[SimNode], memory: &mut Memory, now: Instant) -> Option<String> {
     let names: HashSet<&str> = sim.iter().map(|n| n.name.as_str()).collect();
     memory.empty_since.retain(|n, _| names.contains(n.as_str()));
     memory.nominated.retain(|n, _| names.contains(n.as_str()));
-    let unbound: HashSet<String> = world
-        .pods
-        .iter()
-        .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_none()))
-        .filter_map(|p| p.uid())
-        .collect();
-    for node in &sim {
+    for node in sim {
         if node.pods == 0 {
             memory.empty_since.entry(node.name.clone()).or_insert(now);
         } else {
             memory.empty_since.remove(&node.name);
         }
     }
-    // A candidate is removed once it has stayed one for the validation period.
+    let unbound: HashSet<String> = (world.pods.iter())
+        .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_none()))
+        .filter_map(|p| p.uid())
+        .collect();
     let candidates: Vec<&SimNode> = sim
         .iter()
         .filter(|_| world.config.consolidation)
@@ -1096,9 +1114,7 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
             })
         })
         .filter(|n| {
-            let after = n
-                .labels
-                .get(NODEPOOL_LABEL)
+            let after = (n.labels.get(NODEPOOL_LABEL))
                 .and_then(|p| world.pools.iter().find(|pool| &pool.name == p))
                 .and_then(|pool| pool.consolidate_after);
             let since = memory.empty_since.get(&n.name).copied().unwrap_or(now);
@@ -1109,14 +1125,13 @@ fn plan(world: &World, memory: &mut Memory, now: Instant) -> Plan {
     memory
         .candidate_since
         .retain(|n, _| candidate_names.contains(n.as_str()));
-    out.removal = candidates
+    candidates
         .iter()
         .find(|n| {
             let since = *memory.candidate_since.entry(n.name.clone()).or_insert(now);
             now.duration_since(since) >= world.config.consolidation_validation
         })
-        .map(|n| n.name.clone());
-    out
+        .map(|n| n.name.clone())
 }
 
 /// The pool and zone for `d`: the first pool (in order) that allows a zone the demand admits and
@@ -1331,11 +1346,7 @@ impl Shell {
     /// Every served buffer (oldest first) with its shape resolved.
     async fn buffers(&self) -> Vec<Buffer> {
         let mut objects = self.stores.buffers.state();
-        objects.sort_by(|a, b| {
-            (a.metadata.creation_timestamp.as_ref().map(|t| t.0))
-                .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))
-                .then_with(|| a.name_any().cmp(&b.name_any()))
-        });
+        objects.sort_by(|a, b| by_age(a.as_ref(), b.as_ref()));
         let mut out = Vec::new();
         for obj in objects {
             if obj.metadata.deletion_timestamp.is_some() {
