@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -55,6 +55,20 @@ struct NodeState {
     ip: String,
     ready: bool,
     capacity: Capacity,
+    /// Labels besides the zone, hostname, OS and architecture (an autoscaler's NodePool labels).
+    labels: BTreeMap<String, String>,
+    /// Taints the node registers with (a NodePool's); none for [`FakeKubelet::ensure_nodes`].
+    taints: Vec<Taint>,
+}
+
+/// A node to register one at a time ([`FakeKubelet::add_node`]), e.g. one an autoscaler launched.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub name: String,
+    pub zone: String,
+    pub capacity: Capacity,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
 }
 
 #[derive(Default)]
@@ -102,11 +116,24 @@ pub fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn is_finished(pod: &Pod) -> bool {
+/// Whether the pod has finished (Succeeded or Failed).
+pub fn is_finished(pod: &Pod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
     )
+}
+
+impl State {
+    /// A fresh node IP (172.16.x.y).
+    fn next_ip(&mut self) -> String {
+        self.next_node_ip += 1;
+        format!(
+            "172.16.{}.{}",
+            self.next_node_ip / 250,
+            self.next_node_ip % 250 + 1
+        )
+    }
 }
 
 impl FakeKubelet {
@@ -169,17 +196,14 @@ impl FakeKubelet {
                 st.nodes.remove(n);
             }
             for (name, zone) in &wanted {
-                st.next_node_ip += 1;
-                let ip = format!(
-                    "172.16.{}.{}",
-                    st.next_node_ip / 250,
-                    st.next_node_ip % 250 + 1
-                );
+                let ip = st.next_ip();
                 let entry = st.nodes.entry(name.clone()).or_insert(NodeState {
                     zone: zone.clone(),
                     ip,
                     ready: true,
                     capacity: cap.clone(),
+                    labels: BTreeMap::new(),
+                    taints: Vec::new(),
                 });
                 entry.zone = zone.clone();
                 entry.ready = true;
@@ -190,8 +214,8 @@ impl FakeKubelet {
         for name in stale {
             let _ = nodes.delete(&name, &DeleteParams::default()).await;
         }
-        for (name, zone) in &wanted {
-            self.register(name, zone).await;
+        for (name, _) in &wanted {
+            self.register(name).await;
         }
         drop(status_guard);
         let names: Vec<String> = wanted.into_iter().map(|(n, _)| n).collect();
@@ -201,15 +225,76 @@ impl FakeKubelet {
         names
     }
 
-    async fn register(&self, name: &str, zone: &str) {
+    /// Registers one more node (Ready, uncordoned, with `node`'s labels, taints and capacity),
+    /// keeping every other node as it is; returns once only `node.taints` are on it (the
+    /// node-lifecycle controller has lifted the not-ready taint a new node is created with).
+    /// What an autoscaler's launch looks like from the API.
+    pub async fn add_node(&self, node: NewNode) {
+        let status_guard = self.node_status.lock().await;
+        {
+            let mut st = self.state.lock().unwrap();
+            let ip = st.next_ip();
+            st.nodes.insert(
+                node.name.clone(),
+                NodeState {
+                    zone: node.zone,
+                    ip,
+                    ready: true,
+                    capacity: node.capacity,
+                    labels: node.labels,
+                    taints: node.taints.clone(),
+                },
+            );
+        }
+        self.register(&node.name).await;
+        drop(status_guard);
+        let wanted: HashSet<String> = node.taints.into_iter().map(|t| t.key).collect();
+        self.wait_taints(
+            std::slice::from_ref(&node.name),
+            |taints| taints.iter().all(|t| wanted.contains(t)),
+            "up",
+        )
+        .await;
+        self.resync_pods().await;
+    }
+
+    /// Deletes one node and stops playing its kubelet (its pods are garbage-collected): what an
+    /// autoscaler's scale-down looks like from the API.
+    pub async fn remove_node(&self, name: &str) {
+        let status_guard = self.node_status.lock().await;
+        self.state.lock().unwrap().nodes.remove(name);
+        match Api::<Node>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => panic!("delete node {name}: {e}"),
+        }
+        drop(status_guard);
+    }
+
+    async fn register(&self, name: &str) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let pp = PatchParams::apply(MANAGER).force();
-        let node = json!({
+        let (zone, extra, taints) = {
+            let st = self.state.lock().unwrap();
+            let node = &st.nodes[name];
+            (node.zone.clone(), node.labels.clone(), node.taints.clone())
+        };
+        let mut labels = json!({
+            ZONE_LABEL: zone, HOSTNAME_LABEL: name,
+            "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"});
+        for (k, v) in extra {
+            labels[k] = json!(v);
+        }
+        let mut node = json!({
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {
-                ZONE_LABEL: zone, HOSTNAME_LABEL: name,
-                "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
+            "metadata": {"name": name, "labels": labels},
         });
+        if !taints.is_empty() {
+            node["spec"] = json!({"taints": taints});
+        }
         nodes
             .patch(name, &pp, &Patch::Apply(&node))
             .await

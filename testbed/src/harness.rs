@@ -1,6 +1,7 @@
 //! What scenarios use: the shared [`Env`] (client, fake kubelet, kubeconfig), a per-scenario
-//! [`Ctx`] with its own namespace, polling with [`wait_for`], applying YAML, CRDs, `kubectl`, and
-//! running the operator binary ([`OperatorProcess`]).
+//! [`Ctx`] with its own namespace, polling with [`wait_for`], applying YAML, CRDs (the suite's, and
+//! those of `../shared/testdata/` a scenario asks for: [`TestdataCrd`]), `kubectl`, the fake
+//! autoscaler ([`Ctx::start_autoscaler`]), and running the operator binary ([`OperatorProcess`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::control_plane::{ApiServer, find_on_path, free_port, kill_group};
+use crate::fake_autoscaler::{AutoscalerConfig, FakeAutoscaler};
 use crate::fake_kubelet::{FakeKubelet, count_by_zone, is_ready};
 
 /// Field manager of everything the tests themselves apply.
@@ -112,20 +114,19 @@ where
     }
 }
 
+/// The `ApiResource` of a custom resource: its group, version, kind and plural.
+pub fn custom_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
 /// The `ApiResource` of `HAPolicy` (skewguard.dev/v1alpha1).
 pub fn hapolicy_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("skewguard.dev", "v1alpha1", "HAPolicy"),
-        "hapolicies",
-    )
+    custom_resource("skewguard.dev", "v1alpha1", "HAPolicy", "hapolicies")
 }
 
 /// The `ApiResource` of Argo Rollouts' `Rollout` (argoproj.io/v1alpha1).
 pub fn rollout_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"),
-        "rollouts",
-    )
+    custom_resource("argoproj.io", "v1alpha1", "Rollout", "rollouts")
 }
 
 impl Env {
@@ -149,55 +150,44 @@ impl Env {
                 rollout.display()
             );
         }
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let mut names = Vec::new();
-        for file in files {
-            let text = fs::read_to_string(&file).unwrap();
-            // Only the CRDs (crds/ also holds e.g. a kustomization.yaml).
-            let docs: Vec<CustomResourceDefinition> = serde_yaml::Deserializer::from_str(&text)
-                .map(|doc| {
-                    serde_json::Value::deserialize(doc)
-                        .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
-                })
-                .filter(|v| v["kind"] == "CustomResourceDefinition")
-                .map(|v| {
-                    serde_json::from_value(v)
-                        .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
-                })
-                .collect();
-            for crd in docs {
-                let name = crd.name_any();
-                crds.patch(
-                    &name,
-                    &PatchParams::apply(TEST_MANAGER).force(),
-                    &Patch::Apply(&crd),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("install CRD {name}: {e}"));
-                names.push(name);
-            }
-        }
-        for name in names {
-            wait_for(
-                &format!("CRD {name} Established"),
-                Duration::from_secs(30),
-                || {
-                    let crds = crds.clone();
-                    let name = name.clone();
-                    async move {
-                        let crd = crds.get(&name).await.ok()?;
-                        let established = crd
-                            .status?
-                            .conditions?
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True");
-                        established.then_some(())
-                    }
-                },
-            )
-            .await;
-        }
+        apply_crd_files(client, &files).await;
         has_rollout
+    }
+
+    /// Where `crd`'s YAML is, if it is there.
+    pub fn testdata_crd(&self, crd: TestdataCrd) -> Option<PathBuf> {
+        let path = self.repo.join("../shared/testdata").join(crd.file());
+        path.is_file().then_some(path)
+    }
+
+    /// Installs `crd` from `../shared/testdata/` (a no-op when it is installed already) and
+    /// returns once it is Established. Panics when the file is missing (see [`Env::testdata_crd`]).
+    pub async fn install_testdata_crd(&self, crd: TestdataCrd) {
+        let path = self
+            .testdata_crd(crd)
+            .unwrap_or_else(|| panic!("no {} in ../shared/testdata", crd.file()));
+        apply_crd_files(&self.client, &[path]).await;
+    }
+
+    /// Deletes `crd` (and with it every object of its kind) and returns once the API no longer
+    /// serves it: a test of a cluster without that API. The CRDs stay for the rest of the run
+    /// otherwise, so a test that needs an API absent removes it.
+    pub async fn remove_testdata_crd(&self, crd: TestdataCrd) {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        match crds.delete(crd.name(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(e) => panic!("delete CRD {}: {e}", crd.name()),
+        }
+        wait_for(
+            &format!("CRD {} gone", crd.name()),
+            Duration::from_secs(60),
+            || {
+                let crds = crds.clone();
+                async move { matches!(crds.get_opt(crd.name()).await, Ok(None)).then_some(()) }
+            },
+        )
+        .await;
     }
 
     /// `kubectl --kubeconfig <ours> args...`; panics when there is no kubectl.
@@ -219,6 +209,86 @@ impl Env {
             .map(|d| d.join("kubectl"))
             .filter(|p| p.is_file())
             .or_else(|| find_on_path("kubectl"))
+    }
+}
+
+/// A CRD from `../shared/testdata/` that tests install when they need its API
+/// ([`Env::install_testdata_crd`], [`Env::remove_testdata_crd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestdataCrd {
+    /// Karpenter's `NodePool` (karpenter.sh/v1), read by the fake autoscaler.
+    NodePool,
+    /// SIG Autoscaling's `CapacityBuffer` (autoscaling.x-k8s.io/v1beta1), served by the fake autoscaler.
+    CapacityBuffer,
+}
+
+impl TestdataCrd {
+    pub fn file(self) -> &'static str {
+        match self {
+            TestdataCrd::NodePool => "karpenter-nodepool-crd.yaml",
+            TestdataCrd::CapacityBuffer => "capacitybuffer-crd.yaml",
+        }
+    }
+
+    /// The CustomResourceDefinition's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TestdataCrd::NodePool => "nodepools.karpenter.sh",
+            TestdataCrd::CapacityBuffer => "capacitybuffers.autoscaling.x-k8s.io",
+        }
+    }
+}
+
+/// Server-side applies every CustomResourceDefinition in `files` (other documents are skipped)
+/// and waits until each is Established.
+async fn apply_crd_files(client: &Client, files: &[PathBuf]) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(file).unwrap();
+        // Only the CRDs (crds/ also holds e.g. a kustomization.yaml).
+        let docs: Vec<CustomResourceDefinition> = serde_yaml::Deserializer::from_str(&text)
+            .map(|doc| {
+                serde_json::Value::deserialize(doc)
+                    .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
+            })
+            .filter(|v| v["kind"] == "CustomResourceDefinition")
+            .map(|v| {
+                serde_json::from_value(v)
+                    .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
+            })
+            .collect();
+        for crd in docs {
+            let name = crd.name_any();
+            crds.patch(
+                &name,
+                &PatchParams::apply(TEST_MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("install CRD {name}: {e}"));
+            names.push(name);
+        }
+    }
+    for name in names {
+        wait_for(
+            &format!("CRD {name} Established"),
+            Duration::from_secs(30),
+            || {
+                let crds = crds.clone();
+                let name = name.clone();
+                async move {
+                    let crd = crds.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await;
     }
 }
 
@@ -402,6 +472,15 @@ impl Ctx {
             .get(name)
             .await
             .unwrap_or_else(|e| panic!("get {} {name}: {e}", K::kind(&Default::default())))
+    }
+
+    /// Starts the fake autoscaler against the suite's cluster, launching and removing nodes through
+    /// the suite's fake kubelet; it stops when the returned handle is dropped (with the scenario).
+    /// Lay the scenario's nodes out first: [`FakeKubelet::ensure_nodes`] removes every node not in
+    /// its layout, autoscaled ones too. Install [`TestdataCrd::NodePool`] (and
+    /// [`TestdataCrd::CapacityBuffer`] to have buffers served) before applying their objects.
+    pub async fn start_autoscaler(&self, config: AutoscalerConfig) -> FakeAutoscaler {
+        FakeAutoscaler::start(self.client.clone(), self.kubelet.clone(), config).await
     }
 
     /// Starts the operator binary with `args` (see [`OperatorProcess::start`]).

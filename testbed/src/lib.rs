@@ -1,5 +1,6 @@
 //! What skewguard's end-to-end suite (`tests/e2e/`) and its demo share: a throwaway control plane
-//! on loopback ([`control_plane`]), a fake kubelet for zoned nodes ([`fake_kubelet`]), the suite's
+//! on loopback ([`control_plane`]), a fake kubelet for zoned nodes ([`fake_kubelet`]), a fake node
+//! autoscaler playing Karpenter beside it ([`fake_autoscaler`]), the suite's
 //! environment and per-namespace context ([`harness`]), the petclinic workloads ([`fixtures`]) and
 //! what the operator scenarios read and play ([`support`]: status, Events, `/metrics`, Argo).
 //!
@@ -7,6 +8,7 @@
 
 pub mod control_plane;
 pub mod demo;
+pub mod fake_autoscaler;
 pub mod fake_kubelet;
 pub mod fixtures;
 pub mod harness;

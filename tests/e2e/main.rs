@@ -19,7 +19,7 @@ mod scenarios;
 
 // The control plane, the fake kubelet and the harness live in the testbed crate (`testbed/`),
 // shared with the demo; scenarios reach them as `crate::harness`, `crate::control_plane`, ...
-pub use skewguard_testbed::{control_plane, fake_kubelet, harness};
+pub use skewguard_testbed::{control_plane, fake_autoscaler, fake_kubelet, harness};
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use control_plane::{ControlPlane, Target, TempDir, discover};
 use futures::FutureExt;
-use harness::Ctx;
+use harness::{Ctx, TestdataCrd};
 use scenarios::Scenario;
 use skewguard_testbed::session::{print_log_tails, setup, teardown_on_signal};
 
@@ -160,6 +160,16 @@ fn main() -> ExitCode {
         let _ = std::io::Write::flush(&mut std::io::stdout());
         if s.needs_rollout && !env.rollout_crd {
             println!("skipped (no Rollout CRD in ../shared/testdata)");
+            skipped += 1;
+            continue;
+        }
+        let autoscaling_crds = [TestdataCrd::NodePool, TestdataCrd::CapacityBuffer];
+        if s.needs_autoscaling
+            && autoscaling_crds
+                .iter()
+                .any(|c| env.testdata_crd(*c).is_none())
+        {
+            println!("skipped (no NodePool or CapacityBuffer CRD in ../shared/testdata)");
             skipped += 1;
             continue;
         }

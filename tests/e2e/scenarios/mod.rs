@@ -2,6 +2,7 @@
 
 mod admission;
 mod api;
+mod autoscaler;
 mod cluster;
 mod demo;
 mod fleet;
@@ -28,6 +29,8 @@ pub struct Scenario {
     pub ignored: bool,
     /// Skipped when the Rollout CRD is not available.
     pub needs_rollout: bool,
+    /// Skipped when the NodePool or CapacityBuffer CRD is not in `../shared/testdata`.
+    pub needs_autoscaling: bool,
     pub timeout: Duration,
     pub run: fn(Ctx) -> BoxFuture<'static, ()>,
 }
@@ -37,6 +40,7 @@ const fn scenario(name: &'static str, run: fn(Ctx) -> BoxFuture<'static, ()>) ->
         name,
         ignored: false,
         needs_rollout: false,
+        needs_autoscaling: false,
         timeout: Duration::from_secs(180),
         run,
     }
@@ -62,6 +66,27 @@ pub fn all() -> Vec<Scenario> {
         scenario("operator_binary_runs", |c| {
             Box::pin(cluster::operator_binary_runs(c))
         }),
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(120),
+            ..scenario("autoscaler_launches_a_node_for_pending_pods", |c| {
+                Box::pin(autoscaler::autoscaler_launches_a_node_for_pending_pods(c))
+            })
+        },
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(120),
+            ..scenario("autoscaler_serves_a_capacity_buffer", |c| {
+                Box::pin(autoscaler::autoscaler_serves_a_capacity_buffer(c))
+            })
+        },
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(120),
+            ..scenario("autoscaler_consolidates_empty_nodes", |c| {
+                Box::pin(autoscaler::autoscaler_consolidates_empty_nodes(c))
+            })
+        },
         Scenario {
             needs_rollout: true,
             ..scenario("field_scenario", |c| Box::pin(operator::field_scenario(c)))
