@@ -92,7 +92,12 @@ impl FakeApi {
             .count()
     }
 
-    pub fn event_reasons(&self) -> Vec<String> {
+    /// The reasons of the Events published, once the publishing tasks (which run beside the
+    /// reconcile) have had their turn.
+    pub async fn event_reasons(&self) -> Vec<String> {
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
         self.requests()
             .into_iter()
             .filter(|r| r.uri.contains("/events"))

@@ -104,6 +104,7 @@ async fn injection_applies_only_the_missing_constraints_as_skewguard() {
     assert!(apply.body["spec"].get("replicas").is_none());
     assert!(
         api.event_reasons()
+            .await
             .contains(&"ConstraintsInjected".to_string())
     );
 }
@@ -173,7 +174,7 @@ async fn skew_past_stabilization_evicts_one_pod_toward_the_empty_zone() {
         json!({"ap-northeast-2a": 0, "ap-northeast-2c": 2})
     );
     assert_eq!(w["zoneLoss"]["fraction"], 1.0);
-    let reasons = api.event_reasons();
+    let reasons = api.event_reasons().await;
     assert!(reasons.contains(&"SkewDetected".to_string()), "{reasons:?}");
     assert!(reasons.contains(&"PodEvicted".to_string()), "{reasons:?}");
     // Both PodEvicted Events (on the workload and on the policy) name the evicted pod as their
@@ -209,6 +210,7 @@ async fn a_refused_eviction_blocks_on_the_disruption_budget() {
     );
     assert!(
         api.event_reasons()
+            .await
             .contains(&"RebalanceBlocked".to_string())
     );
 }
@@ -352,7 +354,11 @@ async fn the_older_policy_governs_and_the_newer_reports_a_conflict() {
         (rebalance["state"].as_str(), rebalance["reason"].as_str()),
         (Some("Blocked"), Some("Conflict"))
     );
-    assert!(api.event_reasons().contains(&"PolicyConflict".to_string()));
+    assert!(
+        api.event_reasons()
+            .await
+            .contains(&"PolicyConflict".to_string())
+    );
     // The older one acts.
     reconcile(Arc::new(older), ctx).await.unwrap();
     assert_eq!(api.evictions(), 1);
@@ -619,6 +625,7 @@ async fn in_admission_mode_nothing_is_written_to_the_workload_and_the_status_pub
     assert_eq!(status["workloads"][0]["injection"], "Admission");
     assert!(
         !api.event_reasons()
+            .await
             .contains(&"ConstraintsInjected".to_string())
     );
 }

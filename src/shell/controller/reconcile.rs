@@ -128,7 +128,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             Subject::Unreadable { .. } => Vec::new(),
         };
         let conclusion = pipeline::conclude(assessment, results, now);
-        keep(ctx, policy, selected, &gathered.cluster, &conclusion).await;
+        keep(ctx, policy, selected, &gathered.cluster, &conclusion);
         conclusions.push(conclusion);
     }
     let finished = phase.finish(conclusions, now);
@@ -142,7 +142,7 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
 
 /// Keeps what a workload's step concluded (memory, rollout slot), counts it and publishes its
 /// Events.
-async fn keep(
+fn keep(
     ctx: &Context,
     policy: &HAPolicy,
     selected: &Selected<'_>,
@@ -183,11 +183,18 @@ async fn keep(
     for error in &conclusion.errors {
         ctx.metrics.record_error(*error);
     }
-    if let Subject::Readable { workload, .. } = &selected.subject {
+    if let Subject::Readable { workload, .. } = &selected.subject
+        && !conclusion.notices.is_empty()
+    {
+        // Published beside the reconcile, not in it: two API calls per Event held every later
+        // workload of a large policy back (its next step judged only after them).
         let (workload_ref, policy_ref) = (workload_ref(workload), policy.object_ref(&()));
-        for notice in &conclusion.notices {
-            events::publish(&ctx.recorder, notice, &workload_ref, &policy_ref).await;
-        }
+        let (recorder, notices) = (ctx.recorder.clone(), conclusion.notices.clone());
+        tokio::spawn(async move {
+            for notice in &notices {
+                events::publish(&recorder, notice, &workload_ref, &policy_ref).await;
+            }
+        });
     }
 }
 
