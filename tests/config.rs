@@ -337,11 +337,17 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
     allow("", &["pods"], &["patch"]);
     allow("", &["pods/eviction"], &["create"]);
     allow("events.k8s.io", &["events"], &["create", "patch"]);
+    // Room asked of the autoscaler before a move, and the zones NodePools allow.
+    allow("", &["pods", "podtemplates"], &["create", "delete"]);
+    allow("autoscaling.x-k8s.io", &["capacitybuffers"], &["create", "delete"]);
+    allow("karpenter.sh", &["nodepools"], &read);
     allow(
         "apiextensions.k8s.io",
         &[
             "customresourcedefinitions/rollouts.argoproj.io",
             "customresourcedefinitions/hapolicies.skewguard.dev",
+            "customresourcedefinitions/nodepools.karpenter.sh",
+            "customresourcedefinitions/capacitybuffers.autoscaling.x-k8s.io",
         ],
         &read,
     );
@@ -789,6 +795,7 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
         names,
         BTreeSet::from([
             "skewguard-pod-deletion-cost-only".to_string(),
+            "skewguard-room-requests-only".to_string(),
             "skewguard-workload-owned-fields-only".to_string(),
         ])
     );
@@ -812,6 +819,7 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
         sa.metadata.namespace.unwrap(),
         sa.metadata.name.unwrap()
     );
+    // (verb, group/resource) guarded by some policy.
     let mut resources = BTreeSet::new();
     for p in &policies {
         let spec = p.spec.as_ref().unwrap();
@@ -829,22 +837,30 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
             .and_then(|m| m.resource_rules.clone())
             .unwrap_or_default();
         for rule in rules {
-            assert_eq!(rule.operations, Some(vec!["UPDATE".to_string()]));
-            for group in rule.api_groups.iter().flatten() {
-                for r in rule.resources.iter().flatten() {
-                    resources.insert(format!("{group}/{r}"));
+            for operation in rule.operations.iter().flatten() {
+                let verb = match operation.as_str() {
+                    "UPDATE" => "patch",
+                    "CREATE" => "create",
+                    "DELETE" => "delete",
+                    other => panic!("{:?} guards {other}", p.metadata.name),
+                };
+                for group in rule.api_groups.iter().flatten() {
+                    for r in rule.resources.iter().flatten() {
+                        resources.insert(format!("{verb} {group}/{r}"));
+                    }
                 }
             }
         }
     }
-    // Every resource the manager role may patch is guarded (status excepted: a subresource).
-    let patched: BTreeSet<String> = grants(&manager_role().rules.unwrap_or_default())
+    // Every resource the manager role may patch, create or delete is guarded (status, evictions
+    // and Events excepted: subresources the API server itself bounds, and Events).
+    let written: BTreeSet<String> = grants(&manager_role().rules.unwrap_or_default())
         .into_iter()
-        .filter(|(_, r, v)| v == "patch" && !r.contains('/'))
+        .filter(|(_, r, v)| matches!(v.as_str(), "patch" | "create" | "delete") && !r.contains('/'))
         .filter(|(g, _, _)| g != "events.k8s.io")
-        .map(|(g, r, _)| format!("{g}/{r}"))
+        .map(|(g, r, v)| format!("{v} {g}/{r}"))
         .collect();
-    assert_eq!(resources, patched);
+    assert_eq!(resources, written);
 
     let default: Value = serde_yaml::from_str(
         &std::fs::read_to_string(root().join("config/default/kustomization.yaml")).unwrap(),

@@ -29,7 +29,7 @@ const VALIDATION: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A NodePool launching into `zones`, its nodes labelled `team: e2e`.
-fn nodepool(name: &str, zones: &[&str], consolidate_after: &str) -> String {
+pub(super) fn nodepool(name: &str, zones: &[&str], consolidate_after: &str) -> String {
     json!({
         "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": name},
@@ -49,12 +49,12 @@ fn nodepool(name: &str, zones: &[&str], consolidate_after: &str) -> String {
 
 /// Every NodePool deleted (they are cluster-wide: an earlier scenario's would launch nodes too),
 /// then `yaml` applied.
-async fn only_nodepool(ctx: &Ctx, yaml: &str) {
+pub(super) async fn only_nodepool(ctx: &Ctx, yaml: &str) {
     delete_nodepools(ctx).await;
     ctx.apply(yaml).await;
 }
 
-async fn delete_nodepools(ctx: &Ctx) {
+pub(super) async fn delete_nodepools(ctx: &Ctx) {
     let pools: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &nodepool_resource());
     pools
         .delete_collection(&DeleteParams::default(), &Default::default())

@@ -11,6 +11,7 @@ mod monitoring;
 mod operator;
 mod scale;
 mod scale_in;
+mod zones;
 
 // The petclinic workloads and what the operator scenarios share live in the testbed crate, shared
 // with the demo.
@@ -85,6 +86,34 @@ pub fn all() -> Vec<Scenario> {
             timeout: Duration::from_secs(120),
             ..scenario("autoscaler_consolidates_empty_nodes", |c| {
                 Box::pin(autoscaler::autoscaler_consolidates_empty_nodes(c))
+            })
+        },
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(300),
+            ..scenario("recovered_empty_zone_via_capacity_buffer", |c| {
+                Box::pin(zones::recovered_empty_zone_via_capacity_buffer(c))
+            })
+        },
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(300),
+            ..scenario("recovered_empty_zone_via_placeholder_pods", |c| {
+                Box::pin(zones::recovered_empty_zone_via_placeholder_pods(c))
+            })
+        },
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(240),
+            ..scenario("a_zone_the_autoscaler_never_fills", |c| {
+                Box::pin(zones::a_zone_the_autoscaler_never_fills(c))
+            })
+        },
+        Scenario {
+            needs_autoscaling: true,
+            timeout: Duration::from_secs(180),
+            ..scenario("provisioning_off_reports_and_creates_nothing", |c| {
+                Box::pin(zones::provisioning_off_reports_and_creates_nothing(c))
             })
         },
         Scenario {
