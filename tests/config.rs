@@ -339,7 +339,11 @@ fn the_manager_role_grants_exactly_what_the_operator_needs() {
     allow("events.k8s.io", &["events"], &["create", "patch"]);
     // Room asked of the autoscaler before a move, and the zones NodePools allow.
     allow("", &["pods", "podtemplates"], &["create", "delete"]);
-    allow("autoscaling.x-k8s.io", &["capacitybuffers"], &["create", "delete"]);
+    allow(
+        "autoscaling.x-k8s.io",
+        &["capacitybuffers"],
+        &["create", "delete"],
+    );
     allow("karpenter.sh", &["nodepools"], &read);
     allow(
         "apiextensions.k8s.io",

@@ -116,7 +116,38 @@ fn petclinic() -> ClusterState {
         policies: vec![],
         // A cluster that does not serve MutatingAdmissionPolicies (before 1.36).
         admission: Some(skewguard::core::injection::AdmissionSupport::default()),
+        nodepools: None,
     }
+}
+
+#[test]
+fn a_zone_a_nodepool_may_fill_but_that_has_no_node_is_shown_with_0_pods() {
+    // web is 1/1 over 2a and 2c; Karpenter may launch nodes in 2b too, which has none.
+    let mut state = petclinic();
+    state.pods[0].spec.node_name = Some("ip-10-0-1-10".into());
+    state.nodepools = Some(vec![json!({
+        "metadata": {"name": "default"},
+        "spec": {"template": {"spec": {"requirements": [
+            {"key": ZONE, "operator": "In",
+             "values": ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]}]}}}
+    })]);
+    let report = build_report(&state, ZONE, None);
+    let web = report.workloads.iter().find(|w| w.name == "web").unwrap();
+    assert_eq!(web.missing_domains, ["ap-northeast-2b"]);
+    assert_eq!(
+        web.domains,
+        [
+            ("ap-northeast-2a", 1),
+            ("ap-northeast-2b", 0),
+            ("ap-northeast-2c", 1)
+        ]
+        .map(|(d, n)| (d.to_string(), n))
+        .into()
+    );
+    assert_eq!(web.skew, 1, "1/0/1 over the expected zones");
+    // Without NodePools, only the zones with nodes count, as before.
+    let plain = build_report(&petclinic(), ZONE, None);
+    assert!(plain.workloads.iter().all(|w| w.missing_domains.is_empty()));
 }
 
 fn petclinic_report() -> Report {

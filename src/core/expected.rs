@@ -167,16 +167,24 @@ pub fn expected_domains(
         && !keys.iter().any(|k| k.topology_key == ZONE_KEY)
         && let Some((pools, with_nodes)) = nodepools
     {
-        let (zones, pool_warnings) = nodepool_zones(pools, with_nodes);
-        warnings = pool_warnings;
-        if let Some(zones) = zones.filter(|z| !z.is_empty()) {
-            keys.push(ExpectedDomainsStatus {
-                topology_key: ZONE_KEY.to_string(),
-                domains: zones.into_iter().collect(),
-                source: DomainSource::NodePools,
-            });
-        }
+        let from_pools = from_nodepools(pools, with_nodes);
+        keys.extend(from_pools.keys);
+        warnings = from_pools.warnings;
     }
+    Expected { keys, warnings }
+}
+
+/// The zone key's expected domains as the NodePools say (none when they say nothing more than
+/// the nodes do).
+pub fn from_nodepools(pools: &[ReadPool], with_nodes: &BTreeSet<String>) -> Expected {
+    let (zones, warnings) = nodepool_zones(pools, with_nodes);
+    let keys = (zones.filter(|z| !z.is_empty()).into_iter())
+        .map(|zones| ExpectedDomainsStatus {
+            topology_key: ZONE_KEY.to_string(),
+            domains: zones.into_iter().collect(),
+            source: DomainSource::NodePools,
+        })
+        .collect();
     Expected { keys, warnings }
 }
 

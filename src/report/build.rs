@@ -4,7 +4,7 @@
 //! that key, or else by a `maxSkew: 1` constraint over its own pod selector, which is what a
 //! policy would measure before injecting anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
@@ -19,16 +19,18 @@ use crate::api::{
 };
 use crate::core::constraints::measured_from_template;
 use crate::core::decision::Memory;
+use crate::core::expected::{Expected, ReadPool, from_nodepools, pool_zones};
 use crate::core::injection::AdmissionSupport;
 use crate::core::ownership::governing_policy;
 use crate::core::pipeline::{
-    self, PolicyPhase, Selected, Settings, Subject, WorkloadMemory, Write,
+    self, NodePools, PolicyPhase, Selected, Settings, Subject, WorkloadMemory, Write,
 };
 use crate::core::policy_status::{MAX_REPORTED_DOMAINS, key_name};
 use crate::core::rollout_slots::RolloutPermit;
 use crate::core::snapshot::{LeanPod, node_from, pod_from};
+use crate::core::topology::eligibility::admits_domain;
 use crate::core::topology::{
-    self, Cluster, ConstraintMeasure, SpreadConstraint, pods_by_domain, worst_domain_loss,
+    self, Cluster, ConstraintMeasure, SpreadConstraint, ZONE_KEY, pods_by_domain, worst_domain_loss,
 };
 use crate::core::workload::{WorkloadError, WorkloadObject};
 
@@ -47,6 +49,8 @@ pub struct ClusterState {
     pub policies: Vec<HAPolicy>,
     /// What the cluster offers for admission mode (`None`: could not be read).
     pub admission: Option<AdmissionSupport>,
+    /// Karpenter's NodePools, as JSON (`None`: not served, or not readable).
+    pub nodepools: Option<Vec<serde_json::Value>>,
 }
 
 /// The whole report.
@@ -75,8 +79,12 @@ pub struct WorkloadRow {
     /// Desired replicas (`spec.replicas`).
     pub replicas: i32,
     pub ready: i32,
-    /// The workload's running pods per domain, empty domains included.
+    /// The workload's running pods per domain, empty domains included (and, on the zone key,
+    /// the zones NodePools may launch nodes in that have none the pods may use: 0).
     pub domains: BTreeMap<String, i32>,
+    /// Expected zones (from NodePools) with no node the workload's pods may use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_domains: Vec<String>,
     pub skew: i32,
     pub max_skew: i32,
     /// Whether skew is measured by the template's own constraint or the default one.
@@ -267,14 +275,22 @@ pub fn build_report(
         state.nodes.iter().map(node_from).collect(),
         state.pods.iter().map(pod_from).collect(),
     );
-    let mut warnings = Vec::new();
+    let with_nodes: BTreeSet<String> = (cluster.key_index(ZONE_KEY).domains.iter())
+        .cloned()
+        .collect();
+    let pools: Option<Vec<ReadPool>> =
+        (state.nodepools.as_ref()).map(|pools| pools.iter().map(pool_zones).collect());
+    let expected = (pools.as_deref())
+        .map(|pools| from_nodepools(pools, &with_nodes))
+        .unwrap_or_default();
+    let mut warnings = expected.warnings.clone();
     let mut workloads = workload_objects(state, &mut warnings);
     workloads
         .sort_by(|a, b| (a.namespace(), a.kind, a.name()).cmp(&(b.namespace(), b.kind, b.name())));
     let rows = workloads
         .iter()
         .filter_map(|w| {
-            row(&cluster, w, topology_key)
+            row(&cluster, w, topology_key, &expected)
                 .map(|mut r| {
                     r.injection = reported_injection(&state.policies, w);
                     r
@@ -283,7 +299,12 @@ pub fn build_report(
                 .ok()
         })
         .collect();
-    let policy = policy.map(|p| evaluate_policy(&cluster, state, &workloads, p, &mut warnings));
+    let nodepools = pools.as_deref().map(|pools| NodePools {
+        pools,
+        zones_with_nodes: &with_nodes,
+    });
+    let policy =
+        policy.map(|p| evaluate_policy(&cluster, state, nodepools, &workloads, p, &mut warnings));
     Report {
         topology_key: topology_key.to_string(),
         kinds_not_served: (WorkloadKind::ALL.into_iter())
@@ -327,7 +348,12 @@ fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<Wor
         .collect()
 }
 
-fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, WorkloadError> {
+fn row(
+    cluster: &Cluster,
+    w: &WorkloadObject,
+    key: &str,
+    expected: &Expected,
+) -> Result<WorkloadRow, WorkloadError> {
     let template_constraints = w
         .template
         .spec
@@ -343,8 +369,19 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
             ),
         };
     let core = w.to_core(vec![constraint])?;
-    let measurement = topology::measure(cluster, &core);
+    let mut measurement = topology::measure(cluster, &core);
+    if let (Some(m), Some(zones)) = (measurement.constraints.first_mut(), expected.of(key)) {
+        let placement = &core.template.placement;
+        m.expect(
+            (zones.iter())
+                .filter(|d| admits_domain(placement, key, d))
+                .map(String::as_str),
+        );
+    }
     let measured = measurement.constraints.first();
+    let missing_domains: Vec<String> = (measured.and_then(|m| m.expected.as_ref()))
+        .map(|e| e.missing.clone())
+        .unwrap_or_default();
     // Every eligible domain (empty ones too), then the workload's own pods wherever they run.
     let mut domains: BTreeMap<String, i32> = measured
         .map(|m| m.domains.iter().map(|(d, _)| (d.to_string(), 0)).collect())
@@ -358,6 +395,7 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
         fraction: l.fraction,
     });
     domains.extend(own);
+    domains.extend(missing_domains.iter().map(|d| (d.clone(), 0)));
     let mut spread_constraint_keys: Vec<String> = template_constraints
         .iter()
         .map(|c| c.topology_key.clone())
@@ -371,7 +409,8 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
         replicas: w.replicas.desired,
         ready: w.replicas.ready,
         domains,
-        skew: measured.map_or(0, |m| m.skew),
+        missing_domains,
+        skew: measured.map_or(0, |m| m.effective_skew()),
         max_skew: measured.map_or(1, |m| m.max_skew),
         measured_by,
         spread_constraint_keys,
@@ -383,6 +422,7 @@ fn row(cluster: &Cluster, w: &WorkloadObject, key: &str) -> Result<WorkloadRow, 
 fn evaluate_policy(
     cluster: &Cluster,
     state: &ClusterState,
+    nodepools: Option<NodePools<'_>>,
     workloads: &[WorkloadObject],
     policy: &PolicyInput,
     warnings: &mut Vec<String>,
@@ -397,7 +437,7 @@ fn evaluate_policy(
         budgets: state.budgets.iter().collect(),
         admission: state.admission.as_ref(),
         pods_current: true,
-        nodepools: None,
+        nodepools,
         capacity_via: CapacityVia::PlaceholderPods,
     });
     warnings.extend(

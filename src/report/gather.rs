@@ -6,6 +6,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use crate::api::HAPolicy;
 use crate::core::snapshot::LeanPod;
 use crate::core::workload::{KindDescriptor, kinds};
+use crate::shell::controller::stores::nodepool_resource;
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -47,6 +48,16 @@ pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, Repo
     let admission = crate::shell::controller::admission::probe(client)
         .await
         .ok();
+    // Optional: where NodePools are served (and may be read), their zones are the expected ones.
+    let nodepools = Api::<DynamicObject>::all_with(client.clone(), &nodepool_resource())
+        .list(&ListParams::default())
+        .await
+        .ok()
+        .map(|l| {
+            (l.items.iter())
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .collect()
+        });
     Ok(ClusterState {
         nodes,
         pods,
@@ -55,6 +66,7 @@ pub async fn gather(client: &Client, scope: &Scope) -> Result<ClusterState, Repo
         budgets,
         policies,
         admission,
+        nodepools,
     })
 }
 

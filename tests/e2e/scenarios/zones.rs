@@ -64,7 +64,11 @@ async fn outage_leaves_2c_empty(ctx: &Ctx, ask: Ask) {
         Ask::Buffer => ctx.install_testdata_crd(TestdataCrd::CapacityBuffer).await,
         _ => ctx.remove_testdata_crd(TestdataCrd::CapacityBuffer).await,
     }
-    only_nodepool(ctx, &nodepool("e2e-zones", &[ZONE_A, ZONE_B, ZONE_C], "10s")).await;
+    only_nodepool(
+        ctx,
+        &nodepool("e2e-zones", &[ZONE_A, ZONE_B, ZONE_C], "10s"),
+    )
+    .await;
     ctx.apply(&priority_class()).await;
     let mut web: Value = serde_yaml::from_str(&deployment("web", 6, &WEB)).unwrap();
     web["spec"]["template"]["spec"]["topologySpreadConstraints"] = json!([{
@@ -81,7 +85,11 @@ async fn outage_leaves_2c_empty(ctx: &Ctx, ask: Ask) {
     ctx.kubelet.ensure_nodes(&[(ZONE_A, 1), (ZONE_B, 1)]).await;
     let pods: Api<Pod> = ctx.api();
     for p in ctx.pods("app=web").await {
-        if p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| n.contains("2c")) {
+        if p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| n.contains("2c"))
+        {
             let _ = pods
                 .delete(
                     p.metadata.name.as_deref().unwrap_or_default(),
@@ -117,15 +125,35 @@ async fn room_objects(ctx: &Ctx) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     let pods: Api<Pod> = ctx.api();
     let templates: Api<PodTemplate> = ctx.api();
-    for p in pods.list(&labelled).await.map(|l| l.items).unwrap_or_default() {
+    for p in pods
+        .list(&labelled)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
         found.push(format!("Pod {}", p.metadata.name.unwrap_or_default()));
     }
-    for t in templates.list(&labelled).await.map(|l| l.items).unwrap_or_default() {
-        found.push(format!("PodTemplate {}", t.metadata.name.unwrap_or_default()));
+    for t in templates
+        .list(&labelled)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        found.push(format!(
+            "PodTemplate {}",
+            t.metadata.name.unwrap_or_default()
+        ));
     }
-    if let Ok(list) = ctx.dynamic(&capacitybuffer_resource()).list(&labelled).await {
+    if let Ok(list) = ctx
+        .dynamic(&capacitybuffer_resource())
+        .list(&labelled)
+        .await
+    {
         for b in list.items {
-            found.push(format!("CapacityBuffer {}", b.metadata.name.unwrap_or_default()));
+            found.push(format!(
+                "CapacityBuffer {}",
+                b.metadata.name.unwrap_or_default()
+            ));
         }
     }
     found
@@ -164,8 +192,16 @@ async fn recovered_empty_zone(ctx: Ctx, ask: Ask) {
     let op = start_operator(&ctx, &["--max-evictions-per-second", "10"]);
     ctx.apply(&policy(true, 600)).await;
     let reported = wait_reported_missing(&ctx).await;
-    assert_eq!(reported["skew"], json!(0), "as the scheduler counts it: 3/3");
-    assert_eq!(reported["expectedSkew"], json!(3), "over 2a, 2b and 2c: 3/3/0");
+    assert_eq!(
+        reported["skew"],
+        json!(0),
+        "as the scheduler counts it: 3/3"
+    );
+    assert_eq!(
+        reported["expectedSkew"],
+        json!(3),
+        "over 2a, 2b and 2c: 3/3/0"
+    );
     assert_eq!(reported["domains"][ZONE_C], json!(0));
 
     // Balanced over all three zones.
@@ -176,14 +212,20 @@ async fn recovered_empty_zone(ctx: Ctx, ask: Ask) {
     )
     .await;
     let balanced = returned.elapsed();
-    wait_for("the policy reports web balanced", Duration::from_secs(60), || async {
-        let s = policy_status(&ctx, "zones").await;
-        (s["unbalancedCount"] == json!(0) && s["workloadCount"] == json!(1)).then_some(())
-    })
+    wait_for(
+        "the policy reports web balanced",
+        Duration::from_secs(60),
+        || async {
+            let s = policy_status(&ctx, "zones").await;
+            (s["unbalancedCount"] == json!(0) && s["workloadCount"] == json!(1)).then_some(())
+        },
+    )
     .await;
-    wait_for("no request left behind", Duration::from_secs(60), || async {
-        room_objects(&ctx).await.is_empty().then_some(())
-    })
+    wait_for(
+        "no request left behind",
+        Duration::from_secs(60),
+        || async { room_objects(&ctx).await.is_empty().then_some(()) },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let evictions = churn.deleted(&WEB).len();
@@ -244,7 +286,11 @@ pub async fn a_zone_the_autoscaler_never_fills(ctx: Ctx) {
         room_objects(&ctx).await.is_empty().then_some(())
     })
     .await;
-    assert!(churn.deleted(&WEB).is_empty(), "no eviction: {:?}", churn.deleted(&WEB));
+    assert!(
+        churn.deleted(&WEB).is_empty(),
+        "no eviction: {:?}",
+        churn.deleted(&WEB)
+    );
     assert_eq!(autoscaler.nodes_created(), 0);
     drop(op);
     delete_nodepools(&ctx).await;
@@ -267,7 +313,11 @@ pub async fn provisioning_off_reports_and_creates_nothing(ctx: Ctx) {
     assert_eq!(w["balanced"], json!(false), "3/3/0 is unbalanced");
     let s = policy_status(&ctx, "zones").await;
     assert_eq!(s["expectedDomains"][0]["source"], "NodePools");
-    assert_eq!(s["conditions"][1]["status"], "False", "Balanced: {}", s["conditions"]);
+    assert_eq!(
+        s["conditions"][1]["status"], "False",
+        "Balanced: {}",
+        s["conditions"]
+    );
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(room_objects(&ctx).await.is_empty(), "nothing created");
     assert!(churn.deleted(&WEB).is_empty(), "nothing evicted");
