@@ -381,6 +381,8 @@ async fn install_operator_identity(ctx: &Ctx) {
         "config/rbac/cluster_role_binding.yaml",
         "config/admission/pod_deletion_cost_only.yaml",
         "config/admission/workload_owned_fields_only.yaml",
+        "config/admission/room_requests_only.yaml",
+        "config/manager/priority_class.yaml",
     ] {
         ctx.apply(&repo_file(ctx, file)).await;
     }
@@ -390,6 +392,7 @@ async fn remove_admission_policies(ctx: &Ctx) {
     for file in [
         "config/admission/pod_deletion_cost_only.yaml",
         "config/admission/workload_owned_fields_only.yaml",
+        "config/admission/room_requests_only.yaml",
     ] {
         let text = repo_file(ctx, file);
         let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
@@ -603,5 +606,64 @@ pub async fn admission_policy_limits_skewguard(ctx: Ctx) {
             .unwrap_or_default()
             .contains_key("kubectl.kubernetes.io/restartedAt")
     );
+
+    // Room asked of the autoscaler: skewguard may create and delete only its placeholder pods.
+    let stray: Value = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": ctx.ns},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}});
+    let stray: Pod = serde_json::from_value(stray).unwrap();
+    wait_for(
+        "the room policy to deny a pod of another shape",
+        WAIT,
+        || {
+            let (pods, stray) = (pods.clone(), stray.clone());
+            async move {
+                let r = pods.create(&PostParams::default(), &stray).await;
+                if r.is_ok() {
+                    let _ = pods.delete("stray", &Default::default()).await;
+                }
+                denied_by_policy(&r).then_some(())
+            }
+        },
+    )
+    .await;
+    let owner: skewguard::api::HAPolicy = serde_json::from_value(json!({
+        "apiVersion": "skewguard.dev/v1alpha1", "kind": "HAPolicy",
+        "metadata": {"name": "guard", "namespace": ctx.ns, "uid": "00000000-0000-0000-0000-000000000001"},
+        "spec": {"selector": {}, "spread": [{"topologyKey": ZONE_KEY}]}
+    }))
+    .unwrap();
+    let shape_placement = skewguard::core::topology::Placement::default();
+    let shape = skewguard::core::capacity::Shape {
+        key: ZONE_KEY,
+        domain: ZONES[0],
+        placement: &shape_placement,
+        requests: skewguard::core::topology::Resources::new(100, 128 << 20, 1),
+    };
+    let placeholder = skewguard::core::capacity::request_objects(
+        &owner,
+        "room-probe",
+        skewguard::api::CapacityVia::PlaceholderPods,
+        1,
+        &shape,
+    )
+    .remove(0);
+    let placeholder: Pod = serde_json::from_value(placeholder).unwrap();
+    pods.create(&PostParams::default(), &placeholder)
+        .await
+        .expect("skewguard may create a placeholder pod");
+    pods.delete("room-probe-0", &Default::default())
+        .await
+        .expect("skewguard may delete its placeholder pod");
+    // A workload's pod (the restart replaced the first one).
+    let live = wait_for("a pod of guarded", WAIT, || async {
+        live_pods(&ctx, "guarded")
+            .await
+            .first()
+            .map(|p| p.name_any())
+    })
+    .await;
+    let r = pods.delete(&live, &Default::default()).await;
+    assert!(denied_by_policy(&r), "deleting a workload's pod: {r:?}");
     remove_admission_policies(&ctx).await;
 }
