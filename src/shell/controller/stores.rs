@@ -602,6 +602,24 @@ async fn forward<K, S>(
     }
 }
 
+/// Returns once the CRD named `crd` exists (watched by name, retried with backoff).
+async fn crd_installed(client: &Client, crd: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
+    let mut stream = std::pin::pin!(
+        watcher::watcher(crds, wc)
+            .backoff(watch_backoff())
+            .applied_objects()
+    );
+    while let Some(seen) = stream.next().await {
+        match seen {
+            Ok(seen) if seen.name_any() == crd => return,
+            Ok(_) => {}
+            Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
+        }
+    }
+}
+
 /// Watches for a kind's CRD; once it exists, starts the kind's reflector.
 async fn watch_crd(
     client: Client,
@@ -612,23 +630,9 @@ async fn watch_crd(
     tx: mpsc::UnboundedSender<Trigger>,
     health: WatchHealth,
 ) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
-    let mut stream = std::pin::pin!(
-        watcher::watcher(crds, wc)
-            .backoff(watch_backoff())
-            .applied_objects()
-    );
-    while let Some(found) = stream.next().await {
-        match found {
-            Ok(found) if found.name_any() == crd && slot.get().is_none() => {
-                info!(crd, "CRD found: governing {}s too", kind.name());
-                start_kind(&client, namespace.as_deref(), kind, &slot, &tx, &health);
-            }
-            Ok(_) => {}
-            Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
-        }
-    }
+    crd_installed(&client, crd).await;
+    info!(crd, "CRD found: governing {}s too", kind.name());
+    start_kind(&client, namespace.as_deref(), kind, &slot, &tx, &health);
 }
 
 /// Watches for an optional API's CRD; once it exists, marks it served and (with a resource)
@@ -642,34 +646,20 @@ fn watch_optional_api(
     let api = OptionalApi::default();
     let (client, found, tx) = (client.clone(), api.clone(), tx.clone());
     tokio::spawn(async move {
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let wc = watcher::Config::default().fields(&format!("metadata.name={crd}"));
-        let mut stream = std::pin::pin!(
-            watcher::watcher(crds, wc)
+        crd_installed(&client, crd).await;
+        info!(crd, "CRD found");
+        found.served.store(true, Ordering::Release);
+        if let Some(resource) = &resource {
+            let writer = Writer::new(resource.clone());
+            let store = writer.as_reader();
+            let objects = Api::<DynamicObject>::all_with(client.clone(), resource);
+            let stream = watcher::watcher(objects, watcher::Config::default())
                 .backoff(watch_backoff())
-                .applied_objects()
-        );
-        while let Some(seen) = stream.next().await {
-            match seen {
-                Ok(seen) if seen.name_any() == crd && !found.served() => {
-                    info!(crd, "CRD found");
-                    found.served.store(true, Ordering::Release);
-                    if let Some(resource) = &resource {
-                        let writer = Writer::new(resource.clone());
-                        let store = writer.as_reader();
-                        let objects = Api::<DynamicObject>::all_with(client.clone(), resource);
-                        let stream = watcher::watcher(objects, watcher::Config::default())
-                            .backoff(watch_backoff())
-                            .modify(drop_managed_fields);
-                        tokio::spawn(forward(stream, writer, None, tx.clone(), None, None));
-                        let _ = found.objects.set(store);
-                    }
-                    let _ = tx.send(Trigger::All);
-                }
-                Ok(_) => {}
-                Err(e) => warn!(crd, error = %e, "watching the CRD failed; retrying"),
-            }
+                .modify(drop_managed_fields);
+            tokio::spawn(forward(stream, writer, None, tx.clone(), None, None));
+            let _ = found.objects.set(store);
         }
+        let _ = tx.send(Trigger::All);
     });
     api
 }
