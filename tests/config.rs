@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::core::cel::Validator;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -516,7 +517,7 @@ fn the_manager_is_locked_down_spread_and_probed() {
 
     let sa: ServiceAccount = objects()
         .into_iter()
-        .find(|(_, v)| kind_of(v) == "ServiceAccount")
+        .find(|(_, v)| kind_of(v) == "ServiceAccount" && name_of(v) == "skewguard")
         .map(|(o, v)| round_trips(&o, &v))
         .unwrap();
     assert_eq!(sa.automount_service_account_token, Some(false));
@@ -548,24 +549,32 @@ fn kubectl() -> Option<PathBuf> {
     })
 }
 
+/// `kubectl kustomize DIR` (DIR relative to the repository, or absolute), its objects.
+fn kustomize(kubectl: &Path, dir: &Path) -> Vec<Value> {
+    let output = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(root().join(dir))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    documents(
+        &String::from_utf8(output.stdout).unwrap(),
+        &format!("kubectl kustomize {}", dir.display()),
+    )
+}
+
 #[test]
 fn kustomize_builds_the_default_install() {
     let Some(kubectl) = kubectl() else {
         println!("note: kubectl not found; skipping `kubectl kustomize config/default`");
         return;
     };
-    let output = Command::new(&kubectl)
-        .arg("kustomize")
-        .arg(root().join("config/default"))
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl kustomize config/default failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    let rendered = documents(&text, "kubectl kustomize config/default");
+    let rendered = kustomize(&kubectl, Path::new("config/default"));
     let mut known = 0;
     for v in &rendered {
         known += usize::from(check_object("kubectl kustomize config/default", v));
@@ -580,7 +589,6 @@ fn kustomize_builds_the_default_install() {
     }
     assert!(known >= 10, "only {known} known objects rendered");
     for kind in [
-        "CustomResourceDefinition",
         "Deployment",
         "ClusterRole",
         "Namespace",
@@ -589,6 +597,200 @@ fn kustomize_builds_the_default_install() {
     ] {
         assert!(rendered.iter().any(|v| kind_of(v) == kind), "no {kind}");
     }
+}
+
+/// The install as a platform team renders it: the CRD apart (config/crd alone, config/default and
+/// every overlay on it without it, so removing the operator keeps every HAPolicy); the manager
+/// sized to hold 50,000 cached pods (the README's measured table) and scheduled as
+/// `system-cluster-critical`; the ServiceMonitor and PrometheusRule labelled for
+/// kube-prometheus-stack's default selectors, from one setting, with a token Secret instead of the
+/// deprecated `bearerTokenFile`; and the image set by `make deploy` on the one line it rewrites.
+#[test]
+fn the_rendered_install_keeps_crds_apart_and_is_sized_and_labelled() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping the rendered install's checks");
+        return;
+    };
+    let crd = kustomize(&kubectl, Path::new("config/crd"));
+    assert_eq!(
+        crd.iter().map(kind_of).collect::<Vec<_>>(),
+        ["CustomResourceDefinition"]
+    );
+    assert_eq!(name_of(&crd[0]), "hapolicies.skewguard.dev");
+    for overlay in ["config/default", "config/certmanager", "config/prometheus"] {
+        let rendered = kustomize(&kubectl, Path::new(overlay));
+        assert!(
+            !rendered
+                .iter()
+                .any(|v| kind_of(v) == "CustomResourceDefinition"),
+            "{overlay} holds a CRD: deleting it would delete every HAPolicy"
+        );
+    }
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let recipe = |target: &str| -> String {
+        let start = makefile
+            .find(&format!("\n{target}:"))
+            .unwrap_or_else(|| panic!("no make target {target}"));
+        makefile[start + 1..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with('\t'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(recipe("undeploy").contains("delete -k config/default"));
+    assert!(!recipe("undeploy").contains("config/crd"));
+    assert!(recipe("install").contains("apply -k config/crd"));
+    assert!(recipe("uninstall").contains("delete -k config/crd"));
+
+    let default = kustomize(&kubectl, Path::new("config/default"));
+    let (origin, v) = (
+        "kubectl kustomize config/default",
+        default
+            .iter()
+            .find(|v| kind_of(v) == "Deployment")
+            .expect("the manager"),
+    );
+    let d: Deployment = round_trips(origin, v);
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
+    let resources = pod.containers[0].resources.clone().unwrap();
+    let mib = |q: &Quantity| -> f64 {
+        let text = &q.0;
+        let (number, factor) = [("Gi", 1024.0), ("Mi", 1.0), ("Ki", 1.0 / 1024.0)]
+            .iter()
+            .find_map(|(suffix, f)| text.strip_suffix(suffix).map(|n| (n, *f)))
+            .unwrap_or_else(|| panic!("memory {text} in Ki, Mi or Gi"));
+        number.parse::<f64>().unwrap() * factor
+    };
+    let limit = mib(&resources.limits.unwrap()["memory"]);
+    let request = mib(&resources.requests.as_ref().unwrap()["memory"]);
+    let resident_50k = readme_resident_mib(50_000);
+    assert!(
+        limit >= resident_50k * 1.5,
+        "the memory limit {limit} MiB leaves too little room over the {resident_50k} MiB measured at 50,000 pods"
+    );
+    assert!(request <= limit && request >= readme_resident_mib(10_000));
+    assert!(resources.requests.unwrap().contains_key("cpu"));
+    let images: Vec<&str> = serde_yaml::to_string(v)
+        .unwrap()
+        .lines()
+        .filter(|l| l.trim_start().starts_with("image:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|l| {
+            if l.ends_with("skewguard:latest") {
+                "default"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(
+        images,
+        ["default"],
+        "make deploy rewrites `image: skewguard:latest`"
+    );
+
+    // Monitoring: the release label from one setting, on both objects kube-prometheus-stack selects.
+    let dir = copy_dir(&root().join("config/prometheus"));
+    let k = dir.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    assert!(text.contains("prometheusRelease=kube-prometheus-stack\n"));
+    std::fs::write(
+        &k,
+        text.replace(
+            "prometheusRelease=kube-prometheus-stack",
+            "prometheusRelease=monitoring",
+        ),
+    )
+    .unwrap();
+    let rendered = kustomize(&kubectl, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        let v = rendered
+            .iter()
+            .find(|v| kind_of(v) == kind)
+            .unwrap_or_else(|| panic!("no {kind}"));
+        assert_eq!(v["metadata"]["labels"]["release"], "monitoring", "{kind}");
+        assert_eq!(
+            v["metadata"]["labels"]["app.kubernetes.io/name"],
+            "skewguard"
+        );
+    }
+    let monitor = rendered
+        .iter()
+        .find(|v| kind_of(v) == "ServiceMonitor")
+        .unwrap();
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert!(endpoint["bearerTokenFile"].is_null());
+    assert_eq!(endpoint["authorization"]["type"], "Bearer");
+    let secret_name = endpoint["authorization"]["credentials"]["name"]
+        .as_str()
+        .unwrap();
+    let secret = rendered
+        .iter()
+        .find(|v| kind_of(v) == "Secret" && name_of(v) == secret_name)
+        .expect("the token Secret the ServiceMonitor names");
+    assert_eq!(secret["type"], "kubernetes.io/service-account-token");
+    assert_eq!(
+        secret["metadata"]["namespace"],
+        monitor["metadata"]["namespace"]
+    );
+    let account = secret["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+        .as_str()
+        .unwrap();
+    let binding: ClusterRoleBinding = round_trips(
+        "kubectl kustomize config/prometheus",
+        rendered
+            .iter()
+            .find(|v| kind_of(v) == "ClusterRoleBinding")
+            .unwrap(),
+    );
+    assert_eq!(binding.role_ref.name, "skewguard-metrics-reader");
+    let subjects = binding.subjects.unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].name, account);
+    assert_eq!(subjects[0].namespace.as_deref(), Some("skewguard-system"));
+    // The Service the ServiceMonitor selects carries its selector's labels.
+    let service = default.iter().find(|v| kind_of(v) == "Service").unwrap();
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][key], value, "{key}");
+    }
+}
+
+/// The resident memory the README's sizing table gives for `pods` cached pods, in MiB.
+fn readme_resident_mib(pods: u64) -> f64 {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let wanted = format!("| {} |", group_thousands(pods));
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with(&wanted))
+        .unwrap_or_else(|| panic!("no README sizing row {wanted}"));
+    row.split('|')
+        .nth(2)
+        .and_then(|cell| cell.trim().strip_suffix(" MiB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("README sizing row {row}: resident `N MiB` in the second column"))
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Copies the files of `from` (no subdirectories) into a fresh temporary directory.
@@ -629,25 +831,18 @@ fn kustomize_sets_every_runbook_url_from_one_base() {
         .expect("a runbookBaseURL literal");
     let rest = after.split_once('\n').map_or("", |(_, r)| r);
     std::fs::write(&k, format!("{before}runbookBaseURL={base}\n{rest}")).unwrap();
-    let output = Command::new(&kubectl)
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .expect("kubectl runs");
+    let rendered = kustomize(&kubectl, &dir);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        output.status.success(),
-        "kubectl kustomize config/prometheus failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rendered = documents(
-        &String::from_utf8(output.stdout).unwrap(),
-        "kubectl kustomize config/prometheus",
-    );
     let kinds: Vec<&str> = rendered.iter().map(kind_of).collect();
     assert_eq!(
         kinds,
-        ["ClusterRoleBinding", "PrometheusRule", "ServiceMonitor"],
+        [
+            "ServiceAccount",
+            "ClusterRoleBinding",
+            "Secret",
+            "PrometheusRule",
+            "ServiceMonitor"
+        ],
         "the settings ConfigMap stays local"
     );
     let rule = rendered
@@ -689,20 +884,7 @@ fn kustomize_builds_the_cert_manager_install() {
         println!("note: kubectl not found; skipping `kubectl kustomize config/certmanager`");
         return;
     };
-    let output = Command::new(&kubectl)
-        .arg("kustomize")
-        .arg(root().join("config/certmanager"))
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl kustomize config/certmanager failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rendered = documents(
-        &String::from_utf8(output.stdout).unwrap(),
-        "kubectl kustomize config/certmanager",
-    );
+    let rendered = kustomize(&kubectl, Path::new("config/certmanager"));
     for v in &rendered {
         check_object("kubectl kustomize config/certmanager", v);
     }
@@ -815,7 +997,7 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
     // Only requests of the operator's own ServiceAccount, as config/rbac names it.
     let sa: ServiceAccount = objects()
         .into_iter()
-        .find(|(_, v)| kind_of(v) == "ServiceAccount")
+        .find(|(_, v)| kind_of(v) == "ServiceAccount" && name_of(v) == "skewguard")
         .map(|(o, v)| round_trips(&o, &v))
         .unwrap();
     let username = format!(

@@ -1,4 +1,5 @@
-//! The committed CRD must be exactly what the types generate, or users install a stale contract.
+//! The committed CRD (and the API reference made from it) must be exactly what the types
+//! generate, or users install, or read, a stale contract.
 //! It is committed twice: `crds/` for `kubectl apply -f crds/`, `config/crd/` for kustomize (which
 //! loads files only below its own root).
 
@@ -26,4 +27,16 @@ fn crds_holds_nothing_but_crds() {
             "crds/ must hold only CRDs"
         );
     }
+}
+
+/// docs/api.md is the reference `skewguard api-docs` generates from the same CRD: a field added,
+/// renamed or re-documented in src/api shows up there, or this fails.
+#[test]
+fn the_api_reference_matches_the_crd() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == skewguard::api::docs::markdown(),
+        "docs/api.md is out of date with src/api: run `make api-docs` and commit the result"
+    );
 }

@@ -108,6 +108,9 @@ async fn metrics_endpoint_tells_the_petclinic_story() {
         r#"skewguard_workload_balanced{namespace="petclinic",policy="petclinic",kind="Rollout",workload="was"} 1"#.into(),
         r#"skewguard_workload_domain_pods{namespace="petclinic",kind="Deployment",workload="web",topology_key="topology.kubernetes.io/zone",domain="ap-northeast-2a"} 0"#.into(),
         r#"skewguard_workload_domain_pods{namespace="petclinic",kind="Deployment",workload="web",topology_key="topology.kubernetes.io/zone",domain="ap-northeast-2c"} 2"#.into(),
+        r#"skewguard_workload_domain_loss_ratio{namespace="petclinic",kind="StatefulSet",workload="redis-master",topology_key="topology.kubernetes.io/zone"} 1.0"#.into(),
+        r#"skewguard_workload_domain_loss_ratio{namespace="petclinic",kind="Rollout",workload="was",topology_key="topology.kubernetes.io/zone"} 0.5"#.into(),
+        // The old name, kept one release (CHANGELOG): the same series.
         r#"skewguard_workload_zone_loss_fraction{namespace="petclinic",kind="StatefulSet",workload="redis-master",topology_key="topology.kubernetes.io/zone"} 1.0"#.into(),
         r#"skewguard_workload_zone_loss_fraction{namespace="petclinic",kind="Rollout",workload="was",topology_key="topology.kubernetes.io/zone"} 0.5"#.into(),
         r#"skewguard_workload_replicas{namespace="petclinic",kind="StatefulSet",workload="redis-master"} 1"#.into(),

@@ -35,31 +35,37 @@ fn exported_names() -> HashSet<String> {
         .collect()
 }
 
-/// Metric names an expression selects, from its AST (a selector's name or its `__name__` matcher).
-fn metric_names(expr: &Expr) -> BTreeSet<String> {
-    struct Names(BTreeSet<String>);
-    impl ExprVisitor for Names {
+/// Calls `f` with every vector selector of an expression (a range selector's too).
+fn for_each_selector(expr: &Expr, f: impl FnMut(&promql_parser::parser::VectorSelector)) {
+    struct Visit<F>(F);
+    impl<F: FnMut(&promql_parser::parser::VectorSelector)> ExprVisitor for Visit<F> {
         type Error = ();
         fn pre_visit(&mut self, e: &Expr) -> Result<bool, ()> {
-            let vs = match e {
-                Expr::VectorSelector(vs) => vs,
-                Expr::MatrixSelector(ms) => &ms.vs,
-                _ => return Ok(true),
-            };
-            self.0.extend(vs.name.clone());
-            self.0.extend(
-                vs.matchers
-                    .matchers
-                    .iter()
-                    .filter(|m| m.name == "__name__")
-                    .map(|m| m.value.clone()),
-            );
+            match e {
+                Expr::VectorSelector(vs) => (self.0)(vs),
+                Expr::MatrixSelector(ms) => (self.0)(&ms.vs),
+                _ => {}
+            }
             Ok(true)
         }
     }
-    let mut names = Names(BTreeSet::new());
-    walk_expr(&mut names, expr).unwrap();
-    names.0
+    walk_expr(&mut Visit(f), expr).unwrap();
+}
+
+/// Metric names an expression selects, from its AST (a selector's name or its `__name__` matcher).
+fn metric_names(expr: &Expr) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for_each_selector(expr, |vs| {
+        names.extend(vs.name.clone());
+        names.extend(
+            vs.matchers
+                .matchers
+                .iter()
+                .filter(|m| m.name == "__name__")
+                .map(|m| m.value.clone()),
+        );
+    });
+    names
 }
 
 /// Grafana's interval variables are not PromQL; give them a duration before parsing. Other template
@@ -141,17 +147,18 @@ fn dashboard_variables_query_exported_metrics() {
     assert_eq!(var("datasource")["query"], "prometheus");
 
     // `label_values(SELECTOR, label)`: the selector is PromQL.
-    let selectors: Vec<(String, &str)> = ["namespace", "kind", "workload"]
-        .iter()
-        .map(|name| {
-            let q = var(name)["query"]["query"].as_str().unwrap();
-            let inner = q
-                .strip_prefix("label_values(")
-                .and_then(|q| q.strip_suffix(&format!(", {name})")))
-                .unwrap_or_else(|| panic!("variable {name}: unexpected query {q}"));
-            (format!("variable {name}"), inner)
-        })
-        .collect();
+    let selectors: Vec<(String, &str)> =
+        ["cluster", "namespace", "kind", "workload", "topology_key"]
+            .iter()
+            .map(|name| {
+                let q = var(name)["query"]["query"].as_str().unwrap();
+                let inner = q
+                    .strip_prefix("label_values(")
+                    .and_then(|q| q.strip_suffix(&format!(", {name})")))
+                    .unwrap_or_else(|| panic!("variable {name}: unexpected query {q}"));
+                (format!("variable {name}"), inner)
+            })
+            .collect();
     check_exprs("dashboard", selectors);
 
     // Every panel and query reads from the chosen data source.
@@ -175,7 +182,7 @@ fn dashboard_has_the_panels_users_asked_for() {
             .find(|p| p["title"].as_str().unwrap().starts_with(title))
             .unwrap_or_else(|| panic!("no panel {title}"))
     };
-    let per_zone = find("Pods per zone");
+    let per_zone = find("Pods per $topology_key domain");
     assert_eq!(per_zone["repeat"], "workload");
     assert_eq!(
         per_zone["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"],
@@ -208,7 +215,7 @@ fn dashboard_has_the_panels_users_asked_for() {
     );
 }
 
-/// What Grafana shows must name what it is: each pods-per-zone series its workload, the error rate
+/// What Grafana shows must name what it is: each pods-per-domain series its workload, the error rate
 /// in errors (not requests) per second, the leader per pod (with honorLabels, `pod` is the target's);
 /// and `kind` filters every workload query, chosen between namespace and workload.
 #[test]
@@ -220,20 +227,23 @@ fn dashboard_names_workloads_kinds_pods_and_units() {
             .find(|p| p["title"].as_str().unwrap().starts_with(title))
             .unwrap_or_else(|| panic!("no panel {title}"))
     };
-    let legend = find("Pods per zone")["targets"][0]["legendFormat"]
+    let legend = find("Pods per $topology_key domain")["targets"][0]["legendFormat"]
         .as_str()
         .unwrap();
     for part in ["{{kind}}", "{{namespace}}", "{{workload}}", "{{domain}}"] {
         assert!(
             legend.contains(part),
-            "pods per zone legend {legend:?} lacks {part}"
+            "pods per domain legend {legend:?} lacks {part}"
         );
     }
     let errors = find("Reconcile errors");
     let unit = errors["fieldConfig"]["defaults"]["unit"].as_str().unwrap();
     assert_eq!(unit, "suffix: errors/s");
     let leader = &find("Leader over time")["targets"][0];
-    assert_eq!(leader["expr"], "max by (pod) (skewguard_leader)");
+    assert_eq!(
+        leader["expr"],
+        r#"max by (cluster, pod) (skewguard_leader{cluster=~"$cluster"})"#
+    );
     assert_eq!(leader["legendFormat"], "{{pod}}");
 
     let names: Vec<&str> = d["templating"]["list"]
@@ -242,7 +252,17 @@ fn dashboard_names_workloads_kinds_pods_and_units() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["datasource", "namespace", "kind", "workload"]);
+    assert_eq!(
+        names,
+        [
+            "datasource",
+            "cluster",
+            "namespace",
+            "kind",
+            "workload",
+            "topology_key"
+        ]
+    );
     let mut exprs = Vec::new();
     json_exprs(&d["panels"], "", &mut exprs);
     for (title, expr) in exprs {
@@ -376,11 +396,12 @@ fn runbook_base_url() -> String {
         base.starts_with("https://") && !base.contains('#'),
         "runbookBaseURL {base:?}: an absolute URL without an anchor"
     );
-    let replacement = &k["replacements"][0];
-    assert_eq!(
-        replacement["source"]["fieldPath"], "data.runbookBaseURL",
-        "{replacement:?}"
-    );
+    let replacement = k["replacements"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"]["fieldPath"] == "data.runbookBaseURL")
+        .expect("a replacement from runbookBaseURL");
     let target = &replacement["targets"][0];
     assert_eq!(target["select"]["kind"], "PrometheusRule");
     assert_eq!(
@@ -403,11 +424,14 @@ fn service_monitor_scrapes_the_operator_service() {
     let endpoint = &sm["spec"]["endpoints"][0];
     assert_eq!(endpoint["port"], "metrics");
     assert_eq!(endpoint["path"], "/metrics");
-    // Authenticated scraping: HTTPS, Prometheus' own token, the operator's self-signed certificate.
+    // Authenticated scraping: HTTPS, the scraper account's token from its Secret (`authorization`,
+    // not the deprecated bearerTokenFile), the operator's self-signed certificate.
     assert_eq!(endpoint["scheme"], "https");
+    assert!(endpoint["bearerTokenFile"].is_null());
+    assert_eq!(endpoint["authorization"]["type"], "Bearer");
     assert_eq!(
-        endpoint["bearerTokenFile"],
-        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        endpoint["authorization"]["credentials"]["name"],
+        "skewguard-metrics-scraper-token"
     );
     assert_eq!(endpoint["tlsConfig"]["insecureSkipVerify"], true);
     // The workload's `namespace` label must survive the target's (see the_exported_labels_...).
@@ -424,6 +448,7 @@ fn service_monitor_scrapes_the_operator_service() {
         resources,
         [
             "servicemonitor.yaml",
+            "metrics_scraper.yaml",
             "metrics_reader_binding.yaml",
             "prometheusrule.yaml"
         ]
@@ -432,6 +457,7 @@ fn service_monitor_scrapes_the_operator_service() {
     assert_eq!(binding["kind"], "ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["name"], "skewguard-metrics-reader");
     assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    assert_eq!(binding["subjects"][0]["name"], "skewguard-metrics-scraper");
 }
 
 /// Labels every series of the operator carries (from the exposition of every family).
@@ -482,4 +508,180 @@ fn dashboard_ships_as_a_labelled_config_map() {
     assert_eq!(generator["files"][0], "skewguard-dashboard.json");
     assert_eq!(generator["options"]["labels"]["grafana_dashboard"], "1");
     assert_eq!(generator["options"]["disableNameSuffixHash"], true);
+}
+
+/// Where one aggregation or vector match loses `cluster`: `Some(why)`. Every `by (...)` and
+/// `on (...)` keeps it (two clusters' series are never merged, and with no `cluster` label the
+/// grouping is the same as without it); an aggregation without a grouping is allowed only as a
+/// `sum` or `count` total over per-cluster rows (the stat panels' totals).
+fn cluster_lost(expr: &Expr) -> Option<String> {
+    struct Lost(Option<String>);
+    impl ExprVisitor for Lost {
+        type Error = ();
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, ()> {
+            let keeps = |m: &promql_parser::parser::LabelModifier| match m {
+                promql_parser::parser::LabelModifier::Include(l) => {
+                    l.labels.iter().any(|l| l == "cluster")
+                }
+                promql_parser::parser::LabelModifier::Exclude(l) => {
+                    !l.labels.iter().any(|l| l == "cluster")
+                }
+            };
+            match e {
+                Expr::Aggregate(a) => match &a.modifier {
+                    Some(m) if !keeps(m) => {
+                        self.0 = Some(format!("{e}: its grouping drops cluster"))
+                    }
+                    Some(_) => {}
+                    None => {
+                        let op = a.op.to_string();
+                        let over_rows = matches!(&*a.expr, Expr::Aggregate(_))
+                            || matches!(&*a.expr, Expr::Binary(b) if matches!(&*b.lhs, Expr::Aggregate(_)));
+                        if !(matches!(op.as_str(), "sum" | "count") && over_rows) {
+                            self.0 = Some(format!("{e}: aggregates without keeping cluster"));
+                        }
+                    }
+                },
+                Expr::Binary(b) => {
+                    if let Some(m) = b.modifier.as_ref().and_then(|m| m.matching.as_ref())
+                        && !keeps(m)
+                    {
+                        self.0 = Some(format!("{e}: matches without cluster"));
+                    }
+                }
+                _ => {}
+            }
+            Ok(self.0.is_none())
+        }
+    }
+    let mut lost = Lost(None);
+    walk_expr(&mut lost, expr).unwrap();
+    lost.0
+}
+
+/// Whether every selector of `expr` filters by `cluster=~"$cluster"`.
+fn every_selector_filters_cluster(expr: &Expr) -> bool {
+    let mut all = true;
+    for_each_selector(expr, |vs| {
+        all &= vs
+            .matchers
+            .matchers
+            .iter()
+            .any(|m| m.name == "cluster" && m.value == "$cluster");
+    });
+    all
+}
+
+/// Many clusters, one Prometheus (or Thanos, Mimir): every dashboard query filters by the
+/// `cluster` variable and keeps `cluster` in every aggregation, and so does every alert; the
+/// checker itself refuses the forms that would merge clusters.
+#[test]
+fn every_query_and_alert_keeps_the_cluster() {
+    let d = dashboard();
+    let mut exprs = Vec::new();
+    json_exprs(&d["panels"], "", &mut exprs);
+    assert!(exprs.len() >= 14);
+    for (title, expr) in &exprs {
+        let ast = parser::parse(&without_grafana_intervals(expr)).unwrap();
+        assert_eq!(cluster_lost(&ast), None, "panel {title}");
+        assert!(
+            every_selector_filters_cluster(&ast),
+            "panel {title}: a selector without cluster=~\"$cluster\": {expr}"
+        );
+    }
+    for rule in rules() {
+        let expr = rule["expr"].as_str().unwrap();
+        let ast = parser::parse(expr).unwrap();
+        assert_eq!(cluster_lost(&ast), None, "alert {:?}", rule["alert"]);
+    }
+    for bad in [
+        "max(skewguard_leader) == 0",
+        "max by (namespace) (skewguard_workload_replicas)",
+        "a and on (namespace) b",
+        "max without (cluster) (skewguard_leader)",
+    ] {
+        assert!(
+            cluster_lost(&parser::parse(bad).unwrap()).is_some(),
+            "{bad}"
+        );
+    }
+    assert!(
+        cluster_lost(&parser::parse("count(max by (cluster, workload) (x) == 0)").unwrap())
+            .is_none()
+    );
+}
+
+/// Every graph and stat says what its numbers are (no `none` unit) and where they turn bad
+/// (thresholds); tables show labels.
+#[test]
+fn every_panel_has_a_unit_and_thresholds() {
+    let d = dashboard();
+    for p in panels(&d) {
+        if matches!(p["type"].as_str(), Some("table" | "row")) {
+            continue;
+        }
+        let defaults = &p["fieldConfig"]["defaults"];
+        let unit = defaults["unit"].as_str().unwrap_or_default();
+        assert!(
+            !unit.is_empty() && unit != "none",
+            "panel {}: unit {unit:?}",
+            p["title"]
+        );
+        let steps = defaults["thresholds"]["steps"].as_array();
+        assert!(
+            steps.is_some_and(|s| !s.is_empty() && s[0]["value"].is_null()),
+            "panel {}: no thresholds",
+            p["title"]
+        );
+    }
+}
+
+/// The family renamed to Prometheus' conventions is still emitted under its old name for one
+/// release (CHANGELOG), with the same series; the dashboard and the alerts use only the new name,
+/// and the README documents both.
+#[test]
+fn the_renamed_loss_ratio_keeps_its_old_name_one_release() {
+    let text = petclinic_metrics::every_family().encode();
+    let series = |name: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .filter(|rest| rest.starts_with('{'))
+            .map(String::from)
+            .collect()
+    };
+    let new = series("skewguard_workload_domain_loss_ratio");
+    assert!(!new.is_empty());
+    assert_eq!(new, series("skewguard_workload_zone_loss_fraction"));
+    assert!(text.contains("# HELP skewguard_workload_zone_loss_fraction Deprecated"));
+    for file in [
+        "config/grafana/skewguard-dashboard.json",
+        "config/prometheus/prometheusrule.yaml",
+        "tests/promtool/skewguard_alerts_test.yaml",
+    ] {
+        assert!(!read(file).contains("zone_loss_fraction"), "{file}");
+    }
+    let changelog = read("CHANGELOG.md");
+    assert!(
+        changelog.contains("skewguard_workload_zone_loss_fraction")
+            && changelog.contains("skewguard_workload_domain_loss_ratio")
+    );
+}
+
+/// Every metric family the operator exports is in the README's metrics table.
+#[test]
+fn the_readme_documents_every_exported_family() {
+    let readme = read("README.md");
+    let families: BTreeSet<String> = petclinic_metrics::every_family()
+        .encode()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert!(families.len() >= 15, "{families:?}");
+    for family in families {
+        let documented = [family.clone(), format!("{family}_total")]
+            .iter()
+            .any(|name| readme.contains(&format!("`{name}`")));
+        assert!(documented, "README does not document {family}");
+    }
 }

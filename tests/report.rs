@@ -526,3 +526,52 @@ fn in_admission_mode_the_report_shows_what_each_new_pod_gets_and_each_workloads_
     let redis_row = text.lines().find(|l| l.contains("redis-master")).unwrap();
     assert!(redis_row.ends_with(" -"), "{redis_row}");
 }
+
+/// `--fail-on`'s findings, from the report alone: every single point of failure, every workload
+/// over its maxSkew, named by cluster when there are several; nothing when not asked.
+#[test]
+fn fail_on_names_what_it_finds_per_cluster() {
+    use skewguard::report::{ClusterReport, findings};
+    use skewguard::shell::cli::FailOn;
+    let one = [ClusterReport {
+        cluster: "prod-eu".into(),
+        report: petclinic_report(),
+    }];
+    assert_eq!(
+        findings(&one, &[FailOn::Spof, FailOn::Unbalanced]),
+        [
+            "3 single point(s) of failure: Deployment petclinic/web, StatefulSet petclinic/redis-master, Rollout petclinic/was",
+            "2 workload(s) over their maxSkew: Deployment petclinic/web, Rollout petclinic/was",
+        ]
+    );
+    assert!(findings(&one, &[]).is_empty());
+    let two = [
+        one[0].clone(),
+        ClusterReport {
+            cluster: "prod-us".into(),
+            report: petclinic_report(),
+        },
+    ];
+    let found = findings(&two, &[FailOn::Unbalanced]);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("4 workload(s) over their maxSkew: prod-eu: Deployment petclinic/web"),
+        "{found:?}"
+    );
+    // Several clusters print as one table, CLUSTER first; JSON as {"clusters": [...]}.
+    let table = skewguard::report::render::render_clusters(&two, OutputFormat::Table).unwrap();
+    assert!(table.starts_with("CLUSTER  NAMESPACE  KIND"), "{table}");
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("prod-us  petclinic"))
+            .count(),
+        3
+    );
+    let json: Value = serde_json::from_str(
+        &skewguard::report::render::render_clusters(&two, OutputFormat::Json).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["clusters"][1]["cluster"], "prod-us");
+    assert_eq!(json["clusters"][1]["topologyKey"], ZONE);
+}

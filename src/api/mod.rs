@@ -24,12 +24,14 @@
 pub const FIELD_MANAGER: &str = "skewguard";
 
 pub mod conditions;
+pub mod docs;
 pub mod injection;
 pub mod policy;
 pub mod rebalance;
 pub mod scale_in;
 pub mod spread;
 pub mod status;
+pub mod validation;
 pub mod zones;
 
 pub use injection::{

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use super::ReportError;
 use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
+use super::{ClusterReport, ReportError};
 use crate::api::{InjectionMode, RebalanceStrategy, WorkloadKind};
 use crate::core::policy_status::key_name;
 use crate::shell::cli::OutputFormat;
@@ -12,53 +12,70 @@ use crate::shell::cli::OutputFormat;
 pub fn render(report: &Report, format: OutputFormat) -> Result<String, ReportError> {
     match format {
         OutputFormat::Table => Ok(table(report)),
-        OutputFormat::Json => serde_json::to_string_pretty(report)
-            .map(|s| s + "\n")
-            .map_err(|e| ReportError::Serialize(e.to_string())),
-        OutputFormat::Yaml => {
-            serde_yaml::to_string(report).map_err(|e| ReportError::Serialize(e.to_string()))
+        OutputFormat::Wide => Ok(tables(&[(None, report)], true)),
+        OutputFormat::Json | OutputFormat::Yaml => serialized(report, format),
+    }
+}
+
+/// Several clusters' reports in one: a table with a CLUSTER column (each cluster's single points
+/// of failure, policy evaluation and warnings after it, named by cluster), or for tools
+/// `{"clusters": [{"cluster": NAME, ...report}]}`.
+pub fn render_clusters(
+    reports: &[ClusterReport],
+    format: OutputFormat,
+) -> Result<String, ReportError> {
+    let named: Vec<(Option<&str>, &Report)> = reports
+        .iter()
+        .map(|r| (Some(r.cluster.as_str()), &r.report))
+        .collect();
+    match format {
+        OutputFormat::Table => Ok(tables(&named, false)),
+        OutputFormat::Wide => Ok(tables(&named, true)),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            serialized(&serde_json::json!({ "clusters": reports }), format)
         }
     }
 }
 
+fn serialized<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<String, ReportError> {
+    let text = if format == OutputFormat::Yaml {
+        serde_yaml::to_string(value).map_err(|e| e.to_string())
+    } else {
+        serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string())
+    };
+    text.map_err(ReportError::Serialize)
+}
+
 /// The human table, then single points of failure, the policy's evaluation and warnings.
 pub fn table(report: &Report) -> String {
+    tables(&[(None, report)], false)
+}
+
+/// One table for the reports (a CLUSTER column first when they are named), then what follows it.
+fn tables(reports: &[(Option<&str>, &Report)], wide: bool) -> String {
     let mut out = String::new();
-    if report.workloads.is_empty() {
+    let rows: Vec<(Option<&str>, &WorkloadRow)> = reports
+        .iter()
+        .flat_map(|(cluster, r)| r.workloads.iter().map(move |w| (*cluster, w)))
+        .collect();
+    let topology_key = reports.first().map_or("", |(_, r)| r.topology_key.as_str());
+    if rows.is_empty() {
         let mut kinds: Vec<String> = (WorkloadKind::ALL.iter())
             .map(|k| format!("{}s", k.name()))
             .collect();
         let last = kinds.pop().unwrap_or_default();
         let _ = writeln!(out, "No {} or {last} found.", kinds.join(", "));
     } else {
-        // The injection column only when a policy adds constraints to some workload.
-        let with_mode = report.workloads.iter().any(|w| w.injection.is_some());
-        let mut header = vec![
-            "NAMESPACE".to_string(),
-            "KIND".to_string(),
-            "NAME".to_string(),
-            "REPLICAS".to_string(),
-            format!("PODS PER {}", key_name(&report.topology_key).to_uppercase()),
-            "SKEW".to_string(),
-            "SPREAD CONSTRAINTS".to_string(),
-            "WORST DOMAIN LOSS".to_string(),
-        ];
-        let mut rows: Vec<Vec<String>> = report.workloads.iter().map(row_cells).collect();
-        if with_mode {
-            header.push("INJECTION".to_string());
-            for (cells, w) in rows.iter_mut().zip(&report.workloads) {
-                cells.push(w.injection.map_or("-", |m| m.as_str()).to_string());
-            }
-        }
-        out.push_str(&columns(&header, &rows));
-        let spofs: Vec<&WorkloadRow> = report
-            .workloads
+        out.push_str(&workload_table(&rows, topology_key, wide));
+        let spofs: Vec<&(Option<&str>, &WorkloadRow)> = rows
             .iter()
-            .filter(|w| w.is_single_point_of_failure())
+            .filter(|(_, w)| w.is_single_point_of_failure())
             .collect();
         if !spofs.is_empty() {
             out.push_str("\nSingle points of failure:\n");
-            for w in spofs {
+            for (cluster, w) in spofs {
                 if let Some(loss) = &w.worst_domain_loss {
                     let where_ = if loss.total == 1 {
                         format!("its only running replica is in {}", loss.domain)
@@ -67,7 +84,8 @@ pub fn table(report: &Report) -> String {
                     };
                     let _ = writeln!(
                         out,
-                        "  {}/{} ({}): {where_} — losing {} loses 100%",
+                        "  {}{}/{} ({}): {where_} — losing {} loses 100%",
+                        cluster.map(|c| format!("{c}: ")).unwrap_or_default(),
                         w.namespace,
                         w.name,
                         w.kind_name(),
@@ -77,19 +95,75 @@ pub fn table(report: &Report) -> String {
             }
         }
     }
-    for kind in &report.kinds_not_served {
-        if let Some(crd) = kind.descriptor().crd {
-            let _ = writeln!(out, "\n(CRD {crd} not installed: no {kind}s listed.)");
+    for (cluster, report) in reports {
+        let prefix = cluster.map(|c| format!("{c}: ")).unwrap_or_default();
+        for kind in &report.kinds_not_served {
+            if let Some(crd) = kind.descriptor().crd {
+                let _ = writeln!(
+                    out,
+                    "\n({prefix}CRD {crd} not installed: no {kind}s listed.)"
+                );
+            }
+        }
+        if let Some(policy) = &report.policy {
+            out.push('\n');
+            if let Some(cluster) = cluster {
+                let _ = writeln!(out, "== {cluster}");
+            }
+            out.push_str(&policy_text(policy));
+        }
+        for w in &report.warnings {
+            let _ = writeln!(out, "warning: {prefix}{w}");
         }
     }
-    if let Some(policy) = &report.policy {
-        out.push('\n');
-        out.push_str(&policy_text(policy));
-    }
-    for w in &report.warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
     out
+}
+
+/// The workloads' table: CLUSTER first when rows are named; INJECTION when a policy adds
+/// constraints to some workload (always when wide); MAXSKEW and MEASURED BY when wide.
+fn workload_table(rows: &[(Option<&str>, &WorkloadRow)], topology_key: &str, wide: bool) -> String {
+    let with_cluster = rows.iter().any(|(c, _)| c.is_some());
+    let with_mode = wide || rows.iter().any(|(_, w)| w.injection.is_some());
+    let mut header: Vec<String> = Vec::new();
+    if with_cluster {
+        header.push("CLUSTER".into());
+    }
+    header.extend([
+        "NAMESPACE".to_string(),
+        "KIND".to_string(),
+        "NAME".to_string(),
+        "REPLICAS".to_string(),
+        format!("PODS PER {}", key_name(topology_key).to_uppercase()),
+        "SKEW".to_string(),
+    ]);
+    if wide {
+        header.extend(["MAXSKEW".to_string(), "MEASURED BY".to_string()]);
+    }
+    header.extend([
+        "SPREAD CONSTRAINTS".to_string(),
+        "WORST DOMAIN LOSS".to_string(),
+    ]);
+    if with_mode {
+        header.push("INJECTION".to_string());
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(cluster, w)| {
+            let mut cells: Vec<String> = cluster.iter().map(|c| c.to_string()).collect();
+            let [namespace, kind, name, replicas, domains, skew, spread, loss] = row_cells(w);
+            cells.extend([namespace, kind, name, replicas, domains, skew]);
+            if wide {
+                cells.push(w.max_skew.to_string());
+                cells.push(format!("{:?}", w.measured_by));
+            }
+            cells.extend([spread, loss]);
+            if with_mode {
+                cells.push(w.injection.map_or("-", |m| m.as_str()).to_string());
+            }
+            cells
+        })
+        .collect();
+    columns(&header, &cells)
 }
 
 impl WorkloadRow {
@@ -98,7 +172,7 @@ impl WorkloadRow {
     }
 }
 
-fn row_cells(w: &WorkloadRow) -> Vec<String> {
+fn row_cells(w: &WorkloadRow) -> [String; 8] {
     let domains = if w.domains.is_empty() {
         "-".to_string()
     } else {
@@ -137,7 +211,7 @@ fn row_cells(w: &WorkloadRow) -> Vec<String> {
             )
         }
     };
-    vec![
+    [
         w.namespace.clone(),
         w.kind_name(),
         w.name.clone(),

@@ -18,11 +18,52 @@ pub struct Cli {
 pub enum Command {
     /// Print the HAPolicy CustomResourceDefinition as YAML (for `kubectl apply -f -`).
     Crd,
+    /// Print the HAPolicy API reference as Markdown, generated from the CRD (docs/api.md).
+    ApiDocs,
     /// Show where every Deployment, StatefulSet and Rollout runs, its skew and what losing the
-    /// worst domain would cost (read-only, one shot, against the current kubeconfig).
+    /// worst domain would cost (read-only, against the current kubeconfig or the clusters named).
     Report(ReportArgs),
     /// Run the controller: keep every workload selected by an HAPolicy spread.
     Run(RunArgs),
+    /// Print a shell completion script: `source <(skewguard completion bash)`.
+    Completion(CompletionArgs),
+}
+
+/// Arguments of `completion`.
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `completion` writes scripts for.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl CompletionShell {
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+/// The completion script of `command` (named `bin_name`, as the shell calls it) for `shell`.
+pub fn completion_script(
+    shell: CompletionShell,
+    mut command: clap::Command,
+    bin_name: &str,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell.generator(), &mut command, bin_name, &mut out);
+    out
 }
 
 /// Flags of `skewguard run`.
@@ -87,7 +128,7 @@ pub enum LogFormat {
 }
 
 /// Options of `skewguard report` (also `kubectl skewguard report`).
-#[derive(Args, Debug, Clone, PartialEq, Eq)]
+#[derive(Args, Debug, Clone, PartialEq)]
 pub struct ReportArgs {
     /// The namespace to report on (default: the kubeconfig context's namespace).
     #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
@@ -95,15 +136,46 @@ pub struct ReportArgs {
     /// Report on every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    /// The kubeconfig file to read (default: $KUBECONFIG, else ~/.kube/config, else the
+    /// in-cluster config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to read (default: its current context). Repeat it to read several
+    /// clusters at once: one table with a CLUSTER column.
+    #[arg(long = "context", value_name = "NAME", conflicts_with = "all_contexts")]
+    pub contexts: Vec<String>,
+    /// Read every context of the kubeconfig, concurrently: one table with a CLUSTER column.
+    #[arg(long)]
+    pub all_contexts: bool,
     /// The node label whose values are the domains.
     #[arg(long, default_value = crate::core::topology::ZONE_KEY)]
     pub topology_key: String,
-    /// Output format.
+    /// Output format: a table, a wider table (maxSkew, how skew is measured, injection mode),
+    /// JSON or YAML.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// An HAPolicy YAML file: also print what the operator would do under it (nothing is written).
+    /// An HAPolicy YAML file: checked against the CRD's schema and CEL rules first (as the API
+    /// server would), then also print what the operator would do under it (nothing is written).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Exit with status 3 when the report finds any of these (comma-separated or repeated):
+    /// `spof` (a workload with every running replica in one domain), `unbalanced` (a workload
+    /// whose skew is over its maxSkew). For CI gates; the report is printed all the same.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "CHECK",
+        conflicts_with = "watch"
+    )]
+    pub fail_on: Vec<FailOn>,
+    /// Keep watching: read the clusters again every --interval and redraw when something changed
+    /// (on a terminal in place, like `watch`; piped, each new report after a separator line).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// How often --watch reads the clusters again, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
+    pub interval: u64,
 }
 
 /// How `report` prints.
@@ -111,8 +183,19 @@ pub struct ReportArgs {
 pub enum OutputFormat {
     #[default]
     Table,
+    /// The table with more columns.
+    Wide,
     Json,
     Yaml,
+}
+
+/// What `report --fail-on` turns into exit status 3.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailOn {
+    /// A workload with every running replica in one domain.
+    Spof,
+    /// A workload whose skew is over its maxSkew.
+    Unbalanced,
 }
 
 /// A rate must be a positive, finite number: zero or a negative rate would mean "unlimited".

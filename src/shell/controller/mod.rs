@@ -35,7 +35,7 @@ pub enum RunError {
     #[error("no usable Kubernetes configuration (in-cluster or KUBECONFIG): {0}")]
     Config(#[source] kube::Error),
     #[error(
-        "the HAPolicy CRD (hapolicies.skewguard.dev) is not installed: install it with `skewguard crd | kubectl apply -f -` or `kubectl apply -k config/default`"
+        "the HAPolicy CRD (hapolicies.skewguard.dev) is not installed: install it with `kubectl apply -k config/crd` (or `skewguard crd | kubectl apply -f -`)"
     )]
     CrdMissing,
     #[error("cannot reach the API server: {0}")]

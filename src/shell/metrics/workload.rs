@@ -186,23 +186,37 @@ const GAUGES: &[Gauge] = &[
         samples: |w| w.pods_missing_constraints.map_or_else(Vec::new, one),
     },
     Gauge {
-        name: "workload_zone_loss_fraction",
-        help: "Share of the workload's replicas lost if its worst single domain fails (1 = single point of failure)",
+        name: "workload_domain_loss_ratio",
+        help: "Share of the workload's replicas lost if its worst single domain of topology_key fails (1 = single point of failure)",
         by_policy: false,
-        samples: |w| {
-            w.zone_loss
-                .iter()
-                .map(|(key, fraction)| {
-                    let extra = Extra {
-                        topology_key: Some(key.clone()),
-                        ..Extra::default()
-                    };
-                    (extra, Value::Ratio(*fraction))
-                })
-                .collect()
-        },
+        samples: domain_loss,
+    },
+    Gauge {
+        name: DEPRECATED_ZONE_LOSS,
+        help: "Deprecated, emitted for one release (CHANGELOG): the same series as skewguard_workload_domain_loss_ratio",
+        by_policy: false,
+        samples: domain_loss,
     },
 ];
+
+/// The family `workload_domain_loss_ratio` replaced (CHANGELOG); emitted alike for one release so
+/// dashboards and alerts on the old name keep working while they move.
+const DEPRECATED_ZONE_LOSS: &str = "workload_zone_loss_fraction";
+
+/// The worst single-domain loss on the key it is measured on (the zone key when the workload
+/// spreads over zones, else its first constraint's key), as a ratio.
+fn domain_loss(w: &WorkloadMetrics) -> Vec<(Extra, Value)> {
+    w.zone_loss
+        .iter()
+        .map(|(key, ratio)| {
+            let extra = Extra {
+                topology_key: Some(key.clone()),
+                ..Extra::default()
+            };
+            (extra, Value::Ratio(*ratio))
+        })
+        .collect()
+}
 
 /// One constraint per topology key: a workload may carry two on one key (DoNotSchedule and
 /// ScheduleAnyway); the one furthest over its maxSkew speaks for the key, the first one on a tie.

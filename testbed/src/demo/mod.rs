@@ -505,14 +505,14 @@ async fn spofs(ctx: &Ctx) -> Vec<String> {
     names
 }
 
-/// The series a person would look at first: pods per zone, skew, balanced, zone-loss fraction
+/// The series a person would look at first: pods per zone, skew, balanced, domain-loss ratio
 /// and evictions, of this namespace's workloads, with the labels that tell them apart.
 fn key_series(samples: &[Sample], ns: &str) -> String {
     let wanted = [
         ("skewguard_workload_domain_pods", Some(ZONE_LABEL)),
         ("skewguard_workload_skew", Some(ZONE_LABEL)),
         ("skewguard_workload_balanced", None),
-        ("skewguard_workload_zone_loss_fraction", None),
+        ("skewguard_workload_domain_loss_ratio", None),
         ("skewguard_rebalance_actions_total", None),
     ];
     let mut lines = Vec::new();

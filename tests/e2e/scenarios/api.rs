@@ -188,10 +188,10 @@ pub async fn invalid_policies_are_rejected(ctx: Ctx) {
     ];
     let mut problems = Vec::new();
     for (name, spec, wanted) in cases {
-        match api
-            .create(&PostParams::default(), &policy(name, spec))
-            .await
-        {
+        let object = policy(name, spec);
+        // `report --policy`'s offline check refuses it too, with what the API server says.
+        let offline = skewguard::api::validation::validate(&serde_json::to_value(&object).unwrap());
+        match api.create(&PostParams::default(), &object).await {
             Ok(_) => problems.push(format!("{name}: accepted, should be rejected ({wanted})")),
             Err(kube::Error::Api(status)) => {
                 if status.code != 422 || !status.message.contains(wanted) {
@@ -199,6 +199,21 @@ pub async fn invalid_policies_are_rejected(ctx: Ctx) {
                         "{name}: rejected with {} {:?}, wanted 422 containing {wanted:?}",
                         status.code, status.message
                     ));
+                }
+                match offline {
+                    Ok(()) => problems.push(format!("{name}: the offline check accepts it")),
+                    Err(violations) => {
+                        for v in violations {
+                            if !status.message.contains(&v.path)
+                                || !status.message.contains(&v.message)
+                            {
+                                problems.push(format!(
+                                    "{name}: offline `{v}` is not what the API server says: {:?}",
+                                    status.message
+                                ));
+                            }
+                        }
+                    }
                 }
             }
             Err(e) => problems.push(format!("{name}: {e}")),
@@ -217,10 +232,15 @@ pub async fn invalid_policies_are_rejected(ctx: Ctx) {
         "rebalance": {"strategy": "RolloutRestart", "maxDisruptions": 2, "cooldownSeconds": 0},
         "paused": true,
     });
-    if let Err(e) = api
-        .create(&PostParams::default(), &policy("valid", full))
-        .await
+    let valid = policy("valid", full);
+    if let Err(violations) =
+        skewguard::api::validation::validate(&serde_json::to_value(&valid).unwrap())
     {
+        problems.push(format!(
+            "valid: the offline check refuses it: {violations:?}"
+        ));
+    }
+    if let Err(e) = api.create(&PostParams::default(), &valid).await {
         problems.push(format!("valid: rejected: {e}"));
     }
     assert!(

@@ -6,6 +6,7 @@ mod autoscaler;
 mod cluster;
 mod demo;
 mod fleet;
+mod install;
 mod memory;
 mod monitoring;
 mod operator;
@@ -54,6 +55,9 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario("invalid_policies_are_rejected", |c| {
             Box::pin(api::invalid_policies_are_rejected(c))
+        }),
+        scenario("undeploy_keeps_the_crd_and_the_policies", |c| {
+            Box::pin(install::undeploy_keeps_the_crd_and_the_policies(c))
         }),
         scenario("fake_kubelet_runs_pods", |c| {
             Box::pin(cluster::fake_kubelet_runs_pods(c))

@@ -353,8 +353,15 @@ fn alert_exprs(ctx: &Ctx) -> BTreeMap<String, String> {
 
 /// The Prometheus Operator's scrape config for the ServiceMonitor's endpoint, with the target labels
 /// it attaches (namespace, service, pod, job, endpoint, container) as static labels, its
-/// honorLabels, scheme and path, and the bearer token from `token_file`; 1 s intervals.
-fn scrape_config(ctx: &Ctx, target: &str, token_file: &Path, rules: &Path) -> String {
+/// honorLabels, scheme and path, and the token of its `authorization` Secret from `token_file`;
+/// `cluster` as a target label where a multi-cluster setup adds one; 1 s intervals.
+fn scrape_config(
+    ctx: &Ctx,
+    target: &str,
+    token_file: &Path,
+    rules: &Path,
+    cluster: Option<&str>,
+) -> String {
     let sm: serde_yaml::Value =
         serde_yaml::from_str(&repo_file(ctx, "config/prometheus/servicemonitor.yaml")).unwrap();
     let ep = &sm["spec"]["endpoints"][0];
@@ -364,10 +371,25 @@ fn scrape_config(ctx: &Ctx, target: &str, token_file: &Path, rules: &Path) -> St
     let insecure = ep["tlsConfig"]["insecureSkipVerify"]
         .as_bool()
         .unwrap_or(false);
-    assert!(
-        ep["bearerTokenFile"].is_string(),
+    assert_eq!(
+        ep["authorization"]["type"], "Bearer",
         "the ServiceMonitor sends a token"
     );
+    assert!(
+        ep["bearerTokenFile"].is_null(),
+        "bearerTokenFile is deprecated"
+    );
+    let mut labels = json!({
+        "namespace": "skewguard-system",
+        "service": "skewguard-metrics",
+        "pod": "skewguard-7c9d5-x2x4k",
+        "job": "skewguard-metrics",
+        "endpoint": "metrics",
+        "container": "manager",
+    });
+    if let Some(cluster) = cluster {
+        labels["cluster"] = json!(cluster);
+    }
     json!({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [rules.display().to_string()],
@@ -378,31 +400,55 @@ fn scrape_config(ctx: &Ctx, target: &str, token_file: &Path, rules: &Path) -> St
             "metrics_path": path,
             "authorization": {"type": "Bearer", "credentials_file": token_file.display().to_string()},
             "tls_config": {"insecure_skip_verify": insecure},
-            "static_configs": [{
-                "targets": [target],
-                "labels": {
-                    "namespace": "skewguard-system",
-                    "service": "skewguard-metrics",
-                    "pod": "skewguard-7c9d5-x2x4k",
-                    "job": "skewguard-metrics",
-                    "endpoint": "metrics",
-                    "container": "manager",
-                },
-            }],
+            "static_configs": [{"targets": [target], "labels": labels}],
         }],
     })
     .to_string()
 }
 
-/// A dashboard query with Grafana's variables substituted as the dashboard opens: namespace
-/// `petclinic`, kind and workload All (their allValue), intervals a few scrapes long.
-fn substitute(expr: &str) -> String {
+/// The Secret the ServiceMonitor's `authorization` names, as config/prometheus/metrics_scraper.yaml
+/// creates it: applied here, its token filled by kube-controller-manager's token controller.
+async fn scraper_token(ctx: &Ctx) -> String {
+    let sm: serde_yaml::Value =
+        serde_yaml::from_str(&repo_file(ctx, "config/prometheus/servicemonitor.yaml")).unwrap();
+    let credentials = &sm["spec"]["endpoints"][0]["authorization"]["credentials"];
+    let (secret, key) = (
+        credentials["name"]
+            .as_str()
+            .expect("a Secret name")
+            .to_string(),
+        credentials["key"].as_str().expect("a key").to_string(),
+    );
+    let applied = ctx
+        .apply(&repo_file(ctx, "config/prometheus/metrics_scraper.yaml"))
+        .await;
+    assert!(
+        applied
+            .iter()
+            .any(|o| o.metadata.name.as_deref() == Some(secret.as_str())),
+        "metrics_scraper.yaml creates the Secret {secret}"
+    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ctx.api();
+    wait_for("the scraper's token", WAIT, || async {
+        let s = secrets.get(&secret).await.ok()?;
+        let token = s.data?.get(&key)?.0.clone();
+        String::from_utf8(token).ok().filter(|t| !t.is_empty())
+    })
+    .await
+}
+
+/// A dashboard query with Grafana's variables substituted as the dashboard opens: the cluster
+/// chosen (All, `.*`, where the series have no `cluster` label), namespace `petclinic`, kind and
+/// workload All (their allValue), the zone key, intervals a few scrapes long.
+fn substitute(expr: &str, cluster: &str) -> String {
     expr.replace("$__rate_interval", "10s")
         .replace("$__interval", "2s")
         .replace("$__range", "1m")
+        .replace("$cluster", cluster)
         .replace("$namespace", "petclinic")
         .replace("$kind", ".*")
         .replace("$workload", ".*")
+        .replace("$topology_key", ZONE_KEY)
 }
 
 /// (panel title, refId, expr) of every dashboard query.
@@ -494,7 +540,7 @@ fn check_panel(title: &str, ref_id: &str, result: &[Value]) -> Result<(), String
         }
         ("Single points of failure", _) => want_workloads(&all),
         ("HAPolicies", _) | ("Leader", _) => single(1.0),
-        (t, _) if t.starts_with("Pods per zone") => {
+        (t, _) if t.starts_with("Pods per") => {
             want_workloads(&all)?;
             let web_2c = result.iter().find(|s| {
                 label(s, "workload") == Some("web") && label(s, "domain") == Some(ZONE_C)
@@ -606,12 +652,12 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
     pc.apply(&petclinic_policy("petclinic", json!({}), spread))
         .await;
 
-    // Prometheus' account, bound to the reader role as the install binds it.
+    // The scraper's account and token Secret as config/prometheus installs them, bound to the
+    // reader role as its binding does.
     ctx.apply(&repo_file(&ctx, "config/rbac/metrics_reader_role.yaml"))
         .await;
-    service_account(&ctx, "prometheus").await;
-    let binding = bind_metrics_reader(&ctx, "prometheus").await;
-    let token = mint_token(&ctx, "prometheus").await;
+    let token = scraper_token(&ctx).await;
+    let binding = bind_metrics_reader(&ctx, "skewguard-metrics-scraper").await;
 
     let op = start_secure_operator(&pc);
     for name in ["web", "was"] {
@@ -625,20 +671,41 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
         )
         .await;
     }
+    // One cluster whose series carry no `cluster` label, then one whose target labels add it, as
+    // a multi-cluster Prometheus (Thanos, Mimir) sees it.
+    for cluster in [None, Some("prod-eu")] {
+        prometheus_answers(&ctx, &prometheus_bin, &op, &token, cluster).await;
+    }
+    drop(op);
+    delete_binding(&ctx, &binding).await;
+    pc.kubelet.uncordon_zone(ZONE_A).await;
+}
 
+/// A real Prometheus scraping the operator with the ServiceMonitor's settings (and `cluster` as a
+/// target label when given): every dashboard query as the dashboard opens on petclinic (the cluster
+/// variable All, or that cluster), the template variables, and the skew and single-point-of-failure
+/// alerts show petclinic's workloads, labelled with the cluster when there is one.
+async fn prometheus_answers(
+    ctx: &Ctx,
+    prometheus_bin: &Path,
+    op: &OperatorProcess,
+    token: &str,
+    cluster: Option<&str>,
+) {
     let dir = crate::control_plane::TempDir::new("skewguard-e2e-prometheus");
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &token).unwrap();
+    std::fs::write(&token_file, token).unwrap();
     let rules = dir.path().join("skewguard.rules.yaml");
-    std::fs::write(&rules, plain_rules(&ctx)).unwrap();
+    std::fs::write(&rules, plain_rules(ctx)).unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
-        scrape_config(&ctx, &op.metrics_addr, &token_file, &rules),
+        scrape_config(ctx, &op.metrics_addr, &token_file, &rules, cluster),
     )
     .unwrap();
-    let prom = Prometheus::start(&prometheus_bin, dir.path(), &config);
+    let prom = Prometheus::start(prometheus_bin, dir.path(), &config);
     let p = &prom;
+    let what = cluster.map_or("no cluster label".to_string(), |c| format!("cluster {c}"));
 
     // Scraped over HTTPS with the token: the target is up.
     let mut last = String::new();
@@ -655,7 +722,7 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("the skewguard target never came up: {last}"));
+    .unwrap_or_else(|_| panic!("{what}: the skewguard target never came up: {last}"));
     assert_eq!(
         up["scrapeUrl"],
         format!("https://{}/metrics", op.metrics_addr),
@@ -671,20 +738,30 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
         .filter(|r| r["health"] != "err")
         .filter_map(|r| r["name"].as_str().map(String::from))
         .collect();
-    let exprs = alert_exprs(&ctx);
+    let exprs = alert_exprs(ctx);
     assert_eq!(loaded, exprs.keys().cloned().collect(), "{rules_loaded}");
 
-    // Every dashboard query, as the dashboard opens on petclinic (rates need a few scrapes).
-    let queries = dashboard_queries(&ctx);
+    // Every dashboard query, as the dashboard opens on petclinic (rates need a few scrapes); with
+    // a cluster label, every workload series carries it.
+    let chosen = cluster.unwrap_or(".*");
+    let queries = dashboard_queries(ctx);
     assert!(queries.len() >= 14, "{queries:?}");
     let mut failures: Vec<String> = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         failures.clear();
         for (title, ref_id, expr) in &queries {
-            let promql = substitute(expr);
+            let promql = substitute(expr, chosen);
             let outcome = match p.query(&promql).await {
-                Ok(result) => check_panel(title, ref_id, &result),
+                Ok(result) => check_panel(title, ref_id, &result).and_then(|()| {
+                    match result
+                        .iter()
+                        .find(|s| label(s, "workload").is_some() && label(s, "cluster") != cluster)
+                    {
+                        Some(s) => Err(format!("cluster label wanted {cluster:?}: {s}")),
+                        None => Ok(()),
+                    }
+                }),
                 Err(e) => Err(e),
             };
             if let Err(why) = outcome {
@@ -698,32 +775,58 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
     }
     assert!(
         failures.is_empty(),
-        "dashboard queries:\n  {}",
+        "{what}: dashboard queries:\n  {}",
         failures.join("\n  ")
     );
+    // Another cluster chosen: no workload of this one shows.
+    if cluster.is_some() {
+        for (title, _, expr) in &queries {
+            let result = p.query(&substitute(expr, "prod-us")).await.unwrap();
+            assert!(
+                workloads(&result).is_empty(),
+                "{title} with cluster prod-us: {result:?}"
+            );
+        }
+    }
 
-    // The template variables list petclinic (not skewguard-system), its kinds and workloads.
+    // The template variables list the cluster (none without the label), petclinic (not
+    // skewguard-system), its kinds and workloads, and the topology keys.
+    let clusters: Vec<&str> = cluster.into_iter().collect();
     for (var, selector, want) in [
         (
+            "cluster",
+            "skewguard_build_info".to_string(),
+            set(&clusters),
+        ),
+        (
             "namespace",
-            "skewguard_workload_replicas",
+            format!(r#"skewguard_workload_replicas{{cluster=~"{chosen}"}}"#),
             set(&["petclinic"]),
         ),
         (
             "kind",
-            r#"skewguard_workload_replicas{namespace=~"petclinic"}"#,
+            format!(
+                r#"skewguard_workload_replicas{{cluster=~"{chosen}", namespace=~"petclinic"}}"#
+            ),
             set(&["Deployment", "StatefulSet"]),
         ),
         (
             "workload",
-            r#"skewguard_workload_replicas{namespace=~"petclinic", kind=~".*"}"#,
+            format!(
+                r#"skewguard_workload_replicas{{cluster=~"{chosen}", namespace=~"petclinic", kind=~".*"}}"#
+            ),
             set(&["web", "was", "redis-master"]),
+        ),
+        (
+            "topology_key",
+            format!(r#"skewguard_workload_skew{{cluster=~"{chosen}"}}"#),
+            set(&[ZONE_KEY]),
         ),
     ] {
         let v = p
             .get(&format!(
                 "/api/v1/label/{var}/values?match[]={}",
-                urlencode(selector)
+                urlencode(&selector)
             ))
             .await
             .unwrap();
@@ -733,7 +836,7 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
             .iter()
             .filter_map(|x| x.as_str().map(String::from))
             .collect();
-        assert_eq!(got, want, "variable {var}");
+        assert_eq!(got, want, "{what}: variable {var}");
     }
 
     // The alerts' expressions select petclinic's skewed and single-zone workloads.
@@ -742,10 +845,11 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
         ("SkewguardSinglePointOfFailure", set(&["web", "was"])),
     ] {
         let result = p.query(&exprs[alert]).await.unwrap();
-        assert_eq!(workloads(&result), want, "{alert}: {result:?}");
+        assert_eq!(workloads(&result), want, "{what}: {alert}: {result:?}");
         for s in &result {
             assert_eq!(label(s, "namespace"), Some("petclinic"), "{alert}: {s}");
             assert_eq!(label(s, "topology_key"), Some(ZONE_KEY), "{alert}: {s}");
+            assert_eq!(label(s, "cluster"), cluster, "{alert}: {s}");
         }
     }
     // And Prometheus has them pending (their `for` is minutes), with absolute runbook links.
@@ -769,13 +873,9 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
         );
     }
     println!(
-        "\n  prometheus: {} dashboard queries and 2 alert expressions answered for petclinic",
+        "\n  prometheus ({what}): {} dashboard queries and 2 alert expressions answered for petclinic",
         queries.len()
     );
-    drop(prom);
-    drop(op);
-    delete_binding(&ctx, &binding).await;
-    pc.kubelet.uncordon_zone(ZONE_A).await;
 }
 
 /// Deletes the extra namespace when the scenario ends, also when it fails.

@@ -331,7 +331,7 @@ pub async fn field_scenario(ctx: Ctx) {
     assert_eq!(
         metric(
             &m,
-            "skewguard_workload_zone_loss_fraction",
+            "skewguard_workload_domain_loss_ratio",
             &[("workload", "redis-master")]
         ),
         Some(1.0)
