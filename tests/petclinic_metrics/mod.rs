@@ -115,11 +115,17 @@ pub fn every_family() -> Metrics {
         pods_missing_constraints: Some(1),
         ..redis_master()
     };
+    // was misses an expected zone (2b, from the NodePools): expected skew and the missing domain.
+    let mut was_missing = template(was());
+    was_missing.constraints[0].expected_skew = Some(1);
+    was_missing.constraints[0].missing_domains = vec!["ap-northeast-2b".into()];
     metrics.observe_policy(
         "petclinic",
         "petclinic",
-        &[template(web()), template(was()), admission],
+        &[template(web()), was_missing, admission],
     );
+    metrics.observe_ready_to_judged(Duration::from_millis(200));
+    metrics.observe_judged_to_eviction(Duration::from_secs(3));
     metrics.record_action(
         "petclinic",
         "petclinic",

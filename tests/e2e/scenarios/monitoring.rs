@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 use super::fixtures::{deployment, statefulset};
 use super::support::*;
+
+const ZONE_B: &str = "ap-northeast-2b";
 use crate::control_plane::{find_on_path, free_port, kill_group};
 use crate::harness::{Ctx, OperatorProcess, wait_for};
 use crate::https_client::{https_get, parse_response};
@@ -611,6 +613,13 @@ fn check_panel(title: &str, ref_id: &str, result: &[Value]) -> Result<(), String
                 Some(s) => Err(format!("a workload not in Template mode: {s}")),
             }
         }
+        ("Expected domains without a node", _) => {
+            want_workloads(&all)?;
+            match result.iter().find(|s| label(s, "domain") != Some(ZONE_B)) {
+                None => Ok(()),
+                Some(s) => Err(format!("a missing domain other than {ZONE_B}: {s}")),
+            }
+        }
         ("Pods missing their constraints (admission)", _)
         | ("Admission policy", _)
         | ("Admission type check warnings", _) => single(0.0),
@@ -647,8 +656,11 @@ pub async fn prometheus_sees_petclinic(ctx: Ctx) {
             .await;
     }
     // 2a counts as a domain (taints ignored) but takes no pod: skewed and blocked, nothing moves.
-    let spread =
-        json!({"spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1, "nodeTaintsPolicy": "Ignore"}]});
+    // 2b is expected but has no node: every workload misses it.
+    let spread = json!({
+        "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1, "nodeTaintsPolicy": "Ignore"}],
+        "expectedDomains": [{"topologyKey": ZONE_KEY, "domains": [ZONE_A, ZONE_B, ZONE_C]}],
+    });
     pc.apply(&petclinic_policy("petclinic", json!({}), spread))
         .await;
 
