@@ -49,8 +49,9 @@ pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
 /// trusted to say a workload settled (both it and the workload's status must then agree).
 pub const CACHE_QUIET: Duration = Duration::from_secs(30);
 
-/// When a watch of pods or workloads last failed or listed again (an outage, a compaction, a
-/// start): until [`CACHE_QUIET`] after, either cache may be behind the other.
+/// When a watch of pods or workloads last failed or listed again (an outage, a compaction): until
+/// [`CACHE_QUIET`] after, either cache may be behind the other. The first list of each watch is
+/// no gap: every cache starts from a list taken at the start.
 #[derive(Clone, Debug, Default)]
 pub struct WatchHealth(Arc<Mutex<Option<tokio::time::Instant>>>);
 
@@ -65,10 +66,29 @@ impl WatchHealth {
             .is_none_or(|at| at.elapsed() >= CACHE_QUIET)
     }
 
-    /// Notes the events that mean a gap: an error, or the start of a (re)list.
-    fn observe<K>(&self, event: &Result<Event<K>, watcher::Error>) {
-        if matches!(event, Err(_) | Ok(Event::Init)) {
-            self.disrupted();
+    /// What one watch reports into this health.
+    pub fn observer(&self) -> WatchObserver {
+        WatchObserver {
+            health: self.clone(),
+            listed: false,
+        }
+    }
+}
+
+/// One watch's events for [`WatchHealth`]: an error is a gap, and so is a list after its first.
+#[derive(Debug)]
+pub struct WatchObserver {
+    health: WatchHealth,
+    listed: bool,
+}
+
+impl WatchObserver {
+    pub fn observe<K>(&mut self, event: &Result<Event<K>, watcher::Error>) {
+        match event {
+            Err(_) => self.health.disrupted(),
+            Ok(Event::Init) if self.listed => self.health.disrupted(),
+            Ok(Event::InitDone) => self.listed = true,
+            Ok(_) => {}
         }
     }
 }
@@ -492,8 +512,9 @@ async fn watch_pods(
         .backoff(watch_backoff())
         .modify(prune_pod);
     let mut stream = std::pin::pin!(stream);
+    let mut observer = health.observer();
     while let Some(event) = stream.next().await {
-        health.observe(&event);
+        observer.observe(&event);
         let trigger = match &event {
             Ok(Event::Apply(p) | Event::Delete(p)) => {
                 p.metadata.namespace.clone().map(Trigger::Namespace)
@@ -571,9 +592,10 @@ async fn forward<K, S>(
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send,
 {
     let mut stream = std::pin::pin!(stream.reflect(writer));
+    let mut observer = health.as_ref().map(WatchHealth::observer);
     while let Some(event) = stream.next().await {
-        if let Some(health) = &health {
-            health.observe(&event);
+        if let Some(observer) = &mut observer {
+            observer.observe(&event);
         }
         if let (Some(index), Ok(event)) = (&index, &event) {
             index.apply(event);
@@ -680,6 +702,23 @@ pub fn policies_for(policies: &Store<HAPolicy>, trigger: &Trigger) -> Vec<Object
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_list_is_no_gap_a_relist_or_an_error_is() {
+        let health = WatchHealth::default();
+        let mut pods = health.observer();
+        let event = |e: Event<LeanPod>| -> Result<Event<LeanPod>, watcher::Error> { Ok(e) };
+        pods.observe(&event(Event::Init));
+        pods.observe(&event(Event::InitDone));
+        assert!(health.current(), "the start is no gap");
+        pods.observe(&event(Event::Init));
+        assert!(!health.current(), "a list after the first is");
+        tokio::time::advance(CACHE_QUIET).await;
+        assert!(health.current(), "current again after the quiet time");
+        let mut workloads = health.observer();
+        workloads.observe::<LeanPod>(&Err(watcher::Error::NoResourceVersion));
+        assert!(!health.current(), "an error of any watch is a gap");
+    }
 
     #[test]
     fn pruning_keeps_everything_the_core_reads() {
