@@ -183,7 +183,12 @@ pub fn assess(
     // The status counts what the pod cache shows only seconds later; while the cache is current,
     // its own Ready pods are the count, and the status says only that no rollout is under way.
     let (status_settled, ready_replicas) = if facts.pods_current {
-        (workload.replicas.rollout_settled(), ready_pods)
+        // The pods, not the status's counts, say none is missing or extra (a scale in progress).
+        let counted = i32::try_from(measurement.own_pods.len()).unwrap_or(i32::MAX);
+        (
+            workload.replicas.rollout_settled() && counted == workload.replicas.desired,
+            ready_pods,
+        )
     } else {
         (
             workload.replicas.is_settled(),

@@ -850,9 +850,14 @@ fn while_the_pod_cache_is_current_a_move_is_judged_before_the_status_catches_up(
         vec![node("a-1", "a"), node("c-1", "c")],
         vec![pod(stayed, "c-1"), pod("web-3", "a-1")],
     );
+    // Every count lags (the ReplicaSet had 1 pod when it last wrote), but the rollout is done by
+    // the kind's own sign (a Deployment's Progressing condition).
     let mut lagging = web(web_selector());
     lagging.replicas.ready = 1;
     lagging.replicas.available = 1;
+    lagging.replicas.current = 1;
+    lagging.replicas.updated = 1;
+    lagging.replicas.rolled_out = Some(true);
     let judged = |workload: &WorkloadObject, pods_current| {
         let facts = Facts {
             pods_current,
@@ -887,6 +892,13 @@ fn while_the_pod_cache_is_current_a_move_is_judged_before_the_status_catches_up(
     let mut rolling = lagging.clone();
     rolling.replicas.generation = 2;
     assert_eq!(judged(&rolling, true), (false, 0));
+    let mut updating = lagging.clone();
+    updating.replicas.rolled_out = Some(false);
+    assert_eq!(judged(&updating, true), (false, 0), "a rollout under way");
+    // Without the kind's sign, the lagging counts are all there is to go by.
+    let mut unsure = lagging.clone();
+    unsure.replicas.rolled_out = None;
+    assert_eq!(judged(&unsure, true), (false, 0));
 }
 
 /// A Rollout of the policy's selection whose spec cannot be read.

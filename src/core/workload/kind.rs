@@ -44,6 +44,20 @@ pub struct RawStatus {
     pub observed_generation: Option<Value>,
     pub current_revision: Option<String>,
     pub update_revision: Option<String>,
+    pub conditions: Vec<RawCondition>,
+    /// Argo Rollouts: the stable ReplicaSet's hash and the current template's.
+    #[serde(rename = "stableRS")]
+    pub stable_rs: Option<String>,
+    pub current_pod_hash: Option<String>,
+}
+
+/// A status condition, as far as it is read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: Option<String>,
 }
 
 impl RawStatus {
@@ -74,6 +88,10 @@ pub struct KindDescriptor {
     pub updated_replicas: fn(&RawStatus) -> i32,
     /// The merge patch that restarts the workload at `at` (RFC 3339).
     pub restart_patch: fn(&str) -> Value,
+    /// Whether the status says the template's rollout is complete, from fields an eviction does
+    /// not change (the replica counts lag behind evictions by as long as kube-controller-manager
+    /// takes to write them); `None` when the status does not say.
+    pub rolled_out: fn(&RawStatus) -> Option<bool>,
 }
 
 fn template_restart(at: &str) -> Value {
@@ -90,6 +108,12 @@ static DEPLOYMENT: KindDescriptor = KindDescriptor {
     scales_through_replicasets: true,
     updated_replicas: |s| s.updated_replicas.unwrap_or(0),
     restart_patch: template_restart,
+    // `kubectl rollout status`'s sign: Progressing with reason NewReplicaSetAvailable.
+    rolled_out: |s| {
+        (s.conditions.iter())
+            .find(|c| c.type_ == "Progressing")
+            .map(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+    },
 };
 
 static STATEFULSET: KindDescriptor = KindDescriptor {
@@ -110,6 +134,10 @@ static STATEFULSET: KindDescriptor = KindDescriptor {
         }
     },
     restart_patch: template_restart,
+    rolled_out: |s| match (&s.current_revision, &s.update_revision) {
+        (Some(current), Some(update)) => Some(current == update),
+        _ => None,
+    },
 };
 
 static ROLLOUT: KindDescriptor = KindDescriptor {
@@ -122,6 +150,11 @@ static ROLLOUT: KindDescriptor = KindDescriptor {
     scales_through_replicasets: true,
     updated_replicas: |s| s.updated_replicas.unwrap_or(0),
     restart_patch: |at| json!({ "spec": { "restartAt": at } }),
+    // The stable ReplicaSet is the current template's.
+    rolled_out: |s| match (&s.stable_rs, &s.current_pod_hash) {
+        (Some(stable), Some(current)) => Some(stable == current),
+        _ => None,
+    },
 };
 
 /// Every kind's descriptor, in [`WorkloadKind::ALL`] order.

@@ -50,6 +50,9 @@ pub struct ReplicaStatus {
     pub available: i32,
     pub generation: i64,
     pub observed_generation: i64,
+    /// The status says the template's rollout is complete, by fields evictions do not change
+    /// (`None`: it does not say; the counts are read instead).
+    pub rolled_out: Option<bool>,
 }
 
 impl ReplicaStatus {
@@ -58,12 +61,14 @@ impl ReplicaStatus {
         self.rollout_settled() && self.ready == self.desired && self.available == self.desired
     }
 
-    /// Not rolling out and not scaling, whatever the status says of ready pods (which the pod
-    /// cache tells sooner).
+    /// No rollout under way, whatever the status's counts say of the pods (which the pod cache
+    /// tells sooner, and which lag behind every eviction): the spec's generation is observed and
+    /// the template is rolled out (by the kind's sign, or else by the counts).
     pub fn rollout_settled(&self) -> bool {
         self.observed_generation >= self.generation
-            && self.current == self.desired
-            && self.updated == self.desired
+            && self
+                .rolled_out
+                .unwrap_or(self.current == self.desired && self.updated == self.desired)
     }
 }
 
@@ -243,6 +248,7 @@ impl WorkloadObject {
                 ready: status.ready_replicas,
                 available: status.available_replicas,
                 generation: object.metadata.generation.unwrap_or(0),
+                rolled_out: (kind.descriptor().rolled_out)(&status),
                 observed_generation: status.observed_generation(),
             },
             restart_at: spec.restart_at,
@@ -299,6 +305,58 @@ mod tests {
                 .unwrap()
                 .replicas
                 .is_settled()
+        );
+    }
+
+    #[test]
+    fn each_kind_says_its_rollout_is_done_by_fields_evictions_do_not_change() {
+        let status =
+            |v: serde_json::Value| -> kind::RawStatus { serde_json::from_value(v).unwrap() };
+        let done = |k: WorkloadKind, v| (k.descriptor().rolled_out)(&status(v));
+        let progressing = |reason: &str| {
+            json!({"replicas": 1, "updatedReplicas": 1, "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {"type": "Progressing", "status": "True", "reason": reason}]})
+        };
+        assert_eq!(
+            done(
+                WorkloadKind::Deployment,
+                progressing("NewReplicaSetAvailable")
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            done(WorkloadKind::Deployment, progressing("ReplicaSetUpdated")),
+            Some(false)
+        );
+        assert_eq!(done(WorkloadKind::Deployment, json!({"replicas": 2})), None);
+        assert_eq!(
+            done(
+                WorkloadKind::StatefulSet,
+                json!({"currentRevision": "a", "updateRevision": "a"})
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            done(
+                WorkloadKind::StatefulSet,
+                json!({"currentRevision": "a", "updateRevision": "b"})
+            ),
+            Some(false)
+        );
+        assert_eq!(
+            done(
+                WorkloadKind::Rollout,
+                json!({"stableRS": "h1", "currentPodHash": "h1"})
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            done(
+                WorkloadKind::Rollout,
+                json!({"stableRS": "h1", "currentPodHash": "h2"})
+            ),
+            Some(false)
         );
     }
 
