@@ -166,9 +166,11 @@ fn keep(
                     .ready_at(&key.namespace, &cluster.pods()[i].name)
             })
             .max();
-        if let Some(ready_at) = ready_at {
-            ctx.metrics.observe_ready_to_judged(ready_at.elapsed());
+        let waited = ready_at.map(|t| t.elapsed());
+        if let Some(waited) = waited {
+            ctx.metrics.observe_ready_to_judged(waited);
         }
+        info!(workload = %key.name, judged = conclusion.moves_judged, ready_for = ?waited, "moves judged");
     }
     for (action, result) in &conclusion.actions {
         ctx.metrics.record_action(

@@ -303,6 +303,11 @@ async fn fleet_at_scale(ctx: Ctx, default_deployments: usize) {
             histogram_quantile(&samples, name, 0.5).map(|(_, n)| n),
         )
     };
+    let reconcile = quantiles("skewguard_reconcile_duration_seconds");
+    println!(
+        "  scale: reconcile duration: p10 <= {:?}s, p50 <= {:?}s, p90 <= {:?}s ({:?} reconciles)",
+        reconcile.0, reconcile.1, reconcile.2, reconcile.3
+    );
     let ready_to_judged = quantiles("skewguard_rebalance_ready_to_judged_seconds");
     let judged_to_eviction = quantiles("skewguard_rebalance_judged_to_eviction_seconds");
     println!(
