@@ -47,7 +47,8 @@ pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
 
 /// How long after a watch of pods or workloads failed or listed again the pod cache alone is not
 /// trusted to say a workload settled (both it and the workload's status must then agree).
-pub const CACHE_QUIET: Duration = Duration::from_secs(30);
+/// Long enough for every watch to have re-listed after an outage (they retry at most 5 s apart).
+pub const CACHE_QUIET: Duration = Duration::from_secs(10);
 
 /// When a watch of pods or workloads last failed or listed again (an outage, a compaction): until
 /// [`CACHE_QUIET`] after, either cache may be behind the other. The first list of each watch is
@@ -66,10 +67,11 @@ impl WatchHealth {
             .is_none_or(|at| at.elapsed() >= CACHE_QUIET)
     }
 
-    /// What one watch reports into this health.
-    pub fn observer(&self) -> WatchObserver {
+    /// What the watch of `what` reports into this health.
+    pub fn observer(&self, what: &'static str) -> WatchObserver {
         WatchObserver {
             health: self.clone(),
+            what,
             listed: false,
         }
     }
@@ -79,16 +81,28 @@ impl WatchHealth {
 #[derive(Debug)]
 pub struct WatchObserver {
     health: WatchHealth,
+    what: &'static str,
     listed: bool,
 }
 
 impl WatchObserver {
     pub fn observe<K>(&mut self, event: &Result<Event<K>, watcher::Error>) {
-        match event {
-            Err(_) => self.health.disrupted(),
-            Ok(Event::Init) if self.listed => self.health.disrupted(),
-            Ok(Event::InitDone) => self.listed = true,
-            Ok(_) => {}
+        let gap = match event {
+            Err(_) => Some("failed"),
+            Ok(Event::Init) if self.listed => Some("lists again"),
+            Ok(Event::InitDone) => {
+                self.listed = true;
+                None
+            }
+            Ok(_) => None,
+        };
+        if let Some(gap) = gap {
+            info!(
+                watch = self.what,
+                gap,
+                "moves are judged by the pod cache and the workloads' status together for a while"
+            );
+            self.health.disrupted();
         }
     }
 }
@@ -512,7 +526,7 @@ async fn watch_pods(
         .backoff(watch_backoff())
         .modify(prune_pod);
     let mut stream = std::pin::pin!(stream);
-    let mut observer = health.observer();
+    let mut observer = health.observer("pods");
     while let Some(event) = stream.next().await {
         observer.observe(&event);
         let trigger = match &event {
@@ -592,7 +606,7 @@ async fn forward<K, S>(
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send,
 {
     let mut stream = std::pin::pin!(stream.reflect(writer));
-    let mut observer = health.as_ref().map(WatchHealth::observer);
+    let mut observer = health.as_ref().map(|h| h.observer("workloads"));
     while let Some(event) = stream.next().await {
         if let Some(observer) = &mut observer {
             observer.observe(&event);
@@ -706,7 +720,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_first_list_is_no_gap_a_relist_or_an_error_is() {
         let health = WatchHealth::default();
-        let mut pods = health.observer();
+        let mut pods = health.observer("pods");
         let event = |e: Event<LeanPod>| -> Result<Event<LeanPod>, watcher::Error> { Ok(e) };
         pods.observe(&event(Event::Init));
         pods.observe(&event(Event::InitDone));
@@ -715,7 +729,7 @@ mod tests {
         assert!(!health.current(), "a list after the first is");
         tokio::time::advance(CACHE_QUIET).await;
         assert!(health.current(), "current again after the quiet time");
-        let mut workloads = health.observer();
+        let mut workloads = health.observer("workloads");
         workloads.observe::<LeanPod>(&Err(watcher::Error::NoResourceVersion));
         assert!(!health.current(), "an error of any watch is a gap");
     }
