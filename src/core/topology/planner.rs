@@ -64,6 +64,12 @@ pub struct Move {
     /// For each ScheduleAnyway constraint's key: every domain the scheduler may put the
     /// replacement in (its score ties them; other score plugins decide). `to_domain` is one.
     pub allowed_domains: BTreeMap<String, Vec<String>>,
+    /// The score's tie (ScheduleAnyway constraints) also holds a node where the replacement
+    /// would not bring the workload closer to balance, or would come back into `from_domain`:
+    /// the move may fail, and the outcome will tell. A plan takes one only when no plan as short
+    /// takes fewer; a step takes one only when no certain move helps. Never with DoNotSchedule
+    /// constraints alone (the filter decides).
+    pub gamble: bool,
 }
 
 /// Why no (further) move is planned.
@@ -212,8 +218,16 @@ enum Movable {
 /// One step of a plan: the next pod of a class goes to a node.
 type Step = (u32, u32);
 
-/// A search frontier entry: lowest f first, then the deepest, then the oldest.
-type Open = (Reverse<i64>, usize, Reverse<u64>, Vec<Step>);
+/// A search frontier entry: lowest (f, gambles) first, then the deepest, then the oldest.
+type Open = (Reverse<(i64, usize)>, usize, Reverse<u64>, Vec<Step>);
+
+/// The best plan found so far: its distance from balance at the end, its moves and gambles.
+struct Incumbent {
+    dist: i64,
+    moves: usize,
+    gambles: usize,
+    path: Vec<Step>,
+}
 
 /// Which rules a diagnostic search may break, to tell why the real one found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +332,34 @@ struct Succ {
     gain: i64,
     /// The largest constraint distance after the move (the search's heuristic).
     h_after: i64,
+    /// The score's tie holds a node where the move would not succeed ([`Move::gamble`]).
+    gamble: bool,
+}
+
+/// What the nodes of the score's tie for one replacement would make of its move, as outcome
+/// judging sees it ([`judge_move`](super::outcome::judge_move)): a move succeeds when the
+/// workload gets closer to balance, no constraint gets worse, and the replacement is not back
+/// in the domain it left of the move's topology key.
+struct Tie {
+    /// Some node of the tie would not bring the workload closer to balance (or make a
+    /// constraint worse), the pod's own node included.
+    any_fails: bool,
+    /// Per constraint: some node of the tie is in the domain the pod leaves.
+    back_in: Vec<bool>,
+}
+
+impl Tie {
+    fn new(constraints: usize) -> Self {
+        Self {
+            any_fails: false,
+            back_in: vec![false; constraints],
+        }
+    }
+
+    /// Whether a move judged by constraint `key` may fail wherever the tie puts it.
+    fn gamble(&self, key: Option<usize>) -> bool {
+        self.any_fails || key.is_some_and(|c| self.back_in[c])
+    }
 }
 
 struct Problem<'a> {
@@ -333,6 +375,9 @@ struct Problem<'a> {
     start: State,
     /// Per constraint: every domain of its key counts (no node is left out by its policies).
     every_domain_counts: Vec<bool>,
+    /// Some constraint is ScheduleAnyway: the score picks among the feasible nodes, and a move
+    /// may be a gamble. Without one the filter decides and every feasible node is a target.
+    scored: bool,
 }
 
 impl<'a> Problem<'a> {
@@ -418,6 +463,7 @@ impl<'a> Problem<'a> {
             check_room,
             start,
             every_domain_counts: layouts_counting_every_domain,
+            scored: workload.constraints.iter().any(|c| !c.is_hard()),
         }
     }
 
@@ -714,6 +760,11 @@ impl<'a> Problem<'a> {
     /// Every legal, useful move of the next pod of `class`, priced against `pricings` (the
     /// state's). A move is legal when no constraint goes from within maxSkew to above it and
     /// none already above gets a larger skew; useful when it changes some count.
+    ///
+    /// With ScheduleAnyway constraints the scheduler may put the replacement on any node of the
+    /// score's tie, not only the planned one: a move is a gamble when the tie also holds a node
+    /// where it would not succeed ([`Tie`]). Telling needs the whole tie, so the scan stops at a
+    /// move gaining `enough` only once the tie is known to hold such a node.
     #[allow(clippy::too_many_arguments)] // one scan's state, inputs and budget; all needed
     fn moves_of(
         &self,
@@ -729,9 +780,13 @@ impl<'a> Problem<'a> {
         if state.moved[class] as usize >= k.pods.len() {
             return;
         }
+        let first = out.len();
         let total: i64 = pricings.iter().map(|p| p.distance).sum();
+        let mut tie = Tie::new(k.counted.len());
         self.scan(state, class, relax, work, &|_| false, &mut |target, _| {
             if target == k.source {
+                // The replacement may come back where it was.
+                tie.any_fails = true;
                 return ControlFlow::Continue(());
             }
             let mut changed = false;
@@ -743,6 +798,9 @@ impl<'a> Problem<'a> {
                 } else {
                     (None, None)
                 };
+                if from.is_some() && from == to {
+                    tie.back_in[c] = true;
+                }
                 let (distance, skew) = if from == to {
                     (pricing.distance, pricing.skew)
                 } else {
@@ -760,20 +818,50 @@ impl<'a> Problem<'a> {
                 dist_after += distance;
                 h_after = h_after.max(distance);
             }
+            let gain = total - dist_after;
+            if !(legal && changed && gain > 0) {
+                tie.any_fails = true;
+            }
             if legal && changed {
-                let gain = total - dist_after;
                 out.push(Succ {
                     class,
                     target,
                     gain,
                     h_after,
+                    gamble: false,
                 });
-                if gain >= enough {
+                if gain >= enough && (tie.any_fails || !self.scored) {
                     return ControlFlow::Break(());
                 }
             }
             ControlFlow::Continue(())
         });
+        if self.scored {
+            for s in &mut out[first..] {
+                s.gamble = tie.gamble(self.move_key(class, s.target));
+            }
+        }
+    }
+
+    /// Every legal, useful move of the next pod of `class`, under every rule ([`moves_of`](
+    /// Self::moves_of)).
+    fn all_moves_of(
+        &self,
+        state: &State,
+        pricings: &mut [Pricing],
+        class: usize,
+        work: &mut usize,
+        out: &mut Vec<Succ>,
+    ) {
+        self.moves_of(state, pricings, class, Relax::NONE, work, out, i64::MAX);
+    }
+
+    /// The constraint a move of the next pod of `class` to `target` is judged by: the first
+    /// whose domain it changes (the [`Move`]'s `topology_key`).
+    fn move_key(&self, class: usize, target: usize) -> Option<usize> {
+        let k = &self.classes[class];
+        (0..k.counted.len())
+            .find(|&c| k.counted[c] && self.domain(c, k.source) != self.domain(c, target))
     }
 
     /// Classes with pods left, ordered by their next pod's willingness.
@@ -788,8 +876,8 @@ impl<'a> Problem<'a> {
         order.into_iter().map(|(_, k)| k).collect()
     }
 
-    /// The move that lowers the total distance the most (ties: the most willing pod, then the
-    /// first node), if any lowers it.
+    /// The certain move that lowers the total distance the most, else the gamble that does
+    /// (ties: the most willing pod, then the first node), if any lowers it.
     fn best_move(&self, state: &State, relax: Relax, work: &mut usize) -> Option<Succ> {
         let mut pricings = self.pricings(state);
         // A move lowers each constraint's distance by at most one.
@@ -798,20 +886,22 @@ impl<'a> Problem<'a> {
         let mut out = Vec::new();
         for class in self.class_order(state) {
             // Skip a class that cannot beat the best move so far even toward its ideal target
-            // (without it the greedy is quadratic: every class it touched is priced again).
+            // (without it the greedy is quadratic: every class it touched is priced again). A
+            // gamble is beaten by any certain move that gains.
             let bound = self.gain_bound(state, &mut pricings, class);
-            if bound <= best.map_or(0, |b| b.gain) {
+            let to_beat = best.map_or(0, |b| if b.gamble { 0 } else { b.gain });
+            if bound <= to_beat {
                 continue;
             }
             out.clear();
             // No move gains more than its bound: the first that reaches it will do.
             self.moves_of(state, &mut pricings, class, relax, work, &mut out, bound);
             for s in &out {
-                if s.gain > 0 && best.is_none_or(|b| s.gain > b.gain) {
+                if s.gain > 0 && best.is_none_or(|b| (!s.gamble, s.gain) > (!b.gamble, b.gain)) {
                     best = Some(*s);
                 }
             }
-            if best.is_some_and(|b| b.gain >= most) {
+            if best.is_some_and(|b| !b.gamble && b.gain >= most) {
                 break;
             }
         }
@@ -842,23 +932,27 @@ impl<'a> Problem<'a> {
         bound
     }
 
-    fn greedy(&self, work: &mut usize) -> Vec<Step> {
+    /// The greedy plan and how many of its moves are gambles.
+    fn greedy(&self, work: &mut usize) -> (Vec<Step>, usize) {
         let mut state = self.initial();
         let mut path = Vec::new();
+        let mut gambles = 0;
         while !self.balanced(&state) {
             let Some(s) = self.best_move(&state, Relax::NONE, work) else {
                 break;
             };
             self.apply(&mut state, s.class, s.target);
             path.push((s.class as u32, s.target as u32));
+            gambles += usize::from(s.gamble);
         }
-        path
+        (path, gambles)
     }
 
-    /// The shortest plan to balance, or to the closest state reachable.
+    /// The shortest plan to balance, or to the closest state reachable; of those, one with the
+    /// fewest gambles.
     fn solve(&self, budget: usize) -> Vec<Step> {
         let mut work = 0;
-        let greedy = self.greedy(&mut work);
+        let (greedy, gambles) = self.greedy(&mut work);
         let start = self.initial();
         let lower_bound = self
             .standing(&start)
@@ -868,20 +962,28 @@ impl<'a> Problem<'a> {
             .unwrap_or(0);
         let greedy_end = self.replay(&greedy);
         let greedy_dist: i64 = self.standing(&greedy_end).iter().map(|(_, d)| *d).sum();
-        if greedy_dist == 0 && greedy.len() as i64 <= lower_bound {
+        if greedy_dist == 0 && greedy.len() as i64 <= lower_bound && gambles == 0 {
             return greedy;
         }
-        self.search(greedy, greedy_dist, budget.saturating_sub(work))
+        let incumbent = Incumbent {
+            dist: greedy_dist,
+            moves: greedy.len(),
+            gambles,
+            path: greedy,
+        };
+        self.search(incumbent, budget.saturating_sub(work))
     }
 
     /// A* over sets of moves: states are the multisets of (class, target) moved so far, so
     /// two orders of the same moves are one state; the path kept is the first legal order
-    /// found. Returns the best of the incumbent and what the search reached.
-    fn search(&self, incumbent: Vec<Step>, incumbent_dist: i64, budget: usize) -> Vec<Step> {
-        let reaches_balance = incumbent_dist == 0;
-        let cutoff = incumbent.len();
-        let mut best = (incumbent_dist, incumbent.len(), incumbent);
-        let mut seen: FastMap<Vec<Step>, usize> = FastMap::default();
+    /// found. A path costs its moves, then its gambles (lexicographically; the heuristic bounds
+    /// the moves and takes no gamble, so it stays consistent). Returns the best of the
+    /// incumbent and what the search reached.
+    fn search(&self, incumbent: Incumbent, budget: usize) -> Vec<Step> {
+        let reaches_balance = incumbent.dist == 0;
+        let cutoff = (incumbent.moves as i64, incumbent.gambles);
+        let mut best = incumbent;
+        let mut seen: FastMap<Vec<Step>, (usize, usize)> = FastMap::default();
         let mut heap: BinaryHeap<Open> = BinaryHeap::new();
         let start = self.initial();
         let h0 = self
@@ -890,56 +992,55 @@ impl<'a> Problem<'a> {
             .map(|(_, d)| *d)
             .max()
             .unwrap_or(0);
-        heap.push((Reverse(h0), 0, Reverse(0), Vec::new()));
-        seen.insert(Vec::new(), 0);
+        heap.push((Reverse((h0, 0)), 0, Reverse(0), Vec::new()));
+        seen.insert(Vec::new(), (0, 0));
         let mut seq = 0u64;
         let mut work = 0usize;
         let mut out = Vec::new();
-        while let Some((_, g, _, path)) = heap.pop() {
+        while let Some((Reverse((_, gambles)), g, _, path)) = heap.pop() {
             if work > budget {
                 break;
             }
             let state = self.replay(&path);
             let mut pricings = self.pricings(&state);
             let dist: i64 = pricings.iter().map(|p| p.distance).sum();
-            if (dist, g) < (best.0, best.1) {
-                best = (dist, g, path.clone());
+            if (dist, g, gambles) < (best.dist, best.moves, best.gambles) {
+                best = Incumbent {
+                    dist,
+                    moves: g,
+                    gambles,
+                    path: path.clone(),
+                };
             }
             if dist == 0 {
-                // Popped in order of g + h with a consistent h: no shorter plan exists.
+                // Popped in order of (g + h, gambles) with a consistent h: no shorter plan
+                // exists, nor one as short with fewer gambles.
                 break;
             }
             for class in self.class_order(&state) {
                 out.clear();
-                self.moves_of(
-                    &state,
-                    &mut pricings,
-                    class,
-                    Relax::NONE,
-                    &mut work,
-                    &mut out,
-                    i64::MAX,
-                );
+                self.all_moves_of(&state, &mut pricings, class, &mut work, &mut out);
                 for s in &out {
-                    let f = (g + 1) as i64 + s.h_after;
-                    if reaches_balance && f >= cutoff as i64 {
+                    let f = ((g + 1) as i64 + s.h_after, gambles + usize::from(s.gamble));
+                    if reaches_balance && f >= cutoff {
                         continue;
                     }
                     let mut next = path.clone();
                     next.push((s.class as u32, s.target as u32));
                     let mut key = next.clone();
                     key.sort_unstable();
-                    if seen.get(&key).is_some_and(|&old| old <= g + 1) {
+                    let cost = (g + 1, f.1);
+                    if seen.get(&key).is_some_and(|&old| old <= cost) {
                         continue;
                     }
-                    seen.insert(key, g + 1);
+                    seen.insert(key, cost);
                     seq += 1;
                     // On equal f, deeper first: it reaches a goal sooner.
                     heap.push((Reverse(f), g + 1, Reverse(seq), next));
                 }
             }
         }
-        best.2
+        best.path
     }
 
     /// The plan's first `keep` moves, spelled out.
@@ -952,6 +1053,7 @@ impl<'a> Problem<'a> {
             let k = &self.classes[class];
             let pod = &self.cluster.pods()[k.pods[state.moved[class] as usize]];
             let allowed_domains = self.allowed_domains(&state, class);
+            let gamble = self.is_gamble(&state, class, target);
             let mut changed = None;
             for (c, (layout, constraint)) in self
                 .layouts
@@ -985,10 +1087,23 @@ impl<'a> Problem<'a> {
                 from_domain,
                 to_domain,
                 allowed_domains,
+                gamble,
             });
             self.apply(&mut state, class, target);
         }
         moves
+    }
+
+    /// Whether moving the next pod of `class` to `target` in `state` is a gamble.
+    fn is_gamble(&self, state: &State, class: usize, target: usize) -> bool {
+        if !self.scored {
+            return false;
+        }
+        let mut out = Vec::new();
+        self.all_moves_of(state, &mut self.pricings(state), class, &mut 0, &mut out);
+        out.iter()
+            .find(|s| s.target == target)
+            .is_none_or(|s| s.gamble)
     }
 
     /// Why the plan stops short: the first rule whose relaxation would let a useful move through.
