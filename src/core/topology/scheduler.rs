@@ -454,12 +454,7 @@ pub fn spread_scores(state: &SchedState<'_>, feasible: &[usize]) -> Vec<SpreadSc
             let normalized = match rounded {
                 None => 0,
                 Some(_) if max == 0 => MAX_NODE_SCORE,
-                Some(s) => {
-                    let n = i128::from(MAX_NODE_SCORE)
-                        * (i128::from(max) + i128::from(min) - i128::from(s))
-                        / i128::from(max);
-                    n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-                }
+                Some(s) => normalize(s, min, max),
             };
             SpreadScore {
                 node,
@@ -468,6 +463,22 @@ pub fn spread_scores(state: &SchedState<'_>, feasible: &[usize]) -> Vec<SpreadSc
             }
         })
         .collect()
+}
+
+/// NormalizeScore of a rounded score `s`, the lowest being `min` and the highest `max` (> 0):
+/// `MaxNodeScore * (max + min - s) / max` in i64 as upstream, in i128 where that overflows
+/// (upstream would wrap; no cluster gets near).
+fn normalize(s: i64, min: i64, max: i64) -> i64 {
+    max.checked_add(min)
+        .and_then(|x| x.checked_sub(s))
+        .and_then(|x| x.checked_mul(MAX_NODE_SCORE))
+        .map(|x| x / max)
+        .unwrap_or_else(|| {
+            let n = i128::from(MAX_NODE_SCORE)
+                * (i128::from(max) + i128::from(min) - i128::from(s))
+                / i128::from(max);
+            n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        })
 }
 
 /// The nodes among `feasible` PodTopologySpread's score ranks best for the soft constraints
