@@ -322,9 +322,11 @@ impl Inst {
         let src = self.pods[p].node;
         let key = (0..self.cons.len())
             .find(|&c| self.cons[c].selector && self.domain_of(c, src) != self.domain_of(c, t));
+        // Outcome judging names the domain the pod left by the key's value, counted or not.
         let back = |x: usize| {
             key.is_some_and(|c| {
-                self.domain_of(c, src).is_some() && self.domain_of(c, x) == self.domain_of(c, src)
+                let k = self.cons[c].key;
+                self.label(src, k).is_some() && self.label(x, k) == self.label(src, k)
             })
         };
         fails.iter().any(|f| *f) || choices.iter().any(|&x| back(x))

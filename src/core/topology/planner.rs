@@ -948,7 +948,7 @@ impl<'a> Problem<'a> {
         let apart = |t: usize| {
             (0..k.counted.len()).all(|c| {
                 let (from, to) = (self.domain(c, k.source), self.domain(c, t));
-                !k.counted[c] || (to.is_some() && to != from)
+                !k.counted[c] || (to.is_some() && to != from && !self.back_in(class, c, t))
             })
         };
         let soft_only = (k.counted.iter().zip(&self.workload.constraints))
@@ -983,12 +983,18 @@ impl<'a> Problem<'a> {
         at_floor(target)
             && (0..k.counted.len()).all(|c| {
                 let domain_at_floor = |d: u32| state.counts[c][d as usize] - 1 == evicted.floor[c];
+                let layout = &self.layouts[c];
+                let keyed = layout.key.node_domain.get(k.source).copied().flatten();
                 !k.counted[c]
-                    || (self.layouts[c].nodes.every_keyed_node
-                        && self.domain(c, k.source).is_none_or(|d| {
-                            !domain_at_floor(d)
-                                || (self.layouts[c].key.one_node_per_domain && !at_floor(k.source))
-                        }))
+                    || (layout.nodes.every_keyed_node
+                        && match self.domain(c, k.source) {
+                            // Only a pod on a node without the key leaves no domain.
+                            None => keyed.is_none(),
+                            Some(d) => {
+                                !domain_at_floor(d)
+                                    || (layout.key.one_node_per_domain && !at_floor(k.source))
+                            }
+                        })
             })
     }
 
@@ -1014,11 +1020,13 @@ impl<'a> Problem<'a> {
         );
     }
 
-    /// Whether `node` is in the domain of constraint `c` the next pod of `class` leaves.
+    /// Whether `node` is in the domain of constraint `c` the next pod of `class` leaves, by
+    /// the key's value as outcome judging names it (`from_domain`), counted there or not.
     fn back_in(&self, class: usize, c: usize, node: usize) -> bool {
         let k = &self.classes[class];
-        let from = self.domain(c, k.source);
-        k.counted[c] && from.is_some() && self.domain(c, node) == from
+        let key = &self.layouts[c].key.node_domain;
+        let from = key.get(k.source).copied().flatten();
+        k.counted[c] && from.is_some() && key.get(node).copied().flatten() == from
     }
 
     /// The constraint a move of the next pod of `class` to `target` is judged by: the first
