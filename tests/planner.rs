@@ -471,3 +471,77 @@ fn finished_pods_hold_nothing() {
     p.node_name = None;
     assert!(!p.holds_resources());
 }
+
+// ---- Certain moves and gambles (the score's ties, scoring.go) ----
+
+/// The plan's one move, from z1-n0 to z0-n0.
+fn only_move_from_z1_n0_to_z0_n0(plan: &Plan) -> &Move {
+    assert_eq!(plan.moves_needed, 1, "{plan:?}");
+    let m = &plan.moves[0];
+    assert_eq!(
+        (m.from_node.as_str(), m.to_node.as_str()),
+        ("z1-n0", "z0-n0")
+    );
+    m
+}
+
+/// The nodes (by name) the scheduler may put the replacement of `pod` on.
+fn tie_of(cluster: &Cluster, w: &Workload, pod: &str) -> Vec<String> {
+    let p = cluster.pods().iter().position(|p| p.name == pod).unwrap();
+    candidate_nodes(cluster, w, p, true)
+        .into_iter()
+        .map(|n| cluster.nodes()[n].name.clone())
+        .collect()
+}
+
+#[test]
+fn a_certain_move_is_chosen_over_a_gamble() {
+    // Zones z0 {n0: 1}, z1 {n0: 2, n1: 1}; soft zone maxSkew 1, soft hostname maxSkew 2. One
+    // move from z1 to z0 balances the zones. Evicting the pod of z1-n1: z0-n0 = ln4 + ln5 + 1 =
+    // 3.99 and z1-n1 itself = 2 ln4 + 1 = 3.77 both round to 4, so its replacement may come
+    // back: a gamble. Evicting a pod of z1-n0: z0-n0 (4) alone scores best: certain. The pod of
+    // z1-n1 is the more willing (lower priority), yet the certain move is planned.
+    let (nodes, mut pods) = zones_of_hosts("foo", &[("z0", &[1]), ("z1", &[2, 1])]);
+    for p in pods
+        .iter_mut()
+        .filter(|p| p.node_name.as_deref() == Some("z1-n0"))
+    {
+        p.priority = 100;
+    }
+    let w = workload("default", "foo", zones_and_hosts(2));
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    assert_eq!(tie_of(&cluster, &w, "foo-z1-n1-0"), ["z0-n0", "z1-n1"]);
+    assert_eq!(tie_of(&cluster, &w, "foo-z1-n0-0"), ["z0-n0"]);
+    let plan = plan_all(&cluster, &w).unwrap();
+    let m = only_move_from_z1_n0_to_z0_n0(&plan);
+    assert!(!m.gamble, "{m:?}");
+    assert_scheduler_agrees(&nodes, &pods, &w, &plan.moves);
+}
+
+#[test]
+fn a_gamble_is_taken_when_no_certain_move_exists() {
+    // The example: zones z0 {n0: 2}, z1 {n0: 3, n1: 1}, soft zone maxSkew 1, soft
+    // hostname maxSkew 2. Evicting a pod of z1-n0, z0-n0 and z1-n1 tie at 7: in z1-n1 the zones
+    // stay 2/4. Evicting the pod of z1-n1, it alone scores best (5): it would come back. The
+    // only move is the gamble, planned and said so.
+    let (nodes, pods) = zones_of_hosts("foo", &[("z0", &[2]), ("z1", &[3, 1])]);
+    let w = workload("default", "foo", zones_and_hosts(2));
+    let cluster = Cluster::new(nodes.clone(), pods.clone());
+    assert_eq!(tie_of(&cluster, &w, "foo-z1-n0-0"), ["z0-n0", "z1-n1"]);
+    assert_eq!(tie_of(&cluster, &w, "foo-z1-n1-0"), ["z1-n1"]);
+    let plan = plan_all(&cluster, &w).unwrap();
+    let m = only_move_from_z1_n0_to_z0_n0(&plan);
+    assert!(m.gamble, "{m:?}");
+    assert_eq!(m.allowed_domains[ZONE_KEY], ["z0", "z1"]);
+    assert_scheduler_agrees(&nodes, &pods, &w, &plan.moves);
+}
+
+#[test]
+fn hard_constraints_make_no_gamble() {
+    // DoNotSchedule: the filter decides, every feasible node is a target, nothing is a gamble.
+    let (nodes, pods) = one_node_per_domain(&[3, 0, 0], "foo");
+    let w = workload("default", "foo", vec![hard(ZONE_KEY, 1)]);
+    let plan = plan_all(&Cluster::new(nodes, pods), &w).unwrap();
+    assert_eq!(plan.moves_needed, 2);
+    assert!(plan.moves.iter().all(|m| !m.gamble), "{:?}", plan.moves);
+}

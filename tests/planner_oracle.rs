@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use common::*;
 use proptest::prelude::*;
@@ -219,8 +219,11 @@ impl Inst {
         if scored.is_empty() {
             return feasible;
         }
-        let score = |t: usize| -> f64 {
-            soft.iter()
+        // scoring.go: per node, the sum of count * ln(size + 2) + (maxSkew - 1), rounded; then
+        // NormalizeScore maps the lowest to 100. The scheduler may pick any node scoring 100.
+        let score = |t: usize| -> i64 {
+            let sum: f64 = soft
+                .iter()
                 .map(|&c| {
                     let key = self.cons[c].key;
                     let size = if key == Key::Host {
@@ -239,18 +242,94 @@ impl Inst {
                         .find(|(x, _)| *x == d)
                         .map_or(0, |x| x.1);
                     f64::from(count) * ((size + 2) as f64).ln()
+                        + f64::from(self.cons[c].max_skew - 1)
                 })
-                .sum()
+                .sum();
+            sum.round() as i64
         };
-        let best = scored
-            .iter()
-            .map(|&t| score(t))
-            .fold(f64::INFINITY, f64::min);
+        let rounded: Vec<i64> = scored.iter().map(|&t| score(t)).collect();
+        let min = rounded.iter().copied().min().unwrap_or(0);
+        let max = rounded.iter().copied().max().unwrap_or(0).max(0);
+        let normalized = |s: i64| {
+            if max == 0 {
+                100
+            } else {
+                100 * (max + min - s) / max
+            }
+        };
         scored
             .iter()
-            .copied()
-            .filter(|&t| score(t) <= best + 1e-9 * best.abs().max(1.0))
+            .zip(&rounded)
+            .filter(|(_, s)| normalized(**s) == 100)
+            .map(|(t, _)| *t)
             .collect()
+    }
+
+    /// The domain of `node` for constraint `c`, if the node counts for it.
+    fn domain_of(&self, c: usize, node: usize) -> Option<u32> {
+        if self.counted_node(c, node) {
+            self.label(node, self.cons[c].key)
+        } else {
+            None
+        }
+    }
+
+    /// For each node of `choices` (where the scheduler may put the replacement of pod `p`):
+    /// the pods' places after the move there, whether it is never worse, and the distance after.
+    fn outcomes(
+        &self,
+        p: usize,
+        at: &[Option<usize>],
+        choices: &[usize],
+    ) -> Vec<(Vec<Option<usize>>, bool, i64)> {
+        choices
+            .iter()
+            .map(|&x| {
+                let mut after = at.to_vec();
+                after[p] = Some(x);
+                let never_worse = self.never_worse(at, &after);
+                let d = self.distance(&after);
+                (after, never_worse, d)
+            })
+            .collect()
+    }
+
+    /// Per node of `choices`: whether the replacement there would fail by outcome whatever the
+    /// move's topology key: back on the pod's node, a constraint made worse, or no closer to
+    /// balance.
+    fn fails(
+        &self,
+        p: usize,
+        at: &[Option<usize>],
+        choices: &[usize],
+        outcomes: &[(Vec<Option<usize>>, bool, i64)],
+    ) -> Vec<bool> {
+        let before = self.distance(at);
+        choices
+            .iter()
+            .zip(outcomes)
+            .map(|(&x, (_, never_worse, d))| x == self.pods[p].node || !never_worse || *d >= before)
+            .collect()
+    }
+
+    /// Whether moving pod `p` to `t` is a gamble: with ScheduleAnyway constraints, some node of
+    /// `choices` would fail (`fails`), or is back in the domain the pod left of the move's
+    /// topology key (the first constraint counting the pod whose domain the move changes).
+    fn gamble(&self, p: usize, t: usize, choices: &[usize], fails: &[bool]) -> bool {
+        if self.cons.iter().all(|c| c.hard) {
+            return false;
+        }
+        let src = self.pods[p].node;
+        let key = (0..self.cons.len())
+            .find(|&c| self.cons[c].selector && self.domain_of(c, src) != self.domain_of(c, t));
+        // Outcome judging names the domain the pod left by the key's value, counted or not.
+        let back = |x: usize| {
+            key.is_some_and(|c| {
+                let k = self.cons[c].key;
+                self.label(src, k).is_some() && self.label(x, k) == self.label(src, k)
+            })
+        };
+        fails.iter().any(|f| *f) || choices.iter().any(|&x| back(x))
     }
 
     /// No constraint goes from within maxSkew to above it, none above gets worse.
@@ -261,44 +340,55 @@ impl Inst {
         })
     }
 
-    /// (closest distance reachable, fewest evictions reaching it).
-    fn oracle(&self) -> (i64, usize) {
+    /// (closest distance reachable, fewest evictions reaching it, fewest gambles among those).
+    fn oracle(&self) -> (i64, usize, usize) {
         let start: Vec<Option<usize>> = self.pods.iter().map(|p| Some(p.node)).collect();
-        let mut best = (self.distance(&start), 0);
+        let mut best = (self.distance(&start), 0, 0);
         if best.0 == 0 {
             return best;
         }
+        let hard_only = self.cons.iter().all(|c| c.hard);
         let mut seen: HashSet<Vec<Option<usize>>> = HashSet::from([start.clone()]);
-        let mut level = vec![start];
+        // The states of one level: the fewest gambles reaching each, and its distance.
+        let mut level: HashMap<Vec<Option<usize>>, (usize, i64)> =
+            HashMap::from([(start, (0, best.0))]);
         for g in 1.. {
-            let mut next = Vec::new();
-            for at in &level {
+            let mut next: HashMap<Vec<Option<usize>>, (usize, i64)> = HashMap::new();
+            for (at, (gambles, _)) in &level {
                 for p in 0..self.pods.len() {
                     if at[p] != Some(self.pods[p].node) {
                         continue; // each pod moves once: a plan names the pods it evicts
                     }
-                    for t in self.choices(p, at) {
-                        if t == self.pods[p].node {
+                    let choices = self.choices(p, at);
+                    let outcomes = self.outcomes(p, at, &choices);
+                    let fails = self.fails(p, at, &choices, &outcomes);
+                    for (&t, (after, never_worse, d)) in choices.iter().zip(outcomes) {
+                        if t == self.pods[p].node || !never_worse {
                             continue;
                         }
-                        let mut after = at.clone();
-                        after[p] = Some(t);
-                        if !self.never_worse(at, &after) || !seen.insert(after.clone()) {
-                            continue;
+                        if seen.contains(&after) && !next.contains_key(&after) {
+                            continue; // reached in fewer moves
                         }
-                        let d = self.distance(&after);
-                        if d == 0 {
-                            return (0, g);
+                        if hard_only && d == 0 {
+                            return (0, g, 0);
                         }
-                        if d < best.0 {
-                            best = (d, g);
-                        }
-                        next.push(after);
+                        seen.insert(after.clone());
+                        let cost = gambles + usize::from(self.gamble(p, t, &choices, &fails));
+                        let entry = next.entry(after).or_insert((cost, d));
+                        entry.0 = entry.0.min(cost);
                     }
                 }
             }
             if next.is_empty() {
                 break;
+            }
+            for (gambles, d) in next.values() {
+                if (*d, g, *gambles) < best {
+                    best = (*d, g, *gambles);
+                }
+            }
+            if best.0 == 0 {
+                return best;
             }
             level = next;
         }
@@ -404,7 +494,7 @@ fn after_moves(nodes: &[Node], pods: &[Pod], moves: &[Move]) -> Cluster {
 }
 
 fn check(inst: &Inst) -> Result<(), TestCaseError> {
-    let (want_distance, want_moves) = inst.oracle();
+    let (want_distance, want_moves, want_gambles) = inst.oracle();
     let nodes = core_nodes(inst);
     let pods = core_pods(inst);
     let w = core_workload(inst);
@@ -418,7 +508,22 @@ fn check(inst: &Inst) -> Result<(), TestCaseError> {
         Err(_) => Vec::new(),
     };
     let mut before = initial;
+    // The same steps in the oracle's terms: where each pod runs.
+    let mut at: Vec<Option<usize>> = inst.pods.iter().map(|p| Some(p.node)).collect();
     for (i, m) in moves.iter().enumerate() {
+        let (j, t): (usize, usize) = (m.pod[1..].parse().unwrap(), m.to_node[1..].parse().unwrap());
+        let choices = inst.choices(j, &at);
+        let outcomes = inst.outcomes(j, &at, &choices);
+        let fails = inst.fails(j, &at, &choices, &outcomes);
+        prop_assert_eq!(
+            m.gamble,
+            inst.gamble(j, t, &choices, &fails),
+            "step {} {:?}: the scheduler may pick {:?}",
+            i,
+            m,
+            choices
+        );
+        at[j] = Some(t);
         let state = after_moves(&nodes, &pods, &moves[..i]);
         let p = state
             .pods()
@@ -452,9 +557,10 @@ fn check(inst: &Inst) -> Result<(), TestCaseError> {
         }
         before = after;
     }
+    let gambles = moves.iter().filter(|m| m.gamble).count();
     prop_assert_eq!(
-        (distance(&before), moves.len()),
-        (want_distance, want_moves),
+        (distance(&before), moves.len(), gambles),
+        (want_distance, want_moves, want_gambles),
         "planned {:?}",
         moves
     );

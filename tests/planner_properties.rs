@@ -176,4 +176,49 @@ proptest! {
             prop_assert_eq!(named, zones.into_iter().collect::<Vec<_>>());
         }
     }
+
+    /// A move is certain exactly when outcome judging would call it a success wherever in the
+    /// score's tie the scheduler puts the replacement; else it is a gamble. Every move of the
+    /// plan, each in the state the plan's earlier moves leave.
+    #[test]
+    fn a_move_is_a_gamble_exactly_when_the_tie_holds_a_failure(
+        zones in 2usize..4,
+        nodes_per_zone in 1usize..6,
+        pods_per_node in prop::collection::vec(0usize..5, 15),
+        zone_skew in 1i32..3,
+        host_skew in 1i32..4,
+        hard_zone in prop::bool::weighted(0.25),
+    ) {
+        let (nodes, pods) = cluster_of(zones, nodes_per_zone, &pods_per_node);
+        let mut zone = constraint(ZONE_KEY, zone_skew, "foo");
+        if hard_zone {
+            zone.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
+        }
+        let w = workload("default", "foo", vec![zone, constraint(HOSTNAME_KEY, host_skew, "foo")]);
+        let Ok(plan) = plan_all(&Cluster::new(nodes.clone(), pods.clone()), &w) else {
+            return Ok(());
+        };
+        for (i, m) in plan.moves.iter().enumerate() {
+            let now = carry_out(&nodes, &pods, &plan.moves[..i]);
+            let baseline = Baseline::of(&measure(&now, &w), m);
+            let p = now.pods().iter().position(|p| p.name == m.pod).unwrap();
+            let tie = candidate_nodes(&now, &w, p, true);
+            let failing: Vec<&str> = tie
+                .iter()
+                .map(|&x| &now.nodes()[x])
+                .filter(|x| {
+                    let mut placed: Vec<Pod> = now.pods().iter().map(|p| (**p).clone()).collect();
+                    placed[p].node_name = Some(x.name.clone());
+                    let after = measure(&Cluster::new(nodes.clone(), placed), &w);
+                    let landed = Replacement {
+                        ready: true,
+                        domain: x.labels.get(&m.topology_key).map(String::as_str),
+                    };
+                    judge_move(&baseline, &after, &landed) != MoveOutcome::Succeeded
+                })
+                .map(|x| x.name.as_str())
+                .collect();
+            prop_assert_eq!(m.gamble, !failing.is_empty(), "move {} {:?}: {:?} would fail", i, m, failing);
+        }
+    }
 }

@@ -87,14 +87,7 @@ fn zone_and_hostname_are_counted_together() {
         "foo",
         &[("node-a", 2), ("node-b", 1), ("node-y", 4)],
     );
-    let w = workload(
-        "default",
-        "foo",
-        vec![
-            constraint(ZONE_KEY, 1, "foo"),
-            constraint(HOSTNAME_KEY, 1, "foo"),
-        ],
-    );
+    let w = zone_and_host(1);
     let m = measure_one(four_nodes(), pods, &w);
     assert_eq!(
         m.constraints[0].domains.to_map(),
@@ -620,6 +613,281 @@ fn filter_min_domains_unmet_takes_the_minimum_as_zero() {
     // Without minDomains the minimum is 1: both fit.
     let w = workload("default", "foo", vec![hard(ZONE_KEY, 2)]);
     assert_eq!(fits(&cluster, &w), ["a", "b"]);
+}
+
+// ---- The scheduler's score (kube-scheduler podtopologyspread/scoring_test.go
+// TestPodTopologySpreadScore, TestPreScoreStateEmptyNodes) ----
+//
+// Upstream hands Score the nodes that passed Filter ("failedNodes" did not); here a failed node
+// is one without room, which still holds its pods for the counts. The scores are after
+// NormalizeScore (100 best), in node order.
+
+/// node-a 4, node-b 2, node-x 1, node-y 3.
+fn spread_4_2_1_3() -> Vec<Pod> {
+    pods_on(
+        "default",
+        "foo",
+        &[("node-a", 4), ("node-b", 2), ("node-x", 1), ("node-y", 3)],
+    )
+}
+
+/// The scores (by node name) of the nodes that would take a new pod of `w` are `want`.
+fn assert_scores(nodes: Vec<Node>, pods: Vec<Pod>, w: &Workload, want: &[(&str, i64)]) {
+    assert_eq!(scores(&Cluster::new(nodes, pods), w), named(want));
+}
+
+/// node-a 4, node-b 2, node-x 1, node-y 3 (zone1 {a, b}, zone2 {x, y}), node-y no candidate.
+fn spread_4_2_1_3_node_y_failed() -> (Vec<Node>, Vec<Pod>) {
+    let mut nodes = four_nodes();
+    fail(&mut nodes, "node-y", 3);
+    (nodes, spread_4_2_1_3())
+}
+
+/// PodTopologySpread's scores of the nodes that would take a new pod of `w`, by name.
+fn scores(cluster: &Cluster, w: &Workload) -> Vec<(String, i64)> {
+    template_scores(cluster, w, true)
+        .iter()
+        .map(|s| (cluster.nodes()[s.node].name.clone(), s.normalized))
+        .collect()
+}
+
+fn named(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+}
+
+/// `names` as nodes of one zone (only their hostnames matter).
+fn hosts(names: &[&str]) -> Vec<Node> {
+    names.iter().map(|n| node(n, "zone1")).collect()
+}
+
+/// Leaves `node` no room for another pod: upstream's "failedNodes".
+fn fail(nodes: &mut [Node], name: &str, pods: i64) {
+    let n = nodes.iter_mut().find(|n| n.name == name).unwrap();
+    n.allocatable.pods = pods;
+}
+
+fn soft(key: &str, max_skew: i32) -> Workload {
+    workload("default", "foo", vec![constraint(key, max_skew, "foo")])
+}
+
+/// Soft zone maxSkew 1 and soft hostname maxSkew `host_skew`.
+fn zone_and_host(host_skew: i32) -> Workload {
+    let constraints = vec![
+        constraint(ZONE_KEY, 1, "foo"),
+        constraint(HOSTNAME_KEY, host_skew, "foo"),
+    ];
+    workload("default", "foo", constraints)
+}
+
+#[test]
+fn score_the_issues_example_ties_after_rounding() {
+    // Zones z0 {n0: 2}, z1 {n0: 3, n1: 1}; soft zone maxSkew 1, soft hostname maxSkew 2; the
+    // replacement of a pod of z1-n0. z0-n0 = 2 ln4 + 2 ln5 + 1 = 6.99 and z1-n1 = 3 ln4 + ln5 + 1
+    // = 6.77 both round to 7, z1-n0 = 8.38 to 8: z0-n0 and z1-n1 tie, other plugins decide.
+    let (nodes, pods) = zones_of_hosts("foo", &[("z0", &[2]), ("z1", &[3, 1])]);
+    let w = zone_and_host(2);
+    let cluster = Cluster::new(nodes, pods);
+    let evicted = (cluster.pods().iter())
+        .position(|p| p.node_name.as_deref() == Some("z1-n0"))
+        .unwrap();
+    let got: Vec<(Option<i64>, i64)> = replacement_scores(&cluster, &w, evicted, true)
+        .iter()
+        .map(|s| (s.rounded, s.normalized))
+        .collect();
+    assert_eq!(got, [(Some(7), 100), (Some(8), 87), (Some(7), 100)]);
+    assert_eq!(candidate_nodes(&cluster, &w, evicted, true), [0, 2]);
+}
+
+#[test]
+fn score_no_pods_or_the_same_count_everywhere_ties_every_node() {
+    // "one constraint on node, no existing pods", "..., all nodes have the same number of
+    // matching pods".
+    let w = soft(HOSTNAME_KEY, 1);
+    let both = [("node-a", 100), ("node-b", 100)];
+    assert_scores(hosts(&["node-a", "node-b"]), vec![], &w, &both);
+    let pods = pods_on("default", "foo", &[("node-a", 1), ("node-b", 1)]);
+    assert_scores(hosts(&["node-a", "node-b"]), pods, &w, &both);
+}
+
+#[test]
+fn score_is_rounded_per_node_before_normalizing() {
+    // "one constraint on node, all 4 nodes are candidates": 2/1/0/3 over 4 nodes (upstream's
+    // node-c and node-d are node-x and node-y here), weight ln 6: 3.58 -> 4, 1.79 -> 2, 0,
+    // 5.38 -> 5; normalized 100 (5 + 0 - s) / 5.
+    let (nodes, pods) = (four_nodes(), spread_2_1_0_3());
+    assert_scores(
+        nodes.clone(),
+        pods.clone(),
+        &soft(HOSTNAME_KEY, 1),
+        &[
+            ("node-a", 20),
+            ("node-b", 60),
+            ("node-x", 100),
+            ("node-y", 0),
+        ],
+    );
+    let cluster = Cluster::new(nodes, pods);
+    let rounded: Vec<Option<i64>> = template_scores(&cluster, &soft(HOSTNAME_KEY, 1), true)
+        .iter()
+        .map(|s| s.rounded)
+        .collect();
+    assert_eq!(rounded, [Some(4), Some(2), Some(0), Some(5)]);
+}
+
+#[test]
+fn score_adds_max_skew_minus_one_to_every_node() {
+    // "..., maxSkew=2": the same 2/1/0/3 plus 1 each: 5, 3, 1, 6 -> 33, 66, 100, 16.
+    let (nodes, pods) = (four_nodes(), spread_2_1_0_3());
+    assert_scores(
+        nodes.clone(),
+        pods,
+        &soft(HOSTNAME_KEY, 2),
+        &[
+            ("node-a", 33),
+            ("node-b", 66),
+            ("node-x", 100),
+            ("node-y", 16),
+        ],
+    );
+    // "..., maxSkew=3": 4/3/2/1 -> 44, 66, 77, 100.
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 4), ("node-b", 3), ("node-x", 2), ("node-y", 1)],
+    );
+    assert_scores(
+        nodes,
+        pods,
+        &soft(HOSTNAME_KEY, 3),
+        &[
+            ("node-a", 44),
+            ("node-b", 66),
+            ("node-x", 77),
+            ("node-y", 100),
+        ],
+    );
+}
+
+#[test]
+fn score_hostname_size_is_the_nodes_that_passed_the_filters() {
+    // "one constraint on node, 3 out of 4 nodes are candidates": 4/2/1/~3~, weight ln(3 + 2).
+    let (nodes, pods) = spread_4_2_1_3_node_y_failed();
+    assert_scores(
+        nodes,
+        pods,
+        &soft(HOSTNAME_KEY, 1),
+        &[("node-a", 33), ("node-b", 83), ("node-x", 100)],
+    );
+}
+
+#[test]
+fn score_ignores_a_node_lacking_a_soft_key() {
+    // "..., one node doesn't match topology key": 4/?2?/1/~3~. node-b is ignored (0) and not
+    // counted in the size: weight ln(2 + 2); 5.55 -> 6, 1.39 -> 1.
+    let mut nodes = four_nodes();
+    nodes[1].labels.remove(HOSTNAME_KEY);
+    nodes[1].labels.insert("n".into(), "node-b".into());
+    fail(&mut nodes, "node-y", 3);
+    let pods = spread_4_2_1_3();
+    assert_scores(
+        nodes.clone(),
+        pods.clone(),
+        &soft(HOSTNAME_KEY, 1),
+        &[("node-a", 16), ("node-b", 0), ("node-x", 100)],
+    );
+    let cluster = Cluster::new(nodes, pods);
+    assert_eq!(
+        template_scores(&cluster, &soft(HOSTNAME_KEY, 1), true)[1].rounded,
+        None
+    );
+}
+
+#[test]
+fn score_key_size_counts_only_the_scored_nodes_domains() {
+    // TestPreScoreStateEmptyNodes "node-x doesn't have label zone": node-x is ignored, the
+    // zone weight is ln(1 + 2) (zone1 only), the hostname one ln(2 + 2). With a:1, x:3:
+    // a = ln3 + ln4 = 2.48 -> 2, b = ln3 = 1.10 -> 1.
+    let mut nodes = vec![
+        node("node-a", "zone1"),
+        node("node-b", "zone1"),
+        node("node-x", "zone2"),
+    ];
+    nodes[2].labels.remove(ZONE_KEY);
+    let pods = pods_on("default", "foo", &[("node-a", 1), ("node-x", 3)]);
+    let w = zone_and_host(1);
+    assert_scores(
+        nodes,
+        pods,
+        &w,
+        &[("node-a", 50), ("node-b", 100), ("node-x", 0)],
+    );
+}
+
+#[test]
+fn score_counts_the_pods_of_failed_nodes_in_their_domain() {
+    // "one constraint on zone, 3 out of 4 nodes are candidates": zone1 6, zone2 4 (node-y's 3
+    // count though it is no candidate): 8.32 -> 8, 5.55 -> 6.
+    let (nodes, pods) = spread_4_2_1_3_node_y_failed();
+    assert_scores(
+        nodes,
+        pods,
+        &soft(ZONE_KEY, 1),
+        &[("node-a", 75), ("node-b", 75), ("node-x", 100)],
+    );
+}
+
+#[test]
+fn score_sums_the_soft_constraints() {
+    // "two Constraints on zone and node, 2 out of 4 nodes are candidates": 2/~1~/2/~4~; a =
+    // 3 ln4 + 2 ln4 -> 7, x = 6 ln4 + 2 ln4 -> 11.
+    let mut nodes = four_nodes();
+    fail(&mut nodes, "node-b", 1);
+    fail(&mut nodes, "node-y", 4);
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 2), ("node-b", 1), ("node-x", 2), ("node-y", 4)],
+    );
+    let w = zone_and_host(1);
+    assert_scores(nodes, pods, &w, &[("node-a", 100), ("node-x", 63)]);
+}
+
+#[test]
+fn score_excludes_terminating_pods_and_other_namespaces() {
+    // "terminating Pods should be excluded".
+    let mut pods = pods_on("default", "foo", &[("node-a", 1), ("node-b", 1)]);
+    pods[0].terminating = true;
+    let w = soft(HOSTNAME_KEY, 1);
+    let nodes = hosts(&["node-a", "node-b"]);
+    assert_scores(nodes.clone(), pods, &w, &[("node-a", 100), ("node-b", 0)]);
+    // "existing pods in a different namespace do not count".
+    let mut pods = pods_on("default", "foo", &[("node-a", 2), ("node-b", 2)]);
+    pods[0].namespace = "ns1".into();
+    assert_scores(nodes, pods, &w, &[("node-a", 100), ("node-b", 33)]);
+}
+
+#[test]
+fn score_min_domains_has_no_effect_when_schedule_anyway() {
+    // "minDomains has no effect when ScheduleAnyway": key "node" (not the hostname key, but one
+    // domain per node), maxSkew 2, minDomains 10, 2/2/1: 4.22 -> 4, 2.61 -> 3.
+    let mut nodes = hosts(&["node-a", "node-b", "node-c"]);
+    for n in &mut nodes {
+        let name = n.name.clone();
+        n.labels.insert("node".into(), name);
+    }
+    let pods = pods_on(
+        "default",
+        "foo",
+        &[("node-a", 2), ("node-b", 2), ("node-c", 1)],
+    );
+    let mut c = constraint("node", 2, "foo");
+    c.min_domains = Some(10);
+    assert_scores(
+        nodes,
+        pods,
+        &workload("default", "foo", vec![c]),
+        &[("node-a", 75), ("node-b", 75), ("node-c", 100)],
+    );
 }
 
 // ---- Each class counted by its own keys (filtering.go PreFilter, scoring.go

@@ -82,6 +82,8 @@ pub struct Eligibility {
     /// For each domain of the key, whether some node of it counts.
     pub eligible: Vec<bool>,
     pub domain_count: usize,
+    /// Every node carrying the key counts.
+    pub every_keyed_node: bool,
 }
 
 /// The cached eligibilities whose keys hash alike (almost always one).
@@ -143,6 +145,8 @@ pub struct KeyIndex {
     pub node_domain: Vec<Option<u32>>,
     /// Every node carries the key.
     pub on_every_node: bool,
+    /// No two nodes share a value (hostname, as a rule): a domain is one node.
+    pub one_node_per_domain: bool,
 }
 
 impl Cluster {
@@ -264,10 +268,14 @@ impl Cluster {
             })
             .collect();
         let domain_count = eligible.iter().filter(|e| **e).count();
+        let every_keyed_node = (node_domain.iter())
+            .zip(&key.node_domain)
+            .all(|(counted, keyed)| counted.is_some() == keyed.is_some());
         let found = Arc::new(Eligibility {
             node_domain,
             eligible,
             domain_count,
+            every_keyed_node,
         });
         let cache_key = EligibilityKey {
             all_keys: all_keys.iter().map(|k| k.to_string()).collect(),
@@ -321,8 +329,9 @@ impl Cluster {
             .map(|n| n.labels.get(key).map(|v| position[v.as_str()]))
             .collect();
         let index = Arc::new(KeyIndex {
-            domains: domains.into_iter().cloned().collect(),
+            domains: domains.iter().copied().cloned().collect(),
             on_every_node: node_domain.iter().all(Option::is_some),
+            one_node_per_domain: node_domain.iter().flatten().count() == domains.len(),
             node_domain,
         });
         keys.insert(key.to_string(), index.clone());

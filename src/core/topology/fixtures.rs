@@ -85,12 +85,33 @@ pub fn one_node_per_domain(counts: &[usize], app: &str) -> (Vec<Node>, Vec<Pod>)
     let nodes: Vec<Node> = (0..counts.len())
         .map(|i| node(&format!("d{i}"), &format!("d{i}")))
         .collect();
+    let pods = pods_per_node(&nodes, counts, app);
+    (nodes, pods)
+}
+
+/// `counts[i]` pods of `app` on `nodes[i]`.
+fn pods_per_node<'a>(
+    nodes: &[Node],
+    counts: impl IntoIterator<Item = &'a usize>,
+    app: &str,
+) -> Vec<Pod> {
     let placement: Vec<(&str, usize)> = nodes
         .iter()
         .zip(counts)
         .map(|(n, c)| (n.name.as_str(), *c))
         .collect();
-    let pods = pods_on("default", app, &placement);
+    pods_on("default", app, &placement)
+}
+
+/// Zones of hosts: for each `(zone, counts)`, nodes `<zone>-n0, <zone>-n1, ...` holding
+/// `counts[i]` pods of `app` each.
+pub fn zones_of_hosts(app: &str, zones: &[(&str, &[usize])]) -> (Vec<Node>, Vec<Pod>) {
+    let nodes: Vec<Node> = zones
+        .iter()
+        .flat_map(|(z, counts)| (0..counts.len()).map(move |i| node(&format!("{z}-n{i}"), z)))
+        .collect();
+    let counts = zones.iter().flat_map(|(_, counts)| counts.iter());
+    let pods = pods_per_node(&nodes, counts, app);
     (nodes, pods)
 }
 

@@ -23,5 +23,8 @@ pub use measure::{ConstraintMeasure, ExpectedView, Measurement, measure, skew_of
 pub use model::*;
 pub use outcome::{Baseline, MoveOutcome, NotBetter, Replacement, distance, judge_move};
 pub use planner::{Evaluation, Move, Obstacle, Plan, PlanOptions, evaluate, plan_rebalance};
-pub use scheduler::{Rejection, accepts, candidate_nodes, node_accepts, template_accepts};
+pub use scheduler::{
+    MAX_NODE_SCORE, Rejection, SpreadScore, accepts, candidate_nodes, node_accepts,
+    replacement_scores, template_accepts, template_scores,
+};
 pub use zone_loss::{DomainLoss, own_pods_by_domain, pods_by_domain, worst_domain_loss};

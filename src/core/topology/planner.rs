@@ -13,7 +13,7 @@
 //! balance cannot be reached, the closest reachable state in the fewest moves. The search is
 //! bounded by a work budget; past it the best plan found so far is returned.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::ops::ControlFlow;
@@ -64,6 +64,12 @@ pub struct Move {
     /// For each ScheduleAnyway constraint's key: every domain the scheduler may put the
     /// replacement in (its score ties them; other score plugins decide). `to_domain` is one.
     pub allowed_domains: BTreeMap<String, Vec<String>>,
+    /// The score's tie (ScheduleAnyway constraints) also holds a node where the replacement
+    /// would not bring the workload closer to balance, or would come back into `from_domain`:
+    /// the move may fail, and the outcome will tell. A plan takes one only when no plan as short
+    /// takes fewer; a step takes one only when no certain move helps. Never with DoNotSchedule
+    /// constraints alone (the filter decides).
+    pub gamble: bool,
 }
 
 /// Why no (further) move is planned.
@@ -216,8 +222,16 @@ enum Movable {
 /// One step of a plan: the next pod of a class goes to a node.
 type Step = (u32, u32);
 
-/// A search frontier entry: lowest f first, then the deepest, then the oldest.
-type Open = (Reverse<i64>, usize, Reverse<u64>, Vec<Step>);
+/// A search frontier entry: lowest (f, gambles) first, then the deepest, then the oldest.
+type Open = (Reverse<(i64, usize)>, usize, Reverse<u64>, Vec<Step>);
+
+/// The best plan found so far: its distance from balance at the end, its moves and gambles.
+struct Incumbent {
+    dist: i64,
+    moves: usize,
+    gambles: usize,
+    path: Vec<Step>,
+}
 
 /// Which rules a diagnostic search may break, to tell why the real one found nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,6 +336,63 @@ struct Succ {
     gain: i64,
     /// The largest constraint distance after the move (the search's heuristic).
     h_after: i64,
+    /// The score's tie holds a node where the move would not succeed ([`Move::gamble`]).
+    gamble: bool,
+}
+
+/// One move priced: whether it is legal and changes some count, and if so what it gains and
+/// the largest constraint distance after it.
+#[derive(Clone, Copy, Debug)]
+struct Priced {
+    legal: bool,
+    changed: bool,
+    gain: i64,
+    h_after: i64,
+}
+
+impl Priced {
+    /// The workload gets closer to balance and no constraint gets worse.
+    fn succeeds(&self) -> bool {
+        self.legal && self.changed && self.gain > 0
+    }
+}
+
+/// What the nodes of the score's tie for one replacement would make of its move, as outcome
+/// judging sees it ([`judge_move`](super::outcome::judge_move)): a move succeeds when the
+/// workload gets closer to balance, no constraint gets worse, and the replacement is not back
+/// in the domain it left of the move's topology key.
+struct Tie {
+    /// Some node of the tie would not bring the workload closer to balance (or make a
+    /// constraint worse), the pod's own node included.
+    any_fails: bool,
+    /// Per constraint: some node of the tie is in the domain the pod leaves.
+    back_in: Vec<bool>,
+}
+
+impl Tie {
+    fn new(constraints: usize) -> Self {
+        Self {
+            any_fails: false,
+            back_in: vec![false; constraints],
+        }
+    }
+
+    /// Takes in a node of the tie, `priced` as [`Problem::price`] has it (`None`: the pod's
+    /// own node); `back_in(c)`: the node is in the domain of constraint `c` the pod leaves.
+    fn add(&mut self, priced: Option<Priced>, back_in: impl Fn(usize) -> bool) {
+        let succeeds = priced.is_some_and(|p| p.succeeds());
+        self.any_fails |= !succeeds;
+        if succeeds {
+            for (c, back) in self.back_in.iter_mut().enumerate() {
+                *back |= back_in(c);
+            }
+        }
+    }
+
+    /// Whether a move judged by constraint `key` may fail wherever the tie puts it.
+    fn gamble(&self, key: Option<usize>) -> bool {
+        self.any_fails || key.is_some_and(|c| self.back_in[c])
+    }
 }
 
 struct Problem<'a> {
@@ -337,6 +408,9 @@ struct Problem<'a> {
     start: State,
     /// Per constraint: every domain of its key counts (no node is left out by its policies).
     every_domain_counts: Vec<bool>,
+    /// Some constraint is ScheduleAnyway: the score picks among the feasible nodes, and a move
+    /// may be a gamble. Without one the filter decides and every feasible node is a target.
+    scored: bool,
 }
 
 impl<'a> Problem<'a> {
@@ -427,6 +501,7 @@ impl<'a> Problem<'a> {
             check_room,
             start,
             every_domain_counts: layouts_counting_every_domain,
+            scored: workload.constraints.iter().any(|c| !c.is_hard()),
         }
     }
 
@@ -509,13 +584,11 @@ impl<'a> Problem<'a> {
         let mut floor = Vec::with_capacity(constraints);
         for (c, counted) in k.counted.iter().enumerate() {
             let d = self.domain(c, k.source).filter(|_| *counted);
+            // One domain loses a pod: the lowest count is the old one, or that domain's.
             let lowest = match d {
                 Some(d) => {
-                    let mut hist = state.hists[c].clone();
-                    let count = state.counts[c][d as usize];
-                    hist.remove(count);
-                    hist.add(count - 1);
-                    hist.lowest()
+                    let left = state.counts[c][d as usize] - 1;
+                    Some(state.hists[c].lowest().map_or(left, |l| l.min(left)))
                 }
                 None => state.hists[c].lowest(),
             }
@@ -541,12 +614,38 @@ impl<'a> Problem<'a> {
         }
     }
 
+    /// The scheduler's view of each constraint in `state` right after the next pod of `class`
+    /// is evicted (`from`: the domain it left, per constraint, as [`Evicted`] has it).
+    fn views<'s>(
+        &'s self,
+        state: &'s State,
+        class: usize,
+        from: &[Option<u32>],
+    ) -> Vec<SpreadView<'s>> {
+        (self.layouts.iter())
+            .zip(&self.workload.constraints)
+            .zip(state.counts.iter().zip(from))
+            .zip(&self.classes[class].counted)
+            .map(|(((l, c), (counts, from)), m)| SpreadView {
+                constraint: c,
+                key_domain: &l.key.node_domain,
+                node_domain: &l.nodes.node_domain,
+                eligible: &l.nodes.eligible,
+                counts,
+                evicted_from: *from,
+                floor_zero: l.floor_zero,
+                self_match: *m,
+            })
+            .collect()
+    }
+
     /// Visits, in node order, the nodes the scheduler may pick for the next pod of `class` in
     /// `state`, until `visit` breaks. The pod's own node is among them (the scheduler weighs it
     /// like any other) though it is no target. `work` counts the node checks.
     ///
-    /// `skip` drops nodes the caller no longer cares about from the lazy pass (never from
-    /// the scoring the fallback needs).
+    /// `skip` drops nodes the caller does not care about from the lazy pass (never from the
+    /// scoring the fallback needs): they are not visited, and their filters are only checked
+    /// while no feasible node at the floor is known.
     ///
     /// Most steps need one good target, not the whole set, so the scan is lazy: without
     /// ScheduleAnyway constraints every feasible node is picked; with them, a node counting for
@@ -568,23 +667,7 @@ impl<'a> Problem<'a> {
             global_mins,
             floor,
         } = self.evicted(state, class);
-        let views: Vec<SpreadView<'_>> = self
-            .layouts
-            .iter()
-            .zip(&self.workload.constraints)
-            .zip(state.counts.iter().zip(&from))
-            .zip(&k.counted)
-            .map(|(((l, c), (counts, from)), m)| SpreadView {
-                constraint: c,
-                key_domain: &l.key.node_domain,
-                node_domain: &l.nodes.node_domain,
-                eligible: &l.nodes.eligible,
-                counts,
-                evicted_from: *from,
-                floor_zero: l.floor_zero,
-                self_match: *m,
-            })
-            .collect();
+        let views = self.views(state, class, &from);
         let nodes = self.cluster.nodes();
         let sched = SchedState {
             nodes,
@@ -608,7 +691,16 @@ impl<'a> Problem<'a> {
         let mut any_lowest = false;
         for t in 0..nodes.len() {
             *work += 1;
-            if !skip(t) && (!scored || at_score_floor(&views, &floor, t)) && feasible(t) {
+            if scored && !at_score_floor(&views, &floor, t) {
+                continue;
+            }
+            if skip(t) {
+                // Not visited, but the pass is the scheduler's choice as soon as one feasible
+                // node is at the floor.
+                any_lowest = any_lowest || (scored && feasible(t));
+                continue;
+            }
+            if feasible(t) {
                 any_lowest = true;
                 if visit(t, Pass::Floor).is_break() {
                     return;
@@ -722,7 +814,14 @@ impl<'a> Problem<'a> {
 
     /// Every legal, useful move of the next pod of `class`, priced against `pricings` (the
     /// state's). A move is legal when no constraint goes from within maxSkew to above it and
-    /// none already above gets a larger skew; useful when it changes some count.
+    /// none already above gets a larger skew; useful when it changes some count. The scan stops
+    /// at a move gaining `enough`.
+    ///
+    /// With `judge`, each move says whether it is a gamble: with ScheduleAnyway constraints the
+    /// scheduler may put the replacement on any node of the score's tie, not only the planned
+    /// one ([`Tie`]). Telling needs the whole tie, so the scan then stops early only once the
+    /// tie is known to hold a node where moves fail. Without `judge`, no move is called a gamble
+    /// (see [`is_gamble`](Self::is_gamble)).
     #[allow(clippy::too_many_arguments)] // one scan's state, inputs and budget; all needed
     fn moves_of(
         &self,
@@ -733,56 +832,218 @@ impl<'a> Problem<'a> {
         work: &mut usize,
         out: &mut Vec<Succ>,
         enough: i64,
+        judge: bool,
     ) {
         let k = &self.classes[class];
         if state.moved[class] as usize >= k.pods.len() {
             return;
         }
+        let judge = judge && self.scored;
+        let first = out.len();
         let total: i64 = pricings.iter().map(|p| p.distance).sum();
+        let mut tie = Tie::new(k.counted.len());
         self.scan(state, class, relax, work, &|_| false, &mut |target, _| {
-            if target == k.source {
-                return ControlFlow::Continue(());
+            let priced = self.price(state, pricings, class, target, total);
+            if judge {
+                tie.add(priced, |c| self.back_in(class, c, target));
             }
-            let mut changed = false;
-            let mut legal = true;
-            let (mut dist_after, mut h_after) = (0i64, 0i64);
-            for (c, pricing) in pricings.iter_mut().enumerate() {
-                let (from, to) = if k.counted[c] {
-                    (self.domain(c, k.source), self.domain(c, target))
-                } else {
-                    (None, None)
-                };
-                let (distance, skew) = if from == to {
-                    (pricing.distance, pricing.skew)
-                } else {
-                    changed = true;
-                    let counts = &state.counts[c];
-                    pricing.after(
-                        from.map(|d| counts[d as usize]),
-                        to.map(|d| counts[d as usize]),
-                    )
-                };
-                if skew > pricing.max_skew.max(pricing.skew) {
-                    legal = false;
-                    break;
-                }
-                dist_after += distance;
-                h_after = h_after.max(distance);
-            }
-            if legal && changed {
-                let gain = total - dist_after;
+            if let Some(Priced {
+                gain,
+                h_after,
+                legal: true,
+                changed: true,
+            }) = priced
+            {
                 out.push(Succ {
                     class,
                     target,
                     gain,
                     h_after,
+                    gamble: false,
                 });
-                if gain >= enough {
+                if gain >= enough && (tie.any_fails || !judge) {
                     return ControlFlow::Break(());
                 }
             }
             ControlFlow::Continue(())
         });
+        if judge {
+            for s in &mut out[first..] {
+                s.gamble = tie.gamble(self.move_key(class, s.target));
+            }
+        }
+    }
+
+    /// The next pod of `class` moved to `target`, priced against `pricings` (whose distances
+    /// sum to `total`); `None` for the pod's own node.
+    fn price(
+        &self,
+        state: &State,
+        pricings: &mut [Pricing],
+        class: usize,
+        target: usize,
+        total: i64,
+    ) -> Option<Priced> {
+        let k = &self.classes[class];
+        if target == k.source {
+            return None;
+        }
+        let mut changed = false;
+        let (mut dist_after, mut h_after) = (0i64, 0i64);
+        for (c, pricing) in pricings.iter_mut().enumerate() {
+            let (from, to) = if k.counted[c] {
+                (self.domain(c, k.source), self.domain(c, target))
+            } else {
+                (None, None)
+            };
+            let (distance, skew) = if from == to {
+                (pricing.distance, pricing.skew)
+            } else {
+                changed = true;
+                let counts = &state.counts[c];
+                pricing.after(
+                    from.map(|d| counts[d as usize]),
+                    to.map(|d| counts[d as usize]),
+                )
+            };
+            if skew > pricing.max_skew.max(pricing.skew) {
+                return Some(Priced {
+                    legal: false,
+                    changed,
+                    gain: 0,
+                    h_after: 0,
+                });
+            }
+            dist_after += distance;
+            h_after = h_after.max(distance);
+        }
+        Some(Priced {
+            legal: true,
+            changed,
+            gain: total - dist_after,
+            h_after,
+        })
+    }
+
+    /// Whether the replacement of the next pod of `class`, planned onto `target` in `state`,
+    /// may land on a node of the score's tie where the move would fail ([`Tie`]); `pricings`
+    /// are the state's. Cheaper than judging every move: the lazy pass checks the filters only
+    /// on nodes where the move could fail.
+    ///
+    /// Most nodes of a floor pass need no pricing either: when only soft constraints count the
+    /// pod, a node at the floor counted in none of the pod's domains holds the floor's pods in
+    /// each of its own, so a move there prices as one to the target does, the target being such
+    /// a node too. Often the counts alone tell that the tie holds no other node
+    /// ([`tie_all_apart`](Self::tie_all_apart)), and no node is visited at all.
+    fn is_gamble(
+        &self,
+        state: &State,
+        pricings: &mut [Pricing],
+        class: usize,
+        target: usize,
+    ) -> bool {
+        if !self.scored {
+            return false;
+        }
+        let k = &self.classes[class];
+        let key = self.move_key(class, target);
+        let total: i64 = pricings.iter().map(|p| p.distance).sum();
+        let pricings = RefCell::new(pricings);
+        let fails = |t: usize| {
+            let priced = self.price(state, &mut pricings.borrow_mut(), class, t, total);
+            !priced.is_some_and(|p| p.succeeds()) || key.is_some_and(|c| self.back_in(class, c, t))
+        };
+        // Counted in domains apart from every one of the pod's.
+        let apart = |t: usize| {
+            (0..k.counted.len()).all(|c| {
+                let (from, to) = (self.domain(c, k.source), self.domain(c, t));
+                !k.counted[c] || (to.is_some() && to != from && !self.back_in(class, c, t))
+            })
+        };
+        let soft_only = (k.counted.iter().zip(&self.workload.constraints))
+            .all(|(counted, c)| !counted || !c.is_hard());
+        let like_target = soft_only && apart(target) && !fails(target);
+        if like_target && self.tie_all_apart(state, class, target) {
+            return false;
+        }
+        let mut gamble = false;
+        let skip = |t: usize| (like_target && apart(t)) || !fails(t);
+        self.scan(state, class, Relax::NONE, &mut 0, &skip, &mut |t, _| {
+            gamble = fails(t);
+            if gamble {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        gamble
+    }
+
+    /// Whether the score's tie for the next pod of `class`, which holds `target`, is made of
+    /// nodes counted in none of the pod's domains, told from the counts alone: the tie is the
+    /// feasible nodes at the floor when `target` is at the floor; a node in one of the pod's
+    /// domains is at the floor only when that domain is, and is the pod's own node when every
+    /// domain is a single node; and when every node with the key counts, none is left out.
+    fn tie_all_apart(&self, state: &State, class: usize, target: usize) -> bool {
+        let k = &self.classes[class];
+        let evicted = self.evicted(state, class);
+        let views = self.views(state, class, &evicted.from);
+        let at_floor = |t: usize| at_score_floor(&views, &evicted.floor, t);
+        at_floor(target)
+            && (0..k.counted.len()).all(|c| {
+                let domain_at_floor = |d: u32| state.counts[c][d as usize] - 1 == evicted.floor[c];
+                let layout = &self.layouts[c];
+                let keyed = layout.key.node_domain.get(k.source).copied().flatten();
+                !k.counted[c]
+                    || (layout.nodes.every_keyed_node
+                        && match self.domain(c, k.source) {
+                            // Only a pod on a node without the key leaves no domain.
+                            None => keyed.is_none(),
+                            Some(d) => {
+                                !domain_at_floor(d)
+                                    || (layout.key.one_node_per_domain && !at_floor(k.source))
+                            }
+                        })
+            })
+    }
+
+    /// Every legal, useful move of the next pod of `class`, under every rule, each judged
+    /// certain or a gamble ([`moves_of`](Self::moves_of)).
+    fn all_moves_of(
+        &self,
+        state: &State,
+        pricings: &mut [Pricing],
+        class: usize,
+        work: &mut usize,
+        out: &mut Vec<Succ>,
+    ) {
+        self.moves_of(
+            state,
+            pricings,
+            class,
+            Relax::NONE,
+            work,
+            out,
+            i64::MAX,
+            true,
+        );
+    }
+
+    /// Whether `node` is in the domain of constraint `c` the next pod of `class` leaves, by
+    /// the key's value as outcome judging names it (`from_domain`), counted there or not.
+    fn back_in(&self, class: usize, c: usize, node: usize) -> bool {
+        let k = &self.classes[class];
+        let key = &self.layouts[c].key.node_domain;
+        let from = key.get(k.source).copied().flatten();
+        k.counted[c] && from.is_some() && key.get(node).copied().flatten() == from
+    }
+
+    /// The constraint a move of the next pod of `class` to `target` is judged by: the first
+    /// whose domain it changes (the [`Move`]'s `topology_key`).
+    fn move_key(&self, class: usize, target: usize) -> Option<usize> {
+        let k = &self.classes[class];
+        (0..k.counted.len())
+            .find(|&c| k.counted[c] && self.domain(c, k.source) != self.domain(c, target))
     }
 
     /// Classes with pods left, ordered by their next pod's willingness.
@@ -797,30 +1058,50 @@ impl<'a> Problem<'a> {
         order.into_iter().map(|(_, k)| k).collect()
     }
 
-    /// The move that lowers the total distance the most (ties: the most willing pod, then the
-    /// first node), if any lowers it.
+    /// The certain move that lowers the total distance the most, else the gamble that does
+    /// (ties: the most willing pod, then the first node), if any lowers it.
     fn best_move(&self, state: &State, relax: Relax, work: &mut usize) -> Option<Succ> {
-        let mut pricings = self.pricings(state);
+        // Most moves are certain: the move that gains the most is found without judging every
+        // tie, then judged alone; only a gamble sends for a certain move that gains less.
+        let pricings = &mut self.pricings(state);
+        let best = self.best_move_judged(state, pricings, relax, work, false)?;
+        if relax != Relax::NONE || !self.is_gamble(state, pricings, best.class, best.target) {
+            return Some(best);
+        }
+        self.best_move_judged(state, pricings, relax, work, true)
+    }
+
+    /// [`best_move`](Self::best_move), every move judged (`judge`) or none called a gamble.
+    fn best_move_judged(
+        &self,
+        state: &State,
+        pricings: &mut [Pricing],
+        relax: Relax,
+        work: &mut usize,
+        judge: bool,
+    ) -> Option<Succ> {
         // A move lowers each constraint's distance by at most one.
         let most = pricings.iter().filter(|p| p.distance > 0).count() as i64;
         let mut best: Option<Succ> = None;
         let mut out = Vec::new();
         for class in self.class_order(state) {
             // Skip a class that cannot beat the best move so far even toward its ideal target
-            // (without it the greedy is quadratic: every class it touched is priced again).
-            let bound = self.gain_bound(state, &mut pricings, class);
-            if bound <= best.map_or(0, |b| b.gain) {
+            // (without it the greedy is quadratic: every class it touched is priced again). A
+            // gamble is beaten by any certain move that gains.
+            let bound = self.gain_bound(state, pricings, class);
+            let to_beat = best.map_or(0, |b| if b.gamble { 0 } else { b.gain });
+            if bound <= to_beat {
                 continue;
             }
             out.clear();
             // No move gains more than its bound: the first that reaches it will do.
-            self.moves_of(state, &mut pricings, class, relax, work, &mut out, bound);
+            self.moves_of(state, pricings, class, relax, work, &mut out, bound, judge);
             for s in &out {
-                if s.gain > 0 && best.is_none_or(|b| s.gain > b.gain) {
+                if s.gain > 0 && best.is_none_or(|b| (!s.gamble, s.gain) > (!b.gamble, b.gain)) {
                     best = Some(*s);
                 }
             }
-            if best.is_some_and(|b| b.gain >= most) {
+            if best.is_some_and(|b| !b.gamble && b.gain >= most) {
                 break;
             }
         }
@@ -851,23 +1132,27 @@ impl<'a> Problem<'a> {
         bound
     }
 
-    fn greedy(&self, work: &mut usize) -> Vec<Step> {
+    /// The greedy plan and how many of its moves are gambles.
+    fn greedy(&self, work: &mut usize) -> (Vec<Step>, usize) {
         let mut state = self.initial();
         let mut path = Vec::new();
+        let mut gambles = 0;
         while !self.balanced(&state) {
             let Some(s) = self.best_move(&state, Relax::NONE, work) else {
                 break;
             };
             self.apply(&mut state, s.class, s.target);
             path.push((s.class as u32, s.target as u32));
+            gambles += usize::from(s.gamble);
         }
-        path
+        (path, gambles)
     }
 
-    /// The shortest plan to balance, or to the closest state reachable.
+    /// The shortest plan to balance, or to the closest state reachable; of those, one with the
+    /// fewest gambles.
     fn solve(&self, budget: usize) -> Vec<Step> {
         let mut work = 0;
-        let greedy = self.greedy(&mut work);
+        let (greedy, gambles) = self.greedy(&mut work);
         let start = self.initial();
         let lower_bound = self
             .standing(&start)
@@ -877,20 +1162,28 @@ impl<'a> Problem<'a> {
             .unwrap_or(0);
         let greedy_end = self.replay(&greedy);
         let greedy_dist: i64 = self.standing(&greedy_end).iter().map(|(_, d)| *d).sum();
-        if greedy_dist == 0 && greedy.len() as i64 <= lower_bound {
+        if greedy_dist == 0 && greedy.len() as i64 <= lower_bound && gambles == 0 {
             return greedy;
         }
-        self.search(greedy, greedy_dist, budget.saturating_sub(work))
+        let incumbent = Incumbent {
+            dist: greedy_dist,
+            moves: greedy.len(),
+            gambles,
+            path: greedy,
+        };
+        self.search(incumbent, budget.saturating_sub(work))
     }
 
     /// A* over sets of moves: states are the multisets of (class, target) moved so far, so
     /// two orders of the same moves are one state; the path kept is the first legal order
-    /// found. Returns the best of the incumbent and what the search reached.
-    fn search(&self, incumbent: Vec<Step>, incumbent_dist: i64, budget: usize) -> Vec<Step> {
-        let reaches_balance = incumbent_dist == 0;
-        let cutoff = incumbent.len();
-        let mut best = (incumbent_dist, incumbent.len(), incumbent);
-        let mut seen: FastMap<Vec<Step>, usize> = FastMap::default();
+    /// found. A path costs its moves, then its gambles (lexicographically; the heuristic bounds
+    /// the moves and takes no gamble, so it stays consistent). Returns the best of the
+    /// incumbent and what the search reached.
+    fn search(&self, incumbent: Incumbent, budget: usize) -> Vec<Step> {
+        let reaches_balance = incumbent.dist == 0;
+        let cutoff = (incumbent.moves as i64, incumbent.gambles);
+        let mut best = incumbent;
+        let mut seen: FastMap<Vec<Step>, (usize, usize)> = FastMap::default();
         let mut heap: BinaryHeap<Open> = BinaryHeap::new();
         let start = self.initial();
         let h0 = self
@@ -899,56 +1192,55 @@ impl<'a> Problem<'a> {
             .map(|(_, d)| *d)
             .max()
             .unwrap_or(0);
-        heap.push((Reverse(h0), 0, Reverse(0), Vec::new()));
-        seen.insert(Vec::new(), 0);
+        heap.push((Reverse((h0, 0)), 0, Reverse(0), Vec::new()));
+        seen.insert(Vec::new(), (0, 0));
         let mut seq = 0u64;
         let mut work = 0usize;
         let mut out = Vec::new();
-        while let Some((_, g, _, path)) = heap.pop() {
+        while let Some((Reverse((_, gambles)), g, _, path)) = heap.pop() {
             if work > budget {
                 break;
             }
             let state = self.replay(&path);
             let mut pricings = self.pricings(&state);
             let dist: i64 = pricings.iter().map(|p| p.distance).sum();
-            if (dist, g) < (best.0, best.1) {
-                best = (dist, g, path.clone());
+            if (dist, g, gambles) < (best.dist, best.moves, best.gambles) {
+                best = Incumbent {
+                    dist,
+                    moves: g,
+                    gambles,
+                    path: path.clone(),
+                };
             }
             if dist == 0 {
-                // Popped in order of g + h with a consistent h: no shorter plan exists.
+                // Popped in order of (g + h, gambles) with a consistent h: no shorter plan
+                // exists, nor one as short with fewer gambles.
                 break;
             }
             for class in self.class_order(&state) {
                 out.clear();
-                self.moves_of(
-                    &state,
-                    &mut pricings,
-                    class,
-                    Relax::NONE,
-                    &mut work,
-                    &mut out,
-                    i64::MAX,
-                );
+                self.all_moves_of(&state, &mut pricings, class, &mut work, &mut out);
                 for s in &out {
-                    let f = (g + 1) as i64 + s.h_after;
-                    if reaches_balance && f >= cutoff as i64 {
+                    let f = ((g + 1) as i64 + s.h_after, gambles + usize::from(s.gamble));
+                    if reaches_balance && f >= cutoff {
                         continue;
                     }
                     let mut next = path.clone();
                     next.push((s.class as u32, s.target as u32));
                     let mut key = next.clone();
                     key.sort_unstable();
-                    if seen.get(&key).is_some_and(|&old| old <= g + 1) {
+                    let cost = (g + 1, f.1);
+                    if seen.get(&key).is_some_and(|&old| old <= cost) {
                         continue;
                     }
-                    seen.insert(key, g + 1);
+                    seen.insert(key, cost);
                     seq += 1;
                     // On equal f, deeper first: it reaches a goal sooner.
                     heap.push((Reverse(f), g + 1, Reverse(seq), next));
                 }
             }
         }
-        best.2
+        best.path
     }
 
     /// The plan's first `keep` moves, spelled out.
@@ -961,6 +1253,7 @@ impl<'a> Problem<'a> {
             let k = &self.classes[class];
             let pod = &self.cluster.pods()[k.pods[state.moved[class] as usize]];
             let allowed_domains = self.allowed_domains(&state, class);
+            let gamble = self.is_gamble(&state, &mut self.pricings(&state), class, target);
             let mut changed = None;
             for (c, (layout, constraint)) in self
                 .layouts
@@ -994,6 +1287,7 @@ impl<'a> Problem<'a> {
                 from_domain,
                 to_domain,
                 allowed_domains,
+                gamble,
             });
             self.apply(&mut state, class, target);
         }

@@ -280,6 +280,18 @@ impl<'a> Filter<'a> {
     pub fn preferred(&self, feasible: &[usize]) -> Vec<usize> {
         preferred_nodes(&self.state, feasible)
     }
+
+    /// PodTopologySpread's scores of `feasible` ([`spread_scores`]).
+    pub fn scores(&self, feasible: &[usize]) -> Vec<SpreadScore> {
+        spread_scores(&self.state, feasible)
+    }
+
+    /// Every node of the state that passes every filter, in node order.
+    pub fn feasible(&self) -> Vec<usize> {
+        (0..self.state.nodes.len())
+            .filter(|&n| self.check(n).is_ok())
+            .collect()
+    }
 }
 
 /// The filters that depend only on the node and the pod's shape.
@@ -331,9 +343,12 @@ fn global_min(s: &SpreadView<'_>) -> i32 {
 }
 
 /// The matching pods PodTopologySpread's score counts for `node` under one soft constraint: its
-/// domain's, or 0 in a domain no counted node is in.
+/// domain's, or 0 in a domain no counted node is in (or for a node unknown to the view).
 fn scored_count(s: &SpreadView<'_>, node: usize) -> i32 {
-    s.key_domain[node]
+    s.key_domain
+        .get(node)
+        .copied()
+        .flatten()
         .filter(|d| s.eligible.get(*d as usize).copied().unwrap_or(false))
         .and_then(|d| s.count(d))
         .unwrap_or(0)
@@ -341,42 +356,63 @@ fn scored_count(s: &SpreadView<'_>, node: usize) -> i32 {
 
 /// Whether `node` carries every ScheduleAnyway constraint's key and, for each, counts exactly
 /// `floor[i]` matching pods (`floor` by position in `spread`; hard constraints are skipped),
-/// where `floor[i]` is at most what any node counts. The score is a positive weighted sum of
-/// those counts, so such a node scores the least there is: when a feasible node is at the floor,
-/// [`preferred_nodes`] are exactly the feasible nodes at the floor, found without scoring all.
+/// where `floor[i]` is at most what any node counts. When a feasible node is at the floor,
+/// [`preferred_nodes`] are exactly the feasible nodes at the floor, found without scoring all:
+///
+/// every scored node adds the same `Σ (maxSkew - 1)`, so a node at the floor has the least raw
+/// score there is. Any other scored node counts at least one more pod for some constraint, which
+/// raises its raw score by at least the smallest weight, `ln(size + 2) >= ln 3 > 1` (size >= 1:
+/// the node at the floor is scored); two raw scores at least 1 apart never round to the same
+/// integer, so the floor's rounded score is the unique lowest and NormalizeScore makes it the
+/// unique best. That needs scores >= 0: a soft constraint with maxSkew < 1 (the API rejects it)
+/// has no node at the floor, and the caller scores every node.
 pub fn at_score_floor(spread: &[SpreadView<'_>], floor: &[i32], node: usize) -> bool {
     spread.iter().zip(floor).all(|(s, floor)| {
         s.constraint.is_hard()
-            || (s.key_domain.get(node).copied().flatten().is_some()
+            || (s.constraint.max_skew >= 1
+                && s.key_domain.get(node).copied().flatten().is_some()
                 && scored_count(s, node) == *floor)
     })
 }
 
-/// The nodes among `feasible` with the lowest PodTopologySpread score for the soft constraints
-/// (scoring.go): nodes lacking a soft key are ignored (they score worst); each constraint adds
-/// `count × ln(domains + 2)`, hostname counting the node's own pods. Other score plugins also
-/// weigh in, so the scheduler may pick any of these: a set, not a node.
-pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize> {
+/// The best score a node gets from one plugin (`framework.MaxNodeScore`).
+pub const MAX_NODE_SCORE: i64 = 100;
+
+/// PodTopologySpread's scores of one node that passed the filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpreadScore {
+    pub node: usize,
+    /// What `Score` returns, rounded as upstream; `None` for a node lacking a ScheduleAnyway key
+    /// (ignored: it gets 0 after normalization).
+    pub rounded: Option<i64>,
+    /// After `NormalizeScore`: [`MAX_NODE_SCORE`] for the lowest rounded score.
+    pub normalized: i64,
+}
+
+/// PodTopologySpread's Score and NormalizeScore (scoring.go) for the pod's ScheduleAnyway
+/// constraints over `feasible` (the nodes that passed Filter), in their order; empty without
+/// such constraints (PreScore skips the plugin).
+///
+/// A node lacking a soft key is ignored. Every other node scores the sum over the soft
+/// constraints of `count × ln(size + 2) + (maxSkew − 1)`, where size is the number of the key's
+/// domains among the scored nodes (for the hostname key, the number of scored nodes) and count
+/// the matching pods in the node's domain (for hostname, on the node); the sum is rounded with
+/// `math.Round` (half away from zero, as `f64::round`), then the lowest maps to the best. The
+/// rounding is why nodes that count different pods can tie: other plugins decide between them.
+pub fn spread_scores(state: &SchedState<'_>, feasible: &[usize]) -> Vec<SpreadScore> {
     let soft: Vec<&SpreadView<'_>> = state
         .spread
         .iter()
         .filter(|s| !s.constraint.is_hard())
         .collect();
     if soft.is_empty() {
-        return feasible.to_vec();
+        return Vec::new();
     }
-    let considered: Vec<usize> = feasible
-        .iter()
-        .copied()
-        .filter(|&n| {
-            soft.iter()
-                .all(|s| s.key_domain.get(n).copied().flatten().is_some())
-        })
-        .collect();
-    if considered.is_empty() {
-        // Every feasible node is ignored: they all score the same.
-        return feasible.to_vec();
-    }
+    let scored = |n: usize| {
+        soft.iter()
+            .all(|s| s.key_domain.get(n).copied().flatten().is_some())
+    };
+    let considered: Vec<usize> = feasible.iter().copied().filter(|&n| scored(n)).collect();
     let weights: Vec<f64> = soft
         .iter()
         .map(|s| {
@@ -385,7 +421,10 @@ pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize>
             } else {
                 let mut seen: Vec<bool> = Vec::new();
                 let mut size = 0;
-                for d in considered.iter().filter_map(|&n| s.key_domain[n]) {
+                for d in considered
+                    .iter()
+                    .filter_map(|&n| s.key_domain.get(n).copied().flatten())
+                {
                     let d = d as usize;
                     if seen.len() <= d {
                         seen.resize(d + 1, false);
@@ -397,19 +436,69 @@ pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize>
             ((size + 2) as f64).ln()
         })
         .collect();
-    let score = |n: usize| -> f64 {
-        soft.iter()
-            .zip(&weights)
-            .map(|(s, w)| f64::from(scored_count(s, n)) * w)
-            .sum()
+    let rounded = |n: usize| -> i64 {
+        // In upstream's order of operations, so that a sum near .5 rounds the same way.
+        let mut score = 0.0f64;
+        for (s, w) in soft.iter().zip(&weights) {
+            score += f64::from(scored_count(s, n)) * w + (f64::from(s.constraint.max_skew) - 1.0);
+        }
+        score.round() as i64
     };
-    let scores: Vec<f64> = considered.iter().map(|&n| score(n)).collect();
-    let best = scores.iter().copied().fold(f64::INFINITY, f64::min);
-    considered
+    let raw: Vec<Option<i64>> = feasible
+        .iter()
+        .map(|&n| scored(n).then(|| rounded(n)))
+        .collect();
+    // Upstream starts the maximum at 0, the minimum at MaxInt64.
+    let (min, max) = raw
+        .iter()
+        .flatten()
+        .fold((i64::MAX, 0i64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    feasible
+        .iter()
+        .zip(raw)
+        .map(|(&node, rounded)| {
+            let normalized = match rounded {
+                None => 0,
+                Some(_) if max == 0 => MAX_NODE_SCORE,
+                Some(s) => normalize(s, min, max),
+            };
+            SpreadScore {
+                node,
+                rounded,
+                normalized,
+            }
+        })
+        .collect()
+}
+
+/// NormalizeScore of a rounded score `s`, the lowest being `min` and the highest `max` (> 0):
+/// `MaxNodeScore * (max + min - s) / max` in i64 as upstream, in i128 where that overflows
+/// (upstream would wrap; no cluster gets near).
+fn normalize(s: i64, min: i64, max: i64) -> i64 {
+    max.checked_add(min)
+        .and_then(|x| x.checked_sub(s))
+        .and_then(|x| x.checked_mul(MAX_NODE_SCORE))
+        .map(|x| x / max)
+        .unwrap_or_else(|| {
+            let n = i128::from(MAX_NODE_SCORE)
+                * (i128::from(max) + i128::from(min) - i128::from(s))
+                / i128::from(max);
+            n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        })
+}
+
+/// The nodes among `feasible` PodTopologySpread's score ranks best for the soft constraints
+/// ([`spread_scores`]; all of them without such constraints). Other score plugins also weigh in,
+/// so the scheduler may pick any of these: a set, not a node.
+pub fn preferred_nodes(state: &SchedState<'_>, feasible: &[usize]) -> Vec<usize> {
+    let scores = spread_scores(state, feasible);
+    let Some(best) = scores.iter().map(|s| s.normalized).max() else {
+        return feasible.to_vec();
+    };
+    scores
         .into_iter()
-        .zip(scores)
-        .filter(|(_, s)| *s <= best + 1e-9 * best.abs().max(1.0))
-        .map(|(n, _)| n)
+        .filter(|s| s.normalized == best)
+        .map(|s| s.node)
         .collect()
 }
 
@@ -524,12 +613,12 @@ impl Placing {
     /// The nodes the scheduler may pick for the replacement: feasible, and preferred by the
     /// ScheduleAnyway constraints' score.
     pub fn candidates(&self, cluster: &Cluster, workload: &Workload) -> Vec<usize> {
-        self.with(cluster, workload, |f| {
-            let feasible: Vec<usize> = (0..cluster.nodes().len())
-                .filter(|&n| f.check(n).is_ok())
-                .collect();
-            f.preferred(&feasible)
-        })
+        self.with(cluster, workload, |f| f.preferred(&f.feasible()))
+    }
+
+    /// PodTopologySpread's scores of the feasible nodes for the replacement ([`spread_scores`]).
+    pub fn scores(&self, cluster: &Cluster, workload: &Workload) -> Vec<SpreadScore> {
+        self.with(cluster, workload, |f| f.scores(&f.feasible()))
     }
 }
 
@@ -577,6 +666,29 @@ pub fn candidate_nodes(
     Placing::new(cluster, workload, pod, check_room)
         .map(|p| p.candidates(cluster, workload))
         .unwrap_or_default()
+}
+
+/// PodTopologySpread's scores (as upstream's Score and NormalizeScore) of the nodes that would
+/// take the replacement of `pod`, in the state right after its eviction; empty without
+/// ScheduleAnyway constraints or when `pod` is not one of the workload's running pods.
+pub fn replacement_scores(
+    cluster: &Cluster,
+    workload: &Workload,
+    pod: usize,
+    check_room: bool,
+) -> Vec<SpreadScore> {
+    Placing::new(cluster, workload, pod, check_room)
+        .map(|p| p.scores(cluster, workload))
+        .unwrap_or_default()
+}
+
+/// PodTopologySpread's scores of the nodes that would take a new pod of the workload now.
+pub fn template_scores(
+    cluster: &Cluster,
+    workload: &Workload,
+    check_room: bool,
+) -> Vec<SpreadScore> {
+    Placing::for_template(cluster, workload, check_room).scores(cluster, workload)
 }
 
 /// Whether the scheduler would bind a new pod of the workload (its template) to `node` now.
@@ -742,24 +854,29 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Cheap cases; a node at the floor tying with others is rare, so many of them.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
         /// The planner's lazy scan visits the feasible nodes at the score floor when there are
-        /// any: PodTopologySpread's score must prefer exactly those, whatever the floor's slack.
+        /// any: PodTopologySpread's score (rounded, with its maxSkew - 1 terms) must prefer
+        /// exactly those, whatever the floor's slack, the counts and the maxSkews.
         #[test]
         fn nodes_at_the_score_floor_are_the_preferred_ones_when_there_are_any(
             zone_of in proptest::collection::vec(proptest::option::of(0u32..3), 1..12),
-            zone_counts in proptest::collection::vec(0i32..3, 3),
+            zone_counts in proptest::collection::vec(0i32..8, 3),
             zone_eligible in proptest::collection::vec(proptest::bool::ANY, 3),
-            host_counts in proptest::collection::vec(0i32..3, 12),
+            host_counts in proptest::collection::vec(0i32..5, 12),
             feasible_mask in proptest::collection::vec(proptest::bool::ANY, 12),
             slack in proptest::collection::vec(0i32..2, 2),
             hard_zone in proptest::bool::ANY,
+            max_skews in proptest::collection::vec(-1i32..5, 2),
         ) {
             let n = zone_of.len();
-            let mut zone = SpreadConstraint::new(ZONE_KEY, 1, selector());
+            let mut zone = SpreadConstraint::new(ZONE_KEY, max_skews[0], selector());
             if hard_zone {
                 zone.when_unsatisfiable = WhenUnsatisfiable::DoNotSchedule;
             }
-            let host = SpreadConstraint::new(HOSTNAME_KEY, 1, selector());
+            let host = SpreadConstraint::new(HOSTNAME_KEY, max_skews[1], selector());
             let host_domain: Vec<Option<u32>> = (0..n as u32).map(Some).collect();
             let host_eligible = vec![true; n];
             let views = [
