@@ -41,6 +41,41 @@ pub enum Published<'a> {
     Assumed,
 }
 
+/// From when the admission policy adds `key`'s constraint in `form` (the entry's `since` plus
+/// [`RELAXED_GRACE`]); `None`: it is not published so.
+pub fn seen_at(
+    published: Published<'_>,
+    key: &str,
+    form: PodWhenUnsatisfiable,
+) -> Option<Timestamp> {
+    let entry = match published {
+        Published::Entry(entry) => entry?,
+        Published::Assumed => return Some(Timestamp::MIN),
+    };
+    (entry.constraints.iter())
+        .any(|c| c.topology_key == key && c.when_unsatisfiable == form)
+        .then_some(entry.since.0)?
+        .checked_add(jiff::SignedDuration::try_from(RELAXED_GRACE).ok()?)
+        .ok()
+}
+
+/// How long until `key`'s constraint is added in `form` (zero: it is now; at least a second
+/// otherwise, [`RELAXED_GRACE`] while it is not published so).
+pub fn until_seen(
+    published: Published<'_>,
+    key: &str,
+    form: PodWhenUnsatisfiable,
+    now: Timestamp,
+) -> Duration {
+    match seen_at(published, key, form) {
+        Some(at) if at <= now => Duration::ZERO,
+        Some(at) => (at.duration_since(now).try_into())
+            .unwrap_or(RELAXED_GRACE)
+            .max(Duration::from_secs(1)),
+        None => RELAXED_GRACE,
+    }
+}
+
 /// The stranded pods to delete now, and when to look again for those that must wait for the
 /// relaxed entry to be published (`None`: none waits).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,18 +97,6 @@ pub fn stranded_pods(
     if out_keys.is_empty() {
         return out;
     }
-    let relaxed_since = |key: &str| {
-        let entry = match published {
-            Published::Entry(entry) => entry?,
-            Published::Assumed => return Some(Timestamp::MIN),
-        };
-        (entry.constraints.iter())
-            .any(|c| {
-                c.topology_key == key
-                    && c.when_unsatisfiable == PodWhenUnsatisfiable::ScheduleAnyway
-            })
-            .then_some(entry.since.0)
-    };
     for pod in cluster.pods() {
         let Some(unschedulable) = &pod.unschedulable else {
             continue;
@@ -92,13 +115,9 @@ pub fn stranded_pods(
         let Some(key) = (pod.hard_spread_keys.iter()).find(|k| out_keys.contains(*k)) else {
             continue;
         };
-        let ready_at = relaxed_since(key).and_then(|since| {
-            since
-                .checked_add(jiff::SignedDuration::try_from(RELAXED_GRACE).ok()?)
-                .ok()
-        });
-        match ready_at {
-            Some(at) if at <= now => out.delete.push(StrandedPod {
+        let relaxed = PodWhenUnsatisfiable::ScheduleAnyway;
+        match until_seen(published, key, relaxed, now) {
+            Duration::ZERO => out.delete.push(StrandedPod {
                 pod: pod.name.clone(),
                 uid: pod.uid.clone(),
                 topology_key: key.clone(),
@@ -108,13 +127,7 @@ pub fn stranded_pods(
                     0
                 },
             }),
-            _ => {
-                let left = ready_at
-                    .and_then(|at| at.duration_since(now).try_into().ok())
-                    .unwrap_or(RELAXED_GRACE)
-                    .max(Duration::from_secs(1));
-                out.wait = Some(out.wait.map_or(left, |w: Duration| w.min(left)));
-            }
+            left => out.wait = Some(out.wait.map_or(left, |w| w.min(left))),
         }
     }
     out

@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::api::CapacityVia;
 use crate::api::conditions::reason;
 use crate::api::{
-    AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
-    ScaleInStatus, WhenUnsatisfiable, WorkloadKind,
+    AdmittedWorkload, HAPolicy, InjectionMode, PodWhenUnsatisfiable, RebalanceSpec, RebalanceState,
+    ScaleInOrder, ScaleInStatus, WhenUnsatisfiable, WorkloadKind,
 };
 use crate::core::capacity::{
     CapacityAsk, CapacityWrite, capacity_step, expect_and_plan, provisional_target,
@@ -25,7 +25,7 @@ use crate::core::expected::Expected;
 use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::core::policy_status::key_name;
 use crate::core::rollout_slots::RolloutPermit;
-use crate::core::stranded::{Published, stranded_pods};
+use crate::core::stranded::{Published, stranded_pods, until_seen};
 use crate::core::topology::{
     Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
     evaluate, own_pods_by_domain, worst_domain_loss,
@@ -234,33 +234,39 @@ pub fn assess(
         .map(|e| e.topology_key.as_str())
         .filter(|k| template.injected.iter().any(|c| c.topology_key == *k))
         .collect();
-    let (capacity_writes, mut notes) =
-        if let Some(until) = recovering_hold(&decision, &adaptive_keys, facts.zones) {
-            // The pods placed during the outage move once the zone is Healthy, when their
-            // replacements are admitted with DoNotSchedule again (a request for room waits
-            // as it is).
-            decision = Decision {
-                disruption: decision::Disruption::None,
-                state: RebalanceState::Waiting,
-                reason: reason::ZONE_RECOVERING,
-                requeue_after: Some(until),
-                ..decision
-            };
-            (Vec::new(), Vec::new())
-        } else {
-            capacity_step(
-                &mut decision,
-                &mut next.decision,
-                &CapacityAsk {
-                    policy,
-                    workload: &core,
-                    rebalance: &spec.rebalance,
-                    via: facts.capacity_via,
-                    may_request: may.allowed(),
-                    now,
-                },
-            )
+    // Paused or --dry-run publish nothing: say what would be done as if it were published.
+    let published = if may.allowed() {
+        Published::Entry(published_entry(policy, workload))
+    } else {
+        Published::Assumed
+    };
+    let hold = recovering_hold(&decision, &adaptive_keys, facts.zones, published, now);
+    let (capacity_writes, mut notes) = if let Some(until) = hold {
+        // The pods placed during the outage move once the zone is Healthy and the hard form
+        // is published, so their replacements are placed by it (a request for room waits
+        // as it is).
+        decision = Decision {
+            disruption: decision::Disruption::None,
+            state: RebalanceState::Waiting,
+            reason: reason::ZONE_RECOVERING,
+            requeue_after: Some(until),
+            ..decision
         };
+        (Vec::new(), Vec::new())
+    } else {
+        capacity_step(
+            &mut decision,
+            &mut next.decision,
+            &CapacityAsk {
+                policy,
+                workload: &core,
+                rebalance: &spec.rebalance,
+                via: facts.capacity_via,
+                may_request: may.allowed(),
+                now,
+            },
+        )
+    };
     let out_zones: Vec<String> = (measurement.constraints.iter())
         .flat_map(|c| facts.zones.out(&c.topology_key))
         .map(|z| format!("{} ({})", z.domain, z.reason))
@@ -386,12 +392,6 @@ pub fn assess(
         .filter(|k| !facts.zones.out(k).is_empty() && may != Writes::NotOwner)
         .map(|k| k.to_string())
         .collect();
-    // Paused or --dry-run publish nothing: say what would be deleted as if it were published.
-    let published = if may.allowed() {
-        Published::Entry(published_entry(policy, workload))
-    } else {
-        Published::Assumed
-    };
     let stranded = stranded_pods(cluster, &core, &out_keys, published, now);
     if let Some(wait) = stranded.wait {
         decision.requeue_after = Some(decision.requeue_after.map_or(wait, |r| r.min(wait)));
@@ -449,9 +449,16 @@ pub fn assess(
 }
 
 /// While a zone of one of the workload's Adaptive keys is Recovering, a move waits until it is
-/// Healthy (returned: how long that is): its replacement is then admitted with DoNotSchedule and
-/// placed by it. Moves toward room not there yet (a request for room) go on.
-fn recovering_hold(decision: &Decision, adaptive_keys: &[&str], zones: &Zones) -> Option<Duration> {
+/// Healthy and the hard form has been published for the admission policy to see (returned: how
+/// long that is): its replacement is then admitted with DoNotSchedule and placed by it. Moves
+/// toward room not there yet (a request for room) go on.
+fn recovering_hold(
+    decision: &Decision,
+    adaptive_keys: &[&str],
+    zones: &Zones,
+    published: Published<'_>,
+    now: Timestamp,
+) -> Option<Duration> {
     let decision::Disruption::Evict(moves) = &decision.disruption else {
         return None;
     };
@@ -461,10 +468,17 @@ fn recovering_hold(decision: &Decision, adaptive_keys: &[&str], zones: &Zones) -
     {
         return None;
     }
-    adaptive_keys
-        .iter()
-        .any(|k| !zones.recovering(k).is_empty())
-        .then(|| zones.next_change.unwrap_or(decision::POLL))
+    let waits = adaptive_keys.iter().map(|k| {
+        if !zones.recovering(k).is_empty() {
+            zones.next_change.unwrap_or(decision::POLL)
+        } else if zones.all_healthy(k) {
+            until_seen(published, k, PodWhenUnsatisfiable::DoNotSchedule, now)
+        } else {
+            // Out: moves within the zones that take pods go on, as for any entry.
+            Duration::ZERO
+        }
+    });
+    waits.max().filter(|w| !w.is_zero())
 }
 
 /// The workload's entry as the admission policy reads it now: what the policy's status says.

@@ -311,10 +311,32 @@ fn moves_wait_while_an_adaptive_zone_recovers_then_go_with_the_hard_form() {
         a.decision.requeue_after,
         Some(std::time::Duration::from_secs(60))
     );
+    // Healthy: the hard form is published in this step; the move waits until the admission
+    // policy has had the grace to see it, so the replacement gets it.
     let healthy = zones_after(&p, &[nodes(true), nodes(false), nodes(false)]);
     let a = admitting(&p, &piled, &healthy);
-    assert_eq!(a.decision.state, RebalanceState::Evicting);
     assert_eq!(zone_constraint(&a).0, PodWhenUnsatisfiable::DoNotSchedule);
+    assert_eq!(
+        (a.decision.state, a.decision.requeue_after),
+        (
+            RebalanceState::Waiting,
+            Some(crate::core::stranded::RELAXED_GRACE)
+        )
+    );
+    let mut published = p.clone();
+    published.status = Some(crate::api::HAPolicyStatus {
+        admission: Some(crate::api::AdmissionParameters {
+            workloads: vec![crate::api::AdmittedWorkload {
+                since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    now() - jiff::SignedDuration::from_secs(10),
+                ),
+                ..a.admission.clone().unwrap()
+            }],
+        }),
+        ..Default::default()
+    });
+    let a = admitting(&published, &piled, &healthy);
+    assert_eq!(a.decision.state, RebalanceState::Evicting);
     // A plain DoNotSchedule entry does not wait: only what Adaptive publishes changes.
     let hard = policy(
         json!({"spread": [{"topologyKey": ZONE_KEY, "whenUnsatisfiable": "DoNotSchedule"}]}),
