@@ -206,6 +206,8 @@ fn phase<'a>(
     policy: &'a HAPolicy,
     workloads: &'a [WorkloadObject],
     budgets: &'a [PodDisruptionBudget],
+    cluster: &'a Cluster,
+    now: Timestamp,
 ) -> PolicyPhase<'a> {
     prepare(Gathered {
         policy,
@@ -216,6 +218,8 @@ fn phase<'a>(
         pods_current: true,
         nodepools: None,
         capacity_via: skewguard::api::CapacityVia::PlaceholderPods,
+        nodes: cluster.nodes(),
+        now,
     })
 }
 
@@ -229,7 +233,7 @@ fn reconcile_all(fleet: &Fleet, now: Timestamp) -> usize {
         .iter()
         .map(|(namespace, policy, workloads, budgets)| {
             let cluster = snapshot(fleet, namespace);
-            let phase = phase(policy, workloads, budgets);
+            let phase = phase(policy, workloads, budgets, &cluster, now);
             phase
                 .workloads
                 .iter()
@@ -294,7 +298,8 @@ fn bench(c: &mut Criterion) {
         });
         let memory = WorkloadMemory::default();
         let settings = Settings::default();
-        let phase = phase(policy, workloads, budgets);
+        let nodes = snapshot(&fleet, namespace);
+        let phase = phase(policy, workloads, budgets, &nodes, now);
         let first = &phase.workloads[0];
         group.bench_function(BenchmarkId::new("one_workload", pods), |b| {
             b.iter(|| {

@@ -13,7 +13,12 @@ use skewguard::api::{
 
 const UNIQUE_SPREAD: &str =
     "spread entries must have unique (topologyKey, whenUnsatisfiable) pairs";
-const MIN_DOMAINS: &str = "minDomains is only allowed with whenUnsatisfiable: DoNotSchedule";
+const MIN_DOMAINS: &str =
+    "minDomains is only allowed with whenUnsatisfiable: DoNotSchedule or Adaptive";
+const ADAPTIVE_ALONE: &str = "an Adaptive entry must be the only entry for its topologyKey (it is published as DoNotSchedule or ScheduleAnyway)";
+const ADAPTIVE_HOSTNAME: &str =
+    "whenUnsatisfiable: Adaptive follows zone health; kubernetes.io/hostname has a domain per node";
+const ADAPTIVE_TEMPLATE: &str = "whenUnsatisfiable: Adaptive needs admission mode (injection Admission or Auto): switching a template's constraint would roll the workload out";
 const UNIQUE_EXPECTED: &str = "expectedDomains must have one entry per topologyKey";
 const ZONE: &str = "topology.kubernetes.io/zone";
 const HOST: &str = "kubernetes.io/hostname";
@@ -162,6 +167,62 @@ fn min_domains_with_do_not_schedule_is_accepted() {
 }
 
 #[test]
+fn min_domains_with_adaptive_is_accepted() {
+    assert_accepted(json!([
+        {"topologyKey": ZONE, "whenUnsatisfiable": "Adaptive", "minDomains": 3},
+        {"topologyKey": HOST, "maxSkew": 2},
+    ]));
+}
+
+// ---- CEL: Adaptive ----
+
+#[test]
+fn an_adaptive_entry_beside_another_for_its_key_is_rejected() {
+    assert_rejected(
+        json!([
+            {"topologyKey": ZONE, "whenUnsatisfiable": "Adaptive"},
+            {"topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 2},
+        ]),
+        ADAPTIVE_ALONE,
+    );
+    // The same key twice as Adaptive breaks both rules.
+    let failures = cel_failures(&policy(json!([
+        {"topologyKey": ZONE, "whenUnsatisfiable": "Adaptive"},
+        {"topologyKey": ZONE, "whenUnsatisfiable": "Adaptive", "maxSkew": 2},
+    ])));
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(
+        failures.contains(&ADAPTIVE_ALONE.to_string()),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn adaptive_on_the_hostname_key_is_rejected() {
+    assert_rejected(
+        json!([{"topologyKey": HOST, "whenUnsatisfiable": "Adaptive"}]),
+        ADAPTIVE_HOSTNAME,
+    );
+}
+
+#[test]
+fn adaptive_in_template_mode_is_rejected_and_accepted_otherwise() {
+    let spread = json!([{"topologyKey": ZONE, "whenUnsatisfiable": "Adaptive", "minDomains": 2}]);
+    let with = |injection: &str| {
+        let mut p = policy(spread.clone());
+        p["spec"]["injection"] = json!(injection);
+        cel_failures(&p)
+    };
+    assert_eq!(with("Template"), vec![ADAPTIVE_TEMPLATE.to_string()]);
+    assert!(with("Admission").is_empty());
+    assert!(with("Auto").is_empty());
+    // Template mode without Adaptive entries is fine.
+    let mut p = policy(json!([{"topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule"}]));
+    p["spec"]["injection"] = json!("Template");
+    assert!(cel_failures(&p).is_empty());
+}
+
+#[test]
 fn the_field_examples_are_accepted() {
     // petclinic (design/hapolicy-api.md) and user-service (mission/scenarios.md).
     assert_accepted(json!([
@@ -207,9 +268,16 @@ fn all_cel_rules() -> Vec<(String, String, String)> {
 #[test]
 fn every_cel_rule_has_tests_here() {
     let messages: BTreeSet<String> = all_cel_rules().into_iter().map(|(_, _, m)| m).collect();
-    let tested: BTreeSet<String> = [UNIQUE_SPREAD, MIN_DOMAINS, UNIQUE_EXPECTED]
-        .map(String::from)
-        .into();
+    let tested: BTreeSet<String> = [
+        UNIQUE_SPREAD,
+        MIN_DOMAINS,
+        UNIQUE_EXPECTED,
+        ADAPTIVE_ALONE,
+        ADAPTIVE_HOSTNAME,
+        ADAPTIVE_TEMPLATE,
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(
         messages, tested,
         "a CEL rule was added or changed: add accepting and rejecting examples to this file"
@@ -217,7 +285,19 @@ fn every_cel_rule_has_tests_here() {
 }
 
 /// Lists and strings a CEL rule can reach must be bounded, or the API server's cost estimate
-/// assumes request-sized values and refuses the CRD.
+/// assumes request-sized values and refuses the CRD. A rule reaches the properties it names (a
+/// rule on the whole spec names only the fields it reads).
+fn assert_bounded_for(rule: &str, schema: &Value, pointer: &str) {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return assert_bounded(schema, pointer);
+    };
+    for (name, child) in properties {
+        if rule.contains(name.as_str()) {
+            assert_bounded(child, &format!("{pointer}/properties/{name}"));
+        }
+    }
+}
+
 fn assert_bounded(schema: &Value, pointer: &str) {
     match schema["type"].as_str() {
         Some("array") => assert!(
@@ -246,7 +326,7 @@ fn cel_rules_are_within_cost_budget() {
     assert!(!rules.is_empty());
     for (pointer, rule, _) in rules {
         let at = node(&pointer);
-        assert_bounded(&at, &pointer);
+        assert_bounded_for(&rule, &at, &pointer);
         // (kube-cel's scope check flags comprehension variables as unknown, so only cost is asked.)
         let warnings = estimate_rule_cost(&rule, &compile_schema(&at));
         assert!(warnings.is_empty(), "{pointer}: {rule}: {warnings:?}");
@@ -285,6 +365,7 @@ fn counts_have_their_documented_minimum() {
         ("rebalance/properties/maxDisruptions", 1.0),
         ("rebalance/properties/stabilizationSeconds", 0.0),
         ("rebalance/properties/cooldownSeconds", 0.0),
+        ("zoneHealth/properties/recoveryWindowSeconds", 0.0),
     ] {
         let field = spec_prop(path);
         assert_eq!(field["type"], "integer", "{path}");
@@ -301,7 +382,19 @@ fn enums_are_plain_string_enums() {
         ),
         (
             "/properties/spec/properties/spread/items/properties/whenUnsatisfiable",
+            &["ScheduleAnyway", "DoNotSchedule", "Adaptive"],
+        ),
+        (
+            "/properties/status/properties/admission/properties/workloads/items/properties/constraints/items/properties/whenUnsatisfiable",
             &["ScheduleAnyway", "DoNotSchedule"],
+        ),
+        (
+            "/properties/spec/properties/injection",
+            &["Auto", "Template", "Admission"],
+        ),
+        (
+            "/properties/status/properties/zones/items/properties/health",
+            &["Healthy", "Out", "Recovering"],
         ),
         (
             "/properties/spec/properties/spread/items/properties/nodeAffinityPolicy",
@@ -330,6 +423,7 @@ fn enums_are_plain_string_enums() {
                 "Restarting",
                 "BackingOff",
                 "Blocked",
+                "Degraded",
             ],
         ),
         (
@@ -381,6 +475,8 @@ fn every_documented_default_is_in_the_schema() {
         ("rebalance/properties/requireNodeFit", json!(true)),
         ("scaleIn", json!({})),
         ("scaleIn/properties/deletionCost", json!(true)),
+        ("zoneHealth", json!({})),
+        ("zoneHealth/properties/recoveryWindowSeconds", json!(120)),
         ("paused", json!(false)),
     ] {
         assert_eq!(

@@ -199,8 +199,18 @@ fn dashboard_has_the_panels_users_asked_for() {
         "Current rebalance blocks by reason",
         "Reconcile errors",
         "Leader",
+        "Pods admitted relaxed (Adaptive)",
     ] {
         find(title);
+    }
+    let zones = find("Zone health");
+    assert_eq!(zones["type"], "state-timeline");
+    let mapped = zones["fieldConfig"]["defaults"]["mappings"][0]["options"].to_string();
+    for state in ["Healthy", "Recovering", "Out"] {
+        assert!(
+            mapped.contains(state),
+            "zone health maps no {state}: {mapped}"
+        );
     }
     let latency = find("Reconcile latency").to_string();
     assert!(

@@ -575,3 +575,56 @@ fn fail_on_names_what_it_finds_per_cluster() {
     assert_eq!(json["clusters"][1]["cluster"], "prod-us");
     assert_eq!(json["clusters"][1]["topologyKey"], ZONE);
 }
+
+#[test]
+fn a_cordoned_zone_is_reported_out_and_a_policy_shows_its_zones() {
+    // The drill: every node of ap-northeast-2a cordoned. As the scheduler counts it (2a is no
+    // domain under nodeTaintsPolicy Honor) the skew is fine; the report says 2a is Out.
+    let mut state = petclinic();
+    state.nodes[0].spec = Some(
+        serde_json::from_value(json!({"unschedulable": true, "taints": [
+            {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}))
+        .unwrap(),
+    );
+    let report = build_report(&state, ZONE, None);
+    let zones: Vec<(String, String)> = (report.zones.iter())
+        .map(|z| (z.domain.clone(), z.health.as_str().to_string()))
+        .collect();
+    assert_eq!(
+        zones,
+        [
+            ("ap-northeast-2a".to_string(), "Out".to_string()),
+            ("ap-northeast-2c".to_string(), "Healthy".to_string())
+        ]
+    );
+    let text = render(&report, OutputFormat::Table).unwrap();
+    assert!(
+        text.contains(
+            "zones that cannot take pods (not counted by the scheduler):\n  \
+             ap-northeast-2a Out (NodesCordoned: 0 of 1 node(s) can take pods)\n"
+        ),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&render(&report, OutputFormat::Json).unwrap()).unwrap();
+    assert_eq!(v["zones"][0]["reason"], "NodesCordoned");
+    // Healthy zones only: nothing about zones in the table.
+    let healthy = render(&petclinic_report(), OutputFormat::Table).unwrap();
+    assert!(!healthy.contains("cannot take pods"), "{healthy}");
+
+    // Under a policy: its zones, with what its status remembers (Out since then).
+    let policy = sample_policy("petclinic-hapolicy.yaml");
+    let input = policy_in_scope(&policy, &Scope::Namespace(NS.into()), "default").unwrap();
+    let report = build_report(&state, ZONE, Some(&input));
+    let evaluation = report.policy.as_ref().unwrap();
+    assert!(
+        (evaluation.zones.iter())
+            .any(|z| z.domain == "ap-northeast-2a" && z.reason == "NodesCordoned"),
+        "{:?}",
+        evaluation.zones
+    );
+    let text = render(&report, OutputFormat::Table).unwrap();
+    assert!(
+        text.contains("  zones: zone ap-northeast-2a Out (NodesCordoned, since "),
+        "{text}"
+    );
+}

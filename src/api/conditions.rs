@@ -90,6 +90,27 @@ pub mod reason {
     /// Blocked: an expected domain has no node the pods may use, and the policy does not ask the
     /// autoscaler for one (`rebalance.provisioning.enabled` is false).
     pub const DOMAIN_MISSING: &str = "DomainMissing";
+    /// Degraded (a workload) and condition Balanced false: every constraint is within maxSkew,
+    /// but a zone of its topology keys is Out, so the spread leaves that zone out.
+    pub const ZONE_OUT: &str = "ZoneOut";
+    /// Waiting: a zone of an Adaptive key is Recovering; the pods placed during the outage are
+    /// moved once it is Healthy (and new pods are admitted with DoNotSchedule again).
+    pub const ZONE_RECOVERING: &str = "ZoneRecovering";
+    /// Condition Ready false: a spread entry is Adaptive, but the policy is in template mode
+    /// (admission is not served or not installed): nothing is added for its key.
+    pub const ADAPTIVE_UNAVAILABLE: &str = "AdaptiveUnavailable";
+
+    /// A zone's health: its nodes take pods.
+    pub const NODES_READY: &str = "NodesReady";
+    /// Out: a node of the zone carries `skewguard.dev/zone-out=true`.
+    pub const DECLARED: &str = "Declared";
+    /// Out: most of its nodes are NotReady or tainted not-ready/unreachable.
+    pub const NODES_NOT_READY: &str = "NodesNotReady";
+    /// Out: most of its nodes are cordoned.
+    pub const NODES_CORDONED: &str = "NodesCordoned";
+    /// Out: it has no node left while other zones have some.
+    pub const NO_NODES: &str = "NoNodes";
+
     pub const BLOCKED: [&str; 9] = [
         POD_DISRUPTION_BUDGET,
         NO_CAPACITY,

@@ -14,10 +14,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::policy::WorkloadKind;
-use super::spread::{NodeInclusionPolicy, WhenUnsatisfiable};
+use super::spread::{NodeInclusionPolicy, PodWhenUnsatisfiable};
 
 /// `spec.injection`: how the policy's constraints reach the pods.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+// Bounded like every string under a CEL rule (the spec's Adaptive rule reads it).
+#[schemars(extend("maxLength" = 9))]
 pub enum Injection {
     /// Admission where the API server serves MutatingAdmissionPolicies
     /// (admissionregistration.k8s.io/v1, Kubernetes 1.36+) and skewguard's admission policy and
@@ -104,7 +106,8 @@ pub struct AdmittedConstraint {
     pub topology_key: String,
     #[schemars(range(min = 1))]
     pub max_skew: i32,
-    pub when_unsatisfiable: WhenUnsatisfiable,
+    /// An Adaptive entry is published as DoNotSchedule or ScheduleAnyway, by its zones' health.
+    pub when_unsatisfiable: PodWhenUnsatisfiable,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_domains: Option<i32>,

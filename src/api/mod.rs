@@ -41,14 +41,14 @@ pub use injection::{
 pub use policy::{HAPolicy, HAPolicySpec, HostAntiAffinity, WorkloadKind};
 pub use rebalance::{RebalanceSpec, RebalanceStrategy};
 pub use scale_in::ScaleInSpec;
-pub use spread::{NodeInclusionPolicy, SpreadEntry, WhenUnsatisfiable};
+pub use spread::{NodeInclusionPolicy, PodWhenUnsatisfiable, SpreadEntry, WhenUnsatisfiable};
 pub use status::{
     ConstraintSkew, ConstraintStatus, HAPolicyStatus, InFlightEviction, RebalanceMemory,
     RebalanceState, RebalanceStatus, ScaleInOrder, ScaleInStatus, WorkloadStatus, ZoneLoss,
 };
 pub use zones::{
     CapacityRequest, CapacityVia, DomainSource, ExpectedDomains, ExpectedDomainsStatus,
-    ProvisioningSpec,
+    ProvisioningSpec, ZONE_OUT_LABEL, ZoneHealth, ZoneHealthSpec, ZoneStatus,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

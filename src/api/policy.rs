@@ -10,7 +10,7 @@ use super::rebalance::RebalanceSpec;
 use super::scale_in::ScaleInSpec;
 use super::spread::SpreadEntry;
 use super::status::HAPolicyStatus;
-use super::zones::ExpectedDomains;
+use super::zones::{ExpectedDomains, ZoneHealthSpec};
 
 /// Declares, once per namespace, how the selected workloads must be spread across topology domains.
 ///
@@ -36,6 +36,9 @@ use super::zones::ExpectedDomains;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.injection) || self.injection != 'Template' || !self.spread.exists(s, s.whenUnsatisfiable == 'Adaptive')"
+).message("whenUnsatisfiable: Adaptive needs admission mode (injection Admission or Auto): switching a template's constraint would roll the workload out"))]
 pub struct HAPolicySpec {
     /// Selects the WORKLOAD objects (by their metadata.labels, not their pods') this policy governs.
     pub selector: LabelSelector,
@@ -47,9 +50,14 @@ pub struct HAPolicySpec {
 
     /// The spread to keep: one entry per (topologyKey, whenUnsatisfiable), like topologySpreadConstraints.
     #[schemars(length(min = 1, max = 8))]
-    #[x_kube(validation = Rule::new(
-        "self.all(a, self.exists_one(b, b.topologyKey == a.topologyKey && b.whenUnsatisfiable == a.whenUnsatisfiable))"
-    ).message("spread entries must have unique (topologyKey, whenUnsatisfiable) pairs"))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.all(a, self.exists_one(b, b.topologyKey == a.topologyKey && b.whenUnsatisfiable == a.whenUnsatisfiable))"
+        ).message("spread entries must have unique (topologyKey, whenUnsatisfiable) pairs"),
+        validation = Rule::new(
+            "self.all(a, a.whenUnsatisfiable != 'Adaptive' || self.exists_one(b, b.topologyKey == a.topologyKey))"
+        ).message("an Adaptive entry must be the only entry for its topologyKey (it is published as DoNotSchedule or ScheduleAnyway)"),
+    )]
     pub spread: Vec<SpreadEntry>,
 
     /// The domains the workloads must cover, per topology key: a domain with no node (a zone the
@@ -90,6 +98,12 @@ pub struct HAPolicySpec {
     #[serde(default)]
     #[schemars(extend("default" = {}))]
     pub scale_in: ScaleInSpec,
+
+    /// How the health of the spread keys' zones is judged (status.zones), which Adaptive entries
+    /// follow.
+    #[serde(default)]
+    #[schemars(extend("default" = {}))]
+    pub zone_health: ZoneHealthSpec,
 
     /// Measure, report and export metrics, but write nothing to workloads or pods.
     #[serde(default)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::injection::{AdmissionParameters, InjectionMode, InjectionStatus};
 use super::policy::WorkloadKind;
-use super::zones::{CapacityRequest, ExpectedDomainsStatus};
+use super::zones::{CapacityRequest, ExpectedDomainsStatus, ZoneStatus};
 
 /// The observed state of a policy; the printer columns read its counters and conditions.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
@@ -51,6 +51,12 @@ pub struct HAPolicyStatus {
     /// The domains the workloads must cover, per topology key, and where they come from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected_domains: Vec<ExpectedDomainsStatus>,
+
+    /// The health of each zone of the spread keys (kubernetes.io/hostname aside): the expected
+    /// domains and those that have nodes. Kept across restarts: a Recovering zone turns Healthy
+    /// once it has stayed so for `zoneHealth.recoveryWindowSeconds`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneStatus>,
 
     /// What the operator could not use as it is, without stopping (a malformed NodePool).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -235,8 +241,8 @@ pub struct ConstraintSkew {
 
 /// Idle, Waiting (stabilizing), Queued (a template write waits for one of
 /// `--max-concurrent-rollouts`), Provisioning (the autoscaler was asked for room in the target
-/// domain; the move waits for it), Evicting, Restarting, BackingOff, or Blocked (the reason says
-/// why).
+/// domain; the move waits for it), Evicting, Restarting, BackingOff, Blocked (the reason says
+/// why), or Degraded (within maxSkew, but a zone of its keys is Out: reason ZoneOut).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RebalanceState {
     #[default]
@@ -248,4 +254,5 @@ pub enum RebalanceState {
     Restarting,
     BackingOff,
     Blocked,
+    Degraded,
 }

@@ -105,3 +105,72 @@ pub struct CapacityRequest {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub used: bool,
 }
+
+/// The node label a person sets to declare a zone Out (a drill, a cloud provider's zonal shift):
+/// any node of the zone labelled `skewguard.dev/zone-out=true` makes the whole zone Out, whatever
+/// its nodes' state, until no node of it carries the label.
+pub const ZONE_OUT_LABEL: &str = "skewguard.dev/zone-out";
+
+/// How the health of a policy's zones is judged.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneHealthSpec {
+    /// How long a zone that can take pods again stays Recovering before it is Healthy (and
+    /// Adaptive entries are published as DoNotSchedule again).
+    #[serde(default = "default_recovery_window_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub recovery_window_seconds: i64,
+}
+
+impl Default for ZoneHealthSpec {
+    fn default() -> Self {
+        Self {
+            recovery_window_seconds: default_recovery_window_seconds(),
+        }
+    }
+}
+
+fn default_recovery_window_seconds() -> i64 {
+    120
+}
+
+/// Healthy, Out or Recovering.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ZoneHealth {
+    /// Its nodes take pods, and have for the recovery window.
+    Healthy,
+    /// Its nodes cannot take pods (most of them NotReady, unreachable or cordoned; none left
+    /// while other zones have some), or a person declared it out.
+    Out,
+    /// It can take pods again, for less than the recovery window.
+    Recovering,
+}
+
+impl ZoneHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZoneHealth::Healthy => "Healthy",
+            ZoneHealth::Out => "Out",
+            ZoneHealth::Recovering => "Recovering",
+        }
+    }
+}
+
+/// One zone (a domain of one of the policy's topology keys) and its health: also the memory a
+/// new leader carries on from (a Recovering zone is Healthy `recoveryWindowSeconds` after
+/// `since`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneStatus {
+    pub topology_key: String,
+    pub domain: String,
+    pub health: ZoneHealth,
+    /// Why: NodesReady, Declared (a node carries skewguard.dev/zone-out=true), NodesNotReady,
+    /// NodesCordoned or NoNodes.
+    pub reason: String,
+    /// Nodes that can take pods, of the zone's nodes (e.g. "0 of 2 nodes can take pods").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Since when the zone has had this health.
+    pub since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+}

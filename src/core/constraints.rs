@@ -16,7 +16,8 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::api::{
-    FIELD_MANAGER, HAPolicySpec, HostAntiAffinity, NodeInclusionPolicy, SpreadEntry, WorkloadKind,
+    FIELD_MANAGER, HAPolicySpec, HostAntiAffinity, NodeInclusionPolicy, PodWhenUnsatisfiable,
+    SpreadEntry, WhenUnsatisfiable, WorkloadKind,
 };
 use crate::core::topology::{self, HOSTNAME_KEY, InclusionPolicy, SpreadConstraint};
 use crate::core::workload::WorkloadObject;
@@ -37,17 +38,36 @@ pub struct TemplatePlan {
     pub changes_template: bool,
 }
 
-/// Works out the constraints for a workload under a policy.
+/// How the policy's Adaptive entries are written: never into a template (switching a template's
+/// constraint would roll the workload out), and in admission mode in the form the health of
+/// their zones calls for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdaptiveForms {
+    /// Admission mode: Adaptive entries are published (else they are not written at all).
+    pub admission: bool,
+    /// The keys whose Adaptive entry is published relaxed (ScheduleAnyway, no minDomains): a
+    /// zone of the key is Out or Recovering.
+    pub relaxed: BTreeSet<String>,
+}
+
+/// Works out the constraints for a workload under a policy (Adaptive entries as in template
+/// mode: not written).
 pub fn plan_template(policy: &HAPolicySpec, workload: &WorkloadObject) -> TemplatePlan {
-    plan_template_selecting(policy, workload, workload.pod_selector().ok().as_ref())
+    plan_template_selecting(
+        policy,
+        workload,
+        workload.pod_selector().ok().as_ref(),
+        &AdaptiveForms::default(),
+    )
 }
 
 /// [`plan_template`] with the workload's pod selector already parsed (`None`: it cannot be), which
-/// the measured policy constraints select with.
+/// the measured policy constraints select with, and the forms of its Adaptive entries.
 pub fn plan_template_selecting(
     policy: &HAPolicySpec,
     workload: &WorkloadObject,
     pod_selector: Option<&Selector>,
+    adaptive: &AdaptiveForms,
 ) -> TemplatePlan {
     let existing: &[TopologySpreadConstraint] = (workload.template.spec.as_ref())
         .and_then(|s| s.topology_spread_constraints.as_deref())
@@ -63,7 +83,12 @@ pub fn plan_template_selecting(
             .spread
             .iter()
             .filter(|e| !user_keys.contains(e.topology_key.as_str()))
-            .map(|e| injected_constraint(e, workload))
+            .filter(|e| e.when_unsatisfiable != WhenUnsatisfiable::Adaptive || adaptive.admission)
+            .map(|e| {
+                let relaxed = e.when_unsatisfiable == WhenUnsatisfiable::Adaptive
+                    && adaptive.relaxed.contains(&e.topology_key);
+                constraint_as(e, workload, !relaxed && e.when_unsatisfiable.is_hard())
+            })
             .collect()
     } else {
         Vec::new()
@@ -100,29 +125,35 @@ pub fn plan_template_selecting(
 }
 
 /// A policy entry as it is written into a template: the workload's own pod selector, plus the
-/// revision label so old and new pods of a rollout are counted apart.
+/// revision label so old and new pods of a rollout are counted apart. An Adaptive entry in its
+/// hard form (DoNotSchedule, with its minDomains).
 pub fn injected_constraint(
     entry: &SpreadEntry,
     workload: &WorkloadObject,
 ) -> TopologySpreadConstraint {
+    constraint_as(entry, workload, entry.when_unsatisfiable.is_hard())
+}
+
+/// A policy entry in the hard (DoNotSchedule, with minDomains) or the soft form.
+fn constraint_as(
+    entry: &SpreadEntry,
+    workload: &WorkloadObject,
+    hard: bool,
+) -> TopologySpreadConstraint {
+    let form = if hard {
+        PodWhenUnsatisfiable::DoNotSchedule
+    } else {
+        PodWhenUnsatisfiable::ScheduleAnyway
+    };
     TopologySpreadConstraint {
         topology_key: entry.topology_key.clone(),
         max_skew: entry.max_skew,
-        when_unsatisfiable: when_unsatisfiable(entry).to_string(),
-        min_domains: entry
-            .min_domains
-            .filter(|_| when_unsatisfiable(entry) == "DoNotSchedule"),
+        when_unsatisfiable: form.as_str().to_string(),
+        min_domains: entry.min_domains.filter(|_| hard),
         label_selector: Some(workload.selector.clone()),
         match_label_keys: workload.revision_label().map(|l| vec![l.to_string()]),
         node_affinity_policy: Some(policy_name(entry.node_affinity_policy).to_string()),
         node_taints_policy: Some(policy_name(entry.node_taints_policy).to_string()),
-    }
-}
-
-fn when_unsatisfiable(entry: &SpreadEntry) -> &'static str {
-    match entry.when_unsatisfiable {
-        crate::api::WhenUnsatisfiable::ScheduleAnyway => "ScheduleAnyway",
-        crate::api::WhenUnsatisfiable::DoNotSchedule => "DoNotSchedule",
     }
 }
 
@@ -163,7 +194,8 @@ pub fn measured_from_template(c: &TopologySpreadConstraint) -> SpreadConstraint 
 }
 
 /// A policy entry as measured: what [`measured_from_template`] makes of its
-/// [`injected_constraint`], built directly with the workload's selector already parsed.
+/// [`injected_constraint`], built directly with the workload's selector already parsed. An
+/// Adaptive entry is measured in its hard form, whatever form a given pod was admitted with.
 fn measured_from_policy(
     entry: &SpreadEntry,
     workload: &WorkloadObject,
@@ -173,7 +205,7 @@ fn measured_from_policy(
         NodeInclusionPolicy::Honor => InclusionPolicy::Honor,
         NodeInclusionPolicy::Ignore => InclusionPolicy::Ignore,
     };
-    let hard = entry.when_unsatisfiable == crate::api::WhenUnsatisfiable::DoNotSchedule;
+    let hard = entry.when_unsatisfiable.is_hard();
     SpreadConstraint {
         topology_key: entry.topology_key.clone(),
         max_skew: entry.max_skew,
@@ -362,7 +394,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::WhenUnsatisfiable;
 
     #[test]
     fn a_policy_entry_is_measured_as_its_injected_form_would_be() {
@@ -374,16 +405,16 @@ mod tests {
         .unwrap();
         let w = WorkloadObject::from_object(&d).unwrap();
         let selector = w.pod_selector().unwrap();
-        for hard in [false, true] {
+        for when in [
+            WhenUnsatisfiable::ScheduleAnyway,
+            WhenUnsatisfiable::DoNotSchedule,
+            WhenUnsatisfiable::Adaptive,
+        ] {
             for policy in [NodeInclusionPolicy::Honor, NodeInclusionPolicy::Ignore] {
                 let entry = SpreadEntry {
                     max_skew: 2,
                     min_domains: Some(3),
-                    when_unsatisfiable: if hard {
-                        WhenUnsatisfiable::DoNotSchedule
-                    } else {
-                        WhenUnsatisfiable::ScheduleAnyway
-                    },
+                    when_unsatisfiable: when,
                     node_affinity_policy: policy,
                     node_taints_policy: policy,
                     ..SpreadEntry::new(topology::ZONE_KEY)
@@ -391,7 +422,7 @@ mod tests {
                 assert_eq!(
                     measured_from_policy(&entry, &w, Some(selector.clone())),
                     measured_from_template(&injected_constraint(&entry, &w)),
-                    "hard: {hard}, policy: {policy:?}"
+                    "{when:?}, policy: {policy:?}"
                 );
             }
         }

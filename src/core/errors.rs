@@ -24,12 +24,14 @@ pub enum ErrorCategory {
     DeletionCost,
     /// Asking the autoscaler for room, or giving it back, failed.
     Capacity,
+    /// Deleting a Pending pod stranded by a DoNotSchedule spread failed.
+    PendingDeletion,
     /// Writing the policy's status failed.
     Status,
 }
 
 impl ErrorCategory {
-    pub const ALL: [ErrorCategory; 10] = [
+    pub const ALL: [ErrorCategory; 11] = [
         ErrorCategory::KubeApi,
         ErrorCategory::InvalidPolicy,
         ErrorCategory::InvalidWorkload,
@@ -39,6 +41,7 @@ impl ErrorCategory {
         ErrorCategory::Restart,
         ErrorCategory::DeletionCost,
         ErrorCategory::Capacity,
+        ErrorCategory::PendingDeletion,
         ErrorCategory::Status,
     ];
 
@@ -54,6 +57,7 @@ impl ErrorCategory {
             ErrorCategory::Restart => "restart",
             ErrorCategory::DeletionCost => "deletion_cost",
             ErrorCategory::Capacity => "capacity",
+            ErrorCategory::PendingDeletion => "pending_deletion",
             ErrorCategory::Status => "status",
         }
     }
@@ -71,6 +75,7 @@ impl ErrorCategory {
             ErrorCategory::Restart => "RestartFailed",
             ErrorCategory::DeletionCost => "DeletionCostFailed",
             ErrorCategory::Capacity => "CapacityRequestFailed",
+            ErrorCategory::PendingDeletion => "PendingDeletionFailed",
             ErrorCategory::Status => "StatusFailed",
         }
     }

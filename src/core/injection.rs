@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::conditions::reason;
 use crate::api::{
     AdmittedAffinityTerm, AdmittedAntiAffinity, AdmittedConstraint, AdmittedWorkload, Injection,
-    InjectionMode, InjectionStatus, NodeInclusionPolicy, WhenUnsatisfiable,
+    InjectionMode, InjectionStatus, NodeInclusionPolicy, PodWhenUnsatisfiable,
 };
 use crate::core::constraints::TemplatePlan;
 use crate::core::topology::Pod;
@@ -239,9 +239,9 @@ pub fn admitted_constraint(c: &TopologySpreadConstraint) -> AdmittedConstraint {
         topology_key: c.topology_key.clone(),
         max_skew: c.max_skew,
         when_unsatisfiable: if c.when_unsatisfiable == "DoNotSchedule" {
-            WhenUnsatisfiable::DoNotSchedule
+            PodWhenUnsatisfiable::DoNotSchedule
         } else {
-            WhenUnsatisfiable::ScheduleAnyway
+            PodWhenUnsatisfiable::ScheduleAnyway
         },
         min_domains: c.min_domains,
         label_selector: c.label_selector.clone().unwrap_or_default(),

@@ -12,6 +12,8 @@
 //!   kind).
 //! - [`constraints`], [`injection`]: the constraints a template gets, in template and admission
 //!   mode.
+//! - [`zone_health`]: Healthy, Out or Recovering for each zone of a policy's keys, which
+//!   Adaptive entries follow; [`stranded`]: which Pending pods are deleted while a zone is Out.
 //! - [`ownership`], [`budgets`], [`policy_status`], [`snapshot`], [`errors`]: which policy governs a
 //!   workload, whether a PodDisruptionBudget has room, the status a policy reports, API objects
 //!   in the core's terms, and the fixed vocabulary of failures.
@@ -28,5 +30,7 @@ pub mod pipeline;
 pub mod policy_status;
 pub mod rollout_slots;
 pub mod snapshot;
+pub mod stranded;
 pub mod topology;
 pub mod workload;
+pub mod zone_health;

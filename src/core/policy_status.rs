@@ -10,7 +10,7 @@ use crate::api::conditions::{condition_type, reason};
 use crate::api::{
     AdmissionParameters, AdmittedWorkload, ConstraintStatus, HAPolicyStatus, InjectionMode,
     InjectionStatus, RebalanceState, RebalanceStatus, ScaleInStatus, WorkloadKind, WorkloadStatus,
-    ZoneLoss,
+    ZoneHealth, ZoneLoss, ZoneStatus,
 };
 use crate::core::decision::Memory;
 use crate::core::injection::{AdmissionCheck, AdmissionSupport, admitted_condition};
@@ -46,6 +46,8 @@ pub struct WorkloadOutcome {
     pub admission: Option<AdmittedWorkload>,
     /// Admission mode: how the pods created since then compare with it.
     pub admission_check: Option<AdmissionCheck>,
+    /// Per Adaptive key published in admission mode: running pods admitted relaxed.
+    pub relaxed_pods: Vec<(String, i64)>,
 }
 
 /// A short name for a topology key in messages.
@@ -182,15 +184,27 @@ pub struct PolicyInjection<'a> {
     pub support: Option<&'a AdmissionSupport>,
 }
 
+/// Why the policy cannot be used as it is, for its Ready condition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyProblems<'a> {
+    /// What makes it invalid (reason InvalidInput).
+    pub invalid: &'a [String],
+    /// Its Adaptive entries cannot be followed (reason AdaptiveUnavailable).
+    pub adaptive_unavailable: Option<&'a str>,
+}
+
 /// The whole status: counts, workloads, the injection mode with what the admission policy reads,
 /// and the conditions (Ready, Balanced, Rebalancing, and Admitted in admission mode), keeping
-/// each condition's `lastTransitionTime` unless its status flips.
+/// each condition's `lastTransitionTime` unless its status flips. With every workload within
+/// maxSkew while a zone is Out, Balanced is False with reason ZoneOut: the spread leaves that
+/// zone out.
 pub fn policy_status(
     previous: Option<&HAPolicyStatus>,
     generation: Option<i64>,
     outcomes: &[WorkloadOutcome],
-    problems: &[String],
+    problems: &PolicyProblems,
     injection: &PolicyInjection,
+    zones: &[ZoneStatus],
     now: Timestamp,
 ) -> HAPolicyStatus {
     let unbalanced: Vec<&WorkloadOutcome> = outcomes.iter().filter(|o| !o.balanced()).collect();
@@ -208,7 +222,15 @@ pub fn policy_status(
         .filter(|o| o.reason == reason::INVALID_WORKLOAD)
         .map(|o| o.name.as_str())
         .collect();
-    let ready = if problems.is_empty() {
+    let out: Vec<String> = (zones.iter())
+        .filter(|z| z.health == ZoneHealth::Out)
+        .map(|z| format!("{} ({})", z.domain, z.reason))
+        .collect();
+    let ready = if !problems.invalid.is_empty() {
+        ("False", "InvalidInput", problems.invalid.join("; "))
+    } else if let Some(why) = problems.adaptive_unavailable {
+        ("False", reason::ADAPTIVE_UNAVAILABLE, why.to_string())
+    } else {
         let mut message = format!("governing {} workload(s)", outcomes.len());
         if !unreadable.is_empty() {
             message.push_str(&format!(
@@ -218,10 +240,18 @@ pub fn policy_status(
             ));
         }
         ("True", reason::RECONCILED, message)
-    } else {
-        ("False", "InvalidInput", problems.join("; "))
     };
-    let balanced = if unbalanced.is_empty() {
+    let balanced = if unbalanced.is_empty() && !out.is_empty() {
+        (
+            "False",
+            reason::ZONE_OUT,
+            format!(
+                "all {} workload(s) within maxSkew over the zones that take pods; Out: {}",
+                outcomes.len(),
+                out.join(", ")
+            ),
+        )
+    } else if unbalanced.is_empty() {
         (
             "True",
             reason::BALANCED,
@@ -306,8 +336,9 @@ pub fn policy_status(
         .then_some(AdmissionParameters {
             workloads: admitted,
         }),
-        // The policy phase fills in what it resolved of the expected domains.
+        // The policy phase fills in what it resolved of the expected domains and the zones.
         expected_domains: Vec::new(),
         warnings: Vec::new(),
+        zones: Vec::new(),
     }
 }

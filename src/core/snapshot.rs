@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::topology::{
     Node, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Pod,
-    Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    Resources, Taint, TaintEffect, Toleration, TolerationOperator, Unschedulable,
 };
 
 pub fn node_from(node: &core::Node) -> Node {
@@ -95,6 +95,14 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             .flatten()
             .map(|c| c.topology_key.clone())
             .collect(),
+        hard_spread_keys: spec
+            .topology_spread_constraints
+            .iter()
+            .flatten()
+            .filter(|c| c.when_unsatisfiable == "DoNotSchedule")
+            .map(|c| c.topology_key.clone())
+            .collect(),
+        unschedulable: unschedulable(pod),
         preferred_anti_affinity: spec
             .affinity
             .as_ref()
@@ -107,6 +115,44 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
         placeholder: (pod.metadata.labels.as_ref())
             .is_some_and(|l| l.contains_key(crate::core::capacity::PLACEHOLDER_LABEL)),
     }
+}
+
+/// Why the scheduler left an unbound pod Pending, if it did (its PodScheduled condition, False).
+fn unschedulable(pod: &LeanPod) -> Option<Unschedulable> {
+    if pod.spec.node_name.is_some() {
+        return None;
+    }
+    let scheduled = (pod.status.conditions.iter().flatten()).find(|c| c.type_ == "PodScheduled")?;
+    (scheduled.status == "False").then(|| Unschedulable {
+        by_spread: scheduled.reason.as_deref() == Some("Unschedulable")
+            && scheduled
+                .message
+                .as_deref()
+                .is_some_and(turned_down_by_spread),
+        since: scheduled
+            .last_transition_time
+            .as_ref()
+            .map_or(0, |t| t.0.as_second()),
+    })
+}
+
+/// What kube-scheduler writes for nodes its PodTopologySpread filter turned down
+/// (`ErrReasonConstraintsNotMatch`); nodes that lack the key are counted apart, with
+/// " (missing required label)" after it.
+pub const SPREAD_NOT_MATCHED: &str = "node(s) didn't match pod topology spread constraints";
+
+/// Whether the scheduler's "0/N nodes are available: ..." message counts nodes turned down only by
+/// a topology spread constraint (the filters run in order and a node is counted under the first
+/// that turned it down, so those nodes passed taints, affinity and room).
+pub fn turned_down_by_spread(message: &str) -> bool {
+    let reasons = message.split(". preemption:").next().unwrap_or_default();
+    let reasons = reasons.split_once(": ").map_or(reasons, |(_, r)| r);
+    reasons.split(", ").any(|r| {
+        let r = r.trim().trim_end_matches('.');
+        r.split_once(' ').is_some_and(|(n, rest)| {
+            n.parse::<u32>().is_ok_and(|n| n > 0) && rest == SPREAD_NOT_MATCHED
+        })
+    })
 }
 
 /// Whether skewguard's field manager owns the pod's `pod-deletion-cost` annotation.
@@ -259,12 +305,14 @@ impl LeanContainer {
     }
 }
 
-/// Only a constraint's topology key: the pod's constraints are not measured with (the
-/// workload's are), only checked for presence.
+/// Only a constraint's topology key and whenUnsatisfiable: the pod's constraints are not
+/// measured with (the workload's are), only checked for presence and for the hard form.
 #[derive(Deserialize, Serialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LeanConstraint {
     pub topology_key: String,
+    #[serde(default)]
+    pub when_unsatisfiable: String,
 }
 
 /// Only whether a volume is a claim matters: claims pin a pod to its zone.
@@ -437,6 +485,55 @@ mod tests {
             p.placement.tolerations[0].operator,
             TolerationOperator::Exists
         );
+    }
+
+    #[test]
+    fn a_pending_pod_says_whether_only_its_spread_turned_nodes_down() {
+        let scheduler = |message: &str| -> LeanPod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-2", "namespace": "shop"},
+                "spec": {"topologySpreadConstraints": [
+                    {"topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"},
+                    {"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}]},
+                "status": {"phase": "Pending", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "lastTransitionTime": "2026-01-01T00:00:10Z", "message": message}]}
+            }))
+            .unwrap()
+        };
+        let spread = "0/4 nodes are available: 2 node(s) didn't match pod topology spread constraints, \
+                      2 node(s) had untolerated taint {node.kubernetes.io/unschedulable: }. \
+                      preemption: 0/4 nodes are available: 2 No preemption victims found for incoming pod, \
+                      2 Preemption is not helpful for scheduling.";
+        let p = pod_from(&scheduler(spread));
+        assert_eq!(p.hard_spread_keys, ["topology.kubernetes.io/zone"]);
+        assert_eq!(p.spread_keys.len(), 2);
+        let u = p.unschedulable.unwrap();
+        assert!(u.by_spread);
+        assert_eq!(u.since, 1_767_225_610);
+        // Only the spread, at the end of the list.
+        assert!(turned_down_by_spread(
+            "0/2 nodes are available: 2 node(s) didn't match pod topology spread constraints."
+        ));
+        // Pending for another reason: no room, a taint, nodes lacking the key.
+        for other in [
+            "0/4 nodes are available: 4 Insufficient cpu. preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod.",
+            "0/2 nodes are available: 2 node(s) had untolerated taint {node.kubernetes.io/unschedulable: }.",
+            "0/2 nodes are available: 2 node(s) didn't match pod topology spread constraints (missing required label).",
+            "0/3 nodes are available: 3 node(s) had volume node affinity conflict.",
+        ] {
+            assert!(
+                !pod_from(&scheduler(other)).unschedulable.unwrap().by_spread,
+                "{other}"
+            );
+        }
+        // Another reason than Unschedulable (a scheduling gate), or a bound pod: not stranded.
+        let mut gated = scheduler(spread);
+        gated.status.conditions.as_mut().unwrap()[0].reason = Some("SchedulingGated".into());
+        assert!(!pod_from(&gated).unschedulable.unwrap().by_spread);
+        let mut bound = scheduler(spread);
+        bound.spec.node_name = Some("n1".into());
+        assert_eq!(pod_from(&bound).unschedulable, None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::api::conditions::reason;
 use crate::api::{
     CapacityVia, HAPolicy, InjectionMode, InjectionStatus, RebalanceState, RebalanceStrategy,
-    WorkloadKind,
+    WorkloadKind, ZoneHealth, ZoneStatus,
 };
 use crate::core::constraints::measured_from_template;
 use crate::core::decision::Memory;
@@ -30,9 +30,11 @@ use crate::core::rollout_slots::RolloutPermit;
 use crate::core::snapshot::{LeanPod, node_from, pod_from};
 use crate::core::topology::eligibility::admits_domain;
 use crate::core::topology::{
-    self, Cluster, ConstraintMeasure, SpreadConstraint, ZONE_KEY, pods_by_domain, worst_domain_loss,
+    self, Cluster, ConstraintMeasure, HOSTNAME_KEY, SpreadConstraint, ZONE_KEY, pods_by_domain,
+    worst_domain_loss,
 };
 use crate::core::workload::{WorkloadError, WorkloadObject};
+use crate::core::zone_health::observe_key;
 
 /// What the report reads from the cluster, as the API returns it.
 #[derive(Clone, Debug, Default)]
@@ -62,11 +64,26 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kinds_not_served: Vec<WorkloadKind>,
     pub workloads: Vec<WorkloadRow>,
+    /// What the nodes say of each zone of the topology key now (with NodePools, their zones
+    /// too): Healthy, or Out and why. No history: a zone that takes pods again is Healthy here,
+    /// where a policy would hold it Recovering for its recovery window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyReport>,
     /// Objects that could not be read (e.g. an invalid selector), skipped with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// One zone of the report's topology key, as its nodes say.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneRow {
+    pub domain: String,
+    pub health: ZoneHealth,
+    pub reason: String,
+    pub message: String,
 }
 
 /// Where one workload runs on the report's topology key.
@@ -142,6 +159,10 @@ pub struct PolicyReport {
     /// cluster offers could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub injection: Option<InjectionStatus>,
+    /// The health of the policy's zones (carried on from its status when it was read from the
+    /// cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneStatus>,
     pub workloads: Vec<PolicyWorkload>,
 }
 
@@ -305,12 +326,32 @@ pub fn build_report(
     });
     let policy =
         policy.map(|p| evaluate_policy(&cluster, state, nodepools, &workloads, p, &mut warnings));
+    let zones = if topology_key == HOSTNAME_KEY {
+        Vec::new()
+    } else {
+        (observe_key(topology_key, expected.of(topology_key), cluster.nodes()).into_iter())
+            .filter_map(|(domain, o)| {
+                let o = o?;
+                Some(ZoneRow {
+                    domain,
+                    health: if o.can_take_pods {
+                        ZoneHealth::Healthy
+                    } else {
+                        ZoneHealth::Out
+                    },
+                    reason: o.reason.to_string(),
+                    message: o.message,
+                })
+            })
+            .collect()
+    };
     Report {
         topology_key: topology_key.to_string(),
         kinds_not_served: (WorkloadKind::ALL.into_iter())
             .filter(|k| k.descriptor().crd.is_some() && !state.kinds_served.contains(k))
             .collect(),
         workloads: rows,
+        zones,
         policy,
         warnings,
     }
@@ -439,6 +480,8 @@ fn evaluate_policy(
         pods_current: true,
         nodepools,
         capacity_via: CapacityVia::PlaceholderPods,
+        nodes: cluster.nodes(),
+        now: policy.now,
     });
     warnings.extend(
         (phase.problems.iter())
@@ -458,6 +501,7 @@ fn evaluate_policy(
         paused: spec.paused,
         inject_constraints: spec.inject_constraints,
         injection: phase.injection.clone(),
+        zones: phase.zones.zones.clone(),
         workloads: evaluated,
     }
 }
@@ -556,6 +600,11 @@ fn policy_workload(
             Write::ReleaseCapacity(request) => Some(format!(
                 "give back the room asked for in {}",
                 request.domain
+            )),
+            Write::DeletePending(p) => Some(format!(
+                "delete Pending pod {} ({} zone Out: its replacement is admitted with ScheduleAnyway)",
+                p.pod,
+                key_name(&p.topology_key)
             )),
         })
         .chain((cost_writes > 0).then(|| {

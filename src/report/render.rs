@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::build::{PolicyReport, PolicyWorkload, Report, WorkloadRow};
 use super::{ClusterReport, ReportError};
-use crate::api::{InjectionMode, RebalanceStrategy, WorkloadKind};
+use crate::api::{InjectionMode, RebalanceStrategy, WorkloadKind, ZoneHealth};
 use crate::core::policy_status::key_name;
 use crate::shell::cli::OutputFormat;
 
@@ -97,6 +97,24 @@ fn tables(reports: &[(Option<&str>, &Report)], wide: bool) -> String {
     }
     for (cluster, report) in reports {
         let prefix = cluster.map(|c| format!("{c}: ")).unwrap_or_default();
+        // Zones only when one cannot take pods: the skew then leaves it out.
+        if report.zones.iter().any(|z| z.health != ZoneHealth::Healthy) {
+            let _ = writeln!(
+                out,
+                "\n{prefix}{}s that cannot take pods (not counted by the scheduler):",
+                key_name(&report.topology_key)
+            );
+            for z in (report.zones.iter()).filter(|z| z.health != ZoneHealth::Healthy) {
+                let _ = writeln!(
+                    out,
+                    "  {} {} ({}: {})",
+                    z.domain,
+                    z.health.as_str(),
+                    z.reason,
+                    z.message
+                );
+            }
+        }
         for kind in &report.kinds_not_served {
             if let Some(crd) = kind.descriptor().crd {
                 let _ = writeln!(
@@ -265,6 +283,22 @@ fn policy_text(policy: &PolicyReport) -> String {
             "  injection: not known (whether admission policies are served and installed could not be read)"
         ),
     };
+    let unhealthy: Vec<String> = (policy.zones.iter())
+        .filter(|z| z.health != ZoneHealth::Healthy)
+        .map(|z| {
+            format!(
+                "{} {} {} ({}, since {})",
+                key_name(&z.topology_key),
+                z.domain,
+                z.health.as_str(),
+                z.reason,
+                z.since.0.strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
+        })
+        .collect();
+    if !unhealthy.is_empty() {
+        let _ = writeln!(out, "  zones: {}", unhealthy.join("; "));
+    }
     if policy.workloads.is_empty() {
         out.push_str("  selects no workload\n");
     }

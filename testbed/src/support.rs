@@ -114,6 +114,18 @@ pub fn start_operator(ctx: &Ctx, extra: &[&str]) -> OperatorProcess {
     OperatorProcess::start_with_addrs(&ctx.env, &args, metrics, health)
 }
 
+/// Sets a Deployment's replicas (a merge patch, as an HPA does).
+pub async fn scale_deployment(ctx: &Ctx, name: &str, replicas: usize) {
+    ctx.api::<Deployment>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("scale {name} to {replicas}: {e}"));
+}
+
 /// The HAPolicy's `status` (null when not written yet).
 pub async fn policy_status(ctx: &Ctx, policy: &str) -> Value {
     let api = ctx.dynamic(&hapolicy_resource());

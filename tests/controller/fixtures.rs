@@ -137,6 +137,7 @@ pub fn limits(dry_run: bool) -> Limits {
         max_concurrent_rollouts: 2,
         evictions_per_second: 1000.0,
         deletion_cost_writes_per_second: 1000.0,
+        pending_deletions_per_second: 1000.0,
     }
 }
 
@@ -161,17 +162,26 @@ pub fn context_with_limits(
     budgets: Vec<PodDisruptionBudget>,
     limits: Limits,
 ) -> Arc<Context> {
+    let nodes = vec![
+        node("a-1", "ap-northeast-2a"),
+        node("c-1", "ap-northeast-2c"),
+    ];
+    context_on(client, nodes, policies, workloads, pods, budgets, limits)
+}
+
+/// [`context_with_limits`] over the given nodes.
+pub fn context_on(
+    client: Client,
+    nodes: Vec<Node>,
+    policies: Vec<HAPolicy>,
+    workloads: Vec<DynamicObject>,
+    pods: Vec<Pod>,
+    budgets: Vec<PodDisruptionBudget>,
+    limits: Limits,
+) -> Arc<Context> {
     // A closed channel still reads its last value: the leader for good.
     let (_, leader) = tokio::sync::watch::channel(true);
-    let stores = Stores::fixed(
-        vec![
-            node("a-1", "ap-northeast-2a"),
-            node("c-1", "ap-northeast-2c"),
-        ],
-        pods,
-        workloads,
-        budgets,
-    );
+    let stores = Stores::fixed(nodes, pods, workloads, budgets);
     let ctx = Context::new(
         client,
         stores,

@@ -697,3 +697,127 @@ async fn the_rollout_budget_lets_one_template_write_through_and_queues_the_next(
     reconcile(Arc::new(p), ctx).await.unwrap();
     assert_eq!(applies(&api), ["api", "api"], "web still waits");
 }
+
+/// Zone 2a cordoned, `web` (Adaptive over zones, minDomains 2) with web-1 running in 2c and web-2
+/// Pending: admitted with DoNotSchedule, left Pending by the scheduler for the spread. The
+/// policy's status already publishes the relaxed form (since `published_ago` seconds).
+async fn reconcile_stranded(published_ago: i64, dry_run: bool) -> FakeApi {
+    let (client, api) = FakeApi::start(vec![]);
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(published_ago);
+    let mut p = policy(
+        "petclinic",
+        "2026-01-01T00:00:00Z",
+        json!({"spread": [{"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
+                           "whenUnsatisfiable": "Adaptive", "minDomains": 2}],
+               "injection": "Admission"}),
+    );
+    p.status = Some(
+        serde_json::from_value(json!({"admission": {"workloads": [{
+            "kind": "Deployment", "name": "web", "since": since.to_string(),
+            "podSelector": {"matchLabels": {"app": "petclinic", "tier": "web"}},
+            "constraints": [{"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app": "petclinic", "tier": "web"}},
+                "matchLabelKeys": ["pod-template-hash"],
+                "nodeAffinityPolicy": "Honor", "nodeTaintsPolicy": "Honor"}]}]}}))
+        .unwrap(),
+    );
+    let mut cordoned = node("a-1", "ap-northeast-2a");
+    cordoned.spec = Some(
+        serde_json::from_value(json!({"unschedulable": true, "taints": [
+            {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}))
+        .unwrap(),
+    );
+    let stranded: skewguard::core::snapshot::LeanPod = serde_json::from_value(json!({
+        "metadata": {"name": "web-2", "namespace": NS, "uid": "web-2-uid",
+                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"}},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx"}],
+                 "topologySpreadConstraints": [{"topologyKey": "topology.kubernetes.io/zone",
+                     "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/2 nodes are available: 1 node(s) didn't match pod topology spread constraints, 1 node(s) had untolerated taint {node.kubernetes.io/unschedulable: }."}]}
+    }))
+    .unwrap();
+    let ctx = context_on(
+        client,
+        vec![cordoned, node("c-1", "ap-northeast-2c")],
+        vec![p.clone()],
+        vec![dynamic_deployment(&web(plain_template(), json!([])))],
+        vec![pod("web-1", "c-1"), stranded],
+        vec![],
+        limits(dry_run),
+    );
+    ctx.admission
+        .send_replace(Some(skewguard::core::injection::AdmissionSupport {
+            served: true,
+            policy_installed: true,
+            binding_installed: true,
+            warnings: vec![],
+        }));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    api
+}
+
+#[tokio::test]
+async fn a_pod_stranded_while_a_zone_is_out_is_deleted_by_uid_and_counted() {
+    let api = reconcile_stranded(10, false).await;
+    let deletes: Vec<_> = (api.writes().into_iter())
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{:#?}", api.writes());
+    assert!(
+        deletes[0].uri.contains("/namespaces/petclinic/pods/web-2"),
+        "{}",
+        deletes[0].uri
+    );
+    assert_eq!(
+        deletes[0].body["preconditions"]["uid"], "web-2-uid",
+        "never a replacement of the same name"
+    );
+    assert_eq!(api.evictions(), 0);
+    let status = api.last_status();
+    let zone_a = (status["zones"].as_array().unwrap().iter())
+        .find(|z| z["domain"] == "ap-northeast-2a")
+        .unwrap();
+    assert_eq!(
+        (&zone_a["health"], &zone_a["reason"]),
+        (&json!("Out"), &json!("NodesCordoned"))
+    );
+    assert_eq!(
+        status["admission"]["workloads"][0]["constraints"][0]["whenUnsatisfiable"],
+        "ScheduleAnyway"
+    );
+    assert!(
+        status["admission"]["workloads"][0]["constraints"][0]
+            .get("minDomains")
+            .is_none(),
+        "minDomains goes with the hard form only"
+    );
+    let reasons = api.event_reasons().await;
+    assert!(
+        reasons.contains(&"PendingPodDeleted".to_string()),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"ZoneOut".to_string()), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_stranded_pod_is_not_deleted_before_the_relaxed_form_is_seen_nor_in_dry_run() {
+    let api = reconcile_stranded(0, false).await;
+    assert!(
+        !api.writes().iter().any(|r| r.method == "DELETE"),
+        "{:#?}",
+        api.writes()
+    );
+    let api = reconcile_stranded(10, true).await;
+    assert!(!api.writes().iter().any(|r| r.method == "DELETE"));
+    let status = api.last_status();
+    let message = status["workloads"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("dry-run: would delete Pending pod web-2"),
+        "{message}"
+    );
+}

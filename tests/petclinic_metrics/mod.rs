@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use skewguard::shell::metrics::{
     ActionResult, ConstraintMetrics, ErrorCategory, Metrics, WorkloadMetrics, WriteKind,
+    ZoneMetrics,
 };
 
 pub const ZONE: &str = "topology.kubernetes.io/zone";
@@ -102,8 +103,8 @@ pub fn redis_master() -> WorkloadMetrics {
 }
 
 /// Metrics with a series in every family: the scenario observed (web and was by template,
-/// redis-master by admission with one pod created without its constraints), one eviction, one
-/// error, one reconcile.
+/// redis-master by admission with one pod created without its constraints and one admitted
+/// relaxed), zone 2a Out, one eviction, one error, one reconcile.
 pub fn every_family() -> Metrics {
     let metrics = Metrics::new();
     let template = |w: WorkloadMetrics| WorkloadMetrics {
@@ -113,6 +114,7 @@ pub fn every_family() -> Metrics {
     let admission = WorkloadMetrics {
         injection: Some("Admission"),
         pods_missing_constraints: Some(1),
+        relaxed_pods: vec![(ZONE.into(), 1)],
         ..redis_master()
     };
     // was misses an expected zone (2b, from the NodePools): expected skew and the missing domain.
@@ -133,6 +135,22 @@ pub fn every_family() -> Metrics {
         "web",
         WriteKind::Evict,
         ActionResult::Success,
+    );
+    metrics.observe_zones(
+        "petclinic",
+        "petclinic",
+        &[
+            ZoneMetrics {
+                topology_key: ZONE.into(),
+                domain: "ap-northeast-2a".into(),
+                health: "Out",
+            },
+            ZoneMetrics {
+                topology_key: ZONE.into(),
+                domain: "ap-northeast-2c".into(),
+                health: "Healthy",
+            },
+        ],
     );
     metrics.record_error(ErrorCategory::KubeApi);
     metrics.observe_reconcile(Duration::from_millis(10));

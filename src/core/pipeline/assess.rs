@@ -5,25 +5,33 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
+use std::time::Duration;
+
 use crate::api::CapacityVia;
 use crate::api::conditions::reason;
 use crate::api::{
-    AdmittedWorkload, HAPolicy, InjectionMode, RebalanceSpec, RebalanceState, ScaleInOrder,
-    ScaleInStatus, WorkloadKind,
+    AdmittedWorkload, HAPolicy, InjectionMode, PodWhenUnsatisfiable, RebalanceSpec, RebalanceState,
+    ScaleInOrder, ScaleInStatus, WhenUnsatisfiable, WorkloadKind,
 };
-use crate::core::capacity::{CapacityAsk, CapacityWrite, capacity_step, expect_and_plan};
-use crate::core::constraints::{TemplateApply, TemplatePlan, plan_template_selecting};
+use crate::core::capacity::{
+    CapacityAsk, CapacityWrite, capacity_step, expect_and_plan, provisional_target,
+};
+use crate::core::constraints::{
+    AdaptiveForms, TemplateApply, TemplatePlan, plan_template_selecting,
+};
 use crate::core::decision::{self, Decision, Observation, Writes};
 use crate::core::errors::ErrorCategory;
 use crate::core::expected::Expected;
 use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::core::policy_status::key_name;
 use crate::core::rollout_slots::RolloutPermit;
+use crate::core::stranded::{Published, stranded_pods, until_seen};
 use crate::core::topology::{
     Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
     evaluate, own_pods_by_domain, worst_domain_loss,
 };
 use crate::core::workload::WorkloadObject;
+use crate::core::zone_health::{Zones, relaxed_keys};
 
 use super::{ActionResult, WorkloadMemory, Write, WriteKind};
 
@@ -60,6 +68,8 @@ pub struct Facts<'a> {
     /// How room is asked of the autoscaler on this cluster (a CapacityBuffer where the API
     /// server serves them, else placeholder pods).
     pub capacity_via: CapacityVia,
+    /// The health of the policy's zones ([`crate::core::zone_health`]).
+    pub zones: &'a Zones,
 }
 
 /// Everything `assess` found and decided about one workload.
@@ -99,6 +109,8 @@ pub struct Assessment {
     pub admission_check: Option<AdmissionCheck>,
     /// What the policy adds to the template (what `report` shows).
     pub template: TemplateOutline,
+    /// Per Adaptive key published in admission mode: running pods admitted relaxed.
+    pub relaxed_pods: Vec<(String, i64)>,
 }
 
 /// What the policy adds to a workload's template.
@@ -157,7 +169,11 @@ pub fn assess(
         Ok(selector) => selector,
         Err(e) => return unreadable(workload.kind, workload.name(), memory, e.to_string()),
     };
-    let mut template = plan_template_selecting(spec, workload, Some(&pod_selector));
+    let adaptive = AdaptiveForms {
+        admission: facts.injection == Some(InjectionMode::Admission),
+        relaxed: relaxed_keys(spec, facts.zones),
+    };
+    let mut template = plan_template_selecting(spec, workload, Some(&pod_selector), &adaptive);
     // What is measured moves into the core workload; the rest of the plan is written or shown.
     let core = workload.to_core_selecting(std::mem::take(&mut template.measured), pod_selector);
     let options = plan_options(&spec.rebalance);
@@ -218,18 +234,61 @@ pub fn assess(
     );
 
     let may = Writes::for_workload(settings.dry_run, spec.paused, !facts.governing);
-    let (capacity_writes, mut notes) = capacity_step(
-        &mut decision,
-        &mut next.decision,
-        &CapacityAsk {
-            policy,
-            workload: &core,
-            rebalance: &spec.rebalance,
-            via: facts.capacity_via,
-            may_request: may.allowed(),
-            now,
-        },
-    );
+    let adaptive_keys: Vec<&str> = (spec.spread.iter())
+        .filter(|e| e.when_unsatisfiable == WhenUnsatisfiable::Adaptive && adaptive.admission)
+        .map(|e| e.topology_key.as_str())
+        .filter(|k| template.injected.iter().any(|c| c.topology_key == *k))
+        .collect();
+    // Paused or --dry-run publish nothing: say what would be done as if it were published.
+    let published = if may.allowed() {
+        Published::Entry(published_entry(policy, workload))
+    } else {
+        Published::Assumed
+    };
+    let hold = recovering_hold(&decision, &adaptive_keys, facts.zones, published, now);
+    let (capacity_writes, mut notes) = if let Some(until) = hold {
+        // The pods placed during the outage move once the zone is Healthy and the hard form
+        // is published, so their replacements are placed by it (a request for room waits
+        // as it is).
+        decision = Decision {
+            disruption: decision::Disruption::None,
+            state: RebalanceState::Waiting,
+            reason: reason::ZONE_RECOVERING,
+            requeue_after: Some(until),
+            ..decision
+        };
+        (Vec::new(), Vec::new())
+    } else {
+        capacity_step(
+            &mut decision,
+            &mut next.decision,
+            &CapacityAsk {
+                policy,
+                workload: &core,
+                rebalance: &spec.rebalance,
+                via: facts.capacity_via,
+                may_request: may.allowed(),
+                now,
+            },
+        )
+    };
+    let out_zones: Vec<String> = (measurement.constraints.iter())
+        .flat_map(|c| facts.zones.out(&c.topology_key))
+        .map(|z| format!("{} ({})", z.domain, z.reason))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if decision.state == RebalanceState::Idle
+        && decision.reason == reason::BALANCED
+        && !out_zones.is_empty()
+    {
+        decision.state = RebalanceState::Degraded;
+        decision.reason = reason::ZONE_OUT;
+        notes.push(format!(
+            "within maxSkew over the zones that take pods; Out: {}",
+            out_zones.join(", ")
+        ));
+    }
     let mut writes = Vec::new();
     let mut actions = Vec::new();
     let outline = TemplateOutline {
@@ -334,6 +393,36 @@ pub fn assess(
         &mut writes,
         &mut notes,
     );
+    let out_keys: BTreeSet<String> = (adaptive_keys.iter())
+        .filter(|k| !facts.zones.out(k).is_empty() && may != Writes::NotOwner)
+        .map(|k| k.to_string())
+        .collect();
+    let stranded = stranded_pods(cluster, &core, &out_keys, published, now);
+    if let Some(wait) = stranded.wait {
+        decision.requeue_after = Some(decision.requeue_after.map_or(wait, |r| r.min(wait)));
+    }
+    for pod in stranded.delete {
+        if may.allowed() {
+            writes.push(Write::DeletePending(pod));
+        } else {
+            actions.push((WriteKind::DeletePending, ActionResult::DryRun));
+            notes.push(format!(
+                "{}: would delete Pending pod {} ({} zone Out, the pod admitted with DoNotSchedule)",
+                may.label(),
+                pod.pod,
+                key_name(&pod.topology_key)
+            ));
+        }
+    }
+    let relaxed_pods = (adaptive_keys.iter())
+        .map(|k| {
+            let relaxed = own()
+                .filter(|p| p.spread_keys.iter().any(|s| s == k))
+                .filter(|p| !p.hard_spread_keys.iter().any(|s| s == k))
+                .count();
+            (k.to_string(), i64::try_from(relaxed).unwrap_or(i64::MAX))
+        })
+        .collect();
     let errors = if facts.governing {
         Vec::new()
     } else {
@@ -360,7 +449,50 @@ pub fn assess(
         admission,
         admission_check,
         template: outline,
+        relaxed_pods,
     }
+}
+
+/// While a zone of one of the workload's Adaptive keys is Recovering, a move waits until it is
+/// Healthy and the hard form has been published for the admission policy to see (returned: how
+/// long that is): its replacement is then admitted with DoNotSchedule and placed by it. Moves
+/// toward room not there yet (a request for room) go on.
+fn recovering_hold(
+    decision: &Decision,
+    adaptive_keys: &[&str],
+    zones: &Zones,
+    published: Published<'_>,
+    now: Timestamp,
+) -> Option<Duration> {
+    let decision::Disruption::Evict(moves) = &decision.disruption else {
+        return None;
+    };
+    if moves
+        .iter()
+        .any(|m| provisional_target(&m.to_node).is_some())
+    {
+        return None;
+    }
+    let waits = adaptive_keys.iter().map(|k| {
+        if !zones.recovering(k).is_empty() {
+            zones.next_change.unwrap_or(decision::POLL)
+        } else if zones.all_healthy(k) {
+            until_seen(published, k, PodWhenUnsatisfiable::DoNotSchedule, now)
+        } else {
+            // Out: moves within the zones that take pods go on, as for any entry.
+            Duration::ZERO
+        }
+    });
+    waits.max().filter(|w| !w.is_zero())
+}
+
+/// The workload's entry as the admission policy reads it now: what the policy's status says.
+fn published_entry<'a>(
+    policy: &'a HAPolicy,
+    workload: &WorkloadObject,
+) -> Option<&'a AdmittedWorkload> {
+    (policy.status.as_ref()?.admission.as_ref()?.workloads.iter())
+        .find(|e| e.kind == workload.kind && e.name == workload.name())
 }
 
 /// Admission mode: the workload's `status.admission` entry (published only when writes are
@@ -397,16 +529,7 @@ fn admit(
             return (None, None, None);
         }
     }
-    let previous = policy
-        .status
-        .as_ref()
-        .and_then(|s| s.admission.as_ref())
-        .and_then(|a| {
-            a.workloads
-                .iter()
-                .find(|e| e.kind == workload.kind && e.name == workload.name())
-        });
-    let entry = admitted_workload(workload, template, previous, now);
+    let entry = admitted_workload(workload, template, published_entry(policy, workload), now);
     match entry {
         Some(entry) if may.allowed() => {
             let pods = measurement.own_pods.iter().map(|&i| &*cluster.pods()[i]);
@@ -535,5 +658,6 @@ pub fn unreadable(
         admission: None,
         admission_check: None,
         template: TemplateOutline::default(),
+        relaxed_pods: Vec::new(),
     }
 }

@@ -9,7 +9,7 @@ use crate::api::conditions::reason;
 use crate::api::{RebalanceState, ScaleInOrder};
 use crate::core::decision;
 use crate::core::errors::ErrorCategory;
-use crate::core::policy_status::WorkloadOutcome;
+use crate::core::policy_status::{WorkloadOutcome, key_name};
 use crate::core::rollout_slots::SlotChange;
 
 use super::notices::{EventReason, Notice, transitions};
@@ -132,7 +132,26 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
                     format!("gave back the room asked for in {}", request.domain),
                 ));
             }
-            (Write::DeletionCost { .. }, WriteResult::Deferred(after)) => {
+            (Write::DeletePending(p), WriteResult::Done) => {
+                actions.push((WriteKind::DeletePending, ActionResult::Success));
+                notices.push(
+                    Notice::normal(
+                        EventReason::PendingPodDeleted,
+                        format!(
+                            "deleted {} (Pending {}s: its DoNotSchedule {} spread cannot be met \
+                             while a zone is Out); its replacement is admitted with ScheduleAnyway",
+                            p.pod,
+                            p.pending_seconds,
+                            key_name(&p.topology_key)
+                        ),
+                    )
+                    .about_pod(&p.pod, &p.uid),
+                );
+            }
+            (
+                Write::DeletionCost { .. } | Write::DeletePending(_),
+                WriteResult::Deferred(after),
+            ) => {
                 requeue = Some(requeue.map_or(after, |r| r.min(after)));
             }
             (write, WriteResult::Failed(e)) => {
@@ -173,6 +192,7 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         injection: a.injection,
         admission: a.admission,
         admission_check: a.admission_check,
+        relaxed_pods: a.relaxed_pods,
     };
     notices.extend(transitions(
         a.was_skewed,

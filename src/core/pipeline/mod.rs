@@ -43,8 +43,8 @@ pub use notices::{EventReason, Notice, transitions};
 pub use policy::{
     Finished, Gathered, NodePools, PolicyPhase, Selected, Subject, WorkloadKey, prepare,
 };
-pub use workload_metrics::{ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics};
-pub use write::{ActionResult, Lane, Write, WriteError, WriteKind, WriteResult};
+pub use workload_metrics::{ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics, ZoneMetrics};
+pub use write::{ActionResult, Lane, StrandedPod, Write, WriteError, WriteKind, WriteResult};
 
 /// What is remembered about a workload between reconciles: the decision memory, and what was
 /// last told, so Events mark changes instead of repeating on every reconcile.

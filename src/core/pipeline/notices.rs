@@ -1,8 +1,10 @@
 //! Which Events a workload's reconcile warrants (pure): actions announce themselves, and state
 //! changes are told once, when they happen, not on every reconcile.
 
-use crate::api::RebalanceState;
 use crate::api::conditions::reason;
+use crate::api::{HAPolicySpec, RebalanceState, WhenUnsatisfiable, ZoneHealth};
+use crate::core::policy_status::key_name;
+use crate::core::zone_health::Zones;
 
 /// The reasons skewguard's Events carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +19,14 @@ pub enum EventReason {
     PolicyConflict,
     CapacityRequested,
     CapacityReleased,
+    /// A pod Pending only because of a DoNotSchedule spread while a zone is Out was deleted.
+    PendingPodDeleted,
+    /// A zone of the policy's keys is Out.
+    ZoneOut,
+    /// An Out zone takes pods again (Healthy after the recovery window).
+    ZoneRecovering,
+    /// A zone is Healthy again.
+    ZoneHealthy,
 }
 
 impl EventReason {
@@ -33,6 +43,10 @@ impl EventReason {
             EventReason::PolicyConflict => "PolicyConflict",
             EventReason::CapacityRequested => "CapacityRequested",
             EventReason::CapacityReleased => "CapacityReleased",
+            EventReason::PendingPodDeleted => "PendingPodDeleted",
+            EventReason::ZoneOut => "ZoneOut",
+            EventReason::ZoneRecovering => "ZoneRecovering",
+            EventReason::ZoneHealthy => "ZoneHealthy",
         }
     }
 }
@@ -128,6 +142,44 @@ pub fn transitions(
         }
     }
     out
+}
+
+/// The policy's Events for its zones' changes of health: Out (a warning), Recovering, Healthy;
+/// each says what it means for the policy's Adaptive entries on that key.
+pub fn zone_notices(spec: &HAPolicySpec, zones: &Zones) -> Vec<Notice> {
+    let adaptive = |key: &str| {
+        (spec.spread.iter())
+            .any(|s| s.topology_key == key && s.when_unsatisfiable == WhenUnsatisfiable::Adaptive)
+    };
+    (zones.transitions.iter())
+        .map(|t| {
+            let z = &t.zone;
+            let what = format!(
+                "{} {} {}",
+                key_name(&z.topology_key),
+                z.domain,
+                z.health.as_str()
+            );
+            let key_healthy = zones.all_healthy(&z.topology_key);
+            let then = match (adaptive(&z.topology_key), z.health, key_healthy) {
+                (false, _, _) => String::new(),
+                (true, ZoneHealth::Healthy, true) => {
+                    "; new pods are admitted with DoNotSchedule again".to_string()
+                }
+                (true, ZoneHealth::Healthy, false) => {
+                    "; new pods stay admitted with ScheduleAnyway while another zone is not Healthy"
+                        .to_string()
+                }
+                (true, _, _) => "; new pods are admitted with ScheduleAnyway".to_string(),
+            };
+            let note = format!("{what} ({}: {}){then}", z.reason, z.message);
+            match z.health {
+                ZoneHealth::Out => Notice::warning(EventReason::ZoneOut, note),
+                ZoneHealth::Recovering => Notice::normal(EventReason::ZoneRecovering, note),
+                ZoneHealth::Healthy => Notice::normal(EventReason::ZoneHealthy, note),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,18 +15,26 @@ use jiff::Timestamp;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::Selector;
 
-use crate::api::{CapacityVia, HAPolicy, HAPolicyStatus, InjectionStatus, WorkloadKind};
+use crate::api::{
+    CapacityVia, HAPolicy, HAPolicyStatus, InjectionMode, InjectionStatus, WhenUnsatisfiable,
+    WorkloadKind,
+};
 use crate::core::budgets::budget_exhausted;
 use crate::core::errors::ErrorCategory;
 use crate::core::expected::{Expected, ReadPool, expected_domains};
 use crate::core::injection::{AdmissionSupport, choose_mode};
 use crate::core::ownership::{governing_policy, selects};
-use crate::core::policy_status::{PolicyInjection, WorkloadOutcome, policy_status};
+use crate::core::policy_status::{
+    PolicyInjection, PolicyProblems, WorkloadOutcome, key_name, policy_status,
+};
 use crate::core::rollout_slots::RolloutPermit;
-use crate::core::topology::Cluster;
+use crate::core::topology::{Cluster, Node};
 use crate::core::workload::{Identified, Unreadable, WorkloadObject};
+use crate::core::zone_health::{Zones, zone_health};
 
-use super::{Assessment, Conclusion, Facts, Settings, WorkloadMemory, WorkloadMetrics};
+use super::notices::zone_notices;
+use super::workload_metrics::ZoneMetrics;
+use super::{Assessment, Conclusion, Facts, Notice, Settings, WorkloadMemory, WorkloadMetrics};
 
 /// Identifies a workload, as seen by one policy, across reconciles (a policy that loses a
 /// conflict keeps its own memory, so the two never overwrite each other's).
@@ -68,6 +76,9 @@ pub struct Gathered<'a> {
     pub nodepools: Option<NodePools<'a>>,
     /// How room is asked of the autoscaler on this cluster.
     pub capacity_via: CapacityVia,
+    /// The cluster's nodes: what the zones' health is judged by.
+    pub nodes: &'a [Node],
+    pub now: Timestamp,
 }
 
 /// The NodePools and what they are read against.
@@ -115,6 +126,10 @@ pub struct PolicyPhase<'a> {
     /// The domains the workloads must cover.
     pub expected: Expected,
     pub capacity_via: CapacityVia,
+    /// The health of the policy's zones, and how it changed.
+    pub zones: Zones,
+    /// Why the policy's Adaptive entries cannot be followed (template mode), if they cannot.
+    pub adaptive_unavailable: Option<String>,
 }
 
 /// What the policy's reconcile ends with.
@@ -127,6 +142,10 @@ pub struct Finished {
     pub keep: Vec<WorkloadKey>,
     /// When to look again even if nothing changes (`None`: no workload asked).
     pub requeue_after: Option<Duration>,
+    /// The policy's own Events (its zones' health changed).
+    pub notices: Vec<Notice>,
+    /// What Prometheus is told about the policy's zones.
+    pub zones: Vec<ZoneMetrics>,
 }
 
 /// Selects the policy's workloads and works out what holds for each before it is assessed.
@@ -140,6 +159,8 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         pods_current,
         nodepools,
         capacity_via,
+        nodes,
+        now,
     } = gathered;
     let (namespace, name) = (
         policy.metadata.namespace.as_deref().unwrap_or_default(),
@@ -194,6 +215,28 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         &policy.spec,
         nodepools.map(|n| (n.pools, n.zones_with_nodes)),
     );
+    let previous_zones = policy.status.as_ref().map_or(&[][..], |s| &s.zones[..]);
+    let zones = zone_health(&policy.spec, &expected, nodes, previous_zones, now);
+    let adaptive: Vec<&str> = (policy.spec.spread.iter())
+        .filter(|s| s.when_unsatisfiable == WhenUnsatisfiable::Adaptive)
+        .map(|s| key_name(&s.topology_key))
+        .collect();
+    let adaptive_unavailable = match injection.as_ref() {
+        Some(i) if !adaptive.is_empty() && i.mode == InjectionMode::Template => Some(format!(
+            "whenUnsatisfiable: Adaptive ({}) needs admission mode, and the policy is in template \
+             mode ({}: {}): nothing is added for {} (switching a template's constraint would roll \
+             the workload out); it is measured as DoNotSchedule",
+            adaptive.join(", "),
+            i.reason,
+            i.message,
+            if adaptive.len() == 1 {
+                "that key"
+            } else {
+                "those keys"
+            },
+        )),
+        _ => None,
+    };
     PolicyPhase {
         policy,
         injection,
@@ -204,6 +247,8 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         pods_current,
         expected,
         capacity_via,
+        zones,
+        adaptive_unavailable,
     }
 }
 
@@ -246,6 +291,7 @@ impl PolicyPhase<'_> {
                     pods_current: self.pods_current,
                     expected: &self.expected,
                     capacity_via: self.capacity_via,
+                    zones: &self.zones,
                 },
                 settings,
                 now,
@@ -262,26 +308,35 @@ impl PolicyPhase<'_> {
     /// The policy's status, metrics snapshot and what to keep, from its workloads' conclusions
     /// (in the order of [`PolicyPhase::workloads`]).
     pub fn finish(&self, conclusions: Vec<Conclusion>, now: Timestamp) -> Finished {
-        let requeue_after = conclusions.iter().filter_map(|c| c.requeue_after).min();
+        let requeue_after = (conclusions.iter().filter_map(|c| c.requeue_after))
+            .chain(self.zones.next_change)
+            .min();
         let outcomes: Vec<WorkloadOutcome> = conclusions.into_iter().map(|c| c.outcome).collect();
         let mut status = policy_status(
             self.policy.status.as_ref(),
             self.policy.metadata.generation,
             &outcomes,
-            &self.problems,
+            &PolicyProblems {
+                invalid: &self.problems,
+                adaptive_unavailable: self.adaptive_unavailable.as_deref(),
+            },
             &PolicyInjection {
                 status: self.injection.as_ref(),
                 support: self.admission,
             },
+            &self.zones.zones,
             now,
         );
         status.expected_domains = self.expected.keys.clone();
         status.warnings = self.expected.warnings.clone();
+        status.zones = self.zones.zones.clone();
         Finished {
             status,
             metrics: outcomes.iter().map(WorkloadMetrics::from).collect(),
             keep: self.workloads.iter().map(|w| w.key.clone()).collect(),
             requeue_after,
+            notices: zone_notices(&self.policy.spec, &self.zones),
+            zones: self.zones.zones.iter().map(ZoneMetrics::from).collect(),
         }
     }
 }

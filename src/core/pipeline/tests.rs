@@ -11,6 +11,7 @@ use crate::core::rollout_slots::RolloutPermit;
 use crate::core::topology::fixtures::{self, labels, node};
 use crate::core::topology::{Cluster, Pod, ZONE_KEY};
 use crate::core::workload::WorkloadObject;
+use crate::core::zone_health::Zones;
 
 const NS: &str = "petclinic";
 
@@ -72,6 +73,13 @@ fn web_selector() -> Value {
     json!({"matchLabels": {"app": "petclinic", "tier": "web"}})
 }
 
+/// No zone is tracked (every zone Healthy).
+static NO_ZONES: Zones = Zones {
+    zones: Vec::new(),
+    transitions: Vec::new(),
+    next_change: None,
+};
+
 /// No expected domains: only domains with nodes count.
 static NO_EXPECTED: Expected = Expected {
     keys: Vec::new(),
@@ -87,6 +95,7 @@ const GOVERNING: Facts = Facts {
     pods_current: false,
     expected: &NO_EXPECTED,
     capacity_via: crate::api::CapacityVia::PlaceholderPods,
+    zones: &NO_ZONES,
 };
 
 fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
@@ -706,7 +715,7 @@ fn admission_mode_publishes_nothing_for_dry_run_paused_or_a_losing_policy() {
 fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
     use crate::api::conditions::condition_type;
     use crate::core::injection::{AdmissionSupport, choose_mode};
-    use crate::core::policy_status::{PolicyInjection, policy_status};
+    use crate::core::policy_status::{PolicyInjection, PolicyProblems, policy_status};
     let support = AdmissionSupport {
         served: true,
         policy_installed: true,
@@ -728,11 +737,12 @@ fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
             None,
             Some(1),
             &[c.outcome],
-            &[],
+            &PolicyProblems::default(),
             &PolicyInjection {
                 status: Some(&injection),
                 support: Some(&support),
             },
+            &[],
             now(),
         )
     };
@@ -787,11 +797,12 @@ fn new_pods_without_the_constraints_make_the_admitted_condition_false() {
         None,
         Some(1),
         &[c.outcome],
-        &[],
+        &PolicyProblems::default(),
         &PolicyInjection {
             status: Some(&template),
             support: Some(&support),
         },
+        &[],
         now(),
     );
     assert_eq!((s.admission.clone(), admitted(&s)), (None, None));
@@ -947,6 +958,8 @@ fn the_policy_phase_selects_its_workloads_and_tells_who_governs_each() {
             pods_current: true,
             nodepools: None,
             capacity_via: crate::api::CapacityVia::PlaceholderPods,
+            nodes: &[],
+            now: now(),
         });
         assert!(phase.problems.is_empty());
         let mode = phase.injection.as_ref().map(|i| i.mode);
@@ -997,6 +1010,8 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         pods_current: false,
         nodepools: None,
         capacity_via: crate::api::CapacityVia::PlaceholderPods,
+        nodes: &[],
+        now: now(),
     });
     assert_eq!(phase.errors, [ErrorCategory::InvalidPolicy]);
     assert!(
@@ -1025,6 +1040,8 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         pods_current: false,
         nodepools: None,
         capacity_via: crate::api::CapacityVia::PlaceholderPods,
+        nodes: &[],
+        now: now(),
     });
     let restored = phase.restored_memory(&phase.workloads[0].key);
     assert_eq!(restored.decision.actions, 1, "read from the status entry");
@@ -1069,4 +1086,5 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
     );
 }
 
+mod adaptive;
 mod capacity;

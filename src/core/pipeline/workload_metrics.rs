@@ -1,7 +1,7 @@
 //! What Prometheus is told about one workload: a plain snapshot of its outcome, made by the
 //! policy phase and encoded by the shell's collector at scrape time.
 
-use crate::api::{InjectionMode, RebalanceState};
+use crate::api::{InjectionMode, RebalanceState, ZoneStatus};
 use crate::core::policy_status::WorkloadOutcome;
 
 /// `skewguard_workload_domain_pods` is emitted only for topology keys with at most this many domains,
@@ -29,6 +29,28 @@ pub struct WorkloadMetrics {
     pub injection: Option<&'static str>,
     /// Admission mode: pods created since the constraints were published that lack them.
     pub pods_missing_constraints: Option<i64>,
+    /// Per Adaptive key published in admission mode: the workload's running pods admitted with
+    /// the relaxed form (ScheduleAnyway).
+    pub relaxed_pods: Vec<(String, i64)>,
+}
+
+/// One zone of a policy's keys and its health, as Prometheus is told.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneMetrics {
+    pub topology_key: String,
+    pub domain: String,
+    /// `Healthy`, `Out` or `Recovering`.
+    pub health: &'static str,
+}
+
+impl From<&ZoneStatus> for ZoneMetrics {
+    fn from(z: &ZoneStatus) -> Self {
+        ZoneMetrics {
+            topology_key: z.topology_key.clone(),
+            domain: z.domain.clone(),
+            health: z.health.as_str(),
+        }
+    }
 }
 
 /// One measured spread constraint of a workload.
@@ -90,6 +112,7 @@ impl From<&WorkloadOutcome> for WorkloadMetrics {
                 .admission_check
                 .as_ref()
                 .map(|c| i64::try_from(c.missing.len()).unwrap_or(i64::MAX)),
+            relaxed_pods: o.relaxed_pods.clone(),
         }
     }
 }

@@ -33,6 +33,21 @@ pub enum Write {
     },
     /// Withdraw a request: delete the objects it made (gone already is fine).
     ReleaseCapacity(CapacityRequest),
+    /// Delete a pod left Pending only by the hard form of an Adaptive entry while a zone of its
+    /// key is Out (its uid a precondition: never its replacement), so that the replacement is
+    /// admitted with the relaxed one. Independent of the writes above.
+    DeletePending(StrandedPod),
+}
+
+/// A Pending pod stranded by a DoNotSchedule spread (see [`Write::DeletePending`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrandedPod {
+    pub pod: String,
+    pub uid: String,
+    /// The key whose zone is Out.
+    pub topology_key: String,
+    /// How long it has been Pending, in seconds (0 when unknown).
+    pub pending_seconds: i64,
 }
 
 impl Write {
@@ -45,6 +60,7 @@ impl Write {
             Write::DeletionCost { .. } => WriteKind::DeletionCost,
             Write::RequestCapacity { .. } => WriteKind::RequestCapacity,
             Write::ReleaseCapacity(_) => WriteKind::ReleaseCapacity,
+            Write::DeletePending(_) => WriteKind::DeletePending,
         }
     }
 
@@ -58,6 +74,7 @@ impl Write {
             | WriteKind::RequestCapacity
             | WriteKind::ReleaseCapacity => Lane::Workload,
             WriteKind::DeletionCost => Lane::DeletionCost,
+            WriteKind::DeletePending => Lane::Pending,
         }
     }
 
@@ -75,6 +92,8 @@ pub enum Lane {
     Workload,
     /// Pod annotations that only rank pods for the next scale-in.
     DeletionCost,
+    /// Pending pods that serve nothing, deleted so their replacements are admitted relaxed.
+    Pending,
 }
 
 /// What became of one [`Write`].
@@ -105,16 +124,19 @@ pub enum WriteKind {
     RequestCapacity,
     /// Room given back.
     ReleaseCapacity,
+    /// A Pending pod stranded by a DoNotSchedule spread while a zone is Out, deleted.
+    DeletePending,
 }
 
 impl WriteKind {
-    pub const ALL: [WriteKind; 6] = [
+    pub const ALL: [WriteKind; 7] = [
         WriteKind::Evict,
         WriteKind::Restart,
         WriteKind::Inject,
         WriteKind::DeletionCost,
         WriteKind::RequestCapacity,
         WriteKind::ReleaseCapacity,
+        WriteKind::DeletePending,
     ];
 
     /// The label value.
@@ -126,6 +148,7 @@ impl WriteKind {
             WriteKind::DeletionCost => "deletion_cost",
             WriteKind::RequestCapacity => "request_capacity",
             WriteKind::ReleaseCapacity => "release_capacity",
+            WriteKind::DeletePending => "delete_pending",
         }
     }
 
@@ -138,6 +161,7 @@ impl WriteKind {
             WriteKind::DeletionCost => format!("writing the deletion cost of pod {target}"),
             WriteKind::RequestCapacity => format!("asking the autoscaler for room ({target})"),
             WriteKind::ReleaseCapacity => format!("giving back the room asked for ({target})"),
+            WriteKind::DeletePending => format!("deleting Pending pod {target}"),
         }
     }
 
@@ -149,6 +173,7 @@ impl WriteKind {
             WriteKind::Inject => ErrorCategory::Apply,
             WriteKind::DeletionCost => ErrorCategory::DeletionCost,
             WriteKind::RequestCapacity | WriteKind::ReleaseCapacity => ErrorCategory::Capacity,
+            WriteKind::DeletePending => ErrorCategory::PendingDeletion,
         }
     }
 }

@@ -188,11 +188,27 @@ pub struct Pod {
     /// The topology keys of the pod's own `topologySpreadConstraints`, as it was created (with
     /// what admission added): whether new pods carry what admission mode promised.
     pub spread_keys: Vec<String>,
+    /// The topology keys of the pod's own DoNotSchedule constraints.
+    pub hard_spread_keys: Vec<String>,
     /// The pod has a preferred pod anti-affinity term.
     pub preferred_anti_affinity: bool,
+    /// Unbound, and the scheduler said why (its PodScheduled condition is False).
+    pub unschedulable: Option<Unschedulable>,
     /// One of skewguard's placeholder pods (`core::capacity`): it holds room for a move and is
     /// deleted before that move, so its requests count as free room.
     pub placeholder: bool,
+}
+
+/// Why the scheduler left a pod Pending: its `PodScheduled` condition, False.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unschedulable {
+    /// Reason `Unschedulable`, and some nodes were turned down only by a topology spread
+    /// constraint (the scheduler's message counts "N node(s) didn't match pod topology spread
+    /// constraints": those nodes passed every filter before it, taints, affinity and room
+    /// included).
+    pub by_spread: bool,
+    /// When the scheduler first said so (Unix seconds; 0 when unknown).
+    pub since: i64,
 }
 
 /// The pod annotations that opt a pod out of eviction, with the value that does: Karpenter's and

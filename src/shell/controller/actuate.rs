@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::{CapacityRequest, CapacityVia, FIELD_MANAGER};
 use crate::core::constraints::TemplateApply;
-use crate::core::pipeline::{WriteError, WriteKind, WriteResult};
+use crate::core::pipeline::{StrandedPod, WriteError, WriteKind, WriteResult};
 use crate::core::topology::deletion_cost;
 use crate::core::workload::WorkloadObject;
 
@@ -26,6 +26,33 @@ pub async fn evict(client: &Client, namespace: &str, pod: &str) -> WriteResult {
         Err(source) => WriteResult::Failed(WriteError {
             kind: WriteKind::Evict,
             target: pod.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Deletes a Pending pod stranded by its DoNotSchedule spread (its uid a precondition, so a
+/// replacement of the same name is never deleted); one already gone, or replaced, is an outcome.
+/// config/admission/room_requests_only.yaml lets skewguard delete only unbound, Pending,
+/// controller-owned pods the scheduler found unschedulable with a DoNotSchedule spread.
+pub async fn delete_pending(client: &Client, namespace: &str, pod: &StrandedPod) -> WriteResult {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(pod.uid.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&pod.pod, &params).await {
+        Ok(_) => WriteResult::Done,
+        // Gone, or a new pod of the same name (the precondition failed).
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            WriteResult::Gone
+        }
+        Err(source) => WriteResult::Failed(WriteError {
+            kind: WriteKind::DeletePending,
+            target: pod.pod.clone(),
             source,
         }),
     }

@@ -32,6 +32,8 @@ pub struct Limits {
     pub evictions_per_second: f64,
     /// Deletion-cost annotations per second, cluster-wide.
     pub deletion_cost_writes_per_second: f64,
+    /// Deletions of stranded Pending pods per second, cluster-wide.
+    pub pending_deletions_per_second: f64,
 }
 
 pub struct Context {
@@ -46,6 +48,9 @@ pub struct Context {
     pub limiter: RateLimiter,
     /// Deletion-cost annotations, cluster-wide (`--max-deletion-cost-writes-per-second`).
     pub pod_writes: RateLimiter,
+    /// Deletions of stranded Pending pods, cluster-wide (at `--max-evictions-per-second`, in a
+    /// budget of their own).
+    pub pending_deletions: RateLimiter,
     pub leader: watch::Receiver<bool>,
     pub metrics: Metrics,
     /// What the cluster offers for admission mode, as last probed (`None`: not known yet).
@@ -91,6 +96,7 @@ impl Context {
             remembered: Mutex::default(),
             limiter: RateLimiter::per_second(limits.evictions_per_second),
             pod_writes: RateLimiter::per_second(limits.deletion_cost_writes_per_second),
+            pending_deletions: RateLimiter::per_second(limits.pending_deletions_per_second),
             leader,
             metrics,
             admission: watch::Sender::new(None),

@@ -52,3 +52,21 @@ pub async fn publish(
         }
     }
 }
+
+/// Publishes an Event about the policy itself (its zones' health).
+pub async fn publish_on_policy(recorder: &Recorder, notice: &Notice, policy: &ObjectReference) {
+    let event = Event {
+        type_: if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: notice.reason.as_str().to_string(),
+        note: Some(notice.note.clone()),
+        action: "ZoneHealth".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, policy).await {
+        warn!(error = %e, reason = notice.reason.as_str(), object = ?policy.name, "could not publish event");
+    }
+}

@@ -118,6 +118,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             max_concurrent_rollouts: usize::try_from(args.max_concurrent_rollouts).unwrap_or(1),
             evictions_per_second: args.max_evictions_per_second,
             deletion_cost_writes_per_second: args.max_deletion_cost_writes_per_second,
+            // Paced as evictions are, in a budget of their own: a Pending pod serves nothing,
+            // and its deletion never waits for a workload's eviction.
+            pending_deletions_per_second: args.max_evictions_per_second,
         },
     ));
     probe_admission(&client, &ctx.admission, &metrics).await;

@@ -102,6 +102,8 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             zones_with_nodes: zones,
         }),
         capacity_via: gathered.capacity_via,
+        nodes: gathered.cluster.nodes(),
+        now,
     });
     for error in &phase.errors {
         ctx.metrics.record_error(*error);
@@ -134,6 +136,17 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     let finished = phase.finish(conclusions, now);
     ctx.metrics
         .observe_policy(&namespace, &name, &finished.metrics);
+    ctx.metrics
+        .observe_zones(&namespace, &name, &finished.zones);
+    if !finished.notices.is_empty() {
+        let (recorder, notices) = (ctx.recorder.clone(), finished.notices.clone());
+        let policy_ref = policy.object_ref(&());
+        tokio::spawn(async move {
+            for notice in &notices {
+                events::publish_on_policy(&recorder, notice, &policy_ref).await;
+            }
+        });
+    }
     ctx.forget_except(&namespace, &name, &finished.keep);
     write_status(ctx, policy, finished.status).await?;
     let requeue = finished.requeue_after.map_or(RESYNC, |r| r.min(RESYNC));
@@ -245,6 +258,17 @@ async fn carry_out(
             Write::ReleaseCapacity(request) => {
                 actuate::release_capacity(&ctx.client, workload.namespace(), request).await
             }
+            Write::DeletePending(p) => match ctx.pending_deletions.reserve(key, &p.pod) {
+                Some(wait) => WriteResult::Deferred(wait),
+                None => {
+                    let result =
+                        actuate::delete_pending(&ctx.client, workload.namespace(), p).await;
+                    if matches!(result, WriteResult::Done) {
+                        info!(workload = %workload.name(), pod = %p.pod, pending_seconds = p.pending_seconds, "deleted a Pending pod stranded by its DoNotSchedule spread");
+                    }
+                    result
+                }
+            },
             Write::DeletionCost { pod, cost } => match ctx.pod_writes.reserve(key, pod) {
                 Some(wait) => WriteResult::Deferred(wait),
                 None => {

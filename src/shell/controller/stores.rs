@@ -349,7 +349,8 @@ where
 }
 
 /// Drops what the lean pod still carries but the core never reads: the metadata the API server
-/// manages, every annotation but the eviction opt-outs, and every condition but Ready.
+/// manages, every annotation but the eviction opt-outs, and every condition but Ready and (while
+/// the pod is unbound) the scheduler's PodScheduled False, whose message says why.
 pub fn prune_pod(pod: &mut LeanPod) {
     // skewguard's own entry says whether it owns the deletion-cost annotation.
     if let Some(fields) = pod.metadata.managed_fields.as_mut() {
@@ -382,7 +383,13 @@ pub fn prune_pod(pod: &mut LeanPod) {
     pod.metadata.owner_references = None;
     pod.spec.settle_requests();
     if let Some(conditions) = pod.status.conditions.as_mut() {
-        conditions.retain(|c| c.type_ == "Ready");
+        let unbound = pod.spec.node_name.is_none();
+        conditions.retain(|c| {
+            c.type_ == "Ready" || (unbound && c.type_ == "PodScheduled" && c.status == "False")
+        });
+        for c in conditions.iter_mut() {
+            c.last_probe_time = None;
+        }
     }
 }
 
@@ -779,5 +786,23 @@ mod tests {
             crate::core::topology::Resources::new(100, 64 << 20, 1)
         );
         assert!(before.ready && before.has_volume_claims);
+
+        // An unbound pod keeps what the scheduler said of it, and the form of its constraints.
+        let mut pending: LeanPod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-2", "namespace": "shop"},
+            "spec": {"topologySpreadConstraints": [
+                {"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
+                 "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "lastProbeTime": null, "lastTransitionTime": "2026-01-01T00:00:00Z",
+                 "message": "0/2 nodes are available: 2 node(s) didn't match pod topology spread constraints."}]}
+        }))
+        .unwrap();
+        let before = snapshot::pod_from(&pending);
+        prune_pod(&mut pending);
+        assert_eq!(snapshot::pod_from(&pending), before);
+        assert!(before.unschedulable.is_some_and(|u| u.by_spread));
+        assert_eq!(before.hard_spread_keys, ["topology.kubernetes.io/zone"]);
     }
 }

@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 
 pub use crate::core::errors::ErrorCategory;
 pub use crate::core::pipeline::{
-    ActionResult, ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics, WriteKind,
+    ActionResult, ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics, WriteKind, ZoneMetrics,
 };
 
 use operator::{ErrorLabels, Operational};
@@ -98,7 +98,18 @@ impl Metrics {
             .actions
             .retain(|(kind, name, _, _), _| listed.contains(&(kind.as_str(), name.as_str())));
         entry.workloads = workloads.to_vec();
-        if entry.workloads.is_empty() && entry.actions.is_empty() {
+        if entry.is_empty() {
+            snapshots.policies.remove(&key);
+        }
+    }
+
+    /// Replaces what the policy reports of its zones' health.
+    pub fn observe_zones(&self, namespace: &str, policy: &str, zones: &[ZoneMetrics]) {
+        let mut snapshots = self.inner.snapshots.lock();
+        let key = (namespace.to_string(), policy.to_string());
+        let entry = snapshots.policies.entry(key.clone()).or_default();
+        entry.zones = zones.to_vec();
+        if entry.is_empty() {
             snapshots.policies.remove(&key);
         }
     }
@@ -299,6 +310,49 @@ mod tests {
         );
         assert!(lines_with(&m, "skewguard_admission_pods_missing_constraints{").is_empty());
         assert_eq!(lines_with(&m, "mode=\"Template\"").len(), 1);
+    }
+
+    #[test]
+    fn each_zone_has_a_series_per_state_and_relaxed_pods_are_counted() {
+        let m = Metrics::new();
+        let zone = |domain: &str, health| ZoneMetrics {
+            topology_key: "topology.kubernetes.io/zone".into(),
+            domain: domain.into(),
+            health,
+        };
+        m.observe_zones("ns", "p", &[zone("a", "Out"), zone("c", "Healthy")]);
+        let a = lines_with(
+            &m,
+            "skewguard_zone_health{namespace=\"ns\",policy=\"p\",topology_key=\"topology.kubernetes.io/zone\",domain=\"a\"",
+        );
+        assert_eq!(
+            a,
+            [
+                r#"skewguard_zone_health{namespace="ns",policy="p",topology_key="topology.kubernetes.io/zone",domain="a",state="Healthy"} 0"#,
+                r#"skewguard_zone_health{namespace="ns",policy="p",topology_key="topology.kubernetes.io/zone",domain="a",state="Out"} 1"#,
+                r#"skewguard_zone_health{namespace="ns",policy="p",topology_key="topology.kubernetes.io/zone",domain="a",state="Recovering"} 0"#,
+            ]
+        );
+        m.observe_policy(
+            "ns",
+            "p",
+            &[WorkloadMetrics {
+                relaxed_pods: vec![("topology.kubernetes.io/zone".into(), 3)],
+                ..web(0, &[("c", 3)], None)
+            }],
+        );
+        assert_eq!(
+            lines_with(&m, "skewguard_workload_relaxed_pods{"),
+            [
+                r#"skewguard_workload_relaxed_pods{namespace="ns",policy="p",kind="Deployment",workload="web",topology_key="topology.kubernetes.io/zone"} 3"#
+            ]
+        );
+        // A policy that no longer tracks zones (or is gone) has no zone series.
+        m.observe_zones("ns", "p", &[]);
+        assert!(lines_with(&m, "skewguard_zone_health{").is_empty());
+        m.observe_zones("ns", "q", &[zone("a", "Recovering")]);
+        m.retain_policies(&BTreeSet::from([("ns".to_string(), "p".to_string())]));
+        assert!(lines_with(&m, "skewguard_zone_health{").is_empty());
     }
 
     #[test]

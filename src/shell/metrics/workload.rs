@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::core::pipeline::{
-    ActionResult, ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics, WriteKind,
+    ActionResult, ConstraintMetrics, MAX_DOMAIN_SERIES, WorkloadMetrics, WriteKind, ZoneMetrics,
 };
 
 /// The labels a family adds to a workload's (`namespace`, `policy`, `kind`, `workload`); `None`
@@ -28,6 +28,7 @@ pub(super) struct Extra {
     domain: Option<String>,
     reason: Option<String>,
     mode: Option<&'static str>,
+    state: Option<&'static str>,
 }
 
 /// A sample's value: whole numbers encode as integers, ratios as floats.
@@ -186,6 +187,22 @@ const GAUGES: &[Gauge] = &[
         samples: |w| w.pods_missing_constraints.map_or_else(Vec::new, one),
     },
     Gauge {
+        name: "workload_relaxed_pods",
+        help: "Per Adaptive topology key published in admission mode: the workload's running pods admitted with ScheduleAnyway (while a zone was Out or Recovering)",
+        by_policy: true,
+        samples: |w| {
+            (w.relaxed_pods.iter())
+                .map(|(key, n)| {
+                    let extra = Extra {
+                        topology_key: Some(key.clone()),
+                        ..Extra::default()
+                    };
+                    (extra, Value::Int(*n))
+                })
+                .collect()
+        },
+    },
+    Gauge {
         name: "workload_domain_loss_ratio",
         help: "Share of the workload's replicas lost if its worst single domain of topology_key fails (1 = single point of failure)",
         by_policy: false,
@@ -258,6 +275,7 @@ impl EncodeLabelSet for Labels {
             ("action", self.action.map(WriteKind::as_str)),
             ("result", self.result.map(ActionResult::as_str)),
             ("mode", self.extra.mode),
+            ("state", self.extra.state),
         ];
         for (key, value) in labels {
             if let Some(value) = value {
@@ -278,6 +296,57 @@ pub(super) type ActionKey = (String, String, WriteKind, ActionResult);
 pub(super) struct PolicySnapshot {
     pub workloads: Vec<WorkloadMetrics>,
     pub actions: BTreeMap<ActionKey, u64>,
+    /// The health of its zones.
+    pub zones: Vec<ZoneMetrics>,
+}
+
+impl PolicySnapshot {
+    pub fn is_empty(&self) -> bool {
+        self.workloads.is_empty() && self.actions.is_empty() && self.zones.is_empty()
+    }
+}
+
+/// The zone health states, each a series (1 for the zone's current one, 0 for the others).
+const ZONE_STATES: [&str; 3] = ["Healthy", "Out", "Recovering"];
+
+#[derive(
+    Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, prometheus_client::encoding::EncodeLabelSet,
+)]
+struct ZoneLabels {
+    namespace: String,
+    policy: String,
+    topology_key: String,
+    domain: String,
+    state: &'static str,
+}
+
+/// `skewguard_zone_health`: per policy, zone and state, 1 for the zone's state.
+fn encode_zones(
+    encoder: &mut DescriptorEncoder,
+    snapshots: &Snapshots,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "zone_health",
+        "1 for the state (Healthy, Out, Recovering) each zone of a policy's topology keys is in, 0 for the others",
+        None,
+        MetricType::Gauge,
+    )?;
+    for ((namespace, policy), snapshot) in &snapshots.policies {
+        for z in &snapshot.zones {
+            for state in ZONE_STATES {
+                let labels = ZoneLabels {
+                    namespace: namespace.clone(),
+                    policy: policy.clone(),
+                    topology_key: z.topology_key.clone(),
+                    domain: z.domain.clone(),
+                    state,
+                };
+                ConstGauge::new(i64::from(z.health == state))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Everything the collector encodes at scrape time.
@@ -438,6 +507,7 @@ impl Collector for SnapshotCollector {
             encode_gauge(&mut encoder, gauge, &snapshots)?;
         }
         encode_actions(&mut encoder, &snapshots)?;
+        encode_zones(&mut encoder, &snapshots)?;
         encode_totals(&mut encoder, &snapshots)
     }
 }

@@ -52,7 +52,7 @@ fn admission_resource(kind: &str, plural: &str) -> ApiResource {
 }
 
 /// Whether the API server serves MutatingAdmissionPolicies (Kubernetes 1.36+, unless turned off).
-async fn admission_served(ctx: &Ctx) -> bool {
+pub(super) async fn admission_served(ctx: &Ctx) -> bool {
     ctx.client
         .list_api_group_resources("admissionregistration.k8s.io/v1")
         .await
@@ -66,12 +66,12 @@ async fn admission_served(ctx: &Ctx) -> bool {
 
 /// config/admission-mode, installed for one scenario and removed when it ends (also when it
 /// panics): it acts on every namespace, and other scenarios expect template mode.
-struct AdmissionMode {
+pub(super) struct AdmissionMode {
     client: kube::Client,
 }
 
 impl AdmissionMode {
-    async fn install(ctx: &Ctx) -> AdmissionMode {
+    pub(super) async fn install(ctx: &Ctx) -> AdmissionMode {
         for file in FILES {
             ctx.apply(&repo_file(ctx, file)).await;
         }
@@ -108,7 +108,15 @@ impl AdmissionMode {
 impl Drop for AdmissionMode {
     fn drop(&mut self) {
         let client = self.client.clone();
-        // Drop cannot await: remove them on a runtime of its own.
+        // Drop cannot await. On the scenario's own (multi-thread) runtime, block in place: the
+        // client's connection tasks live there, and a worker blocked on another runtime could
+        // hold the very task the removal waits for (its LIFO slot is not stolen).
+        if let Ok(handle) = tokio::runtime::Handle::try_current()
+            && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| handle.block_on(AdmissionMode::remove(client)));
+            return;
+        }
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -121,7 +129,7 @@ impl Drop for AdmissionMode {
 
 /// What the API server would make of a pod with these labels (and `spec`), created now: a
 /// server-side dry run, so nothing is created.
-async fn admitted_pod(ctx: &Ctx, labels: &[(&str, &str)], spec: Value) -> Pod {
+pub(super) async fn admitted_pod(ctx: &Ctx, labels: &[(&str, &str)], spec: Value) -> Pod {
     let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
     let mut spec_value = json!({"containers": [{"name": "app", "image": "nginx:1.27"}]});
     for (k, v) in spec.as_object().cloned().unwrap_or_default() {

@@ -5,6 +5,7 @@ mod api;
 mod autoscaler;
 mod cluster;
 mod demo;
+mod drill;
 mod fleet;
 mod install;
 mod memory;
@@ -221,6 +222,31 @@ pub fn all() -> Vec<Scenario> {
             ..scenario("admission_mode_never_blocks_pods", |c| {
                 Box::pin(admission::admission_mode_never_blocks_pods(c))
             })
+        },
+        Scenario {
+            timeout: Duration::from_secs(600),
+            ..scenario("zone_drill_do_not_schedule", |c| {
+                Box::pin(drill::zone_drill_do_not_schedule(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(600),
+            ..scenario("zone_drill_schedule_anyway", |c| {
+                Box::pin(drill::zone_drill_schedule_anyway(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(600),
+            ..scenario("zone_drill_adaptive", |c| {
+                Box::pin(drill::zone_drill_adaptive(c))
+            })
+        },
+        Scenario {
+            timeout: Duration::from_secs(300),
+            ..scenario(
+                "adaptive_deletes_stranded_pods_and_follows_a_declared_zone",
+                |c| Box::pin(drill::adaptive_deletes_stranded_pods_and_follows_a_declared_zone(c)),
+            )
         },
         Scenario {
             timeout: Duration::from_secs(180),

@@ -622,7 +622,21 @@ fn check_panel(title: &str, ref_id: &str, result: &[Value]) -> Result<(), String
         }
         ("Pods missing their constraints (admission)", _)
         | ("Admission policy", _)
-        | ("Admission type check warnings", _) => single(0.0),
+        | ("Admission type check warnings", _)
+        // No Adaptive entry here: no pod admitted relaxed, none deleted.
+        | ("Pods admitted relaxed (Adaptive)", _) => single(0.0),
+        // 2a cordoned: Out (2); 2c Healthy (0).
+        ("Zone health", _) => {
+            let health: BTreeMap<String, f64> = (result.iter())
+                .map(|s| (label(s, "domain").unwrap_or_default().to_string(), value(s)))
+                .collect();
+            let want = BTreeMap::from([(ZONE_A.to_string(), 2.0), (ZONE_C.to_string(), 0.0)]);
+            if health == want {
+                Ok(())
+            } else {
+                Err(format!("zone health {health:?}, wanted {want:?}"))
+            }
+        }
         // Reconcile errors (every category, 0) and latency: the series exist.
         _ => Ok(()),
     }

@@ -31,7 +31,8 @@ use skewguard::core::topology::{
 
 use super::fixtures::deployment;
 use super::support::{
-    SKEWGUARD, ZONE_KEY, hapolicy, metric, scrape, start_operator, workload_status,
+    SKEWGUARD, ZONE_KEY, hapolicy, metric, scale_deployment as scale, scrape, start_operator,
+    workload_status,
 };
 use crate::fake_kubelet::{count_by_zone, is_ready, node_name};
 use crate::harness::{Ctx, wait_for};
@@ -82,17 +83,6 @@ async fn cordon(ctx: &Ctx, node: &str, cordoned: bool) {
         )
         .await
         .unwrap_or_else(|e| panic!("cordon {node}: {e}"));
-}
-
-async fn scale(ctx: &Ctx, name: &str, replicas: usize) {
-    ctx.api::<Deployment>()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("scale {name} to {replicas}: {e}"));
 }
 
 /// Not terminating pods of `app`.
@@ -655,15 +645,67 @@ pub async fn admission_policy_limits_skewguard(ctx: Ctx) {
     pods.delete("room-probe-0", &Default::default())
         .await
         .expect("skewguard may delete its placeholder pod");
-    // A workload's pod (the restart replaced the first one).
-    let live = wait_for("a pod of guarded", WAIT, || async {
-        live_pods(&ctx, "guarded")
-            .await
-            .first()
-            .map(|p| p.name_any())
+    // A workload's pod (the restart replaced the first one), once the old one is gone: a delete
+    // of a pod the rollout is already deleting raced the check (it went through in one run).
+    let live = wait_for("the restarted pod of guarded alone", WAIT, || async {
+        match ctx.pods("app=guarded").await.as_slice() {
+            [p] if p.metadata.deletion_timestamp.is_none() && is_ready(p) => Some(p.name_any()),
+            _ => None,
+        }
     })
     .await;
     let r = pods.delete(&live, &Default::default()).await;
     assert!(denied_by_policy(&r), "deleting a workload's pod: {r:?}");
+
+    // Nothing stays stranded: skewguard may delete a Pending pod its controller makes anew, that
+    // the scheduler left unschedulable with a DoNotSchedule spread; not a bare Pending pod. The
+    // stuck pods: pinned to one zone, counted over all of them (nodeAffinityPolicy Ignore).
+    let mut stuck: Value =
+        serde_yaml::from_str(&deployment("stuck", 2, &[("app", "stuck")])).unwrap();
+    let spec = &mut stuck["spec"]["template"]["spec"];
+    spec["nodeSelector"] = json!({ZONE_KEY: ZONES[0]});
+    spec["topologySpreadConstraints"] = json!([{"topologyKey": ZONE_KEY, "maxSkew": 1,
+        "whenUnsatisfiable": "DoNotSchedule", "nodeAffinityPolicy": "Ignore",
+        "labelSelector": {"matchLabels": {"app": "stuck"}}}]);
+    ctx.apply(&stuck.to_string()).await;
+    let stranded = wait_for("a stuck pod left Pending for its spread", WAIT, || async {
+        ctx.pods("app=stuck")
+            .await
+            .into_iter()
+            .find(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
+                    && (p.status.as_ref().and_then(|s| s.conditions.as_ref()))
+                        .into_iter()
+                        .flatten()
+                        .any(|c| {
+                            c.type_ == "PodScheduled"
+                                && c.reason.as_deref() == Some("Unschedulable")
+                        })
+            })
+            .map(|p| p.name_any())
+    })
+    .await;
+    let bare: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bare-pending", "namespace": ctx.ns},
+        "spec": {"nodeSelector": {"no-such-node": "x"},
+                 "containers": [{"name": "c", "image": "nginx:1.27"}],
+                 "topologySpreadConstraints": [{"topologyKey": ZONE_KEY, "maxSkew": 1,
+                     "whenUnsatisfiable": "DoNotSchedule",
+                     "labelSelector": {"matchLabels": {"app": "bare"}}}]}
+    }))
+    .unwrap();
+    admin_pods
+        .create(&PostParams::default(), &bare)
+        .await
+        .expect("create a bare Pending pod");
+    let r = pods.delete("bare-pending", &Default::default()).await;
+    assert!(
+        denied_by_policy(&r),
+        "deleting a pod of no controller: {r:?}"
+    );
+    pods.delete(&stranded, &Default::default())
+        .await
+        .expect("skewguard may delete a stranded Pending pod");
+    let _ = admin_pods.delete("bare-pending", &Default::default()).await;
     remove_admission_policies(&ctx).await;
 }
