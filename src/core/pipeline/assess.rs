@@ -27,8 +27,8 @@ use crate::core::policy_status::key_name;
 use crate::core::rollout_slots::RolloutPermit;
 use crate::core::stranded::{Published, stranded_pods, until_seen};
 use crate::core::topology::{
-    Cluster, DomainLoss, Measurement, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY, cost_writes,
-    evaluate, own_pods_by_domain, worst_domain_loss,
+    Cluster, DomainLoss, Measurement, Move, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY,
+    cost_writes, evaluate, own_pods_by_domain, worst_domain_loss,
 };
 use crate::core::workload::WorkloadObject;
 use crate::core::zone_health::{Zones, relaxed_keys};
@@ -332,6 +332,9 @@ pub fn assess(
     match &decision.disruption {
         decision::Disruption::Evict(moves) => {
             for m in moves {
+                if m.gamble {
+                    notes.push(gamble_note(m));
+                }
                 if may.allowed() {
                     writes.push(Write::Evict(m.clone()));
                 } else {
@@ -660,4 +663,29 @@ pub fn unreadable(
         template: TemplateOutline::default(),
         relaxed_pods: Vec::new(),
     }
+}
+
+/// Why a planned move may not help: the scheduler's score ties its target with a domain where the
+/// replacement would not bring the workload closer to balance (other score plugins decide). The
+/// planner takes one only when no certain move is left, and outcome judging tells what happened.
+fn gamble_note(m: &Move) -> String {
+    let tie = m.allowed_domains.get(&m.topology_key);
+    let others: Vec<&str> = (tie.into_iter().flatten())
+        .filter(|d| **d != m.to_domain)
+        .map(String::as_str)
+        .collect();
+    let with = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", others.join(", "))
+    };
+    format!(
+        "evicting {} is a gamble: the scheduler's score ties {} {}{with} for its replacement, \
+         and only {} brings the workload closer to balance (no certain move is left); where it \
+         lands is judged",
+        m.pod,
+        key_name(&m.topology_key),
+        m.to_domain,
+        m.to_domain
+    )
 }

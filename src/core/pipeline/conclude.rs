@@ -75,8 +75,18 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
                     Notice::normal(
                         EventReason::PodEvicted,
                         format!(
-                            "evicted {} to move it from {} to {}",
-                            m.pod, m.from_domain, m.to_domain
+                            "evicted {} to move it from {} to {}{}",
+                            m.pod,
+                            m.from_domain,
+                            m.to_domain,
+                            if m.gamble {
+                                format!(
+                                    " (a gamble: its replacement may come back to {})",
+                                    m.from_domain
+                                )
+                            } else {
+                                String::new()
+                            }
                         ),
                     )
                     .about_pod(&m.pod, &m.pod_uid),

@@ -56,14 +56,19 @@ fn policy(extra: Value) -> HAPolicy {
 }
 
 fn web(selector: Value) -> WorkloadObject {
+    web_of(2, selector)
+}
+
+/// `web` with `replicas` replicas, all updated and Ready.
+fn web_of(replicas: i32, selector: Value) -> WorkloadObject {
     let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": NS, "generation": 1,
                      "labels": {"app": "petclinic"}},
-        "spec": {"replicas": 2, "selector": selector,
+        "spec": {"replicas": replicas, "selector": selector,
                  "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
                               "spec": {"containers": [{"name": "c", "image": "i"}]}}},
-        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
-                   "readyReplicas": 2, "availableReplicas": 2}
+        "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                   "readyReplicas": replicas, "availableReplicas": replicas}
     }))
     .unwrap();
     WorkloadObject::from_object(&d).unwrap()
@@ -1088,3 +1093,59 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
 
 mod adaptive;
 mod capacity;
+
+/// The issue's example of a tie (scoring.go): zones z0 {n0: 2}, z1 {n0: 3, n1: 1}, soft zone
+/// maxSkew 1 and soft hostname maxSkew 2. The only move (a pod of z1-n0) is a gamble: the
+/// scheduler's score ties z0-n0 with z1-n1, where the zones would stay 2/4. The eviction goes, and
+/// the status note and the Event say it may not help.
+#[test]
+fn a_gamble_is_evicted_and_said_so() {
+    let nodes = vec![
+        node("z0-n0", "z0"),
+        node("z1-n0", "z1"),
+        node("z1-n1", "z1"),
+    ];
+    let placed = [("z0-n0", 2), ("z1-n0", 3), ("z1-n1", 1)];
+    let pods = (placed.iter())
+        .flat_map(|(n, k)| (0..*k).map(move |i| pod(&format!("web-{n}-{i}"), n)))
+        .collect();
+    let policy = policy(json!({"spread": [
+        {"topologyKey": ZONE_KEY, "maxSkew": 1, "whenUnsatisfiable": "ScheduleAnyway"},
+        {"topologyKey": "kubernetes.io/hostname", "maxSkew": 2, "whenUnsatisfiable": "ScheduleAnyway"},
+    ]}));
+    let a = assess(
+        &policy,
+        &web_of(6, web_selector()),
+        &Cluster::new(nodes, pods),
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings { dry_run: false },
+        now(),
+    );
+    let m = match a.writes.as_slice() {
+        [Write::Evict(m)] => m.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(m.gamble && m.from_node == "z1-n0", "{m:?}");
+    assert_eq!(
+        a.notes,
+        [format!(
+            "evicting {} is a gamble: the scheduler's score ties zone z0 with z1 for its \
+             replacement, and only z0 brings the workload closer to balance (no certain move \
+             is left); where it lands is judged",
+            m.pod
+        )]
+    );
+    let c = conclude(a, vec![WriteResult::Done], now());
+    let evicted = (c.notices.iter())
+        .find(|n| n.reason.as_str() == "PodEvicted")
+        .unwrap();
+    assert!(
+        evicted
+            .note
+            .ends_with("(a gamble: its replacement may come back to z1)"),
+        "{}",
+        evicted.note
+    );
+    assert!(c.outcome.note.unwrap().contains("is a gamble"));
+}

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -21,8 +22,8 @@ use crate::core::errors::ErrorCategory;
 use crate::core::expected::{ReadPool, pool_zones};
 use crate::core::injection::AdmissionSupport;
 use crate::core::pipeline::{
-    self, ActionResult, Conclusion, Lane, NodePools, Selected, Subject, Write, WriteKind,
-    WriteResult,
+    self, ActionResult, Conclusion, Lane, NodePools, PolicyPhase, Selected, Subject, Write,
+    WriteKind, WriteResult,
 };
 use crate::core::policy_status::status_patch;
 use crate::core::topology::{Cluster, ZONE_KEY};
@@ -31,6 +32,10 @@ use crate::core::workload::{Unreadable, WorkloadObject};
 use super::actuate;
 use super::context::{Context, WorkloadKey};
 use super::events;
+
+/// How many of a policy's workloads have their writes under way at once. The global eviction
+/// rate still paces evictions; this only stops each write's round trip from adding up.
+const WORKLOADS_IN_FLIGHT: usize = 16;
 
 /// How often a policy is looked at again when nothing asks for it sooner.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -108,31 +113,18 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     for error in &phase.errors {
         ctx.metrics.record_error(*error);
     }
-    let mut conclusions = Vec::with_capacity(phase.workloads.len());
-    for selected in &phase.workloads {
-        let key = &selected.key;
-        let memory = ctx
-            .memory_of(key)
-            .unwrap_or_else(|| phase.restored_memory(key));
-        let permit = ctx.rollout_permit(key).await;
-        let assessment = phase.assess(
-            selected,
-            &gathered.cluster,
-            &memory,
-            permit,
-            &ctx.settings,
-            now,
-        );
-        let results = match &selected.subject {
-            Subject::Readable { workload, .. } => {
-                carry_out(ctx, key, workload, &assessment.writes).await
-            }
-            Subject::Unreadable { .. } => Vec::new(),
-        };
-        let conclusion = pipeline::conclude(assessment, results, now);
-        keep(ctx, policy, selected, &gathered.cluster, &conclusion);
-        conclusions.push(conclusion);
-    }
+    // The workloads step side by side: each step's writes wait on the API server, and one
+    // workload's replacement turning Ready should be judged without waiting for a hundred
+    // others' evictions to be sent one after another. `buffered` keeps their order.
+    // (The steps are made first: a closure in the stream trips the Send check of the
+    // controller's future, rust-lang/rust#102211.)
+    let steps: Vec<_> = (phase.workloads.iter())
+        .map(|selected| step(ctx, policy, &phase, &gathered.cluster, selected, now))
+        .collect();
+    let conclusions: Vec<Conclusion> = futures::stream::iter(steps)
+        .buffered(WORKLOADS_IN_FLIGHT)
+        .collect()
+        .await;
     let finished = phase.finish(conclusions, now);
     ctx.metrics
         .observe_policy(&namespace, &name, &finished.metrics);
@@ -151,6 +143,33 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     write_status(ctx, policy, finished.status).await?;
     let requeue = finished.requeue_after.map_or(RESYNC, |r| r.min(RESYNC));
     Ok(Requeue::requeue(requeue.max(Duration::from_millis(100))))
+}
+
+/// One workload's step: its rollout permit, assess (pure), carry out its writes, conclude (pure),
+/// keep.
+async fn step(
+    ctx: &Context,
+    policy: &HAPolicy,
+    phase: &PolicyPhase<'_>,
+    cluster: &Cluster,
+    selected: &Selected<'_>,
+    now: Timestamp,
+) -> Conclusion {
+    let key = &selected.key;
+    let memory = ctx
+        .memory_of(key)
+        .unwrap_or_else(|| phase.restored_memory(key));
+    let permit = ctx.rollout_permit(key).await;
+    let assessment = phase.assess(selected, cluster, &memory, permit, &ctx.settings, now);
+    let results = match &selected.subject {
+        Subject::Readable { workload, .. } => {
+            carry_out(ctx, key, workload, &assessment.writes).await
+        }
+        Subject::Unreadable { .. } => Vec::new(),
+    };
+    let conclusion = pipeline::conclude(assessment, results, now);
+    keep(ctx, policy, selected, cluster, &conclusion);
+    conclusion
 }
 
 /// Keeps what a workload's step concluded (memory, rollout slot), counts it and publishes its
