@@ -393,6 +393,7 @@ pub fn assess(
         &core,
         &measurement,
         may,
+        !next.decision.in_flight.is_empty(),
         &mut writes,
         &mut notes,
     );
@@ -561,6 +562,7 @@ fn keep_scale_in_order(
     core: &Workload,
     measurement: &Measurement,
     may: Writes,
+    moving: bool,
     writes: &mut Vec<Write>,
     notes: &mut Vec<String>,
 ) -> Option<ScaleInStatus> {
@@ -575,9 +577,23 @@ fn keep_scale_in_order(
         return Some(status(ScaleInOrder::ByOrdinal, 0));
     }
     let keep = policy.spec.scale_in.deletion_cost;
-    let patches = cost_writes(cluster, core, measurement, keep);
+    // A pod this step evicts needs no rank (the write would race its deletion).
+    let evicting: BTreeSet<String> = (writes.iter())
+        .filter_map(|w| match w {
+            Write::Evict(m) => Some(m.pod.clone()),
+            _ => None,
+        })
+        .collect();
+    let patches: Vec<_> = cost_writes(cluster, core, measurement, keep)
+        .into_iter()
+        .filter(|(pod, _)| !evicting.contains(pod))
+        .collect();
     let pending = patches.len();
-    if pending > 0 && !may.allowed() {
+    if moving || !evicting.is_empty() {
+        // While pods move, each move changes the ranks: they are written once the moves are
+        // done, and the API server's time goes to the moves (and their judging) meanwhile.
+        // Until then the costs in place still rank the pods, if less well.
+    } else if pending > 0 && !may.allowed() {
         notes.push(format!(
             "{}: would {} the deletion cost of {pending} pod(s)",
             may.label(),

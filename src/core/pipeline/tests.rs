@@ -510,29 +510,55 @@ fn cost_writes_of(a: &Assessment) -> Vec<(String, Option<i32>)> {
         .collect()
 }
 
+/// `web` with 4 replicas, two in a and two in c: balanced, nothing to move.
+fn balanced_four() -> (WorkloadObject, Cluster) {
+    let pods = vec![
+        pod("web-1", "a-1"),
+        pod("web-2", "a-1"),
+        pod("web-3", "c-1"),
+        pod("web-4", "c-1"),
+    ];
+    (
+        web_of(4, web_selector()),
+        Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods),
+    )
+}
+
+fn assess_four(policy: &HAPolicy, cluster: &Cluster) -> Assessment {
+    assess(
+        policy,
+        &balanced_four().0,
+        cluster,
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    )
+}
+
 #[test]
-fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_writes() {
-    let a = assess_web(&keeping_scale_in(), GOVERNING, false);
-    // Both pods in zone c: the first to go is the one that leaves c with one (cost -1000); the
-    // last of a domain costs 0, which an unannotated pod already counts as.
+fn a_balanced_deployment_gets_the_costs_that_keep_its_scale_in_balanced() {
+    let (_, cluster) = balanced_four();
+    let a = assess_four(&keeping_scale_in(), &cluster);
+    // Two per zone: one of each zone goes first (-1000), the other is the last of its domain
+    // (0, which an unannotated pod already counts as).
     let costs = cost_writes_of(&a);
-    assert_eq!(costs.len(), 1, "{costs:?}");
-    assert_eq!(costs[0].1, Some(-1000));
-    assert!(matches!(a.writes.first(), Some(Write::Evict(_))));
-    assert_eq!(a.writes.last().map(Write::lane), Some(Lane::DeletionCost));
+    assert_eq!(costs.len(), 2, "{costs:?}");
+    assert!(costs.iter().all(|(_, c)| *c == Some(-1000)), "{costs:?}");
+    assert!(a.writes.iter().all(|w| w.lane() == Lane::DeletionCost));
     let status = a.scale_in.clone().unwrap();
-    assert_eq!((status.order, status.pending), (ScaleInOrder::Updating, 1));
-    // The eviction waits for its slot; the cost write still goes, and the order is kept.
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Updating, 2));
+    // One write waits for its slot: still Updating, one pending.
     let c = conclude(
         a,
         vec![
-            WriteResult::Deferred(std::time::Duration::from_millis(100)),
             WriteResult::Done,
+            WriteResult::Deferred(std::time::Duration::from_millis(50)),
         ],
         now(),
     );
     let status = c.outcome.scale_in.clone().unwrap();
-    assert_eq!((status.order, status.pending), (ScaleInOrder::Kept, 0));
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Updating, 1));
     assert!(
         c.actions
             .contains(&(WriteKind::DeletionCost, ActionResult::Success))
@@ -540,18 +566,51 @@ fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_w
     assert_eq!(c.outcome.status().scale_in, Some(status));
 }
 
+/// While pods move, each move changes the ranks: no cost is written until the moves are done
+/// (the API server's time goes to the moves and their judging); the status says they are due.
+#[test]
+fn costs_wait_while_pods_move() {
+    let a = assess_web(&keeping_scale_in(), GOVERNING, false);
+    assert!(
+        matches!(a.writes.as_slice(), [Write::Evict(_)]),
+        "{:?}",
+        a.writes
+    );
+    let status = a.scale_in.clone().unwrap();
+    assert_eq!((status.order, status.pending), (ScaleInOrder::Updating, 1));
+    // The next step, its move in flight (the replacement not Ready yet): still none.
+    let c = conclude(a, vec![WriteResult::Done], now());
+    let mut cluster: Vec<Pod> = piled().pods().iter().map(|p| (**p).clone()).collect();
+    cluster.retain(|p| p.name != "web-1" && p.name != "web-2");
+    cluster.push(pod("web-2", "c-1"));
+    let a = assess(
+        &keeping_scale_in(),
+        &web(web_selector()),
+        &Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], cluster),
+        &c.memory,
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.memory.decision.in_flight.len(), 1);
+    assert!(cost_writes_of(&a).is_empty(), "{:?}", a.writes);
+}
+
 #[test]
 fn costs_already_in_place_need_no_write() {
-    let mut cluster = piled();
-    let a = assess_on(&keeping_scale_in(), &cluster);
-    let (pod, cost) = cost_writes_of(&a).remove(0);
+    let (_, mut cluster) = balanced_four();
+    let a = assess_four(&keeping_scale_in(), &cluster);
+    let costs = cost_writes_of(&a);
+    assert!(!costs.is_empty());
     let mut pods: Vec<_> = cluster.pods().iter().map(|p| (**p).clone()).collect();
-    for p in pods.iter_mut().filter(|p| p.name == pod) {
-        p.deletion_cost = cost;
-        p.deletion_cost_ours = true;
+    for (pod, cost) in &costs {
+        for p in pods.iter_mut().filter(|p| p.name == *pod) {
+            p.deletion_cost = *cost;
+            p.deletion_cost_ours = true;
+        }
     }
     cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
-    let a = assess_on(&keeping_scale_in(), &cluster);
+    let a = assess_four(&keeping_scale_in(), &cluster);
     assert!(cost_writes_of(&a).is_empty());
     assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Kept);
 }
@@ -561,12 +620,39 @@ fn turned_off_only_the_costs_skewguard_wrote_are_removed() {
     let mut ours = pod("web-1", "c-1");
     ours.deletion_cost = Some(-1000);
     ours.deletion_cost_ours = true;
-    let mut theirs = pod("web-2", "c-1");
+    // Balanced (one pod per zone): nothing is evicted.
+    let mut theirs = pod("web-2", "a-1");
     theirs.deletion_cost = Some(5);
     let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], vec![ours, theirs]);
     let a = assess_on(&policy(json!({})), &cluster);
     assert_eq!(cost_writes_of(&a), vec![("web-1".to_string(), None)]);
     assert_eq!(a.scale_in.unwrap().order, ScaleInOrder::Off);
+}
+
+/// A pod the step evicts gets no deletion-cost write: it is going, and a write after its
+/// deletion would race it. Piled in c, `web-1` (the willing one, skewguard's -1000) is evicted;
+/// its cost is neither written nor removed.
+#[test]
+fn a_pod_being_evicted_gets_no_cost_write() {
+    let mut ours = pod("web-1", "c-1");
+    ours.deletion_cost = Some(-1000);
+    ours.deletion_cost_ours = true;
+    let cluster = Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![ours, pod("web-2", "c-1")],
+    );
+    for policy in [policy(json!({})), keeping_scale_in()] {
+        let a = assess_on(&policy, &cluster);
+        let evicted = match a.writes.first() {
+            Some(Write::Evict(m)) => m.pod.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            cost_writes_of(&a).iter().all(|(pod, _)| *pod != evicted),
+            "{:?}",
+            a.writes
+        );
+    }
 }
 
 #[test]

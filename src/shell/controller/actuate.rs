@@ -106,6 +106,13 @@ pub async fn set_deletion_cost(
     match pods.patch(pod, &params, &Patch::Apply(&body)).await {
         Ok(_) => WriteResult::Done,
         Err(kube::Error::Api(status)) if status.code == 404 => WriteResult::Gone,
+        // An apply to a pod deleted since the snapshot tries to create it, which fails
+        // validation: the pod is gone, not the write wrong.
+        Err(kube::Error::Api(status))
+            if status.code == 422 && matches!(pods.get_opt(pod).await, Ok(None)) =>
+        {
+            WriteResult::Gone
+        }
         Err(source) => WriteResult::Failed(WriteError {
             kind: WriteKind::DeletionCost,
             target: pod.to_string(),

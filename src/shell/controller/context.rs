@@ -206,7 +206,7 @@ pub struct RateLimiter {
 #[derive(Default)]
 struct Slots {
     next: Option<Instant>,
-    /// (workload, pod) -> the slot reserved for it.
+    /// (workload, what) -> the slot reserved for it.
     reserved: HashMap<(WorkloadKey, String), Instant>,
 }
 
@@ -227,12 +227,13 @@ impl RateLimiter {
         }
     }
 
-    /// `None`: go now. `Some(wait)`: the pod's slot comes in `wait`; ask again then.
-    pub fn reserve(&self, workload: &WorkloadKey, pod: &str) -> Option<Duration> {
+    /// `None`: go now. `Some(wait)`: the slot for `what` (a pod, or the workload's n-th
+    /// eviction) comes in `wait`; ask again for the same `what` then.
+    pub fn reserve(&self, workload: &WorkloadKey, what: &str) -> Option<Duration> {
         let now = Instant::now();
         let mut slots = self.state.lock().unwrap_or_else(|p| p.into_inner());
         slots.reserved.retain(|_, at| *at + RESERVATION_GRACE > now);
-        let key = (workload.clone(), pod.to_string());
+        let key = (workload.clone(), what.to_string());
         if let Some(at) = slots.reserved.get(&key).copied() {
             if at <= now {
                 slots.reserved.remove(&key);

@@ -13,7 +13,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use std::collections::BTreeSet;
 
@@ -92,7 +92,9 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    let started = std::time::Instant::now();
     let gathered = gather(ctx, policy, &namespace);
+    let gathered_in = started.elapsed();
     let phase = pipeline::prepare(pipeline::Gathered {
         policy,
         policies: gathered.policies.iter().map(AsRef::as_ref).collect(),
@@ -125,6 +127,8 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         .buffered(WORKLOADS_IN_FLIGHT)
         .collect()
         .await;
+    let stepped_in = started.elapsed();
+    let actions: usize = conclusions.iter().map(|c| c.actions.len()).sum();
     let finished = phase.finish(conclusions, now);
     ctx.metrics
         .observe_policy(&namespace, &name, &finished.metrics);
@@ -141,6 +145,15 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     }
     ctx.forget_except(&namespace, &name, &finished.keep);
     write_status(ctx, policy, finished.status).await?;
+    debug!(
+        policy = %name,
+        workloads = phase.workloads.len(),
+        actions,
+        gathered = ?gathered_in,
+        stepped = ?stepped_in,
+        total = ?started.elapsed(),
+        "reconciled"
+    );
     let requeue = finished.requeue_after.map_or(RESYNC, |r| r.min(RESYNC));
     Ok(Requeue::requeue(requeue.max(Duration::from_millis(100))))
 }
@@ -170,6 +183,12 @@ async fn step(
     let conclusion = pipeline::conclude(assessment, results, now);
     keep(ctx, policy, selected, cluster, &conclusion);
     conclusion
+}
+
+/// What an eviction's rate-limit slot is held for: the workload's n-th eviction of its step.
+fn eviction_slot(evictions: &mut usize) -> String {
+    *evictions += 1;
+    format!("eviction {evictions}")
 }
 
 /// Keeps what a workload's step concluded (memory, rollout slot), counts it and publishes its
@@ -247,6 +266,7 @@ async fn carry_out(
 ) -> Vec<WriteResult> {
     let mut results = Vec::with_capacity(writes.len());
     let mut stopped: Vec<Lane> = Vec::new();
+    let mut evictions = 0;
     for write in writes {
         if stopped.contains(&write.lane()) {
             results.push(WriteResult::NotTried);
@@ -260,7 +280,9 @@ async fn carry_out(
                 }
                 result
             }
-            Write::Evict(m) => match ctx.limiter.reserve(key, &m.pod) {
+            // The slot is the workload's n-th eviction of this step, whichever pod its plan
+            // names when the slot comes: a plan that picks another pod keeps its place.
+            Write::Evict(m) => match ctx.limiter.reserve(key, &eviction_slot(&mut evictions)) {
                 Some(wait) => WriteResult::Deferred(wait),
                 None => {
                     let result = actuate::evict(&ctx.client, workload.namespace(), &m.pod).await;

@@ -344,8 +344,12 @@ pub async fn admission_mode_adopts_without_rollouts(ctx: Ctx) {
     let deployments = ctx.api::<Deployment>();
     let mut before = BTreeMap::new();
     for s in SERVICES {
-        let d = deployments.get(s).await.unwrap();
-        assert!(deployment_settled(&d, REPLICAS as i32), "{s}");
+        // The controller-manager writes the status a moment after the pods are Ready.
+        let d = wait_for(&format!("{s} settled"), WAIT, || async {
+            let d = deployments.get(s).await.unwrap();
+            deployment_settled(&d, REPLICAS as i32).then_some(d)
+        })
+        .await;
         before.insert(s, fingerprint(&d));
     }
 

@@ -625,12 +625,17 @@ fn check_panel(title: &str, ref_id: &str, result: &[Value]) -> Result<(), String
         | ("Admission type check warnings", _)
         // No Adaptive entry here: no pod admitted relaxed, none deleted.
         | ("Pods admitted relaxed (Adaptive)", _) => single(0.0),
-        // 2a cordoned: Out (2); 2c Healthy (0).
+        // 2a cordoned: Out (2); 2b expected with no node while the others have some: Out (2,
+        // NoNodes); 2c Healthy (0).
         ("Zone health", _) => {
             let health: BTreeMap<String, f64> = (result.iter())
                 .map(|s| (label(s, "domain").unwrap_or_default().to_string(), value(s)))
                 .collect();
-            let want = BTreeMap::from([(ZONE_A.to_string(), 2.0), (ZONE_C.to_string(), 0.0)]);
+            let want = BTreeMap::from([
+                (ZONE_A.to_string(), 2.0),
+                (ZONE_B.to_string(), 2.0),
+                (ZONE_C.to_string(), 0.0),
+            ]);
             if health == want {
                 Ok(())
             } else {
