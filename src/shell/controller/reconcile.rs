@@ -115,6 +115,13 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     for error in &phase.errors {
         ctx.metrics.record_error(*error);
     }
+    debug!(
+        policy = %name,
+        zones = ?(phase.zones.zones.iter())
+            .map(|z| format!("{} {:?}", z.domain, z.health))
+            .collect::<Vec<_>>(),
+        "zones"
+    );
     // The workloads step side by side: each step's writes wait on the API server, and one
     // workload's replacement turning Ready should be judged without waiting for a hundred
     // others' evictions to be sent one after another. `buffered` keeps their order.
@@ -174,6 +181,15 @@ async fn step(
         .unwrap_or_else(|| phase.restored_memory(key));
     let permit = ctx.rollout_permit(key).await;
     let assessment = phase.assess(selected, cluster, &memory, permit, &ctx.settings, now);
+    debug!(
+        workload = %key.name,
+        state = ?assessment.decision.state,
+        reason = %assessment.decision.reason,
+        requeue = ?assessment.decision.requeue_after,
+        writes = ?assessment.writes.iter().map(Write::kind).collect::<Vec<_>>(),
+        notes = ?assessment.notes,
+        "assessed"
+    );
     let results = match &selected.subject {
         Subject::Readable { workload, .. } => {
             carry_out(ctx, key, workload, &assessment.writes).await

@@ -50,8 +50,10 @@ pub async fn crd_installs_and_server_applies_defaults(ctx: Ctx) {
             "cooldownSeconds": 300,
             "maxDisruptions": 1,
             "requireNodeFit": true,
+            "provisioning": {"enabled": false, "timeoutSeconds": 600},
         },
         "scaleIn": {"deletionCost": true},
+        "zoneHealth": {"recoveryWindowSeconds": 120},
         "paused": false,
     });
     assert_eq!(
