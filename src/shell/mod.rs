@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod controller;
+pub mod fence;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! scenario, under each rule users count on.
 
 mod fake_api;
+mod fencing;
 mod fixtures;
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use skewguard::shell::controller::context::Limits;
 use skewguard::shell::controller::reconcile::reconcile;
 
-fn no_injection() -> Value {
+pub fn no_injection() -> Value {
     json!({"injectConstraints": false})
 }
 
@@ -283,9 +284,11 @@ async fn a_paused_policy_writes_nothing_but_says_what_it_would_do() {
 #[tokio::test]
 async fn the_status_patch_tells_the_story() {
     let (api, _) = reconcile_piled_web(vec![], no_injection(), false).await;
+    // The last: the one before the eviction records the move in flight.
     let patch = api
         .requests()
         .into_iter()
+        .rev()
         .find(|r| {
             r.is(
                 "PATCH",
@@ -369,10 +372,8 @@ async fn a_follower_writes_nothing() {
     let (client, api) = FakeApi::start(vec![]);
     let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
     let ctx = piled_web_context(client, &p);
-    let mut follower = Arc::try_unwrap(ctx).ok().expect("sole owner");
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    follower.leader = rx;
-    reconcile(Arc::new(p), Arc::new(follower)).await.unwrap();
+    ctx.fence.set(skewguard::core::lease::Holding::Not);
+    reconcile(Arc::new(p), ctx).await.unwrap();
     assert!(api.requests().is_empty(), "{:#?}", api.requests());
 }
 
