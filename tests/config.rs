@@ -62,12 +62,17 @@ fn is_kustomization(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()) == Some("kustomization.yaml")
 }
 
+/// A kustomize configuration file a kustomization names (`*_replacement.yaml`): not an object.
+fn is_kustomize_config(path: &Path) -> bool {
+    (path.file_name().and_then(|n| n.to_str())).is_some_and(|n| n.ends_with("_replacement.yaml"))
+}
+
 /// Every object of every manifest under config/ and crds/ (kustomization files excluded).
 fn objects() -> Vec<(String, Value)> {
     [root().join("config"), root().join("crds")]
         .iter()
         .flat_map(|d| yaml_files(d))
-        .filter(|p| !is_kustomization(p))
+        .filter(|p| !is_kustomization(p) && !is_kustomize_config(p))
         .flat_map(|p| {
             let origin = p.strip_prefix(root()).unwrap().display().to_string();
             let text = std::fs::read_to_string(&p).unwrap();
@@ -980,8 +985,11 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
     assert_eq!(
         names,
         BTreeSet::from([
+            "skewguard-evictions-scoped".to_string(),
             "skewguard-pod-deletion-cost-only".to_string(),
+            "skewguard-published-admission-from-spec".to_string(),
             "skewguard-room-requests-only".to_string(),
+            "skewguard-spread-from-policy".to_string(),
             "skewguard-workload-owned-fields-only".to_string(),
         ])
     );
@@ -1038,8 +1046,18 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
             }
         }
     }
-    // Every resource the manager role may patch, create or delete is guarded (status, evictions
-    // and Events excepted: subresources the API server itself bounds, and Events).
+    // Evictions and the status (which the MutatingAdmissionPolicy reads) are guarded too.
+    for subresource in [
+        "create /pods/eviction",
+        "patch skewguard.dev/hapolicies/status",
+    ] {
+        assert!(
+            resources.contains(subresource),
+            "{subresource}: {resources:?}"
+        );
+    }
+    resources.retain(|r| r.matches('/').count() == 1);
+    // Every resource the manager role may patch, create or delete is guarded (Events excepted).
     let written: BTreeSet<String> = grants(&manager_role().rules.unwrap_or_default())
         .into_iter()
         .filter(|(_, r, v)| matches!(v.as_str(), "patch" | "create" | "delete") && !r.contains('/'))
@@ -1280,4 +1298,81 @@ fn the_field_guard_covers_every_workload_kind() {
             kind.version
         );
     }
+}
+
+/// The usernames the guards' `only-skewguard` match conditions compare with, per policy.
+fn guarded_users(rendered: &[Value]) -> Vec<(String, String)> {
+    rendered
+        .iter()
+        .filter(|v| kind_of(v) == "ValidatingAdmissionPolicy")
+        .filter_map(|v| {
+            let conditions = v["spec"]["matchConditions"].as_array()?;
+            let only = conditions.iter().find(|c| c["name"] == "only-skewguard")?;
+            let expression = only["expression"].as_str()?;
+            let user = expression.split('\'').nth(1)?.to_string();
+            Some((name_of(v).to_string(), user))
+        })
+        .collect()
+}
+
+/// The admission guards match the operator's ServiceAccount in the namespace config/ installs
+/// into: as shipped, and from an overlay that installs into another namespace (with the
+/// replacement its kustomization lists, as the README says). Every guard of config/admission has
+/// the condition the replacement rewrites.
+#[test]
+fn the_admission_guards_follow_the_install_namespace() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping the overlay in another namespace");
+        return;
+    };
+    let shipped = guarded_users(&kustomize(&kubectl, Path::new("config/default")));
+    let guards = kustomize(&kubectl, Path::new("config/admission"));
+    let policies = guards
+        .iter()
+        .filter(|v| kind_of(v) == "ValidatingAdmissionPolicy")
+        .count();
+    assert!(policies >= 6, "{policies} guards");
+    assert_eq!(shipped.len(), policies, "{shipped:?}");
+    for (policy, user) in &shipped {
+        assert_eq!(
+            user, "system:serviceaccount:skewguard-system:skewguard",
+            "{policy}"
+        );
+    }
+
+    let dir = copy_dir(&root().join("config/default"));
+    // kustomize takes a relative path to a base.
+    let up = "../".repeat(dir.components().count().saturating_sub(1));
+    let base = root().join("config/default");
+    let base = base.strip_prefix("/").unwrap_or(&base);
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "namespace: platform-ops\nresources:\n  - {up}{}\nreplacements:\n  - path: operator_namespace_replacement.yaml\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    for stray in std::fs::read_dir(&dir).unwrap() {
+        let path = stray.unwrap().path();
+        let keep = ["kustomization.yaml", "operator_namespace_replacement.yaml"];
+        if !keep.iter().any(|k| path.ends_with(k)) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let rendered = kustomize(&kubectl, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let moved = guarded_users(&rendered);
+    assert_eq!(moved.len(), policies, "{moved:?}");
+    for (policy, user) in &moved {
+        assert_eq!(
+            user, "system:serviceaccount:platform-ops:skewguard",
+            "{policy}"
+        );
+    }
+    let account = rendered
+        .iter()
+        .find(|v| kind_of(v) == "ServiceAccount" && name_of(v) == "skewguard")
+        .unwrap();
+    assert_eq!(account["metadata"]["namespace"], "platform-ops");
 }

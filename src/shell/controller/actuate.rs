@@ -41,15 +41,26 @@ fn eviction(namespace: &str, m: &Move) -> http::Request<Vec<u8>> {
     if !m.pod_resource_version.is_empty() {
         preconditions["resourceVersion"] = Value::from(m.pod_resource_version.clone());
     }
-    let body = serde_json::json!({
+    eviction_request(namespace, &m.pod, Some(preconditions))
+}
+
+/// An Eviction of `pod` with these delete preconditions (`None`: none).
+pub fn eviction_request(
+    namespace: &str,
+    pod: &str,
+    preconditions: Option<Value>,
+) -> http::Request<Vec<u8>> {
+    let mut body = serde_json::json!({
         "apiVersion": "policy/v1",
         "kind": "Eviction",
-        "metadata": { "name": m.pod, "namespace": namespace },
-        "deleteOptions": { "preconditions": preconditions },
+        "metadata": { "name": pod, "namespace": namespace },
     });
+    if let Some(preconditions) = preconditions {
+        body["deleteOptions"] = serde_json::json!({ "preconditions": preconditions });
+    }
     let mut request = http::Request::new(body.to_string().into_bytes());
     *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = format!("/api/v1/namespaces/{namespace}/pods/{}/eviction", m.pod)
+    *request.uri_mut() = format!("/api/v1/namespaces/{namespace}/pods/{pod}/eviction")
         .parse()
         .unwrap_or_default();
     request.headers_mut().insert(
