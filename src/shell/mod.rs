@@ -2,6 +2,7 @@
 //! carries out the core's writes), leadership, the HTTP endpoints, TLS and the metrics.
 
 pub mod cli;
+pub mod conn_limits;
 pub mod controller;
 pub mod fence;
 pub mod http;
