@@ -24,8 +24,7 @@ use crate::core::pipeline::{
     WriteError, WriteKind, WriteResult,
 };
 use crate::core::policy_status::with_workload;
-use crate::core::topology::Move;
-use crate::core::topology::{Cluster, ZONE_KEY};
+use crate::core::topology::{Cluster, Move, ZONE_KEY};
 use crate::core::workload::{Unreadable, WorkloadObject};
 
 use super::actuate;
