@@ -13,6 +13,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -62,12 +64,17 @@ fn is_kustomization(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()) == Some("kustomization.yaml")
 }
 
+/// A kustomize configuration file a kustomization names (`*_replacement.yaml`): not an object.
+fn is_kustomize_config(path: &Path) -> bool {
+    (path.file_name().and_then(|n| n.to_str())).is_some_and(|n| n.ends_with("_replacement.yaml"))
+}
+
 /// Every object of every manifest under config/ and crds/ (kustomization files excluded).
 fn objects() -> Vec<(String, Value)> {
     [root().join("config"), root().join("crds")]
         .iter()
         .flat_map(|d| yaml_files(d))
-        .filter(|p| !is_kustomization(p))
+        .filter(|p| !is_kustomization(p) && !is_kustomize_config(p))
         .flat_map(|p| {
             let origin = p.strip_prefix(root()).unwrap().display().to_string();
             let text = std::fs::read_to_string(&p).unwrap();
@@ -167,6 +174,13 @@ fn check_object(origin: &str, v: &Value) -> bool {
         }
         ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
             drop(round_trips::<ValidatingAdmissionPolicyBinding>(origin, v))
+        }
+        ("networking.k8s.io/v1", "NetworkPolicy") => drop(round_trips::<NetworkPolicy>(origin, v)),
+        ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema") => {
+            drop(round_trips::<FlowSchema>(origin, v))
+        }
+        ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration") => {
+            drop(round_trips::<PriorityLevelConfiguration>(origin, v))
         }
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             drop(round_trips::<CustomResourceDefinition>(origin, v))
@@ -980,8 +994,11 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
     assert_eq!(
         names,
         BTreeSet::from([
+            "skewguard-evictions-scoped".to_string(),
             "skewguard-pod-deletion-cost-only".to_string(),
+            "skewguard-published-admission-from-spec".to_string(),
             "skewguard-room-requests-only".to_string(),
+            "skewguard-spread-from-policy".to_string(),
             "skewguard-workload-owned-fields-only".to_string(),
         ])
     );
@@ -1038,8 +1055,18 @@ fn the_wider_patch_rights_are_narrowed_by_admission_policies() {
             }
         }
     }
-    // Every resource the manager role may patch, create or delete is guarded (status, evictions
-    // and Events excepted: subresources the API server itself bounds, and Events).
+    // Evictions and the status (which the MutatingAdmissionPolicy reads) are guarded too.
+    for subresource in [
+        "create /pods/eviction",
+        "patch skewguard.dev/hapolicies/status",
+    ] {
+        assert!(
+            resources.contains(subresource),
+            "{subresource}: {resources:?}"
+        );
+    }
+    resources.retain(|r| r.matches('/').count() == 1);
+    // Every resource the manager role may patch, create or delete is guarded (Events excepted).
     let written: BTreeSet<String> = grants(&manager_role().rules.unwrap_or_default())
         .into_iter()
         .filter(|(_, r, v)| matches!(v.as_str(), "patch" | "create" | "delete") && !r.contains('/'))
@@ -1280,4 +1307,191 @@ fn the_field_guard_covers_every_workload_kind() {
             kind.version
         );
     }
+}
+
+/// The usernames the guards' `only-skewguard` match conditions compare with, per policy.
+fn guarded_users(rendered: &[Value]) -> Vec<(String, String)> {
+    rendered
+        .iter()
+        .filter(|v| kind_of(v) == "ValidatingAdmissionPolicy")
+        .filter_map(|v| {
+            let conditions = v["spec"]["matchConditions"].as_array()?;
+            let only = conditions.iter().find(|c| c["name"] == "only-skewguard")?;
+            let expression = only["expression"].as_str()?;
+            let user = expression.split('\'').nth(1)?.to_string();
+            Some((name_of(v).to_string(), user))
+        })
+        .collect()
+}
+
+/// The admission guards match the operator's ServiceAccount in the namespace config/ installs
+/// into: as shipped, and from an overlay that installs into another namespace (with the
+/// replacement its kustomization lists, as the README says). Every guard of config/admission has
+/// the condition the replacement rewrites.
+#[test]
+fn the_admission_guards_follow_the_install_namespace() {
+    let Some(kubectl) = kubectl() else {
+        println!("note: kubectl not found; skipping the overlay in another namespace");
+        return;
+    };
+    let shipped = guarded_users(&kustomize(&kubectl, Path::new("config/default")));
+    let guards = kustomize(&kubectl, Path::new("config/admission"));
+    let policies = guards
+        .iter()
+        .filter(|v| kind_of(v) == "ValidatingAdmissionPolicy")
+        .count();
+    assert!(policies >= 6, "{policies} guards");
+    assert_eq!(shipped.len(), policies, "{shipped:?}");
+    for (policy, user) in &shipped {
+        assert_eq!(
+            user, "system:serviceaccount:skewguard-system:skewguard",
+            "{policy}"
+        );
+    }
+
+    let dir = copy_dir(&root().join("config/default"));
+    // kustomize takes a relative path to a base.
+    let up = "../".repeat(dir.components().count().saturating_sub(1));
+    let base = root().join("config/default");
+    let base = base.strip_prefix("/").unwrap_or(&base);
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "namespace: platform-ops\nresources:\n  - {up}{}\nreplacements:\n  - path: operator_namespace_replacement.yaml\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    for stray in std::fs::read_dir(&dir).unwrap() {
+        let path = stray.unwrap().path();
+        let keep = ["kustomization.yaml", "operator_namespace_replacement.yaml"];
+        if !keep.iter().any(|k| path.ends_with(k)) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let rendered = kustomize(&kubectl, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let moved = guarded_users(&rendered);
+    assert_eq!(moved.len(), policies, "{moved:?}");
+    for (policy, user) in &moved {
+        assert_eq!(
+            user, "system:serviceaccount:platform-ops:skewguard",
+            "{policy}"
+        );
+    }
+    let account = rendered
+        .iter()
+        .find(|v| kind_of(v) == "ServiceAccount" && name_of(v) == "skewguard")
+        .unwrap();
+    assert_eq!(account["metadata"]["namespace"], "platform-ops");
+    // The FlowSchemas follow too: the account, and the namespace of its Lease.
+    let schemas: Vec<&Value> = rendered
+        .iter()
+        .filter(|v| kind_of(v) == "FlowSchema")
+        .collect();
+    assert_eq!(schemas.len(), 2);
+    for schema in schemas {
+        let rule = &schema["spec"]["rules"][0];
+        assert_eq!(
+            rule["subjects"][0]["serviceAccount"]["namespace"],
+            "platform-ops"
+        );
+        if name_of(schema) == "skewguard-leader-election" {
+            assert_eq!(
+                rule["resourceRules"][0]["namespaces"],
+                serde_json::json!(["platform-ops"])
+            );
+        }
+    }
+}
+
+/// API Priority and Fairness for the operator's account: its lease renewals match first and go to
+/// the built-in leader-election level; everything else it sends goes to its own level, which
+/// neither lends nor borrows. The NetworkPolicy admits the monitoring namespace on the metrics
+/// port only, to the operator's pods.
+#[test]
+fn the_operator_is_confined_by_flow_control_and_network_policy() {
+    let found = |kind: &str| -> Vec<Value> {
+        objects()
+            .into_iter()
+            .filter(|(o, v)| o.starts_with("config/manager/") && kind_of(v) == kind)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let sa: ServiceAccount = objects()
+        .into_iter()
+        .find(|(_, v)| kind_of(v) == "ServiceAccount" && name_of(v) == "skewguard")
+        .map(|(o, v)| round_trips(&o, &v))
+        .unwrap();
+    let mut schemas: Vec<FlowSchema> = found("FlowSchema")
+        .iter()
+        .map(|v| round_trips("config/manager/flow_control.yaml", v))
+        .collect();
+    schemas.sort_by_key(|s| s.spec.as_ref().unwrap().matching_precedence);
+    let levels: Vec<String> = schemas
+        .iter()
+        .map(|s| {
+            s.spec
+                .as_ref()
+                .unwrap()
+                .priority_level_configuration
+                .name
+                .clone()
+        })
+        .collect();
+    assert_eq!(levels, ["leader-election", "skewguard"]);
+    for schema in &schemas {
+        let spec = schema.spec.as_ref().unwrap();
+        assert!(
+            spec.matching_precedence.unwrap() < 1000,
+            "before the built-in schemas"
+        );
+        for rule in spec.rules.iter().flatten() {
+            let subject = &rule.subjects[0];
+            let account = subject.service_account.as_ref().unwrap();
+            assert_eq!(Some(&account.name), sa.metadata.name.as_ref());
+            assert_eq!(Some(&account.namespace), sa.metadata.namespace.as_ref());
+        }
+    }
+    let leases = &schemas[0].spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
+    let leases = &leases.resource_rules.as_ref().unwrap()[0];
+    assert_eq!(leases.resources, ["leases"]);
+    assert_eq!(
+        leases.namespaces.as_deref(),
+        Some(&[sa.metadata.namespace.clone().unwrap()][..])
+    );
+    let level: PriorityLevelConfiguration = round_trips(
+        "config/manager/flow_control.yaml",
+        &found("PriorityLevelConfiguration")[0],
+    );
+    let limited = level.spec.unwrap().limited.unwrap();
+    assert_eq!(limited.lendable_percent, Some(0));
+    assert_eq!(limited.borrowing_limit_percent, Some(0));
+    assert_eq!(limited.limit_response.unwrap().type_, "Queue");
+
+    let policy: NetworkPolicy = round_trips(
+        "config/manager/network_policy.yaml",
+        &found("NetworkPolicy")[0],
+    );
+    let spec = policy.spec.unwrap();
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    let ingress = spec.ingress.unwrap();
+    assert_eq!(ingress.len(), 1);
+    let from = ingress[0].from.as_ref().unwrap();
+    assert_eq!(from.len(), 1);
+    let namespaces = from[0].namespace_selector.as_ref().unwrap();
+    assert_eq!(
+        namespaces.match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert!(from[0].pod_selector.is_none() && from[0].ip_block.is_none());
+    let ports = ingress[0].ports.as_ref().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(
+        ports[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("metrics".into()))
+    );
 }

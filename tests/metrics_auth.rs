@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use skewguard::shell::http::{MetricsServerError, MetricsServing, start_metrics};
 use skewguard::shell::metrics::Metrics;
 use skewguard::shell::metrics_auth::{
-    ALLOWED_TTL, Authorizer, Caller, DENIED_TTL, Verdict, access_review, bearer_token, caller_of,
-    verdict_of,
+    ALLOWED_TTL, Authorizer, Cache, Caller, DENIED_TTL, REVIEW_BURST, ReviewBudget, Verdict,
+    access_review, bearer_token, caller_of, digest, verdict_of,
 };
 use skewguard::shell::tls::{self, TlsError};
 use tokio::sync::oneshot;
@@ -269,6 +269,89 @@ async fn the_authorizer_asks_the_api_server_and_caches_briefly() {
     assert!(auth.authorize(Some(&broken)).await.is_err());
     assert!(auth.authorize(Some(&broken)).await.is_err());
     assert_eq!(fake.paths().len(), 11);
+}
+
+#[test]
+fn a_full_cache_drops_its_least_recently_used_verdict_only() {
+    let now = tokio::time::Instant::now();
+    let allowed = Verdict::Allowed {
+        username: READER.into(),
+    };
+    let mut cache = Cache::new(2);
+    cache.put(digest("prometheus"), allowed.clone(), now);
+    cache.put(digest("b"), allowed.clone(), now);
+    // Prometheus scrapes again: it is the most recent; a flood of new tokens evicts the others.
+    assert!(cache.get(&digest("prometheus"), now).is_some());
+    for flood in ["c", "d", "e"] {
+        cache.put(digest(flood), allowed.clone(), now);
+        assert!(cache.get(&digest("prometheus"), now).is_some(), "{flood}");
+    }
+    assert_eq!(cache.len(), 2);
+    assert!(cache.get(&digest("b"), now).is_none());
+    // A throttled answer is never cached.
+    cache.put(digest("f"), Verdict::Throttled, now);
+    assert!(cache.get(&digest("f"), now).is_none());
+}
+
+#[test]
+fn the_review_budget_refills_at_its_rate() {
+    let now = tokio::time::Instant::now();
+    let mut budget = ReviewBudget::new(5.0, 10.0);
+    assert_eq!((0..20).filter(|_| budget.take(now)).count(), 10);
+    assert!(!budget.take(now + Duration::from_millis(100)));
+    assert_eq!(
+        (0..20)
+            .filter(|_| budget.take(now + Duration::from_secs(1)))
+            .count(),
+        5,
+        "5 a second (the refused attempt at 100 ms took nothing)"
+    );
+}
+
+#[tokio::test]
+async fn random_tokens_beyond_the_cap_are_answered_429_without_a_review() {
+    tokio::time::pause();
+    let (client, fake) = FakeApi::start();
+    let auth = Authorizer::new(client);
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let token = header(&format!("Bearer random-{i}"));
+        statuses.push(auth.authorize(Some(&token)).await.unwrap().status());
+    }
+    let burst = REVIEW_BURST as usize;
+    assert!(
+        statuses[..burst]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED)
+    );
+    assert!(
+        statuses[burst..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+    );
+    assert_eq!(
+        fake.paths().len(),
+        burst,
+        "one TokenReview per token within the cap"
+    );
+    // A cached token is still answered from the cache; a second later new ones are reviewed.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let reader = header("Bearer reader");
+    assert_eq!(auth.authorize(Some(&reader)).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn concurrent_scrapes_with_one_token_share_one_review() {
+    let (client, fake) = FakeApi::start();
+    let auth = Authorizer::new(client);
+    let reader = header("Bearer reader");
+    let verdicts = futures::future::join_all((0..8).map(|_| auth.authorize(Some(&reader)))).await;
+    assert!(verdicts.iter().all(|v| v.as_ref().unwrap().status() == 200));
+    assert_eq!(
+        fake.paths().len(),
+        2,
+        "one TokenReview and one SubjectAccessReview"
+    );
 }
 
 // ---- the HTTPS endpoint ----

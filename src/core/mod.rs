@@ -14,6 +14,7 @@
 //!   mode.
 //! - [`zone_health`]: Healthy, Out or Recovering for each zone of a policy's keys, which
 //!   Adaptive entries follow; [`stranded`]: which Pending pods are deleted while a zone is Out.
+//! - [`lease`]: when this process may write (leader election by monotonic time).
 //! - [`ownership`], [`budgets`], [`policy_status`], [`snapshot`], [`errors`]: which policy governs a
 //!   workload, whether a PodDisruptionBudget has room, the status a policy reports, API objects
 //!   in the core's terms, and the fixed vocabulary of failures.
@@ -25,6 +26,7 @@ pub mod decision;
 pub mod errors;
 pub mod expected;
 pub mod injection;
+pub mod lease;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy_status;

@@ -175,6 +175,17 @@ pub fn status_patch(status: &HAPolicyStatus) -> serde_json::Value {
     body
 }
 
+/// `status` (the last one written, `None`: none yet) with one workload's entry replaced, or added:
+/// what is written before an eviction ([`crate::core::pipeline::before_eviction`]).
+pub fn with_workload(status: Option<&HAPolicyStatus>, entry: WorkloadStatus) -> HAPolicyStatus {
+    let mut status = status.cloned().unwrap_or_default();
+    match (status.workloads.iter_mut()).find(|w| w.kind == entry.kind && w.name == entry.name) {
+        Some(existing) => *existing = entry,
+        None => status.workloads.push(entry),
+    }
+    status
+}
+
 /// How the policy's constraints reach the pods, as the reconcile decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyInjection<'a> {

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, error, info, warn};
 
 use crate::shell::cli::RunArgs;
+use crate::shell::conn_limits::{LimitedListener, Limits};
 use crate::shell::metrics::Metrics;
 use crate::shell::metrics_auth::{Authorizer, Verdict};
 use crate::shell::tls::{self, CurrentCert, TlsError, TlsListener};
@@ -106,6 +107,11 @@ async fn require_metrics_reader(
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            if refused.status() == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             response
         }
@@ -197,7 +203,7 @@ pub async fn start_metrics(
         return Ok(bound);
     };
     let config = tls::server_config(cert.clone())?;
-    let listener = TlsListener::new(listener, config)
+    let listener = TlsListener::new(listener, config, Limits::default())
         .map_err(|e| MetricsServerError::Bind(serving.addr, e))?;
     let watcher = serving
         .cert_dir
@@ -231,13 +237,14 @@ pub fn health_router(health: Health) -> Router {
         .with_state(health)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves `router` on `listener` (under the [`Limits`]) until `shutdown` completes, then finishes
+/// the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    axum::serve(LimitedListener::new(listener, Limits::default()), router)
         .with_graceful_shutdown(shutdown)
         .await
 }

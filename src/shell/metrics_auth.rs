@@ -8,6 +8,12 @@
 //! [`verdict_of`]); [`Authorizer`] is the shell that sends the reviews and caches each token's
 //! verdict briefly ([`ALLOWED_TTL`], [`DENIED_TTL`]) so that scrapes do not hammer the API server.
 //! The cache is keyed by the token's SHA-256, never the token itself.
+//!
+//! A flood of random tokens must not become a flood of TokenReviews: the cache is a bounded LRU
+//! (a full cache drops its least recently used verdict, never the whole cache with Prometheus'
+//! entry in it), concurrent scrapes with one token share one review, and reviews of tokens not in
+//! the cache are capped ([`REVIEWS_PER_SECOND`], [`REVIEW_BURST`]): beyond it a scrape is answered
+//! 429, not reviewed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,8 +36,12 @@ pub const METRICS_VERB: &str = "get";
 pub const ALLOWED_TTL: Duration = Duration::from_secs(60);
 /// How long a refusal is remembered: shorter, so a fixed RoleBinding takes effect soon.
 pub const DENIED_TTL: Duration = Duration::from_secs(10);
-/// Cached tokens at most; beyond that the cache is emptied (random tokens cannot grow memory).
+/// Cached tokens at most; beyond that the least recently used verdict goes.
 pub const CACHE_CAPACITY: usize = 4096;
+/// Reviews of tokens not in the cache per second, sustained...
+pub const REVIEWS_PER_SECOND: f64 = 5.0;
+/// ...and at once (a few scrapers starting together).
+pub const REVIEW_BURST: f64 = 10.0;
 
 /// The user a token belongs to, as the API server said in the TokenReview.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,6 +61,8 @@ pub enum Verdict {
     Unauthenticated { reason: String },
     /// 403: a known caller without `get` on `/metrics`.
     Forbidden { username: String, reason: String },
+    /// 429: a token not in the cache while the reviews' cap is spent; not reviewed, not cached.
+    Throttled,
 }
 
 impl Verdict {
@@ -59,6 +71,7 @@ impl Verdict {
             Verdict::Allowed { .. } => StatusCode::OK,
             Verdict::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Verdict::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Verdict::Throttled => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -75,13 +88,18 @@ impl Verdict {
                     format!(": {reason}")
                 }
             ),
+            Verdict::Throttled => {
+                "Too many new tokens to review: try again in a second\n".to_string()
+            }
         }
     }
 
-    fn ttl(&self) -> Duration {
+    /// How long it is cached (`None`: not at all).
+    fn ttl(&self) -> Option<Duration> {
         match self {
-            Verdict::Allowed { .. } => ALLOWED_TTL,
-            _ => DENIED_TTL,
+            Verdict::Allowed { .. } => Some(ALLOWED_TTL),
+            Verdict::Unauthenticated { .. } | Verdict::Forbidden { .. } => Some(DENIED_TTL),
+            Verdict::Throttled => None,
         }
     }
 }
@@ -192,56 +210,149 @@ pub fn verdict_of(caller: &Caller, review: &SubjectAccessReview) -> Verdict {
     }
 }
 
-type Digest = [u8; 32];
+/// A token's SHA-256: what the cache is keyed by.
+pub type Digest = [u8; 32];
 
-fn digest(token: &str) -> Digest {
+pub fn digest(token: &str) -> Digest {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
 }
 
-/// Verdicts by token digest, each with the moment it expires.
-#[derive(Default)]
-struct Cache(HashMap<Digest, (Verdict, Instant)>);
+/// Verdicts by token digest, each with the moment it expires, least recently used first out.
+pub struct Cache {
+    capacity: usize,
+    entries: HashMap<Digest, Entry>,
+    /// Use order: tick -> digest (the smallest tick is the least recently used).
+    order: BTreeMap<u64, Digest>,
+    tick: u64,
+}
+
+struct Entry {
+    verdict: Verdict,
+    expires: Instant,
+    used: u64,
+}
 
 impl Cache {
-    fn get(&mut self, key: &Digest, now: Instant) -> Option<Verdict> {
-        match self.0.get(key) {
-            Some((v, expires)) if *expires > now => Some(v.clone()),
-            Some(_) => {
-                self.0.remove(key);
-                None
-            }
-            None => None,
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
         }
     }
 
-    fn put(&mut self, key: Digest, verdict: Verdict, now: Instant) {
-        if self.0.len() >= CACHE_CAPACITY {
-            self.0.retain(|_, (_, expires)| *expires > now);
-            if self.0.len() >= CACHE_CAPACITY {
-                self.0.clear();
-            }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&mut self, key: &Digest, now: Instant) -> Option<Verdict> {
+        let entry = self.entries.get_mut(key)?;
+        if entry.expires <= now {
+            let used = entry.used;
+            self.entries.remove(key);
+            self.order.remove(&used);
+            return None;
         }
-        let expires = now + verdict.ttl();
-        self.0.insert(key, (verdict, expires));
+        self.tick += 1;
+        self.order.remove(&entry.used);
+        entry.used = self.tick;
+        self.order.insert(self.tick, *key);
+        Some(entry.verdict.clone())
+    }
+
+    pub fn put(&mut self, key: Digest, verdict: Verdict, now: Instant) {
+        let Some(ttl) = verdict.ttl() else {
+            return;
+        };
+        if let Some(old) = self.entries.remove(&key) {
+            self.order.remove(&old.used);
+        }
+        while self.entries.len() >= self.capacity {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, key);
+        let expires = now + ttl;
+        let used = self.tick;
+        self.entries.insert(
+            key,
+            Entry {
+                verdict,
+                expires,
+                used,
+            },
+        );
     }
 }
 
+/// A token bucket: how many reviews of unknown tokens may start now.
+pub struct ReviewBudget {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl ReviewBudget {
+    pub fn new(per_second: f64, burst: f64) -> Self {
+        Self {
+            per_second,
+            burst,
+            tokens: burst,
+            at: None,
+        }
+    }
+
+    /// Takes one review from the budget; `false` when it is spent.
+    pub fn take(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One review under way per token: later scrapes with it wait for its verdict.
+type Flight = Arc<tokio::sync::OnceCell<Result<Verdict, Arc<AuthError>>>>;
+
 /// Checks scrapes' credentials against the API server, caching each token's verdict. Cheap to
-/// clone; clones share the cache.
+/// clone; clones share the cache, the reviews under way and the budget.
 #[derive(Clone)]
 pub struct Authorizer {
     client: Client,
     cache: Arc<Mutex<Cache>>,
+    flights: Arc<Mutex<HashMap<Digest, Flight>>>,
+    budget: Arc<Mutex<ReviewBudget>>,
 }
 
 impl Authorizer {
     pub fn new(client: Client) -> Self {
         Authorizer {
             client,
-            cache: Arc::default(),
+            cache: Arc::new(Mutex::new(Cache::new(CACHE_CAPACITY))),
+            flights: Arc::default(),
+            budget: Arc::new(Mutex::new(ReviewBudget::new(
+                REVIEWS_PER_SECOND,
+                REVIEW_BURST,
+            ))),
         }
     }
 
@@ -249,18 +360,32 @@ impl Authorizer {
     pub async fn authorize(
         &self,
         authorization: Option<&HeaderValue>,
-    ) -> Result<Verdict, AuthError> {
+    ) -> Result<Verdict, Arc<AuthError>> {
         let token = match bearer_token(authorization) {
             Ok(t) => t,
             Err(refused) => return Ok(refused),
         };
         let key = digest(token);
-        if let Some(v) = self.cache().get(&key, Instant::now()) {
+        if let Some(v) = lock(&self.cache).get(&key, Instant::now()) {
             return Ok(v);
         }
-        let verdict = self.review(token).await?;
-        self.cache().put(key, verdict.clone(), Instant::now());
-        Ok(verdict)
+        let flight = lock(&self.flights).entry(key).or_default().clone();
+        let outcome = flight
+            .get_or_init(|| async {
+                if !lock(&self.budget).take(Instant::now()) {
+                    return Ok(Verdict::Throttled);
+                }
+                let verdict = self.review(token).await.map_err(Arc::new)?;
+                lock(&self.cache).put(key, verdict.clone(), Instant::now());
+                Ok(verdict)
+            })
+            .await
+            .clone();
+        let mut flights = lock(&self.flights);
+        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(&key);
+        }
+        outcome
     }
 
     async fn review(&self, token: &str) -> Result<Verdict, AuthError> {
@@ -280,8 +405,8 @@ impl Authorizer {
             .map_err(AuthError::AccessReview)?;
         Ok(verdict_of(&caller, &reviewed))
     }
+}
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -2,7 +2,9 @@
 //! carries out the core's writes), leadership, the HTTP endpoints, TLS and the metrics.
 
 pub mod cli;
+pub mod conn_limits;
 pub mod controller;
+pub mod fence;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -27,6 +27,9 @@ impl Recorded {
 /// How the fake answers a request: a status code and a JSON body.
 pub type Rule = Box<dyn Fn(&Recorded) -> Option<(u16, Value)> + Send + Sync>;
 
+/// Which requests the fake never answers (a hung API server, or a network that lost them).
+pub type Hang = Arc<dyn Fn(&Recorded) -> bool + Send + Sync>;
+
 pub struct FakeApi {
     pub requests: Arc<Mutex<Vec<Recorded>>>,
 }
@@ -35,10 +38,16 @@ impl FakeApi {
     /// A client whose requests go to the fake; `rules` are tried in order, the default echoes the
     /// request body with 200 (201 for creates).
     pub fn start(rules: Vec<Rule>) -> (Client, FakeApi) {
+        Self::start_hanging(rules, Arc::new(|_: &Recorded| false))
+    }
+
+    /// [`FakeApi::start`], leaving the requests `hang` picks unanswered for good.
+    pub fn start_hanging(rules: Vec<Rule>, hang: Hang) -> (Client, FakeApi) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let seen = requests.clone();
         tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Some((request, respond)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
                 let bytes = body.collect_bytes().await.unwrap_or_default();
@@ -57,6 +66,11 @@ impl FakeApi {
                     content_type,
                     body,
                 };
+                if hang(&recorded) {
+                    seen.lock().unwrap().push(recorded);
+                    held.push(respond);
+                    continue;
+                }
                 let (code, reply) = rules
                     .iter()
                     .find_map(|rule| rule(&recorded))

@@ -13,6 +13,7 @@ use skewguard::api::HAPolicy;
 use skewguard::core::snapshot::LeanPod as Pod;
 use skewguard::shell::controller::context::{Context, Limits, Settings};
 use skewguard::shell::controller::stores::{Stores, store_of};
+use skewguard::shell::fence::Fence;
 use skewguard::shell::metrics::Metrics;
 
 pub const NS: &str = "petclinic";
@@ -36,6 +37,14 @@ pub fn pod(name: &str, node: &str) -> Pod {
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     }))
     .unwrap()
+}
+
+/// [`pod`] with the uid and resourceVersion the API server gives it.
+pub fn pod_with_version(name: &str, node: &str, uid: &str, version: &str) -> Pod {
+    let mut p = pod(name, node);
+    p.metadata.uid = Some(uid.to_string());
+    p.metadata.resource_version = Some(version.to_string());
+    p
 }
 
 /// `web`: 2 replicas, settled; `template_spec` is its pod template spec.
@@ -179,14 +188,46 @@ pub fn context_on(
     budgets: Vec<PodDisruptionBudget>,
     limits: Limits,
 ) -> Arc<Context> {
-    // A closed channel still reads its last value: the leader for good.
-    let (_, leader) = tokio::sync::watch::channel(true);
+    let objects = (policies, workloads, pods, budgets);
+    context_fenced(client, nodes, objects, limits, Fence::alone())
+}
+
+/// The field scenario (`web` with `pods`, two zones) for `policy`, writing behind `fence`.
+pub fn piled_web_fenced(
+    client: Client,
+    policy: &HAPolicy,
+    pods: Vec<Pod>,
+    fence: Fence,
+) -> Arc<Context> {
+    let nodes = vec![
+        node("a-1", "ap-northeast-2a"),
+        node("c-1", "ap-northeast-2c"),
+    ];
+    let workloads = vec![dynamic(&web(plain_template(), json!([])))];
+    let objects = (vec![policy.clone()], workloads, pods, vec![]);
+    context_fenced(client, nodes, objects, limits(false), fence)
+}
+
+type Objects = (
+    Vec<HAPolicy>,
+    Vec<DynamicObject>,
+    Vec<Pod>,
+    Vec<PodDisruptionBudget>,
+);
+
+fn context_fenced(
+    client: Client,
+    nodes: Vec<Node>,
+    (policies, workloads, pods, budgets): Objects,
+    limits: Limits,
+    fence: Fence,
+) -> Arc<Context> {
     let stores = Stores::fixed(nodes, pods, workloads, budgets);
     let ctx = Context::new(
         client,
         stores,
         store_of(policies),
-        leader,
+        fence,
         Metrics::new(),
         "skewguard-test",
         limits,

@@ -229,3 +229,27 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
         moves_judged: decision.moves_succeeded + decision.moves_failed,
     }
 }
+
+/// The status entry the workload would have if the eviction at `index` of its writes went through
+/// and nothing after it were tried (`results`: those of the writes before it). The shell writes it
+/// before sending the eviction, so a process that dies between the two leaves the move in flight
+/// (and its back-off) for the next leader instead of forgetting it.
+pub fn before_eviction(
+    a: &Assessment,
+    results: &[WriteResult],
+    index: usize,
+    now: Timestamp,
+) -> crate::api::WorkloadStatus {
+    let provisional = (a.writes.iter().enumerate())
+        .map(|(i, _)| match results.get(i) {
+            _ if i == index => WriteResult::Done,
+            Some(WriteResult::Done) => WriteResult::Done,
+            Some(WriteResult::Gone) => WriteResult::Gone,
+            Some(WriteResult::BudgetExhausted) => WriteResult::BudgetExhausted,
+            Some(WriteResult::Deferred(after)) => WriteResult::Deferred(*after),
+            // A failure's note is for the final status; here it only must not count as done.
+            Some(WriteResult::Failed(_) | WriteResult::NotTried) | None => WriteResult::NotTried,
+        })
+        .collect();
+    conclude(a.clone(), provisional, now).outcome.status()
+}

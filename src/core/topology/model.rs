@@ -158,6 +158,9 @@ pub struct Pod {
     pub name: String,
     /// Tells a pod from its replacement when both carry one name (StatefulSets).
     pub uid: String,
+    /// `metadata.resourceVersion` as the snapshot saw it (empty when unknown): an eviction's
+    /// precondition, so a pod changed since the decision is not evicted on it.
+    pub resource_version: String,
     pub namespace: String,
     pub labels: Labels,
     /// `spec.nodeName`: set once the pod is bound.

@@ -54,6 +54,8 @@ impl Default for PlanOptions {
 pub struct Move {
     pub pod: String,
     pub pod_uid: String,
+    /// The pod's resourceVersion in the snapshot the move was planned on (empty: unknown).
+    pub pod_resource_version: String,
     pub from_node: String,
     /// One node the scheduler would accept (and, for ScheduleAnyway constraints, prefer).
     pub to_node: String,
@@ -1281,6 +1283,7 @@ impl<'a> Problem<'a> {
             moves.push(Move {
                 pod: pod.name.clone(),
                 pod_uid: pod.uid.clone(),
+                pod_resource_version: pod.resource_version.clone(),
                 from_node: nodes[k.source].name.clone(),
                 to_node: nodes[target].name.clone(),
                 topology_key,

@@ -4,31 +4,70 @@
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplate};
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 use crate::api::{CapacityRequest, CapacityVia, FIELD_MANAGER};
 use crate::core::constraints::TemplateApply;
 use crate::core::pipeline::{StrandedPod, WriteError, WriteKind, WriteResult};
-use crate::core::topology::deletion_cost;
+use crate::core::topology::{Move, deletion_cost};
 use crate::core::workload::WorkloadObject;
 
-/// Evicts a pod; a PodDisruptionBudget's refusal (429) and a pod already gone (404) are outcomes,
-/// not errors.
-pub async fn evict(client: &Client, namespace: &str, pod: &str) -> WriteResult {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    match pods.evict(pod, &EvictParams::default()).await {
+/// Evicts the move's pod with its uid (and, where the snapshot had it, its resourceVersion) as
+/// preconditions: a replacement of the same name (a StatefulSet's) or a pod changed since the
+/// snapshot is not evicted (409, counted as gone: the next reconcile plans on what is there).
+/// A PodDisruptionBudget's refusal (429) and a pod already gone (404) are outcomes, not errors.
+/// config/admission/evictions_scoped.yaml refuses skewguard's evictions without a uid.
+pub async fn evict(client: &Client, namespace: &str, m: &Move) -> WriteResult {
+    match client.request::<Value>(eviction(namespace, m)).await {
         Ok(_) => WriteResult::Done,
         Err(kube::Error::Api(status)) if status.code == 429 => WriteResult::BudgetExhausted,
-        Err(kube::Error::Api(status)) if status.code == 404 => WriteResult::Gone,
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            WriteResult::Gone
+        }
         Err(source) => WriteResult::Failed(WriteError {
             kind: WriteKind::Evict,
-            target: pod.to_string(),
+            target: m.pod.clone(),
             source,
         }),
     }
+}
+
+/// The Eviction request for the move's pod. Built here, not with kube's `Api::evict`: kube 5
+/// sends its delete options as `delete_options`, a field the API server does not know, so its
+/// preconditions never reach the server.
+fn eviction(namespace: &str, m: &Move) -> http::Request<Vec<u8>> {
+    let mut preconditions = serde_json::json!({ "uid": m.pod_uid });
+    if !m.pod_resource_version.is_empty() {
+        preconditions["resourceVersion"] = Value::from(m.pod_resource_version.clone());
+    }
+    eviction_request(namespace, &m.pod, Some(preconditions))
+}
+
+/// An Eviction of `pod` with these delete preconditions (`None`: none).
+pub fn eviction_request(
+    namespace: &str,
+    pod: &str,
+    preconditions: Option<Value>,
+) -> http::Request<Vec<u8>> {
+    let mut body = serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": { "name": pod, "namespace": namespace },
+    });
+    if let Some(preconditions) = preconditions {
+        body["deleteOptions"] = serde_json::json!({ "preconditions": preconditions });
+    }
+    let mut request = http::Request::new(body.to_string().into_bytes());
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = format!("/api/v1/namespaces/{namespace}/pods/{pod}/eviction")
+        .parse()
+        .unwrap_or_default();
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    request
 }
 
 /// Deletes a Pending pod stranded by its DoNotSchedule spread (its uid a precondition, so a

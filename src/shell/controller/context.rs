@@ -12,6 +12,8 @@ use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::shell::fence::Fence;
+
 use crate::api::HAPolicy;
 use crate::core::injection::AdmissionSupport;
 use crate::core::pipeline::{Conclusion, WorkloadMemory};
@@ -20,6 +22,7 @@ use crate::shell::metrics::Metrics;
 
 pub use crate::core::pipeline::{Settings, WorkloadKey};
 
+use super::status::StatusWrites;
 use super::stores::Stores;
 
 /// How fast and how much the operator may act, from the command line.
@@ -37,6 +40,7 @@ pub struct Limits {
 }
 
 pub struct Context {
+    /// Behind the fence: every write it sends is refused unless this process leads now.
     pub client: Client,
     pub stores: Stores,
     pub policies: Store<HAPolicy>,
@@ -51,10 +55,14 @@ pub struct Context {
     /// Deletions of stranded Pending pods, cluster-wide (at `--max-evictions-per-second`, in a
     /// budget of their own).
     pub pending_deletions: RateLimiter,
-    pub leader: watch::Receiver<bool>,
+    /// Whether this process leads now: the gate of [`Context::client`], and what cancels a
+    /// reconcile when the lease is lost.
+    pub fence: Fence,
     pub metrics: Metrics,
     /// What the cluster offers for admission mode, as last probed (`None`: not known yet).
     pub admission: watch::Sender<Option<AdmissionSupport>>,
+    /// This process's last status write per policy (the resourceVersion the next builds on).
+    pub statuses: StatusWrites,
 }
 
 /// What this process remembers between reconciles. All of it is forgotten on taking the lease
@@ -69,16 +77,18 @@ struct Remembered {
 }
 
 impl Context {
-    /// A context over started (or fixed) caches; Events are reported as `identity`.
+    /// A context over started (or fixed) caches; Events are reported as `identity`. `client` is
+    /// put behind `fence`, so nothing written through the context escapes it.
     pub fn new(
         client: Client,
         stores: Stores,
         policies: Store<HAPolicy>,
-        leader: watch::Receiver<bool>,
+        fence: Fence,
         metrics: Metrics,
         identity: &str,
         limits: Limits,
     ) -> Self {
+        let client = fence.gate(client);
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -97,14 +107,15 @@ impl Context {
             limiter: RateLimiter::per_second(limits.evictions_per_second),
             pod_writes: RateLimiter::per_second(limits.deletion_cost_writes_per_second),
             pending_deletions: RateLimiter::per_second(limits.pending_deletions_per_second),
-            leader,
+            fence,
             metrics,
             admission: watch::Sender::new(None),
+            statuses: StatusWrites::default(),
         }
     }
 
     pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+        self.fence.held()
     }
 
     /// What the cluster offers for admission mode, as last probed.
@@ -176,6 +187,7 @@ impl Context {
     /// Forgets every workload of the policies that no longer exist.
     pub fn forget_policies_except(&self, live: &std::collections::BTreeSet<(String, String)>) {
         self.retain(|k| live.contains(&(k.namespace.clone(), k.policy.clone())));
+        self.statuses.retain(live);
     }
 
     fn retain(&self, keep: impl Fn(&WorkloadKey) -> bool) {

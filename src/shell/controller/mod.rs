@@ -8,6 +8,7 @@ pub mod context;
 pub mod events;
 pub mod pod_index;
 pub mod reconcile;
+pub mod status;
 pub mod stores;
 
 use std::sync::Arc;
@@ -42,8 +43,6 @@ pub enum RunError {
     Api(#[source] kube::Error),
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, #[source] std::io::Error),
-    #[error("leader election: {0}")]
-    Leader(#[source] kube_lease_manager::LeaseManagerError),
     #[error("metrics endpoint: {0}")]
     Metrics(#[source] crate::shell::http::MetricsServerError),
 }
@@ -86,8 +85,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             &identity,
             args.lease_duration_seconds,
         )
-        .await
-        .map_err(RunError::Leader)?
     } else {
         Leadership::alone()
     };
@@ -108,7 +105,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         client.clone(),
         stores,
         policy_store,
-        leadership.is_leader.clone(),
+        leadership.fence.clone(),
         metrics.clone(),
         &identity,
         Limits {

@@ -10,7 +10,6 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -22,11 +21,11 @@ use crate::core::errors::ErrorCategory;
 use crate::core::expected::{ReadPool, pool_zones};
 use crate::core::injection::AdmissionSupport;
 use crate::core::pipeline::{
-    self, ActionResult, Conclusion, Lane, NodePools, PolicyPhase, Selected, Subject, Write,
-    WriteKind, WriteResult,
+    self, ActionResult, Assessment, Conclusion, Lane, NodePools, PolicyPhase, Selected, Subject,
+    Write, WriteError, WriteKind, WriteResult,
 };
-use crate::core::policy_status::status_patch;
-use crate::core::topology::{Cluster, ZONE_KEY};
+use crate::core::policy_status::with_workload;
+use crate::core::topology::{Cluster, Move, ZONE_KEY};
 use crate::core::workload::{Unreadable, WorkloadObject};
 
 use super::actuate;
@@ -57,6 +56,12 @@ impl Error {
             Error::Status { .. } => ErrorCategory::Status,
         }
     }
+
+    /// The policy changed since the reconcile read it (409 on its resourceVersion): most often the
+    /// cache had not caught up yet, so the policy is looked at again soon, not after a back-off.
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Status { source: kube::Error::Api(s), .. } if s.code == 409)
+    }
 }
 
 /// What the reconcile read from the caches for one policy; the policy phase borrows from it.
@@ -78,7 +83,16 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
         return Ok(Requeue::await_change());
     }
     let started = std::time::Instant::now();
-    let result = reconcile_policy(&policy, &ctx).await;
+    // Losing the lease stops the reconcile where it is: no later write of it goes out (the fence
+    // refuses them anyway), and the new leader starts from the status.
+    let result = tokio::select! {
+        biased;
+        _ = ctx.fence.lost() => {
+            warn!(policy = %policy.name_any(), "leader lease lost: reconcile cancelled");
+            return Ok(Requeue::await_change());
+        }
+        result = reconcile_policy(&policy, &ctx) => result,
+    };
     ctx.metrics.observe_reconcile(started.elapsed());
     if let Err(e) = &result {
         ctx.metrics.record_error(e.category());
@@ -192,7 +206,14 @@ async fn step(
     );
     let results = match &selected.subject {
         Subject::Readable { workload, .. } => {
-            carry_out(ctx, key, workload, &assessment.writes).await
+            let step = Step {
+                ctx,
+                policy,
+                key,
+                workload,
+                now,
+            };
+            carry_out(&step, &assessment).await
         }
         Subject::Unreadable { .. } => Vec::new(),
     };
@@ -268,23 +289,37 @@ fn keep(
 }
 
 pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) -> Requeue {
+    if error.is_conflict() {
+        info!(policy = %policy.name_any(), "the policy changed since it was read; looking again");
+        return Requeue::requeue(Duration::from_secs(1));
+    }
     warn!(policy = %policy.name_any(), category = error.category().as_str(), %error, "reconcile failed");
     Requeue::requeue(Duration::from_secs(15))
 }
 
+/// One workload's step: what its writes are carried out for.
+struct Step<'a> {
+    ctx: &'a Context,
+    policy: &'a HAPolicy,
+    key: &'a WorkloadKey,
+    workload: &'a WorkloadObject,
+    now: Timestamp,
+}
+
 /// Carries out the writes in order, in each lane stopping at the first that does not go through
-/// (a refused or failed eviction, or one whose slot has not come yet).
-async fn carry_out(
-    ctx: &Context,
-    key: &WorkloadKey,
-    workload: &WorkloadObject,
-    writes: &[Write],
-) -> Vec<WriteResult> {
+/// (a refused or failed eviction, or one whose slot has not come yet). A write the fence refused
+/// stops every lane: nothing after it can go out either.
+async fn carry_out(step: &Step<'_>, assessment: &Assessment) -> Vec<WriteResult> {
+    let Step {
+        ctx, key, workload, ..
+    } = *step;
+    let writes = &assessment.writes;
     let mut results = Vec::with_capacity(writes.len());
     let mut stopped: Vec<Lane> = Vec::new();
     let mut evictions = 0;
-    for write in writes {
-        if stopped.contains(&write.lane()) {
+    let mut fenced = false;
+    for (index, write) in writes.iter().enumerate() {
+        if fenced || stopped.contains(&write.lane()) {
             results.push(WriteResult::NotTried);
             continue;
         }
@@ -300,13 +335,7 @@ async fn carry_out(
             // names when the slot comes: a plan that picks another pod keeps its place.
             Write::Evict(m) => match ctx.limiter.reserve(key, &eviction_slot(&mut evictions)) {
                 Some(wait) => WriteResult::Deferred(wait),
-                None => {
-                    let result = actuate::evict(&ctx.client, workload.namespace(), &m.pod).await;
-                    if matches!(result, WriteResult::Done) {
-                        info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
-                    }
-                    result
-                }
+                None => evict(step, assessment, &results, index, m).await,
             },
             Write::Restart { body } => actuate::restart(&ctx.client, workload, body).await,
             Write::RequestCapacity { objects, .. } => {
@@ -335,6 +364,7 @@ async fn carry_out(
         };
         if let WriteResult::Failed(e) = &result {
             warn!(workload = %workload.name(), error = %e, "write failed");
+            fenced |= crate::shell::fence::is_fenced(&e.source);
         }
         if !matches!(result, WriteResult::Done | WriteResult::Gone) {
             stopped.push(write.lane());
@@ -342,6 +372,41 @@ async fn carry_out(
         results.push(result);
     }
     results
+}
+
+/// Persists the move as in flight (the status entry it would leave), then evicts the pod with its
+/// uid and resourceVersion as preconditions: a replacement of the same name, or a pod changed
+/// since the snapshot, is not evicted. No status write, no eviction.
+async fn evict(
+    step: &Step<'_>,
+    assessment: &Assessment,
+    results: &[WriteResult],
+    index: usize,
+    m: &Move,
+) -> WriteResult {
+    let Step {
+        ctx,
+        policy,
+        workload,
+        now,
+        ..
+    } = *step;
+    let entry = pipeline::before_eviction(assessment, results, index, now);
+    let recorded = (ctx.statuses)
+        .write_onto(&ctx.client, policy, |base| with_workload(base, entry))
+        .await;
+    if let Err(source) = recorded {
+        return WriteResult::Failed(WriteError {
+            kind: WriteKind::Evict,
+            target: m.pod.clone(),
+            source,
+        });
+    }
+    let result = actuate::evict(&ctx.client, workload.namespace(), m).await;
+    if matches!(result, WriteResult::Done) {
+        info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
+    }
+    result
 }
 
 /// Reads what one policy's reconcile needs from the caches: its namespace's policies,
@@ -394,25 +459,14 @@ fn workload_ref(w: &WorkloadObject) -> ObjectReference {
     }
 }
 
-/// Writes the status subresource, only when it changed.
+/// Writes the status subresource, only when it changed, on the resourceVersion it was computed
+/// from.
 async fn write_status(
     ctx: &Context,
     policy: &HAPolicy,
     status: HAPolicyStatus,
 ) -> Result<(), Error> {
-    if policy.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let api: Api<HAPolicy> =
-        Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
-    api.patch_status(
-        &policy.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(status_patch(&status)),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|source| Error::Status {
+    (ctx.statuses.write(&ctx.client, policy, &status).await).map_err(|source| Error::Status {
         policy: policy.name_any(),
         source,
     })

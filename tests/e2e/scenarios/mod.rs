@@ -7,6 +7,7 @@ mod cluster;
 mod demo;
 mod drill;
 mod fleet;
+mod guards;
 mod install;
 mod memory;
 mod monitoring;
@@ -168,6 +169,12 @@ pub fn all() -> Vec<Scenario> {
         },
         scenario("admission_policy_limits_skewguard", |c| {
             Box::pin(scale_in::admission_policy_limits_skewguard(c))
+        }),
+        scenario("admission_guard_evictions_are_scoped", |c| {
+            Box::pin(guards::evictions_are_scoped_to_policies_and_uids(c))
+        }),
+        scenario("admission_guard_workload_and_status_writes", |c| {
+            Box::pin(guards::workload_and_status_writes_follow_the_policy(c))
         }),
         scenario("scale_in_6_to_3", |c| {
             Box::pin(scale_in::scale_in_6_to_3(c))

@@ -43,7 +43,7 @@ const WAIT: Duration = Duration::from_secs(90);
 const OPERATOR_NS: &str = "skewguard-system";
 const OPERATOR_SA: &str = "skewguard";
 
-fn operator_user() -> String {
+pub(super) fn operator_user() -> String {
     format!("system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}")
 }
 
@@ -343,7 +343,7 @@ pub async fn scale_in_9_to_3_turned_off(ctx: Ctx) {
 // ---- the admission policies ----
 
 /// A client of the suite's admin that impersonates `user`.
-async fn impersonating(ctx: &Ctx, user: &str) -> Client {
+pub(super) async fn impersonating(ctx: &Ctx, user: &str) -> Client {
     let kc = Kubeconfig::read_from(&ctx.kubeconfig).expect("read kubeconfig");
     let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -352,13 +352,23 @@ async fn impersonating(ctx: &Ctx, user: &str) -> Client {
     Client::try_from(config).expect("build impersonating client")
 }
 
+/// The admission guards of config/admission/, as files.
+const ADMISSION_GUARDS: [&str; 6] = [
+    "config/admission/pod_deletion_cost_only.yaml",
+    "config/admission/workload_owned_fields_only.yaml",
+    "config/admission/room_requests_only.yaml",
+    "config/admission/evictions_scoped.yaml",
+    "config/admission/spread_from_policy.yaml",
+    "config/admission/published_admission_from_spec.yaml",
+];
+
 fn repo_file(ctx: &Ctx, path: &str) -> String {
     std::fs::read_to_string(ctx.repo.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
 /// The operator's ServiceAccount with the operator's ClusterRole, and the admission policies,
 /// all from config/.
-async fn install_operator_identity(ctx: &Ctx) {
+pub(super) async fn install_operator_identity(ctx: &Ctx) {
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": OPERATOR_NS}})).unwrap();
     let _ = namespaces.create(&PostParams::default(), &ns).await;
@@ -369,21 +379,17 @@ async fn install_operator_identity(ctx: &Ctx) {
     for file in [
         "config/rbac/cluster_role.yaml",
         "config/rbac/cluster_role_binding.yaml",
-        "config/admission/pod_deletion_cost_only.yaml",
-        "config/admission/workload_owned_fields_only.yaml",
-        "config/admission/room_requests_only.yaml",
         "config/manager/priority_class.yaml",
-    ] {
+    ]
+    .into_iter()
+    .chain(ADMISSION_GUARDS)
+    {
         ctx.apply(&repo_file(ctx, file)).await;
     }
 }
 
-async fn remove_admission_policies(ctx: &Ctx) {
-    for file in [
-        "config/admission/pod_deletion_cost_only.yaml",
-        "config/admission/workload_owned_fields_only.yaml",
-        "config/admission/room_requests_only.yaml",
-    ] {
+pub(super) async fn remove_admission_policies(ctx: &Ctx) {
+    for file in ADMISSION_GUARDS {
         let text = repo_file(ctx, file);
         let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
             .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
@@ -407,7 +413,7 @@ async fn remove_admission_policies(ctx: &Ctx) {
     }
 }
 
-fn denied_by_policy(result: &Result<impl std::fmt::Debug, kube::Error>) -> bool {
+pub(super) fn denied_by_policy(result: &Result<impl std::fmt::Debug, kube::Error>) -> bool {
     matches!(result, Err(e) if e.to_string().contains("skewguard may"))
 }
 
@@ -421,6 +427,14 @@ pub async fn admission_policy_limits_skewguard(ctx: Ctx) {
         .await;
     install_operator_identity(&ctx).await;
     let labels = [("app", "guarded")];
+    // The policy whose spec the spread guard reads: skewguard writes only what it asks for.
+    ctx.apply(&hapolicy(
+        "guarded",
+        json!({"selector": {"matchLabels": {"app": "guarded"}},
+               "spread": [{"topologyKey": ZONE_KEY, "maxSkew": 1}],
+               "hostAntiAffinity": "Preferred", "injectConstraints": false}),
+    ))
+    .await;
     ctx.apply(&deployment("guarded", 1, &labels)).await;
     let pod = wait_for("a Ready pod of guarded", WAIT, || async {
         live_pods(&ctx, "guarded")
