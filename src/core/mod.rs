@@ -14,6 +14,7 @@
 //!   mode.
 //! - [`zone_health`]: Healthy, Out or Recovering for each zone of a policy's keys, which
 //!   Adaptive entries follow; [`stranded`]: which Pending pods are deleted while a zone is Out.
+//! - [`pod_owner`]: which workload a pod is of, by its controller owner chain.
 //! - [`ownership`], [`budgets`], [`policy_status`], [`snapshot`], [`errors`]: which policy governs a
 //!   workload, whether a PodDisruptionBudget has room, the status a policy reports, API objects
 //!   in the core's terms, and the fixed vocabulary of failures.
@@ -27,6 +28,7 @@ pub mod expected;
 pub mod injection;
 pub mod ownership;
 pub mod pipeline;
+pub mod pod_owner;
 pub mod policy_status;
 pub mod rollout_slots;
 pub mod snapshot;

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::core::topology::{
-    Node, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Pod,
+    Labels, Node, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Pod,
     Resources, Taint, TaintEffect, Toleration, TolerationOperator, Unschedulable,
 };
 
@@ -84,6 +84,10 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             pod.metadata.annotations.as_ref(),
         ),
         deletion_cost_ours: owns_deletion_cost(&pod.metadata),
+        owner: crate::core::pod_owner::owner_of(
+            pod.metadata.owner_references.as_deref().unwrap_or_default(),
+            pod.metadata.labels.as_ref().unwrap_or(&Labels::new()),
+        ),
         created: pod
             .metadata
             .creation_timestamp

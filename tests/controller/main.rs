@@ -730,7 +730,8 @@ async fn reconcile_stranded(published_ago: i64, dry_run: bool) -> FakeApi {
     );
     let stranded: skewguard::core::snapshot::LeanPod = serde_json::from_value(json!({
         "metadata": {"name": "web-2", "namespace": NS, "uid": "web-2-uid",
-                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"}},
+                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"},
+                     "ownerReferences": web_replicaset()},
         "spec": {"containers": [{"name": "nginx", "image": "nginx"}],
                  "topologySpreadConstraints": [{"topologyKey": "topology.kubernetes.io/zone",
                      "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]},

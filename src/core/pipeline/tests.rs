@@ -535,6 +535,101 @@ fn a_deployment_gets_the_costs_that_keep_its_scale_in_balanced_after_its_other_w
     assert_eq!(c.outcome.status().scale_in, Some(status));
 }
 
+/// `web`'s two pods in zone c, and `web-canary`'s three there too: the canary's pods carry
+/// `web`'s labels (an allowed overlap), but their ReplicaSet is the canary's.
+fn piled_with_canary() -> Cluster {
+    let canary = |name: &str| Pod {
+        owner: Some(crate::core::topology::PodOwner {
+            kind: crate::api::WorkloadKind::Deployment,
+            name: "web-canary".into(),
+        }),
+        ..pod(name, "c-1")
+    };
+    Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![
+            canary("canary-1"),
+            canary("canary-2"),
+            canary("canary-3"),
+            pod("web-1", "c-1"),
+            pod("web-2", "c-1"),
+        ],
+    )
+}
+
+#[test]
+fn only_the_workloads_own_pods_are_moved_annotated_or_reported_though_all_are_counted() {
+    let cluster = piled_with_canary();
+    let a = assess_on(&keeping_scale_in(), &cluster);
+    // Measured as the scheduler does: the constraint's selector matches all five pods.
+    let zone = &a.measurement.constraints[0];
+    assert_eq!(zone.skew, 5, "{zone:?}");
+    // Reported as web's: its own two pods only.
+    let own: Vec<&str> = (a.measurement.own_pods.iter())
+        .map(|&i| cluster.pods()[i].name.as_str())
+        .collect();
+    assert_eq!(own, ["web-1", "web-2"]);
+    // Moved: only web's.
+    let evicted: Vec<&str> = (a.writes.iter())
+        .filter_map(|w| match w {
+            Write::Evict(m) => Some(m.pod.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!evicted.is_empty(), "{:?}", a.writes);
+    assert!(evicted.iter().all(|p| p.starts_with("web-")), "{evicted:?}");
+    // Annotated: only web's.
+    let costs = cost_writes_of(&a);
+    assert!(!costs.is_empty());
+    assert!(
+        costs.iter().all(|(p, _)| p.starts_with("web-")),
+        "{costs:?}"
+    );
+}
+
+#[test]
+fn a_workload_owning_none_of_the_pods_its_selector_matches_moves_nothing() {
+    // Only the canary's pods in the cluster: web's selector matches them, web owns none.
+    let pods: Vec<Pod> = (piled_with_canary().pods().iter())
+        .filter(|p| p.name.starts_with("canary"))
+        .map(|p| (**p).clone())
+        .collect();
+    let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
+    let a = assess_on(&keeping_scale_in(), &cluster);
+    assert!(a.measurement.own_pods.is_empty());
+    assert!(
+        !a.writes
+            .iter()
+            .any(|w| matches!(w, Write::Evict(_) | Write::DeletionCost { .. })),
+        "{:?}",
+        a.writes
+    );
+}
+
+#[test]
+fn an_empty_selector_is_refused_with_a_clear_status() {
+    let a = assess(
+        &keeping_scale_in(),
+        &web(json!({})),
+        &piled(),
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.decision.state, RebalanceState::Blocked);
+    assert_eq!(
+        a.decision.reason,
+        crate::api::conditions::reason::INVALID_WORKLOAD
+    );
+    assert!(a.writes.is_empty());
+    assert!(
+        a.notes.iter().any(|n| n.contains("empty pod selector")),
+        "{:?}",
+        a.notes
+    );
+}
+
 #[test]
 fn costs_already_in_place_need_no_write() {
     let mut cluster = piled();

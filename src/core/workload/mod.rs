@@ -29,6 +29,13 @@ pub enum WorkloadError {
         name: String,
         reason: String,
     },
+    /// `selector: {}` (allowed for a Rollout) selects every pod of the namespace: governing it
+    /// would move, annotate and report pods of other workloads.
+    #[error(
+        "{kind:?} {name} has an empty pod selector, which selects every pod of its namespace: \
+         give spec.selector the labels of its own pods"
+    )]
+    EmptySelector { kind: WorkloadKind, name: String },
     #[error("{name} is not of a supported workload kind")]
     UnknownKind { name: String },
     #[error("{kind:?} {name} has an unreadable spec: {reason}")]
@@ -139,8 +146,20 @@ impl WorkloadObject {
             .unwrap_or(&NONE)
     }
 
-    /// The pod selector as kube's matcher.
+    /// The pod selector as kube's matcher; an empty one is refused ([`WorkloadError::EmptySelector`]).
     pub fn pod_selector(&self) -> Result<Selector, WorkloadError> {
+        let empty = self
+            .selector
+            .match_labels
+            .as_ref()
+            .is_none_or(|l| l.is_empty())
+            && (self.selector.match_expressions.as_ref()).is_none_or(|e| e.is_empty());
+        if empty {
+            return Err(WorkloadError::EmptySelector {
+                kind: self.kind,
+                name: self.name().to_string(),
+            });
+        }
         Selector::try_from(self.selector.clone()).map_err(|e| WorkloadError::InvalidSelector {
             kind: self.kind,
             name: self.name().to_string(),
@@ -182,6 +201,10 @@ impl WorkloadObject {
             namespace: self.namespace().to_string(),
             name: self.name().to_string(),
             pod_selector,
+            owner: Some(topology::PodOwner {
+                kind: self.kind,
+                name: self.name().to_string(),
+            }),
             template: topology::PodTemplate {
                 labels: self
                     .template
@@ -403,6 +426,46 @@ mod tests {
             w.to_core(vec![]),
             Err(WorkloadError::InvalidSelector { .. })
         ));
+    }
+
+    #[test]
+    fn an_empty_selector_is_refused_not_taken_for_every_pod() {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "all", "namespace": "shop"},
+            "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "all"}}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_dynamic(&r).unwrap();
+        let refused = w.pod_selector().unwrap_err();
+        assert!(matches!(refused, WorkloadError::EmptySelector { .. }));
+        assert!(
+            refused
+                .to_string()
+                .contains("selects every pod of its namespace")
+        );
+        assert!(w.to_core(vec![]).is_err());
+    }
+
+    #[test]
+    fn to_core_knows_whose_pods_are_its_own() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}}}
+        }))
+        .unwrap();
+        let core = WorkloadObject::from_object(&d)
+            .unwrap()
+            .to_core(vec![])
+            .unwrap();
+        assert_eq!(
+            core.owner,
+            Some(topology::PodOwner {
+                kind: WorkloadKind::Deployment,
+                name: "web".into()
+            })
+        );
     }
 
     #[test]

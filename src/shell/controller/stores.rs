@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::ResetTimerBackoff;
@@ -380,7 +381,19 @@ pub fn prune_pod(pod: &mut LeanPod) {
     {
         pod.metadata.annotations = None;
     }
-    pod.metadata.owner_references = None;
+    // Only the controller reference says whose the pod is (`core::pod_owner`), and only its kind,
+    // version and name.
+    pod.metadata.owner_references = (pod.metadata.owner_references.take())
+        .and_then(|refs| crate::core::pod_owner::controller_of(&refs).cloned())
+        .map(|r| {
+            vec![OwnerReference {
+                api_version: r.api_version,
+                kind: r.kind,
+                name: r.name,
+                controller: Some(true),
+                ..Default::default()
+            }]
+        });
     pod.spec.settle_requests();
     if let Some(conditions) = pod.status.conditions.as_mut() {
         let unbound = pod.spec.node_name.is_none();
@@ -744,7 +757,12 @@ mod tests {
     #[test]
     fn pruning_keeps_everything_the_core_reads() {
         let mut pod: LeanPod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
+            "metadata": {"name": "web-1", "namespace": "shop",
+                         "labels": {"app": "web", "pod-template-hash": "h1"},
+                         "ownerReferences": [
+                             {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-h1",
+                              "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true},
+                             {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "c"}],
                          "annotations": {"a": "b", "karpenter.sh/do-not-disrupt": "true",
                                          "controller.kubernetes.io/pod-deletion-cost": "-2000"},
                          "managedFields": [
@@ -786,6 +804,18 @@ mod tests {
             crate::core::topology::Resources::new(100, 64 << 20, 1)
         );
         assert!(before.ready && before.has_volume_claims);
+        assert_eq!(
+            before.owner,
+            Some(crate::core::topology::PodOwner {
+                kind: WorkloadKind::Deployment,
+                name: "web".into()
+            })
+        );
+        assert_eq!(
+            pod.metadata.owner_references.as_ref().map(Vec::len),
+            Some(1),
+            "only the controller reference is kept"
+        );
 
         // An unbound pod keeps what the scheduler said of it, and the form of its constraints.
         let mut pending: LeanPod = serde_json::from_value(serde_json::json!({
