@@ -5,6 +5,7 @@ pub mod cli;
 pub mod controller;
 pub mod http;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod telemetry;

@@ -27,6 +27,7 @@ use crate::core::workload::{KindDescriptor, Unreadable, WorkloadObject, kinds};
 
 use super::by_namespace::{IndexedStore, NamespaceIndex};
 use super::pod_index::PodIndex;
+use crate::shell::liveness::{TaskGuard, WatchTasks};
 
 /// How every watch of the operator retries after an error: from half a second, doubling, at most
 /// 5 s apart, reset after 30 s without one. kube's default (client-go's: up to 30 s, reset after
@@ -427,10 +428,12 @@ fn drop_managed_fields<K: Resource>(o: &mut K) {
     o.meta_mut().managed_fields = None;
 }
 
-/// Starts every watch; returns the stores and the stream of triggers.
+/// Starts every watch, each registered in `tasks` (what `/healthz` answers for); returns the
+/// stores and the stream of triggers.
 pub fn start(
     client: &Client,
     namespace: Option<&str>,
+    tasks: &WatchTasks,
 ) -> (Stores, mpsc::UnboundedReceiver<Trigger>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let wc = watcher::Config::default();
@@ -441,12 +444,14 @@ pub fn start(
         pods.clone(),
         tx.clone(),
         health.clone(),
+        tasks.register("pods"),
     ));
     let pdbs = spawn_watch(
         api(client, namespace),
         wc.clone(),
         drop_managed_fields,
         tx.clone(),
+        tasks.register("PodDisruptionBudgets"),
     );
     let (node_store, node_writer) = reflector::store();
     let nodes = Nodes::new(node_store);
@@ -460,12 +465,18 @@ pub fn start(
         tx.clone(),
         Some(nodes.clone()),
         None,
+        tasks.register("nodes"),
     ));
+    let sinks = Sinks {
+        tx: tx.clone(),
+        health: health.clone(),
+        tasks: tasks.clone(),
+    };
     let mut workloads = BTreeMap::new();
     for kind in kinds() {
         let slot = KindStore::default();
         match kind.crd {
-            None => start_kind(client, namespace, kind, &slot, &tx, &health),
+            None => start_kind(client, namespace, kind, &slot, &sinks),
             Some(crd) => {
                 tokio::spawn(watch_crd(
                     client.clone(),
@@ -473,8 +484,7 @@ pub fn start(
                     crd,
                     kind,
                     slot.clone(),
-                    tx.clone(),
-                    health.clone(),
+                    sinks.clone(),
                 ));
             }
         }
@@ -492,16 +502,26 @@ pub fn start(
                 "nodepools.karpenter.sh",
                 Some(nodepool_resource()),
                 &tx,
+                tasks,
             ),
             capacity_buffers: watch_optional_api(
                 client,
                 "capacitybuffers.autoscaling.x-k8s.io",
                 None,
                 &tx,
+                tasks,
             ),
         },
         rx,
     )
+}
+
+/// Where a workload watch reports: its triggers, the caches' gaps, and its liveness.
+#[derive(Clone)]
+struct Sinks {
+    tx: mpsc::UnboundedSender<Trigger>,
+    health: WatchHealth,
+    tasks: WatchTasks,
 }
 
 /// Starts the reflector of one workload kind into `slot`.
@@ -510,9 +530,9 @@ fn start_kind(
     namespace: Option<&str>,
     kind: &'static KindDescriptor,
     slot: &KindStore,
-    tx: &mpsc::UnboundedSender<Trigger>,
-    health: &WatchHealth,
+    sinks: &Sinks,
 ) {
+    let Sinks { tx, health, tasks } = sinks;
     let resource = kind.api_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
@@ -530,6 +550,7 @@ fn start_kind(
         tx.clone(),
         None,
         Some(health.clone()),
+        tasks.register(kind.plural),
     ));
     let _ = slot.set(store);
 }
@@ -541,6 +562,7 @@ async fn watch_pods(
     index: Arc<PodIndex>,
     tx: mpsc::UnboundedSender<Trigger>,
     health: WatchHealth,
+    task: TaskGuard,
 ) {
     let stream = watcher(api, watcher::Config::default())
         .backoff(watch_backoff())
@@ -548,6 +570,7 @@ async fn watch_pods(
     let mut stream = std::pin::pin!(stream);
     let mut observer = health.observer("pods");
     while let Some(event) = stream.next().await {
+        task.busy();
         observer.observe(&event);
         let trigger = match &event {
             Ok(Event::Apply(p) | Event::Delete(p)) => {
@@ -566,8 +589,9 @@ async fn watch_pods(
         if let Some(t) = trigger
             && tx.send(t).is_err()
         {
-            return;
+            return task.finish();
         }
+        task.idle();
     }
 }
 
@@ -589,6 +613,7 @@ fn spawn_watch<K>(
     wc: watcher::Config,
     prune: fn(&mut K),
     tx: mpsc::UnboundedSender<Trigger>,
+    task: TaskGuard,
 ) -> IndexedStore<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -597,7 +622,7 @@ where
     let (store, writer) = IndexedStore::new(Default::default());
     let stream = watcher(api, wc).backoff(watch_backoff()).modify(prune);
     let index = Some(store.index().clone());
-    tokio::spawn(forward(stream, writer, index, tx, None, None));
+    tokio::spawn(forward(stream, writer, index, tx, None, None, task));
     store
 }
 
@@ -620,6 +645,7 @@ async fn forward<K, S>(
     tx: mpsc::UnboundedSender<Trigger>,
     nodes: Option<Nodes>,
     health: Option<WatchHealth>,
+    task: TaskGuard,
 ) where
     K: Resource + Clone + 'static,
     <K as Resource>::DynamicType: Eq + std::hash::Hash + Clone,
@@ -628,6 +654,7 @@ async fn forward<K, S>(
     let mut stream = std::pin::pin!(stream.reflect(writer));
     let mut observer = health.as_ref().map(|h| h.observer("workloads"));
     while let Some(event) = stream.next().await {
+        task.busy();
         if let Some(observer) = &mut observer {
             observer.observe(&event);
         }
@@ -653,8 +680,9 @@ async fn forward<K, S>(
         if let Some(t) = trigger
             && tx.send(t).is_err()
         {
-            return;
+            return task.finish();
         }
+        task.idle();
     }
 }
 
@@ -683,12 +711,13 @@ async fn watch_crd(
     crd: &'static str,
     kind: &'static KindDescriptor,
     slot: KindStore,
-    tx: mpsc::UnboundedSender<Trigger>,
-    health: WatchHealth,
+    sinks: Sinks,
 ) {
+    let waiting = sinks.tasks.register(format!("{crd} CRD"));
     crd_installed(&client, crd).await;
     info!(crd, "CRD found: governing {}s too", kind.name());
-    start_kind(&client, namespace.as_deref(), kind, &slot, &tx, &health);
+    start_kind(&client, namespace.as_deref(), kind, &slot, &sinks);
+    waiting.finish();
 }
 
 /// Watches for an optional API's CRD; once it exists, marks it served and (with a resource)
@@ -698,10 +727,12 @@ fn watch_optional_api(
     crd: &'static str,
     resource: Option<ApiResource>,
     tx: &mpsc::UnboundedSender<Trigger>,
+    tasks: &WatchTasks,
 ) -> OptionalApi {
     let api = OptionalApi::default();
-    let (client, found, tx) = (client.clone(), api.clone(), tx.clone());
+    let (client, found, tx, tasks) = (client.clone(), api.clone(), tx.clone(), tasks.clone());
     tokio::spawn(async move {
+        let waiting = tasks.register(format!("{crd} CRD"));
         crd_installed(&client, crd).await;
         info!(crd, "CRD found");
         found.served.store(true, Ordering::Release);
@@ -712,10 +743,12 @@ fn watch_optional_api(
             let stream = watcher::watcher(objects, watcher::Config::default())
                 .backoff(watch_backoff())
                 .modify(drop_managed_fields);
-            tokio::spawn(forward(stream, writer, None, tx.clone(), None, None));
+            let task = tasks.register(crd);
+            tokio::spawn(forward(stream, writer, None, tx.clone(), None, None, task));
             let _ = found.objects.set(store);
         }
         let _ = tx.send(Trigger::All);
+        waiting.finish();
     });
     api
 }
