@@ -476,6 +476,102 @@ fn a_workload_holding_a_slot_keeps_it_until_its_rollout_is_done() {
     assert_eq!(a.memory.decision.rollout_generation, None);
 }
 
+#[test]
+fn a_rollout_stuck_past_the_timeout_gives_its_slot_back_and_blocks_its_workload() {
+    use crate::core::rollout_slots::{RolloutSlots, SlotChange};
+    let p = policy(json!({"injectConstraints": true}));
+    let mut memory = WorkloadMemory::default();
+    memory.decision.rollout_generation = Some(2);
+    memory.decision.rollout_started = Some(now());
+    // Generation 2 observed, but its new pods never turn Ready (a broken image).
+    let mut broken = web(web_selector());
+    broken.replicas.generation = 2;
+    broken.replicas.observed_generation = 2;
+    (broken.replicas.updated, broken.replicas.ready) = (1, 1);
+    broken.replicas.available = 1;
+    let at = |secs: i64| now() + jiff::SignedDuration::from_secs(secs);
+    let assess_at = |memory: &WorkloadMemory, w: &WorkloadObject, secs: i64| {
+        assess(
+            &p,
+            w,
+            &piled(),
+            memory,
+            &GOVERNING,
+            &Settings::default(),
+            at(secs),
+        )
+    };
+    // Within the timeout it holds its slot, as any rollout in progress.
+    let timeout = i64::try_from(crate::core::decision::ROLLOUT_TIMEOUT.as_secs()).unwrap();
+    let a = assess_at(&memory, &broken, timeout - 1);
+    assert_eq!(a.memory.decision.rollout_generation, Some(2));
+    assert_ne!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+    // Past it: the slot is given back, the workload is Blocked, RolloutStuck, and says so.
+    let a = assess_at(&memory, &broken, timeout);
+    assert_eq!(a.memory.decision.rollout_generation, None);
+    assert_eq!(a.memory.decision.rollout_stuck_since, Some(at(timeout)));
+    assert_eq!(a.decision.state, RebalanceState::Blocked);
+    assert_eq!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+    assert!(!a.starts_rollout(), "{:?}", a.writes);
+    assert!(!a.writes.iter().any(|w| matches!(w, Write::Evict(_))));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("did not complete within 10 minutes")),
+        "{:?}",
+        a.notes
+    );
+    let c = conclude(a, vec![], at(timeout));
+    assert_eq!(c.slot, SlotChange::Release);
+    assert_eq!(
+        c.outcome.status().rebalance.reason.as_deref(),
+        Some("RolloutStuck")
+    );
+    // The budget: the stuck workload held the only slot; once settled, another gets it.
+    let stuck_key = WorkloadKey::new(NS, "p", crate::api::WorkloadKind::Deployment, "web");
+    let other = WorkloadKey::new(NS, "p", crate::api::WorkloadKind::Deployment, "api");
+    let mut slots = RolloutSlots::new(1);
+    slots.settle(&stuck_key, SlotChange::Hold);
+    assert!(matches!(slots.permit(&other), RolloutPermit::Denied { .. }));
+    slots.settle(&stuck_key, c.slot);
+    assert_eq!(slots.permit(&other), RolloutPermit::Granted);
+    // It stays Blocked (and starts nothing, holds nothing) until it settles, across restarts.
+    let persisted = crate::core::decision::persisted::to_status(&c.memory.decision);
+    let restarted = WorkloadMemory {
+        decision: crate::core::decision::persisted::from_status(&crate::api::RebalanceStatus {
+            memory: persisted,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(restarted.decision.rollout_stuck_since, Some(at(timeout)));
+    let a = assess_at(&restarted, &broken, timeout + 60);
+    assert_eq!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+    assert!(!a.starts_rollout());
+    // Settled (the image fixed): no longer stuck.
+    let mut fixed = broken.clone();
+    (
+        fixed.replicas.updated,
+        fixed.replicas.ready,
+        fixed.replicas.available,
+    ) = (2, 2, 2);
+    let a = assess_at(&restarted, &fixed, timeout + 120);
+    assert_eq!(a.memory.decision.rollout_stuck_since, None);
+    assert_ne!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+}
+
 // ---- scale-in order (pod-deletion-cost) ----
 
 fn keeping_scale_in() -> HAPolicy {
