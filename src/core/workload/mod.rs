@@ -36,6 +36,13 @@ pub enum WorkloadError {
          give spec.selector the labels of its own pods"
     )]
     EmptySelector { kind: WorkloadKind, name: String },
+    /// An Argo Rollout's `workloadRef` names a workload whose template cannot be read.
+    #[error("{kind:?} {name}: its workloadRef {reference}")]
+    Reference {
+        kind: WorkloadKind,
+        name: String,
+        reference: String,
+    },
     #[error("{name} is not of a supported workload kind")]
     UnknownKind { name: String },
     #[error("{kind:?} {name} has an unreadable spec: {reason}")]
@@ -89,6 +96,19 @@ pub struct WorkloadObject {
     pub replicas: ReplicaStatus,
     /// Argo Rollouts' `spec.restartAt`, if set.
     pub restart_at: Option<String>,
+    /// Argo Rollouts' `spec.workloadRef`: the template lives in that workload (a Deployment), is
+    /// read from it ([`WorkloadObject::with_referenced_template`]), and constraints are written
+    /// to it (Argo refuses a template in the Rollout itself).
+    pub workload_ref: Option<WorkloadRef>,
+}
+
+/// The workload an Argo Rollout takes its pod template from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkloadRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
 }
 
 /// What every workload object, readable or not, is known by: its kind and its metadata.
@@ -146,15 +166,16 @@ impl WorkloadObject {
             .unwrap_or(&NONE)
     }
 
+    /// `spec.selector` names no label at all: it would select every pod of the namespace.
+    fn selector_is_empty(&self) -> bool {
+        let s = &self.selector;
+        s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+            && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    }
+
     /// The pod selector as kube's matcher; an empty one is refused ([`WorkloadError::EmptySelector`]).
     pub fn pod_selector(&self) -> Result<Selector, WorkloadError> {
-        let empty = self
-            .selector
-            .match_labels
-            .as_ref()
-            .is_none_or(|l| l.is_empty())
-            && (self.selector.match_expressions.as_ref()).is_none_or(|e| e.is_empty());
-        if empty {
+        if self.selector_is_empty() {
             return Err(WorkloadError::EmptySelector {
                 kind: self.kind,
                 name: self.name().to_string(),
@@ -242,10 +263,12 @@ impl WorkloadObject {
         #[serde(rename_all = "camelCase")]
         struct Spec {
             replicas: Option<i32>,
-            selector: LabelSelector,
+            // A Rollout with a workloadRef may leave it out (then the referenced workload's).
+            selector: Option<LabelSelector>,
             #[serde(default)]
             template: PodTemplateSpec,
             restart_at: Option<String>,
+            workload_ref: Option<WorkloadRef>,
         }
         let spec_value = object.data.get("spec").ok_or(WorkloadError::MissingSpec {
             kind,
@@ -262,7 +285,7 @@ impl WorkloadObject {
         Ok(Self {
             kind,
             metadata: object.metadata.clone(),
-            selector: spec.selector,
+            selector: spec.selector.unwrap_or_default(),
             template: spec.template,
             replicas: ReplicaStatus {
                 desired: spec.replicas.unwrap_or(1),
@@ -275,7 +298,53 @@ impl WorkloadObject {
                 observed_generation: status.observed_generation(),
             },
             restart_at: spec.restart_at,
+            workload_ref: spec.workload_ref,
         })
+    }
+
+    /// Where the template is written: the workload itself, or the Deployment its `workloadRef`
+    /// names (kind and name).
+    pub fn template_target(&self) -> (WorkloadKind, &str) {
+        match &self.workload_ref {
+            Some(r) => (WorkloadKind::Deployment, r.name.as_str()),
+            None => (self.kind, self.name()),
+        }
+    }
+
+    /// A Rollout with a `workloadRef` takes its template (and, when it has none, its selector)
+    /// from the referenced Deployment, as Argo Rollouts does; `referenced` looks a Deployment of
+    /// the workload's namespace up by name. Any other workload is returned as it is.
+    pub fn with_referenced_template(
+        mut self,
+        referenced: impl FnOnce(&str) -> Option<WorkloadObject>,
+    ) -> Result<Self, WorkloadError> {
+        let Some(reference) = &self.workload_ref else {
+            return Ok(self);
+        };
+        let refused = |reference: String| WorkloadError::Reference {
+            kind: self.kind,
+            name: self.name().to_string(),
+            reference,
+        };
+        let deployment = WorkloadKind::Deployment.descriptor();
+        if reference.kind != deployment.name() || reference.api_version != deployment.api_version()
+        {
+            return Err(refused(format!(
+                "names a {} ({}): skewguard reads the template of an apps/v1 Deployment only",
+                reference.kind, reference.api_version
+            )));
+        }
+        let Some(source) = referenced(&reference.name) else {
+            return Err(refused(format!(
+                "names Deployment {}, which does not exist",
+                reference.name
+            )));
+        };
+        self.template = source.template;
+        if self.selector_is_empty() {
+            self.selector = source.selector;
+        }
+        Ok(self)
     }
 
     /// Reads a typed object (a `Deployment`, a `StatefulSet`) through its JSON form, the way the
@@ -466,6 +535,102 @@ mod tests {
                 name: "web".into()
             })
         );
+    }
+
+    fn referencing_rollout(
+        reference: serde_json::Value,
+        selector: serde_json::Value,
+    ) -> WorkloadObject {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "was", "namespace": "petclinic"},
+            "spec": {"replicas": 2, "selector": selector, "workloadRef": reference}
+        }))
+        .unwrap();
+        WorkloadObject::from_dynamic(&r).unwrap()
+    }
+
+    fn referenced_deployment() -> WorkloadObject {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "was-template", "namespace": "petclinic"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"tier": "was"}},
+                     "template": {"metadata": {"labels": {"tier": "was"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i",
+                                           "resources": {"requests": {"cpu": "300m"}}}]}}}
+        }))
+        .unwrap();
+        WorkloadObject::from_object(&d).unwrap()
+    }
+
+    #[test]
+    fn a_workload_ref_rollout_reads_the_referenced_template_and_writes_there() {
+        let deployment_ref =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "was-template"});
+        // No selector of its own: the Deployment's, as Argo Rollouts takes it.
+        let r = referencing_rollout(deployment_ref.clone(), json!(null));
+        assert!(
+            r.template.spec.is_none(),
+            "the Rollout's own template is empty"
+        );
+        assert_eq!(
+            r.template_target(),
+            (WorkloadKind::Deployment, "was-template")
+        );
+        let r = r
+            .with_referenced_template(|name| (name == "was-template").then(referenced_deployment))
+            .unwrap();
+        assert_eq!(
+            r.template_labels().get("tier").map(String::as_str),
+            Some("was")
+        );
+        let core = r.to_core(vec![]).unwrap();
+        assert_eq!(core.template.requests, topology::Resources::new(300, 0, 1));
+        assert_eq!(
+            core.owner,
+            Some(topology::PodOwner {
+                kind: WorkloadKind::Rollout,
+                name: "was".into()
+            }),
+            "its pods are the Rollout's own, not the Deployment's"
+        );
+        // Its own selector, when it has one, stays.
+        let own = referencing_rollout(deployment_ref, json!({"matchLabels": {"app": "was"}}))
+            .with_referenced_template(|_| Some(referenced_deployment()))
+            .unwrap();
+        assert_eq!(
+            own.selector
+                .match_labels
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
+            Some("was")
+        );
+    }
+
+    #[test]
+    fn a_workload_ref_that_cannot_be_read_is_an_error_that_says_why() {
+        let missing = referencing_rollout(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "gone"}),
+            json!({"matchLabels": {"tier": "was"}}),
+        )
+        .with_referenced_template(|_| None)
+        .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("names Deployment gone, which does not exist"),
+            "{missing}"
+        );
+        let other = referencing_rollout(
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "name": "t"}),
+            json!({"matchLabels": {"tier": "was"}}),
+        )
+        .with_referenced_template(|_| Some(referenced_deployment()))
+        .unwrap_err();
+        assert!(other.to_string().contains("Deployment only"), "{other}");
+        // A Rollout without a workloadRef is left as it is.
+        let plain = referenced_deployment();
+        assert_eq!(plain.clone().with_referenced_template(|_| None), Ok(plain));
     }
 
     #[test]

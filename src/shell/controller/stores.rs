@@ -273,18 +273,27 @@ impl Stores {
         kinds: &[WorkloadKind],
     ) -> Vec<Result<WorkloadObject, Box<Unreadable>>> {
         let mut out = Vec::new();
+        // A Rollout's workloadRef names a Deployment of its namespace: its template is read there.
+        let deployment = |name: &str| {
+            let store = self.workloads.get(&WorkloadKind::Deployment)?.get()?;
+            let found = (store.in_namespace(namespace).into_iter())
+                .find(|d| d.metadata.name.as_deref() == Some(name))?;
+            WorkloadObject::read(WorkloadKind::Deployment, &found).ok()
+        };
         for kind in kinds {
             let Some(store) = self.workloads.get(kind).and_then(|s| s.get()) else {
                 continue;
             };
             out.extend(store.in_namespace(namespace).iter().map(|o| {
-                WorkloadObject::read(*kind, o).map_err(|error| {
-                    Box::new(Unreadable {
-                        kind: *kind,
-                        metadata: o.metadata.clone(),
-                        error,
+                let read = WorkloadObject::read(*kind, o);
+                read.and_then(|w| w.with_referenced_template(deployment))
+                    .map_err(|error| {
+                        Box::new(Unreadable {
+                            kind: *kind,
+                            metadata: o.metadata.clone(),
+                            error,
+                        })
                     })
-                })
             }));
         }
         out
