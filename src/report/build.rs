@@ -394,7 +394,7 @@ fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<Wor
             })
             .cloned()
     };
-    (read.iter().cloned())
+    let mut objects = (read.iter().cloned())
         .map(|w| {
             w.and_then(|w| {
                 let namespace = w.namespace().to_string();
@@ -402,7 +402,11 @@ fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<Wor
             })
         })
         .filter_map(|w| w.map_err(|e| warnings.push(e.to_string())).ok())
-        .collect()
+        .collect::<Vec<_>>();
+    // A Rollout's template Deployment is reported through the Rollout only.
+    let templates = crate::core::workload::referenced_templates(&objects);
+    objects.retain(|w| !w.is_referenced_template(&templates));
+    objects
 }
 
 fn row(

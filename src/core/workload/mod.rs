@@ -111,6 +111,33 @@ pub struct WorkloadRef {
     pub name: String,
 }
 
+/// The Deployments (namespace, name) that Rollouts among `workloads` take their template from
+/// (`workloadRef`): each is governed through its Rollout, not on its own, or a policy selecting both
+/// would write the one template twice, with different revision labels.
+pub fn referenced_templates<'a>(
+    workloads: impl IntoIterator<Item = &'a WorkloadObject>,
+) -> std::collections::BTreeSet<(String, String)> {
+    workloads
+        .into_iter()
+        .filter_map(|w| {
+            let r = w.workload_ref.as_ref()?;
+            (r.kind == WorkloadKind::Deployment.name())
+                .then(|| (w.namespace().to_string(), r.name.clone()))
+        })
+        .collect()
+}
+
+impl WorkloadObject {
+    /// Whether it is a Deployment in `templates` ([`referenced_templates`]).
+    pub fn is_referenced_template(
+        &self,
+        templates: &std::collections::BTreeSet<(String, String)>,
+    ) -> bool {
+        self.kind == WorkloadKind::Deployment
+            && templates.contains(&(self.namespace().to_string(), self.name().to_string()))
+    }
+}
+
 /// What every workload object, readable or not, is known by: its kind and its metadata.
 pub trait Identified {
     fn kind(&self) -> WorkloadKind;
@@ -579,6 +606,10 @@ mod tests {
         let r = r
             .with_referenced_template(|name| (name == "was-template").then(referenced_deployment))
             .unwrap();
+        // The Deployment is governed through the Rollout, not on its own.
+        let templates = referenced_templates([&r]);
+        assert!(referenced_deployment().is_referenced_template(&templates));
+        assert!(!r.is_referenced_template(&templates));
         assert_eq!(
             r.template_labels().get("tier").map(String::as_str),
             Some("was")

@@ -23,7 +23,9 @@ use tracing::{info, warn};
 use crate::api::{HAPolicy, WorkloadKind};
 use crate::core::snapshot::{self, LeanPod};
 use crate::core::topology::{Cluster, NodeSet};
-use crate::core::workload::{KindDescriptor, Unreadable, WorkloadObject, kinds};
+use crate::core::workload::{
+    KindDescriptor, Unreadable, WorkloadObject, kinds, referenced_templates,
+};
 
 use super::by_namespace::{IndexedStore, NamespaceIndex};
 use super::pod_index::PodIndex;
@@ -296,6 +298,9 @@ impl Stores {
                     })
             }));
         }
+        // A Rollout's template Deployment is governed through the Rollout only.
+        let templates = referenced_templates(out.iter().flatten());
+        out.retain(|w| (w.as_ref()).map_or(true, |w| !w.is_referenced_template(&templates)));
         out
     }
 

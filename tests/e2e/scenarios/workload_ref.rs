@@ -12,14 +12,16 @@ use serde_json::json;
 
 use super::fixtures::{deployment, flow_map, rollout_replicaset};
 use super::support::*;
-use crate::harness::{Ctx, rollout_resource, wait_for};
+use crate::harness::{Ctx, hapolicy_resource, rollout_resource, wait_for};
 
 const WAS: [(&str, &str); 2] = [("app", "petclinic"), ("tier", "was")];
 const HASH: &str = "6c8d7f9b4";
 const WAIT: Duration = Duration::from_secs(90);
 
 /// The Deployment holding the Rollout's template: scaled to 0 (Argo's `scaleDown`), its own
-/// object labelled apart from the policy's selection, its pods as the Rollout's.
+/// object labelled apart from the policy's selection (at the operator's start its Rollout watch
+/// may begin after the first reconcile, which would take a selected template Deployment for a
+/// workload of its own once), its pods as the Rollout's.
 fn template_deployment() -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: was-template\n  labels: {{role: template}}\n\
@@ -104,6 +106,22 @@ pub async fn workload_ref_rollout_is_read_and_written_through_its_deployment(ctx
         |w| w["kind"] == json!("Rollout") && w["replicas"] == json!(2),
     )
     .await;
+    let status = ctx
+        .dynamic(&hapolicy_resource())
+        .get("petclinic")
+        .await
+        .unwrap();
+    let names: Vec<&str> = (status.data["status"]["workloads"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .filter_map(|w| w["name"].as_str())
+    .collect();
+    assert_eq!(
+        names,
+        ["was"],
+        "the template Deployment is not governed on its own"
+    );
 
     // 2a comes back: the Rollout's pods are spread, 1 + 1 (the canary's stay where they are).
     ctx.kubelet.uncordon_zone(ZONE_A).await;
