@@ -77,7 +77,22 @@ fn lean_pod(name: String, namespace: &str, app: &str, node: String) -> LeanPod {
             name: Some(name.clone()),
             namespace: Some(namespace.to_string()),
             uid: Some(format!("{namespace}-{name}")),
-            labels: Some([("app".to_string(), app.to_string())].into()),
+            labels: Some(
+                [
+                    ("app".to_string(), app.to_string()),
+                    ("pod-template-hash".to_string(), "h1".to_string()),
+                ]
+                .into(),
+            ),
+            owner_references: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: format!("{app}-h1"),
+                    controller: Some(true),
+                    ..Default::default()
+                },
+            ]),
             ..Default::default()
         },
         spec: LeanPodSpec {

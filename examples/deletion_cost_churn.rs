@@ -71,6 +71,7 @@ fn workload() -> Workload {
         namespace: "ns".into(),
         name: "web".into(),
         pod_selector: selector.clone(),
+        owner: None,
         template: PodTemplate::default(),
         constraints: vec![
             SpreadConstraint::new(ZONE_KEY, 1, selector.clone()),

@@ -63,8 +63,12 @@ impl Fixture {
                     .iter()
                     .enumerate()
                     .map(|(i, n)| {
+                        let mut labels = LABELS();
+                        labels["pod-template-hash"] = json!("h1");
                         json!({"metadata": {"name": format!("web-{i}"), "namespace": NS,
-                                            "labels": LABELS()},
+                                            "labels": labels, "ownerReferences": [
+                                                {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                 "name": "web-h1", "uid": "rs", "controller": true}]},
                                "spec": {"nodeName": n, "containers": [{"name": "c", "image": "i"}]},
                                "status": {"phase": "Running",
                                           "conditions": [{"type": "Ready", "status": "True"}]}})

@@ -235,6 +235,32 @@ async fn health_and_readiness() {
         .expect("server stops after shutdown");
 }
 
+/// A watch task that died (its cache frozen) fails `/healthz`, so the kubelet restarts the
+/// operator; readiness is another matter and stays as it was.
+#[tokio::test]
+async fn healthz_fails_once_a_watch_task_died() {
+    let health = Health::new();
+    health.set_ready();
+    let (addr, _stop) = start(health_router(health.clone())).await;
+    let tasks = health.watch_tasks();
+    let pods = tasks.register("pods");
+    let _nodes = tasks.register("nodes");
+    assert_eq!(get(addr, "/healthz").await.status, 200);
+    // What a panic in the pod-watch task amounts to: its guard unwinds unfinished.
+    let died = tokio::spawn(async move {
+        let _pods = pods;
+        panic!("overflow inside the pod watch");
+    })
+    .await;
+    assert!(died.is_err());
+    let healthz = get(addr, "/healthz").await;
+    assert_eq!(
+        (healthz.status, healthz.body.as_str()),
+        (503, "the pods watch task died")
+    );
+    assert_eq!(get(addr, "/readyz").await.status, 200);
+}
+
 #[tokio::test]
 async fn one_port_can_serve_both() {
     let metrics = Metrics::new();

@@ -26,6 +26,10 @@ pub mod reason {
     pub const NO_CAPACITY: &str = "NoCapacity";
     /// Blocked: the workload is rolling out or has unavailable replicas.
     pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    /// Blocked: a rollout skewguard started did not complete within 10 minutes; its slot of
+    /// `--max-concurrent-rollouts` was given back, and nothing more is started for the workload
+    /// until it settles.
+    pub const ROLLOUT_STUCK: &str = "RolloutStuck";
     /// Blocked: the pods have PersistentVolumeClaims, whose zonal volumes cannot move.
     pub const VOLUME_PINNED: &str = "VolumePinned";
     /// Blocked: the policy has `paused: true`.
@@ -111,10 +115,11 @@ pub mod reason {
     /// Out: it has no node left while other zones have some.
     pub const NO_NODES: &str = "NoNodes";
 
-    pub const BLOCKED: [&str; 9] = [
+    pub const BLOCKED: [&str; 10] = [
         POD_DISRUPTION_BUDGET,
         NO_CAPACITY,
         ROLLOUT_IN_PROGRESS,
+        ROLLOUT_STUCK,
         VOLUME_PINNED,
         PAUSED,
         CONFLICT,

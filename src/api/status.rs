@@ -196,6 +196,10 @@ pub struct RebalanceMemory {
     pub rollout_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_started: Option<Time>,
+    /// That rollout did not complete in time: its slot was given back, and the workload is Blocked
+    /// (reason RolloutStuck) until it settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_stuck_since: Option<Time>,
     /// The room asked of the autoscaler for the next move, until that move is judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityRequest>,

@@ -266,11 +266,15 @@ pub struct TemplateApply {
 }
 
 impl TemplateApply {
-    /// The body that applies `plan` to `workload`, taking the plan's constraints and term.
+    /// The body that applies `plan` to `workload` (or to the Deployment its `workloadRef` names),
+    /// taking the plan's constraints and term.
     pub fn new(workload: &WorkloadObject, plan: TemplatePlan) -> Self {
+        // A Rollout with a workloadRef: the referenced Deployment's template (Argo refuses one in
+        // the Rollout).
+        let (kind, name) = workload.template_target();
         Self {
-            kind: workload.kind,
-            name: workload.name().to_string(),
+            kind,
+            name: name.to_string(),
             namespace: workload.namespace().to_string(),
             constraints: plan.injected,
             anti_affinity: plan.anti_affinity,

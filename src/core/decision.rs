@@ -22,6 +22,10 @@ pub const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const PDB_RETRY: Duration = Duration::from_secs(10);
 /// How soon to look again while waiting for replacements.
 pub const POLL: Duration = Duration::from_secs(5);
+/// How long a rollout skewguard started may hold its slot of `--max-concurrent-rollouts`
+/// (a Deployment's default `progressDeadlineSeconds`): a rollout stuck on a broken image gives
+/// its slot back, so it cannot stop injection and restarts for the whole cluster.
+pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What was observed about a workload in this reconcile.
 #[derive(Clone, Debug)]
@@ -76,6 +80,9 @@ pub struct Memory {
     /// generation, holding a slot of the cluster-wide rollout budget until it is done.
     pub rollout_generation: Option<i64>,
     pub rollout_started: Option<Timestamp>,
+    /// The rollout skewguard started did not complete within [`ROLLOUT_TIMEOUT`]: its slot was
+    /// given back, and the workload is Blocked (RolloutStuck) until it settles.
+    pub rollout_stuck_since: Option<Timestamp>,
     /// The room asked of the autoscaler for the next move, until that move is judged.
     pub capacity: Option<crate::api::CapacityRequest>,
     /// A request for room timed out: none is made again before this time.

@@ -15,6 +15,7 @@
 //! - [`zone_health`]: Healthy, Out or Recovering for each zone of a policy's keys, which
 //!   Adaptive entries follow; [`stranded`]: which Pending pods are deleted while a zone is Out.
 //! - [`lease`]: when this process may write (leader election by monotonic time).
+//! - [`pod_owner`]: which workload a pod is of, by its controller owner chain.
 //! - [`ownership`], [`budgets`], [`policy_status`], [`snapshot`], [`errors`]: which policy governs a
 //!   workload, whether a PodDisruptionBudget has room, the status a policy reports, API objects
 //!   in the core's terms, and the fixed vocabulary of failures.
@@ -29,6 +30,7 @@ pub mod injection;
 pub mod lease;
 pub mod ownership;
 pub mod pipeline;
+pub mod pod_owner;
 pub mod policy_status;
 pub mod rollout_slots;
 pub mod snapshot;

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::core::topology::{
-    Node, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Pod,
+    Labels, Node, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm, Placement, Pod,
     Resources, Taint, TaintEffect, Toleration, TolerationOperator, Unschedulable,
 };
 
@@ -85,6 +85,10 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             pod.metadata.annotations.as_ref(),
         ),
         deletion_cost_ours: owns_deletion_cost(&pod.metadata),
+        owner: crate::core::pod_owner::owner_of(
+            pod.metadata.owner_references.as_deref().unwrap_or_default(),
+            pod.metadata.labels.as_ref().unwrap_or(&Labels::new()),
+        ),
         created: pod
             .metadata
             .creation_timestamp
@@ -229,8 +233,8 @@ fn requests_from<'a>(
         });
     let overhead = overhead.map(resources_of).unwrap_or_default();
     Resources::new(
-        sum.cpu_millis.max(init.cpu_millis) + overhead.cpu_millis,
-        sum.memory_bytes.max(init.memory_bytes) + overhead.memory_bytes,
+        (sum.cpu_millis.max(init.cpu_millis)).saturating_add(overhead.cpu_millis),
+        (sum.memory_bytes.max(init.memory_bytes)).saturating_add(overhead.memory_bytes),
         1,
     )
 }
@@ -339,17 +343,30 @@ fn resources_of(list: &BTreeMap<String, Quantity>) -> Resources {
 }
 
 /// A CPU quantity in millicores ("250m", "2", "1.5"), rounded up as the scheduler does.
+/// Saturates (see [`whole_units`]).
 pub fn cpu_millis(q: &str) -> Option<i64> {
     let q = q.trim();
     if let Some(m) = q.strip_suffix('m') {
-        return m.parse::<f64>().ok().map(|v| v.ceil() as i64);
+        return m.parse::<f64>().ok().map(whole_units);
     }
-    quantity(q).map(|v| (v * 1000.0).ceil() as i64)
+    quantity(q).map(|v| whole_units(v * 1000.0))
 }
 
-/// A quantity in base units ("128Mi", "1G", "1e3", "100").
+/// A quantity in base units ("128Mi", "1G", "1e3", "100"). Saturates (see [`whole_units`]).
 pub fn bytes(q: &str) -> Option<i64> {
-    quantity(q.trim()).map(|v| v.ceil() as i64)
+    quantity(q.trim()).map(whole_units)
+}
+
+/// Rounded up to whole units, within `0..=i64::MAX`: a quantity past i64 (`1e400Ki`, infinite
+/// as an f64) is i64::MAX, a negative one (which the API server refuses anyway) or NaN is 0, so
+/// no request ever reads as free room.
+fn whole_units(v: f64) -> i64 {
+    if v.is_nan() || v <= 0.0 {
+        0
+    } else {
+        // `as` saturates at i64::MAX (infinity included).
+        v.ceil() as i64
+    }
 }
 
 fn quantity(q: &str) -> Option<f64> {
@@ -375,7 +392,7 @@ fn quantity(q: &str) -> Option<f64> {
             return number.parse::<f64>().ok().map(|v| v * factor);
         }
     }
-    q.parse::<f64>().ok().filter(|v| v.is_finite())
+    q.parse::<f64>().ok()
 }
 
 fn taint_from(t: &core::Taint) -> Option<Taint> {
@@ -454,6 +471,45 @@ mod tests {
         assert_eq!(bytes("1e3"), Some(1000));
         assert_eq!(bytes("110"), Some(110));
         assert_eq!(bytes("lots"), None);
+    }
+
+    #[test]
+    fn absurd_quantities_saturate_never_wrap() {
+        assert_eq!(bytes("1e400Ki"), Some(i64::MAX));
+        assert_eq!(bytes("1e400"), Some(i64::MAX));
+        assert_eq!(cpu_millis("1e400"), Some(i64::MAX));
+        assert_eq!(cpu_millis("1e400m"), Some(i64::MAX));
+        assert_eq!(bytes("9e18Ei"), Some(i64::MAX));
+        assert_eq!(
+            bytes("-1e400Ki"),
+            Some(0),
+            "negative reads as nothing, never as room"
+        );
+        assert_eq!(cpu_millis("NaN"), Some(0));
+        // Containers, init containers and overhead each at the limit: the pod asks i64::MAX.
+        let pod: LeanPod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "huge", "namespace": "shop"},
+            "spec": {"nodeName": "n1",
+                     "containers": [
+                         {"name": "a", "resources": {"requests": {"cpu": "1e400", "memory": "1e400Ki"}}},
+                         {"name": "b", "resources": {"requests": {"cpu": "1e400", "memory": "1e400Ki"}}}],
+                     "initContainers": [{"name": "i", "resources": {"requests": {"memory": "1e400Ki"}}}],
+                     "overhead": {"cpu": "1e400", "memory": "8Ei"}},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        let p = pod_from(&pod);
+        assert_eq!(p.requests, Resources::new(i64::MAX, i64::MAX, 1));
+        // And on a node: it fills the node, the rest of the node's sums saturate too.
+        let node = Node {
+            name: "n1".into(),
+            allocatable: Resources::new(4000, 8 << 30, 110),
+            ready: true,
+            ..Default::default()
+        };
+        let cluster = crate::core::topology::Cluster::new(vec![node], vec![p.clone(), p]);
+        assert!(!cluster.free(0).covers(&Resources::new(1, 1, 1)));
+        assert!(cluster.free(0).cpu_millis < 0);
     }
 
     #[test]

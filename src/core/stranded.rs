@@ -19,7 +19,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::core::SelectorExt;
 
 use crate::api::{AdmittedWorkload, PodWhenUnsatisfiable};
 use crate::core::topology::{Cluster, Workload};
@@ -108,7 +107,7 @@ pub fn stranded_pods(
             || pod.ready
             || pod.placeholder
             || !unschedulable.by_spread
-            || !workload.pod_selector.matches(&pod.labels)
+            || !workload.owns(pod)
         {
             continue;
         }

@@ -381,12 +381,32 @@ fn reported_injection(policies: &[HAPolicy], w: &WorkloadObject) -> Option<Injec
 }
 
 fn workload_objects(state: &ClusterState, warnings: &mut Vec<String>) -> Vec<WorkloadObject> {
-    state
+    let read: Vec<_> = state
         .workloads
         .iter()
         .map(WorkloadObject::from_dynamic)
+        .collect();
+    // A Rollout's workloadRef names a Deployment of its namespace: its template is read there.
+    let deployment = |namespace: &str, name: &str| {
+        (read.iter().flatten())
+            .find(|d| {
+                d.kind == WorkloadKind::Deployment && d.namespace() == namespace && d.name() == name
+            })
+            .cloned()
+    };
+    let mut objects = (read.iter().cloned())
+        .map(|w| {
+            w.and_then(|w| {
+                let namespace = w.namespace().to_string();
+                w.with_referenced_template(|name| deployment(&namespace, name))
+            })
+        })
         .filter_map(|w| w.map_err(|e| warnings.push(e.to_string())).ok())
-        .collect()
+        .collect::<Vec<_>>();
+    // A Rollout's template Deployment is reported through the Rollout only.
+    let templates = crate::core::workload::referenced_templates(&objects);
+    objects.retain(|w| !w.is_referenced_template(&templates));
+    objects
 }
 
 fn row(

@@ -69,7 +69,10 @@ pub fn completion_script(
 /// Flags of `skewguard run`.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct RunArgs {
-    /// Watch and act in this namespace only (default: all namespaces).
+    /// Watch and act in this namespace only (default: all namespaces). Node fit then counts only
+    /// this namespace's pods on each node (the others' are not watched): a node that other
+    /// namespaces fill looks free, and a move may head toward it (the scheduler then places the
+    /// replacement elsewhere, and the outcome says so). The operator logs this at start.
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
     /// Elect a leader through a Lease; only the leader writes (`--leader-elect=false` to run alone).

@@ -22,6 +22,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::shell::cli::RunArgs;
 use crate::shell::conn_limits::{LimitedListener, Limits};
+use crate::shell::liveness::WatchTasks;
 use crate::shell::metrics::Metrics;
 use crate::shell::metrics_auth::{Authorizer, Verdict};
 use crate::shell::tls::{self, CurrentCert, TlsError, TlsListener};
@@ -35,6 +36,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 #[derive(Clone, Debug)]
 pub struct Health {
     not_ready: Arc<RwLock<Option<String>>>,
+    /// The watch tasks `/healthz` answers for.
+    tasks: WatchTasks,
 }
 
 impl Default for Health {
@@ -47,6 +50,7 @@ impl Health {
     pub fn new() -> Self {
         Health {
             not_ready: Arc::new(RwLock::new(Some("starting".to_string()))),
+            tasks: WatchTasks::default(),
         }
     }
 
@@ -66,6 +70,11 @@ impl Health {
             None => Ok(()),
             Some(reason) => Err(reason.clone()),
         }
+    }
+
+    /// The registry the watch tasks report into (see [`crate::shell::liveness`]).
+    pub fn watch_tasks(&self) -> WatchTasks {
+        self.tasks.clone()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<String>> {
@@ -229,10 +238,11 @@ pub async fn start_metrics(
     Ok(bound)
 }
 
-/// `GET /healthz` (200 while the process runs) and `GET /readyz` (200 when ready, else 503 and why).
+/// `GET /healthz` (200 while every watch task is alive and getting on, else 503 and which is not)
+/// and `GET /readyz` (200 when ready, else 503 and why).
 pub fn health_router(health: Health) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(live))
         .route("/readyz", get(ready))
         .with_state(health)
 }
@@ -254,6 +264,13 @@ async fn scrape(State(metrics): State<Metrics>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
         metrics.encode(),
     )
+}
+
+async fn live(State(health): State<Health>) -> impl IntoResponse {
+    match health.tasks.check() {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
 }
 
 async fn ready(State(health): State<Health>) -> impl IntoResponse {

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod fence;
 pub mod http;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod telemetry;

@@ -449,12 +449,34 @@ pub struct FakeArgo {
 
 impl FakeArgo {
     pub fn start(ctx: &Ctx, rollout: &str, replicaset: &str) -> FakeArgo {
+        Self::spawn(ctx, rollout, replicaset, None)
+    }
+
+    /// For a Rollout whose `workloadRef` names the Deployment `template_from`: the constraints
+    /// are read from that Deployment's template, as Argo Rollouts reads it.
+    pub fn start_referencing(
+        ctx: &Ctx,
+        rollout: &str,
+        replicaset: &str,
+        template_from: &str,
+    ) -> FakeArgo {
+        Self::spawn(ctx, rollout, replicaset, Some(template_from.to_string()))
+    }
+
+    fn spawn(
+        ctx: &Ctx,
+        rollout: &str,
+        replicaset: &str,
+        template_from: Option<String>,
+    ) -> FakeArgo {
         let rollouts = ctx.dynamic(&rollout_resource());
         let sets = ctx.api::<ReplicaSet>();
+        let deployments = ctx.api::<Deployment>();
         let (rollout, replicaset) = (rollout.to_string(), replicaset.to_string());
         let task = tokio::spawn(async move {
             loop {
-                if let Err(e) = sync_rollout(&rollouts, &sets, &rollout, &replicaset).await {
+                let from = template_from.as_deref().map(|d| (&deployments, d));
+                if let Err(e) = sync_rollout(&rollouts, &sets, &rollout, &replicaset, from).await {
                     eprintln!("fake-argo: {e}");
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -475,10 +497,21 @@ async fn sync_rollout(
     sets: &Api<ReplicaSet>,
     rollout: &str,
     replicaset: &str,
+    template_from: Option<(&Api<Deployment>, &str)>,
 ) -> Result<(), kube::Error> {
     let r = rollouts.get(rollout).await?;
     let rs = sets.get(replicaset).await?;
-    let wanted = r.data["spec"]["template"]["spec"]["topologySpreadConstraints"].clone();
+    let wanted = match template_from {
+        Some((deployments, name)) => {
+            let d = deployments.get(name).await?;
+            (d.spec.and_then(|s| s.template.spec))
+                .and_then(|s| s.topology_spread_constraints)
+                .map_or(Value::Null, |c| {
+                    serde_json::to_value(c).unwrap_or(Value::Null)
+                })
+        }
+        None => r.data["spec"]["template"]["spec"]["topologySpreadConstraints"].clone(),
+    };
     let have = rs
         .spec
         .as_ref()

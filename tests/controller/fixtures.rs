@@ -31,7 +31,8 @@ pub fn node(name: &str, zone: &str) -> Node {
 pub fn pod(name: &str, node: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": NS,
-                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"}},
+                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"},
+                     "ownerReferences": web_replicaset()},
         "spec": {"nodeName": node, "containers": [{"name": "nginx", "image": "nginx",
                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
@@ -45,6 +46,12 @@ pub fn pod_with_version(name: &str, node: &str, uid: &str, version: &str) -> Pod
     p.metadata.uid = Some(uid.to_string());
     p.metadata.resource_version = Some(version.to_string());
     p
+}
+
+/// The owner references of `web`'s pods: its ReplicaSet `web-abc`.
+pub fn web_replicaset() -> Value {
+    json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "web-abc-uid",
+            "controller": true}])
 }
 
 /// `web`: 2 replicas, settled; `template_spec` is its pod template spec.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use fake_api::{FakeApi, evictions_refused};
 use fixtures::*;
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use skewguard::shell::controller::context::Limits;
 use skewguard::shell::controller::reconcile::reconcile;
@@ -711,7 +712,8 @@ async fn reconcile_stranded(published_ago: i64, dry_run: bool) -> FakeApi {
     );
     let stranded: skewguard::core::snapshot::LeanPod = serde_json::from_value(json!({
         "metadata": {"name": "web-2", "namespace": NS, "uid": "web-2-uid",
-                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"}},
+                     "labels": {"app": "petclinic", "tier": "web", "pod-template-hash": "abc"},
+                     "ownerReferences": web_replicaset()},
         "spec": {"containers": [{"name": "nginx", "image": "nginx"}],
                  "topologySpreadConstraints": [{"topologyKey": "topology.kubernetes.io/zone",
                      "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]},
@@ -801,4 +803,77 @@ async fn a_stranded_pod_is_not_deleted_before_the_relaxed_form_is_seen_nor_in_dr
         message.contains("dry-run: would delete Pending pod web-2"),
         "{message}"
     );
+}
+
+/// A Rollout whose template lives in a Deployment (`workloadRef`): the constraints are applied to
+/// that Deployment, never to the Rollout (Argo refuses a template there), and the Rollout's own
+/// pods, read through the Deployment's template, are what it is measured and moved by.
+#[tokio::test]
+async fn a_workload_ref_rollout_gets_its_constraints_in_the_referenced_deployment() {
+    let (client, api) = FakeApi::start(vec![]);
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", json!({}));
+    let template: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web-template", "namespace": NS, "generation": 1,
+                     "labels": {"role": "template"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "petclinic", "tier": "web"}},
+                 "template": {"metadata": {"labels": {"app": "petclinic", "tier": "web"}},
+                              "spec": plain_template()}}
+    }))
+    .unwrap();
+    let rollout: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": NS, "generation": 1,
+                     "labels": {"app": "petclinic"}},
+        "spec": {"replicas": 2,
+                 "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                 "name": "web-template"}},
+        "status": {"observedGeneration": "1", "replicas": 2, "updatedReplicas": 2,
+                   "readyReplicas": 2, "availableReplicas": 2}
+    }))
+    .unwrap();
+    // The Rollout's pods: its ReplicaSet `web-abc`, stamped with Argo's hash label.
+    let pods: Vec<_> = piled_pods()
+        .into_iter()
+        .map(|mut p| {
+            let labels = p.metadata.labels.get_or_insert_default();
+            labels.remove("pod-template-hash");
+            labels.insert("rollouts-pod-template-hash".into(), "abc".into());
+            p
+        })
+        .collect();
+    let ctx = context_with_objects(
+        client,
+        vec![p.clone()],
+        vec![template, rollout],
+        pods,
+        vec![],
+        false,
+    );
+    reconcile(Arc::new(p), ctx).await.unwrap();
+
+    let writes = api.writes();
+    let applies: Vec<_> = (writes.iter())
+        .filter(|r| r.is("PATCH", "/deployments/web-template"))
+        .collect();
+    assert_eq!(applies.len(), 1, "{writes:#?}");
+    assert!(applies[0].uri.contains("fieldManager=skewguard"));
+    assert_eq!(applies[0].body["kind"], "Deployment");
+    assert_eq!(applies[0].body["metadata"]["name"], "web-template");
+    let constraints = &applies[0].body["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(constraints[0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(
+        constraints[0]["matchLabelKeys"],
+        json!(["rollouts-pod-template-hash"])
+    );
+    assert!(
+        !writes
+            .iter()
+            .any(|r| r.uri.contains("/rollouts/web") && !r.uri.contains("/status")),
+        "nothing written to the Rollout: {writes:#?}"
+    );
+    let status = api.last_status();
+    assert_eq!(status["workloads"][0]["kind"], "Rollout");
+    assert_eq!(status["workloads"][0]["name"], "web");
+    assert_eq!(status["workloads"][0]["replicas"], 2);
 }

@@ -48,6 +48,7 @@ pub fn to_status(memory: &Memory) -> Option<RebalanceMemory> {
         budget_blocked_until: memory.pdb_blocked_until.map(Time),
         rollout_generation: memory.rollout_generation,
         rollout_started: memory.rollout_started.map(Time),
+        rollout_stuck_since: memory.rollout_stuck_since.map(Time),
         capacity: memory.capacity.clone(),
         capacity_blocked_until: memory.capacity_blocked_until.map(Time),
     };
@@ -92,6 +93,7 @@ pub fn from_status(status: &RebalanceStatus) -> Memory {
         actions: status.actions,
         rollout_generation: persisted.rollout_generation,
         rollout_started: persisted.rollout_started.map(|t| t.0),
+        rollout_stuck_since: persisted.rollout_stuck_since.map(|t| t.0),
         capacity: persisted.capacity,
         capacity_blocked_until: persisted.capacity_blocked_until.map(|t| t.0),
     }
@@ -137,6 +139,7 @@ mod tests {
             actions: 4,
             rollout_generation: Some(7),
             rollout_started: Some(at("2026-06-01T00:00:30Z")),
+            rollout_stuck_since: Some(at("2026-06-01T00:10:30Z")),
             capacity: Some(crate::api::CapacityRequest {
                 topology_key: "topology.kubernetes.io/zone".into(),
                 domain: "c".into(),

@@ -59,6 +59,7 @@ fn measurement_in(zones: &[(&str, i32)]) -> Measurement {
         namespace: "ns".into(),
         name: "web".into(),
         pod_selector: selector.clone(),
+        owner: None,
         template: Default::default(),
         constraints: vec![crate::core::topology::SpreadConstraint::new(
             "zone", 1, selector,

@@ -42,6 +42,9 @@ pub struct Settings {
     pub dry_run: bool,
 }
 
+/// How often a workload whose rollout is stuck is looked at again, to see it settled.
+pub const STUCK_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long a template write that did not change the generation (nothing to roll out) still
 /// holds its rollout slot, in case the cache had not seen the new generation yet.
 pub const NO_ROLLOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -386,6 +389,28 @@ pub fn assess(
             "queued: {in_use} of {max} rollouts skewguard may start are in progress"
         ));
     }
+    if let Some(since) = next.decision.rollout_stuck_since {
+        // Its slot is given back; nothing that starts a rollout or moves a pod goes until the
+        // workload settles (a fixed image, a rollback), which is looked at again soon.
+        writes.retain(|w| !w.starts_rollout() && !matches!(w, Write::Evict(_)));
+        actions.retain(|(kind, _)| {
+            !matches!(
+                kind,
+                WriteKind::Evict | WriteKind::Inject | WriteKind::Restart
+            )
+        });
+        decision.disruption = decision::Disruption::None;
+        decision.state = RebalanceState::Blocked;
+        decision.reason = reason::ROLLOUT_STUCK;
+        decision.requeue_after = Some(STUCK_POLL);
+        notes.push(format!(
+            "the rollout skewguard started did not complete within {} minutes (stuck since {}): \
+             its rollout slot was given back; nothing more is started for the workload until it \
+             is settled",
+            decision::ROLLOUT_TIMEOUT.as_secs() / 60,
+            since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
     let scale_in = keep_scale_in_order(
         policy,
         workload.kind,
@@ -615,15 +640,23 @@ fn keep_scale_in_order(
 
 /// Frees the workload's rollout slot once the rollout skewguard started is complete (the
 /// workload observed the new generation and is settled), or when the write turned out to change
-/// nothing (the generation never moved).
+/// nothing (the generation never moved), or when it has not completed within
+/// [`decision::ROLLOUT_TIMEOUT`] (then it is stuck until the workload settles).
 fn release_finished_rollout(
     memory: &mut decision::Memory,
     workload: &WorkloadObject,
     now: Timestamp,
 ) {
+    if memory.rollout_stuck_since.is_some() && workload.replicas.is_settled() {
+        memory.rollout_stuck_since = None;
+    }
     let Some(generation) = memory.rollout_generation else {
         return;
     };
+    let timed_out = memory.rollout_started.is_some_and(|t| {
+        now.duration_since(t)
+            >= jiff::SignedDuration::try_from(decision::ROLLOUT_TIMEOUT).unwrap_or_default()
+    });
     let replicas = &workload.replicas;
     let complete = replicas.observed_generation >= generation && replicas.is_settled();
     let changed_nothing = replicas.generation < generation
@@ -632,9 +665,12 @@ fn release_finished_rollout(
             now.duration_since(t)
                 >= jiff::SignedDuration::try_from(NO_ROLLOUT_GRACE).unwrap_or_default()
         });
-    if complete || changed_nothing {
+    if complete || changed_nothing || timed_out {
         memory.rollout_generation = None;
         memory.rollout_started = None;
+    }
+    if timed_out && !complete && !changed_nothing {
+        memory.rollout_stuck_since = Some(now);
     }
 }
 

@@ -481,6 +481,102 @@ fn a_workload_holding_a_slot_keeps_it_until_its_rollout_is_done() {
     assert_eq!(a.memory.decision.rollout_generation, None);
 }
 
+#[test]
+fn a_rollout_stuck_past_the_timeout_gives_its_slot_back_and_blocks_its_workload() {
+    use crate::core::rollout_slots::{RolloutSlots, SlotChange};
+    let p = policy(json!({"injectConstraints": true}));
+    let mut memory = WorkloadMemory::default();
+    memory.decision.rollout_generation = Some(2);
+    memory.decision.rollout_started = Some(now());
+    // Generation 2 observed, but its new pods never turn Ready (a broken image).
+    let mut broken = web(web_selector());
+    broken.replicas.generation = 2;
+    broken.replicas.observed_generation = 2;
+    (broken.replicas.updated, broken.replicas.ready) = (1, 1);
+    broken.replicas.available = 1;
+    let at = |secs: i64| now() + jiff::SignedDuration::from_secs(secs);
+    let assess_at = |memory: &WorkloadMemory, w: &WorkloadObject, secs: i64| {
+        assess(
+            &p,
+            w,
+            &piled(),
+            memory,
+            &GOVERNING,
+            &Settings::default(),
+            at(secs),
+        )
+    };
+    // Within the timeout it holds its slot, as any rollout in progress.
+    let timeout = i64::try_from(crate::core::decision::ROLLOUT_TIMEOUT.as_secs()).unwrap();
+    let a = assess_at(&memory, &broken, timeout - 1);
+    assert_eq!(a.memory.decision.rollout_generation, Some(2));
+    assert_ne!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+    // Past it: the slot is given back, the workload is Blocked, RolloutStuck, and says so.
+    let a = assess_at(&memory, &broken, timeout);
+    assert_eq!(a.memory.decision.rollout_generation, None);
+    assert_eq!(a.memory.decision.rollout_stuck_since, Some(at(timeout)));
+    assert_eq!(a.decision.state, RebalanceState::Blocked);
+    assert_eq!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+    assert!(!a.starts_rollout(), "{:?}", a.writes);
+    assert!(!a.writes.iter().any(|w| matches!(w, Write::Evict(_))));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("did not complete within 10 minutes")),
+        "{:?}",
+        a.notes
+    );
+    let c = conclude(a, vec![], at(timeout));
+    assert_eq!(c.slot, SlotChange::Release);
+    assert_eq!(
+        c.outcome.status().rebalance.reason.as_deref(),
+        Some("RolloutStuck")
+    );
+    // The budget: the stuck workload held the only slot; once settled, another gets it.
+    let stuck_key = WorkloadKey::new(NS, "p", crate::api::WorkloadKind::Deployment, "web");
+    let other = WorkloadKey::new(NS, "p", crate::api::WorkloadKind::Deployment, "api");
+    let mut slots = RolloutSlots::new(1);
+    slots.settle(&stuck_key, SlotChange::Hold);
+    assert!(matches!(slots.permit(&other), RolloutPermit::Denied { .. }));
+    slots.settle(&stuck_key, c.slot);
+    assert_eq!(slots.permit(&other), RolloutPermit::Granted);
+    // It stays Blocked (and starts nothing, holds nothing) until it settles, across restarts.
+    let persisted = crate::core::decision::persisted::to_status(&c.memory.decision);
+    let restarted = WorkloadMemory {
+        decision: crate::core::decision::persisted::from_status(&crate::api::RebalanceStatus {
+            memory: persisted,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(restarted.decision.rollout_stuck_since, Some(at(timeout)));
+    let a = assess_at(&restarted, &broken, timeout + 60);
+    assert_eq!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+    assert!(!a.starts_rollout());
+    // Settled (the image fixed): no longer stuck.
+    let mut fixed = broken.clone();
+    (
+        fixed.replicas.updated,
+        fixed.replicas.ready,
+        fixed.replicas.available,
+    ) = (2, 2, 2);
+    let a = assess_at(&restarted, &fixed, timeout + 120);
+    assert_eq!(a.memory.decision.rollout_stuck_since, None);
+    assert_ne!(
+        a.decision.reason,
+        crate::api::conditions::reason::ROLLOUT_STUCK
+    );
+}
+
 // ---- scale-in order (pod-deletion-cost) ----
 
 fn keeping_scale_in() -> HAPolicy {
@@ -594,6 +690,103 @@ fn costs_wait_while_pods_move() {
     );
     assert_eq!(a.memory.decision.in_flight.len(), 1);
     assert!(cost_writes_of(&a).is_empty(), "{:?}", a.writes);
+}
+
+/// `web`'s two pods in zone c, and `web-canary`'s three there too: the canary's pods carry
+/// `web`'s labels (an allowed overlap), but their ReplicaSet is the canary's.
+fn piled_with_canary() -> Cluster {
+    let canary = |name: &str| Pod {
+        owner: Some(crate::core::topology::PodOwner {
+            kind: crate::api::WorkloadKind::Deployment,
+            name: "web-canary".into(),
+        }),
+        ..pod(name, "c-1")
+    };
+    Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![
+            canary("canary-1"),
+            canary("canary-2"),
+            canary("canary-3"),
+            pod("web-1", "c-1"),
+            pod("web-2", "c-1"),
+        ],
+    )
+}
+
+#[test]
+fn only_the_workloads_own_pods_are_moved_annotated_or_reported_though_all_are_counted() {
+    let cluster = piled_with_canary();
+    let a = assess_on(&keeping_scale_in(), &cluster);
+    // Measured as the scheduler does: the constraint's selector matches all five pods.
+    let zone = &a.measurement.constraints[0];
+    assert_eq!(zone.skew, 5, "{zone:?}");
+    // Reported as web's: its own two pods only.
+    let own: Vec<&str> = (a.measurement.own_pods.iter())
+        .map(|&i| cluster.pods()[i].name.as_str())
+        .collect();
+    assert_eq!(own, ["web-1", "web-2"]);
+    // Moved: only web's.
+    let evicted: Vec<&str> = (a.writes.iter())
+        .filter_map(|w| match w {
+            Write::Evict(m) => Some(m.pod.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!evicted.is_empty(), "{:?}", a.writes);
+    assert!(evicted.iter().all(|p| p.starts_with("web-")), "{evicted:?}");
+    // Annotated: only web's (costs wait while pods move, so with rebalancing off).
+    let no_moves =
+        policy(json!({"scaleIn": {"deletionCost": true}, "rebalance": {"strategy": "None"}}));
+    let costs = cost_writes_of(&assess_on(&no_moves, &cluster));
+    assert!(!costs.is_empty());
+    assert!(
+        costs.iter().all(|(p, _)| p.starts_with("web-")),
+        "{costs:?}"
+    );
+}
+
+#[test]
+fn a_workload_owning_none_of_the_pods_its_selector_matches_moves_nothing() {
+    // Only the canary's pods in the cluster: web's selector matches them, web owns none.
+    let pods: Vec<Pod> = (piled_with_canary().pods().iter())
+        .filter(|p| p.name.starts_with("canary"))
+        .map(|p| (**p).clone())
+        .collect();
+    let cluster = Cluster::new(vec![node("a-1", "a"), node("c-1", "c")], pods);
+    let a = assess_on(&keeping_scale_in(), &cluster);
+    assert!(a.measurement.own_pods.is_empty());
+    assert!(
+        !a.writes
+            .iter()
+            .any(|w| matches!(w, Write::Evict(_) | Write::DeletionCost { .. })),
+        "{:?}",
+        a.writes
+    );
+}
+
+#[test]
+fn an_empty_selector_is_refused_with_a_clear_status() {
+    let a = assess(
+        &keeping_scale_in(),
+        &web(json!({})),
+        &piled(),
+        &WorkloadMemory::default(),
+        &GOVERNING,
+        &Settings::default(),
+        now(),
+    );
+    assert_eq!(a.decision.state, RebalanceState::Blocked);
+    assert_eq!(
+        a.decision.reason,
+        crate::api::conditions::reason::INVALID_WORKLOAD
+    );
+    assert!(a.writes.is_empty());
+    assert!(
+        a.notes.iter().any(|n| n.contains("empty pod selector")),
+        "{:?}",
+        a.notes
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use kube::core::{Expression, Selector, SelectorExt};
 
 use super::eligibility::counts_for_constraint;
 use super::fast_hash::{FastMap, fast_hash};
-use super::model::{InclusionPolicy, Node, Placement, Pod, Resources, SpreadConstraint};
+use super::model::{InclusionPolicy, Node, Placement, Pod, Resources, SpreadConstraint, Workload};
 
 /// Nodes and pods as last observed, indexed by node name, namespace and label.
 /// The cluster's nodes, with the indexes every reconcile shares: built once per change of the
@@ -391,6 +391,14 @@ impl Cluster {
             .copied()
             .filter(|&i| selector.matches(&self.pods[i].labels))
             .collect()
+    }
+
+    /// Indexes of the workload's own pods ([`Workload::owns`]): what it may move, annotate and
+    /// report, never a pod of another workload its selector happens to match.
+    pub fn own_pods(&self, workload: &Workload) -> Vec<usize> {
+        let mut pods = self.select_pods(&workload.namespace, &workload.pod_selector);
+        pods.retain(|&i| workload.owns(&self.pods[i]));
+        pods
     }
 
     /// The pods carrying one label the selector demands, when it demands an exact value.

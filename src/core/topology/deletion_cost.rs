@@ -96,7 +96,7 @@ fn ranked_for_scale_in(pod: &super::model::Pod) -> bool {
 
 /// The deletion costs of `workload`'s pods in `cluster` (see the module documentation).
 pub fn deletion_costs(cluster: &Cluster, workload: &Workload) -> DeletionCosts {
-    let selected = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    let selected = cluster.own_pods(workload);
     let measurement = measure(cluster, workload);
     let pods = cluster.pods();
     let ranked = ranking(cluster, &measurement);
@@ -292,7 +292,7 @@ fn next_group(
 
 /// The pods' annotations as they stand: pod name → cost, for pods that carry one.
 pub fn current_costs(cluster: &Cluster, workload: &Workload) -> BTreeMap<String, i32> {
-    let selected = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    let selected = cluster.own_pods(workload);
     costs_carried(cluster, &selected)
 }
 
@@ -353,7 +353,7 @@ pub fn cost_writes(
         patches.sort();
         return patches;
     }
-    let pods = cluster.select_pods(&workload.namespace, &workload.pod_selector);
+    let pods = cluster.own_pods(workload);
     let ours: BTreeMap<String, i32> = pods
         .iter()
         .filter_map(|&i| {
@@ -391,6 +391,7 @@ mod tests {
             namespace: "ns".into(),
             name: "web".into(),
             pod_selector: selector.clone(),
+            owner: None,
             template: Default::default(),
             constraints: keys
                 .iter()

@@ -33,7 +33,7 @@ pub fn node(name: &str, zone: &str) -> Node {
     }
 }
 
-/// A running, ready pod of `app` bound to `node_name`.
+/// A running, ready pod of `app` bound to `node_name`, owned by the Deployment `app`.
 pub fn pod(name: &str, namespace: &str, app: &str, node_name: &str) -> Pod {
     Pod {
         name: name.to_string(),
@@ -48,6 +48,11 @@ pub fn pod(name: &str, namespace: &str, app: &str, node_name: &str) -> Pod {
         requests: Resources::new(100, 128 << 20, 1),
         priority: 0,
         has_volume_claims: false,
+        // As the Deployment controller makes them: the Deployment is named after its app.
+        owner: Some(super::PodOwner {
+            kind: crate::api::WorkloadKind::Deployment,
+            name: app.to_string(),
+        }),
         ..Default::default()
     }
 }
@@ -71,6 +76,7 @@ pub fn workload(namespace: &str, app: &str, constraints: Vec<SpreadConstraint>) 
         namespace: namespace.to_string(),
         name: app.to_string(),
         pod_selector: selector(&[("app", app)]),
+        owner: None,
         template: PodTemplate {
             labels: labels(&[("app", app)]),
             placement: Placement::default(),

@@ -348,7 +348,7 @@ pub(crate) fn measurement_of(
 /// The workload's own pods that the scheduler counts (bound, not terminating, not finished).
 pub(crate) fn own_counted_pods(cluster: &Cluster, workload: &Workload) -> Vec<usize> {
     cluster
-        .select_pods(&workload.namespace, &workload.pod_selector)
+        .own_pods(workload)
         .into_iter()
         .filter(|&i| cluster.pods()[i].is_counted())
         .collect()

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::core::Selector;
+use kube::core::{Selector, SelectorExt};
 
 /// Labels of a node or a pod.
 pub type Labels = BTreeMap<String, String>;
@@ -40,19 +40,22 @@ impl Resources {
             && self.pods >= need.pods
     }
 
+    /// Saturates at the bounds of i64: a pod requesting an absurd quantity (`1e400Ki` reads as
+    /// i64::MAX) fills its node, it never wraps into free room (nor panics a debug build).
     pub fn plus(&self, other: &Resources) -> Resources {
         Resources::new(
-            self.cpu_millis + other.cpu_millis,
-            self.memory_bytes + other.memory_bytes,
-            self.pods + other.pods,
+            self.cpu_millis.saturating_add(other.cpu_millis),
+            self.memory_bytes.saturating_add(other.memory_bytes),
+            self.pods.saturating_add(other.pods),
         )
     }
 
+    /// Saturates as [`Resources::plus`] does.
     pub fn minus(&self, other: &Resources) -> Resources {
         Resources::new(
-            self.cpu_millis - other.cpu_millis,
-            self.memory_bytes - other.memory_bytes,
-            self.pods - other.pods,
+            self.cpu_millis.saturating_sub(other.cpu_millis),
+            self.memory_bytes.saturating_sub(other.memory_bytes),
+            self.pods.saturating_sub(other.pods),
         )
     }
 }
@@ -153,6 +156,14 @@ pub struct Node {
     pub provisional: bool,
 }
 
+/// The workload a pod's controller owner chain leads to: a StatefulSet that owns it, or the
+/// Deployment or Rollout that owns its ReplicaSet (see `core::pod_owner`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodOwner {
+    pub kind: crate::api::WorkloadKind,
+    pub name: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pod {
     pub name: String,
@@ -200,6 +211,8 @@ pub struct Pod {
     /// One of skewguard's placeholder pods (`core::capacity`): it holds room for a move and is
     /// deleted before that move, so its requests count as free room.
     pub placeholder: bool,
+    /// The workload its controller owner chain leads to (`None`: none that skewguard governs).
+    pub owner: Option<PodOwner>,
 }
 
 /// Why the scheduler left a pod Pending: its `PodScheduled` condition, False.
@@ -315,8 +328,24 @@ pub struct PodTemplate {
 pub struct Workload {
     pub namespace: String,
     pub name: String,
-    /// The workload's own pod selector (`spec.selector`): the pods it may move.
+    /// The workload's own pod selector (`spec.selector`): the pods it may move, of those it owns.
     pub pod_selector: Selector,
+    /// Who its pods' owner chain must lead to for them to be its own: a selector may overlap
+    /// another workload's pods (the controllers go by owner references), and those are never
+    /// moved, annotated or reported as this one's. `None` (hand-built workloads in tests): every
+    /// pod the selector matches is its own.
+    pub owner: Option<PodOwner>,
     pub template: PodTemplate,
     pub constraints: Vec<SpreadConstraint>,
+}
+
+impl Workload {
+    /// Whether `pod` is this workload's own: its selector matches it and (when the workload
+    /// knows who it is) its owner chain leads here. Measuring counts what a constraint's selector
+    /// matches, owned or not, as the scheduler does; only own pods are acted on.
+    pub fn owns(&self, pod: &Pod) -> bool {
+        pod.namespace == self.namespace
+            && self.pod_selector.matches(&pod.labels)
+            && (self.owner.as_ref()).is_none_or(|o| pod.owner.as_ref() == Some(o))
+    }
 }

@@ -156,6 +156,7 @@ mod tests {
             namespace: "ns".into(),
             name: "web".into(),
             pod_selector: selector.clone(),
+            owner: None,
             template: Default::default(),
             constraints: vec![SpreadConstraint::new("zone", 1, selector)],
         };

@@ -741,6 +741,7 @@ mod tests {
             namespace: "ns".into(),
             name: "web".into(),
             pod_selector: [("app", "web")].into_iter().collect(),
+            owner: None,
             template: Default::default(),
             constraints,
         }

@@ -29,6 +29,20 @@ pub enum WorkloadError {
         name: String,
         reason: String,
     },
+    /// `selector: {}` (allowed for a Rollout) selects every pod of the namespace: governing it
+    /// would move, annotate and report pods of other workloads.
+    #[error(
+        "{kind:?} {name} has an empty pod selector, which selects every pod of its namespace: \
+         give spec.selector the labels of its own pods"
+    )]
+    EmptySelector { kind: WorkloadKind, name: String },
+    /// An Argo Rollout's `workloadRef` names a workload whose template cannot be read.
+    #[error("{kind:?} {name}: its workloadRef {reference}")]
+    Reference {
+        kind: WorkloadKind,
+        name: String,
+        reference: String,
+    },
     #[error("{name} is not of a supported workload kind")]
     UnknownKind { name: String },
     #[error("{kind:?} {name} has an unreadable spec: {reason}")]
@@ -82,6 +96,46 @@ pub struct WorkloadObject {
     pub replicas: ReplicaStatus,
     /// Argo Rollouts' `spec.restartAt`, if set.
     pub restart_at: Option<String>,
+    /// Argo Rollouts' `spec.workloadRef`: the template lives in that workload (a Deployment), is
+    /// read from it ([`WorkloadObject::with_referenced_template`]), and constraints are written
+    /// to it (Argo refuses a template in the Rollout itself).
+    pub workload_ref: Option<WorkloadRef>,
+}
+
+/// The workload an Argo Rollout takes its pod template from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkloadRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// The Deployments (namespace, name) that Rollouts among `workloads` take their template from
+/// (`workloadRef`): each is governed through its Rollout, not on its own, or a policy selecting both
+/// would write the one template twice, with different revision labels.
+pub fn referenced_templates<'a>(
+    workloads: impl IntoIterator<Item = &'a WorkloadObject>,
+) -> std::collections::BTreeSet<(String, String)> {
+    workloads
+        .into_iter()
+        .filter_map(|w| {
+            let r = w.workload_ref.as_ref()?;
+            (r.kind == WorkloadKind::Deployment.name())
+                .then(|| (w.namespace().to_string(), r.name.clone()))
+        })
+        .collect()
+}
+
+impl WorkloadObject {
+    /// Whether it is a Deployment in `templates` ([`referenced_templates`]).
+    pub fn is_referenced_template(
+        &self,
+        templates: &std::collections::BTreeSet<(String, String)>,
+    ) -> bool {
+        self.kind == WorkloadKind::Deployment
+            && templates.contains(&(self.namespace().to_string(), self.name().to_string()))
+    }
 }
 
 /// What every workload object, readable or not, is known by: its kind and its metadata.
@@ -139,8 +193,21 @@ impl WorkloadObject {
             .unwrap_or(&NONE)
     }
 
-    /// The pod selector as kube's matcher.
+    /// `spec.selector` names no label at all: it would select every pod of the namespace.
+    fn selector_is_empty(&self) -> bool {
+        let s = &self.selector;
+        s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+            && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    }
+
+    /// The pod selector as kube's matcher; an empty one is refused ([`WorkloadError::EmptySelector`]).
     pub fn pod_selector(&self) -> Result<Selector, WorkloadError> {
+        if self.selector_is_empty() {
+            return Err(WorkloadError::EmptySelector {
+                kind: self.kind,
+                name: self.name().to_string(),
+            });
+        }
         Selector::try_from(self.selector.clone()).map_err(|e| WorkloadError::InvalidSelector {
             kind: self.kind,
             name: self.name().to_string(),
@@ -182,6 +249,10 @@ impl WorkloadObject {
             namespace: self.namespace().to_string(),
             name: self.name().to_string(),
             pod_selector,
+            owner: Some(topology::PodOwner {
+                kind: self.kind,
+                name: self.name().to_string(),
+            }),
             template: topology::PodTemplate {
                 labels: self
                     .template
@@ -219,10 +290,12 @@ impl WorkloadObject {
         #[serde(rename_all = "camelCase")]
         struct Spec {
             replicas: Option<i32>,
-            selector: LabelSelector,
+            // A Rollout with a workloadRef may leave it out (then the referenced workload's).
+            selector: Option<LabelSelector>,
             #[serde(default)]
             template: PodTemplateSpec,
             restart_at: Option<String>,
+            workload_ref: Option<WorkloadRef>,
         }
         let spec_value = object.data.get("spec").ok_or(WorkloadError::MissingSpec {
             kind,
@@ -239,7 +312,7 @@ impl WorkloadObject {
         Ok(Self {
             kind,
             metadata: object.metadata.clone(),
-            selector: spec.selector,
+            selector: spec.selector.unwrap_or_default(),
             template: spec.template,
             replicas: ReplicaStatus {
                 desired: spec.replicas.unwrap_or(1),
@@ -252,7 +325,53 @@ impl WorkloadObject {
                 observed_generation: status.observed_generation(),
             },
             restart_at: spec.restart_at,
+            workload_ref: spec.workload_ref,
         })
+    }
+
+    /// Where the template is written: the workload itself, or the Deployment its `workloadRef`
+    /// names (kind and name).
+    pub fn template_target(&self) -> (WorkloadKind, &str) {
+        match &self.workload_ref {
+            Some(r) => (WorkloadKind::Deployment, r.name.as_str()),
+            None => (self.kind, self.name()),
+        }
+    }
+
+    /// A Rollout with a `workloadRef` takes its template (and, when it has none, its selector)
+    /// from the referenced Deployment, as Argo Rollouts does; `referenced` looks a Deployment of
+    /// the workload's namespace up by name. Any other workload is returned as it is.
+    pub fn with_referenced_template(
+        mut self,
+        referenced: impl FnOnce(&str) -> Option<WorkloadObject>,
+    ) -> Result<Self, WorkloadError> {
+        let Some(reference) = &self.workload_ref else {
+            return Ok(self);
+        };
+        let refused = |reference: String| WorkloadError::Reference {
+            kind: self.kind,
+            name: self.name().to_string(),
+            reference,
+        };
+        let deployment = WorkloadKind::Deployment.descriptor();
+        if reference.kind != deployment.name() || reference.api_version != deployment.api_version()
+        {
+            return Err(refused(format!(
+                "names a {} ({}): skewguard reads the template of an apps/v1 Deployment only",
+                reference.kind, reference.api_version
+            )));
+        }
+        let Some(source) = referenced(&reference.name) else {
+            return Err(refused(format!(
+                "names Deployment {}, which does not exist",
+                reference.name
+            )));
+        };
+        self.template = source.template;
+        if self.selector_is_empty() {
+            self.selector = source.selector;
+        }
+        Ok(self)
     }
 
     /// Reads a typed object (a `Deployment`, a `StatefulSet`) through its JSON form, the way the
@@ -403,6 +522,146 @@ mod tests {
             w.to_core(vec![]),
             Err(WorkloadError::InvalidSelector { .. })
         ));
+    }
+
+    #[test]
+    fn an_empty_selector_is_refused_not_taken_for_every_pod() {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "all", "namespace": "shop"},
+            "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "all"}}}}
+        }))
+        .unwrap();
+        let w = WorkloadObject::from_dynamic(&r).unwrap();
+        let refused = w.pod_selector().unwrap_err();
+        assert!(matches!(refused, WorkloadError::EmptySelector { .. }));
+        assert!(
+            refused
+                .to_string()
+                .contains("selects every pod of its namespace")
+        );
+        assert!(w.to_core(vec![]).is_err());
+    }
+
+    #[test]
+    fn to_core_knows_whose_pods_are_its_own() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}}}
+        }))
+        .unwrap();
+        let core = WorkloadObject::from_object(&d)
+            .unwrap()
+            .to_core(vec![])
+            .unwrap();
+        assert_eq!(
+            core.owner,
+            Some(topology::PodOwner {
+                kind: WorkloadKind::Deployment,
+                name: "web".into()
+            })
+        );
+    }
+
+    fn referencing_rollout(
+        reference: serde_json::Value,
+        selector: serde_json::Value,
+    ) -> WorkloadObject {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "was", "namespace": "petclinic"},
+            "spec": {"replicas": 2, "selector": selector, "workloadRef": reference}
+        }))
+        .unwrap();
+        WorkloadObject::from_dynamic(&r).unwrap()
+    }
+
+    fn referenced_deployment() -> WorkloadObject {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "was-template", "namespace": "petclinic"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"tier": "was"}},
+                     "template": {"metadata": {"labels": {"tier": "was"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i",
+                                           "resources": {"requests": {"cpu": "300m"}}}]}}}
+        }))
+        .unwrap();
+        WorkloadObject::from_object(&d).unwrap()
+    }
+
+    #[test]
+    fn a_workload_ref_rollout_reads_the_referenced_template_and_writes_there() {
+        let deployment_ref =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "was-template"});
+        // No selector of its own: the Deployment's, as Argo Rollouts takes it.
+        let r = referencing_rollout(deployment_ref.clone(), json!(null));
+        assert!(
+            r.template.spec.is_none(),
+            "the Rollout's own template is empty"
+        );
+        assert_eq!(
+            r.template_target(),
+            (WorkloadKind::Deployment, "was-template")
+        );
+        let r = r
+            .with_referenced_template(|name| (name == "was-template").then(referenced_deployment))
+            .unwrap();
+        // The Deployment is governed through the Rollout, not on its own.
+        let templates = referenced_templates([&r]);
+        assert!(referenced_deployment().is_referenced_template(&templates));
+        assert!(!r.is_referenced_template(&templates));
+        assert_eq!(
+            r.template_labels().get("tier").map(String::as_str),
+            Some("was")
+        );
+        let core = r.to_core(vec![]).unwrap();
+        assert_eq!(core.template.requests, topology::Resources::new(300, 0, 1));
+        assert_eq!(
+            core.owner,
+            Some(topology::PodOwner {
+                kind: WorkloadKind::Rollout,
+                name: "was".into()
+            }),
+            "its pods are the Rollout's own, not the Deployment's"
+        );
+        // Its own selector, when it has one, stays.
+        let own = referencing_rollout(deployment_ref, json!({"matchLabels": {"app": "was"}}))
+            .with_referenced_template(|_| Some(referenced_deployment()))
+            .unwrap();
+        assert_eq!(
+            own.selector
+                .match_labels
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
+            Some("was")
+        );
+    }
+
+    #[test]
+    fn a_workload_ref_that_cannot_be_read_is_an_error_that_says_why() {
+        let missing = referencing_rollout(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "gone"}),
+            json!({"matchLabels": {"tier": "was"}}),
+        )
+        .with_referenced_template(|_| None)
+        .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("names Deployment gone, which does not exist"),
+            "{missing}"
+        );
+        let other = referencing_rollout(
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "name": "t"}),
+            json!({"matchLabels": {"tier": "was"}}),
+        )
+        .with_referenced_template(|_| Some(referenced_deployment()))
+        .unwrap_err();
+        assert!(other.to_string().contains("Deployment only"), "{other}");
+        // A Rollout without a workloadRef is left as it is.
+        let plain = referenced_deployment();
+        assert_eq!(plain.clone().with_referenced_template(|_| None), Ok(plain));
     }
 
     #[test]

@@ -97,18 +97,22 @@ pub async fn delete_pending(client: &Client, namespace: &str, pod: &StrandedPod)
     }
 }
 
-/// Server-side apply of skewguard's own fields (a partial body, never a whole object).
+/// Server-side apply of skewguard's own fields (a partial body, never a whole object), to the
+/// object the body names: the workload, or the Deployment a Rollout's `workloadRef` names.
 pub async fn apply(
     client: &Client,
     workload: &WorkloadObject,
     body: &TemplateApply,
 ) -> WriteResult {
     let params = PatchParams::apply(FIELD_MANAGER);
-    match patch(client, workload, &params, &Patch::Apply(body)).await {
-        Ok(()) => WriteResult::Done,
+    let resource = body.kind.descriptor().api_resource();
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), workload.namespace(), &resource);
+    match api.patch(&body.name, &params, &Patch::Apply(body)).await {
+        Ok(_) => WriteResult::Done,
         Err(source) => WriteResult::Failed(WriteError {
             kind: WriteKind::Inject,
-            target: format!("{} {}", workload.kind, workload.name()),
+            target: format!("{} {}", body.kind, body.name),
             source,
         }),
     }

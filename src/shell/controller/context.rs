@@ -207,9 +207,12 @@ impl Context {
 /// Spaces disruptions across all workloads to protect the API server; each workload's own
 /// pacing (one step at a time, replacements Ready first) is what keeps services safe.
 ///
-/// A reconcile never waits for a slot: it reserves the next free one for the pod it wants to
-/// evict and comes back when the slot arrives. So each workload steps as soon as its own
-/// replacement is Ready and its slot comes, and no workload waits for another's.
+/// A reconcile never waits for a slot: it reserves a place for the pod it wants to evict and comes
+/// back when its slot comes. The slots are shared fairly across namespaces: the waiting pods are
+/// served one namespace after the other (each namespace's in the order they asked), so one
+/// namespace's backlog never holds every other namespace's evictions behind it. A place can move
+/// later when another namespace starts asking (by one slot per namespace ahead of it at most);
+/// whoever comes back early is told how long to wait still.
 pub struct RateLimiter {
     interval: Duration,
     state: Mutex<Slots>,
@@ -217,13 +220,26 @@ pub struct RateLimiter {
 
 #[derive(Default)]
 struct Slots {
+    /// When the next disruption may go.
     next: Option<Instant>,
-    /// (workload, what) -> the slot reserved for it.
-    reserved: HashMap<(WorkloadKey, String), Instant>,
+    /// The waiting pods, in the order they first asked.
+    waiting: Vec<Waiting>,
+    /// When each namespace last had a pod go (forgotten after [`RESERVATION_GRACE`]).
+    served: HashMap<String, Instant>,
+}
+
+struct Waiting {
+    key: (WorkloadKey, String),
+    /// The slot last promised: a place not asked for again [`RESERVATION_GRACE`] after it is
+    /// given up.
+    due: Instant,
 }
 
 /// A reservation not used this long after its slot is given up.
 const RESERVATION_GRACE: Duration = Duration::from_secs(30);
+
+/// How late a reconcile may come back for its slot and still keep its place ahead of others.
+const LATE: Duration = Duration::from_secs(2);
 
 impl RateLimiter {
     /// `rate` evictions per second; the command line refuses anything but a positive rate.
@@ -244,23 +260,58 @@ impl RateLimiter {
     pub fn reserve(&self, workload: &WorkloadKey, what: &str) -> Option<Duration> {
         let now = Instant::now();
         let mut slots = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        slots.reserved.retain(|_, at| *at + RESERVATION_GRACE > now);
+        slots.waiting.retain(|w| w.due + RESERVATION_GRACE > now);
+        slots.served.retain(|_, at| *at + RESERVATION_GRACE > now);
         let key = (workload.clone(), what.to_string());
-        if let Some(at) = slots.reserved.get(&key).copied() {
-            if at <= now {
-                slots.reserved.remove(&key);
-                return None;
-            }
-            return Some(at - now);
+        if !slots.waiting.iter().any(|w| w.key == key) {
+            slots.waiting.push(Waiting {
+                key: key.clone(),
+                due: now,
+            });
         }
-        let slot = slots.next.map_or(now, |next| next.max(now));
-        slots.next = Some(slot + self.interval);
+        let first = slots.next.map_or(now, |next| next.max(now));
+        // A pod that missed its slot by more than [`LATE`] holds no one back until it asks again.
+        let place = fair_order(&slots.waiting, &slots.served)
+            .iter()
+            .filter(|&&i| slots.waiting[i].key == key || slots.waiting[i].due + LATE >= now)
+            .position(|&i| slots.waiting[i].key == key)
+            .unwrap_or(0);
+        let slot = first + self.interval * u32::try_from(place).unwrap_or(u32::MAX);
         if slot <= now {
+            slots.waiting.retain(|w| w.key != key);
+            slots.next = Some(now + self.interval);
+            slots.served.insert(workload.namespace.clone(), now);
             return None;
         }
-        slots.reserved.insert(key, slot);
+        if let Some(w) = slots.waiting.iter_mut().find(|w| w.key == key) {
+            w.due = slot;
+        }
         Some(slot - now)
     }
+}
+
+/// The waiting pods (indexes into `waiting`) in the order they are served: the first of each
+/// namespace, then the second of each, and so on; namespaces served longest ago (or never) first,
+/// then in the order their first waiting pod asked.
+fn fair_order(waiting: &[Waiting], served: &HashMap<String, Instant>) -> Vec<usize> {
+    let mut namespaces: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, w) in waiting.iter().enumerate() {
+        let namespace = w.key.0.namespace.as_str();
+        match namespaces.iter_mut().find(|(n, _)| *n == namespace) {
+            Some((_, pods)) => pods.push(i),
+            None => namespaces.push((namespace, vec![i])),
+        }
+    }
+    // A stable sort: namespaces served at the same time (or never) keep their order of asking.
+    namespaces.sort_by_key(|(n, _)| served.get(*n).copied());
+    let rounds = namespaces.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+    (0..rounds)
+        .flat_map(|round| {
+            namespaces
+                .iter()
+                .filter_map(move |(_, p)| p.get(round).copied())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -287,6 +338,76 @@ mod tests {
         assert_eq!(limiter.reserve(&key("b"), "b-1"), None);
         assert_eq!(
             limiter.reserve(&key("c"), "c-1"),
+            Some(Duration::from_millis(100))
+        );
+    }
+
+    fn in_namespace(namespace: &str, name: &str) -> WorkloadKey {
+        WorkloadKey::new(namespace, "p", crate::api::WorkloadKind::Deployment, name)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_namespaces_backlog_does_not_hold_the_others_evictions() {
+        let limiter = RateLimiter::per_second(10.0);
+        let busy = in_namespace("busy", "web");
+        // `busy` asks for ten evictions at once: the first goes, nine wait 100..900 ms.
+        assert_eq!(limiter.reserve(&busy, "p0"), None);
+        for i in 1..10 {
+            assert_eq!(
+                limiter.reserve(&busy, &format!("p{i}")),
+                Some(Duration::from_millis(100 * i))
+            );
+        }
+        // `quiet` asks next: busy was just served, so quiet's pod takes the next slot, not
+        // the one after all nine of busy's; busy's pods each move back by one slot.
+        let quiet = in_namespace("quiet", "api");
+        assert_eq!(
+            limiter.reserve(&quiet, "q0"),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            limiter.reserve(&busy, "p1"),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            limiter.reserve(&busy, "p9"),
+            Some(Duration::from_millis(1000))
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        // busy asks first, but the slot is quiet's; the pace holds (one per slot).
+        assert_eq!(
+            limiter.reserve(&busy, "p1"),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(limiter.reserve(&quiet, "q0"), None);
+        assert_eq!(
+            limiter.reserve(&busy, "p1"),
+            Some(Duration::from_millis(100))
+        );
+        // Two namespaces waiting: they take turns.
+        assert_eq!(
+            limiter.reserve(&quiet, "q1"),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            limiter.reserve(&busy, "p2"),
+            Some(Duration::from_millis(300))
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(limiter.reserve(&busy, "p1"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_place_not_asked_for_in_time_holds_no_one_back() {
+        let limiter = RateLimiter::per_second(10.0);
+        assert_eq!(limiter.reserve(&key("a"), "a-1"), None);
+        assert!(limiter.reserve(&key("b"), "b-1").is_some());
+        // b does not come back in time: its place no longer delays c, and once it asks again
+        // it waits its turn anew.
+        tokio::time::advance(LATE + Duration::from_secs(1)).await;
+        assert_eq!(limiter.reserve(&key("c"), "c-1"), None);
+        assert_eq!(
+            limiter.reserve(&key("b"), "b-1"),
             Some(Duration::from_millis(100))
         );
     }

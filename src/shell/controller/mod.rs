@@ -50,6 +50,13 @@ pub enum RunError {
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = client().await?;
+    if let Some(namespace) = &args.namespace {
+        warn!(
+            namespace,
+            "--namespace: node fit counts only this namespace's pods (other namespaces' requests \
+             are not watched), so a node they fill may look free to a move"
+        );
+    }
     let policies: Api<HAPolicy> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -74,7 +81,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     health.set_not_ready("the HAPolicy CRD is not installed yet");
     check_crd(&policies).await?;
     health.set_not_ready("caches are syncing");
-    let (stores, mut triggers) = stores::start(&client, args.namespace.as_deref());
+    let (stores, mut triggers) =
+        stores::start(&client, args.namespace.as_deref(), &health.watch_tasks());
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let leadership = if args.leader_elect {

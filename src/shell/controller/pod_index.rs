@@ -23,7 +23,7 @@ struct Index {
     /// with the snapshots that hold it, not copied into them.
     namespaces: FastMap<String, BTreeMap<String, Arc<topology::Pod>>>,
     /// node name -> what its pods request.
-    requested: FastMap<String, Resources>,
+    requested: FastMap<String, Tally>,
     /// What is left on each node of one node set once `requested` is taken, until a pod or the
     /// node set changes: every reconcile between two pod events shares it instead of looking
     /// each node up again.
@@ -44,7 +44,7 @@ impl Index {
             self.ready_at.insert(id, Instant::now());
         }
         self.remove(&pod.namespace, &pod.name);
-        self.charge(&pod, Resources::plus);
+        self.charge(&pod, 1);
         self.namespaces
             .entry(pod.namespace.clone())
             .or_default()
@@ -65,21 +65,49 @@ impl Index {
             if pods.is_empty() {
                 self.namespaces.remove(namespace);
             }
-            self.charge(&old, Resources::minus);
+            self.charge(&old, -1);
         }
     }
 
-    fn charge(&mut self, pod: &topology::Pod, op: fn(&Resources, &Resources) -> Resources) {
+    /// Adds (`sign` 1) or takes back (-1) what the pod requests on its node.
+    fn charge(&mut self, pod: &topology::Pod, sign: i128) {
         if !pod.holds_resources() {
             return;
         }
         let Some(node) = &pod.node_name else { return };
         self.laid_out = None;
         let entry = self.requested.entry(node.clone()).or_default();
-        *entry = op(entry, &pod.requests);
-        if *entry == Resources::default() {
+        entry.add(&pod.requests, sign);
+        if *entry == Tally::default() {
             self.requested.remove(node);
         }
+    }
+}
+
+/// What a node's pods request, summed in i128: exact for any number of i64 requests, so taking a
+/// pod back always undoes adding it (a saturating i64 sum would not: one pod asking `1e400Ki`
+/// would leave its node full after it is gone). Read out saturated to i64.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    cpu_millis: i128,
+    memory_bytes: i128,
+    pods: i128,
+}
+
+impl Tally {
+    fn add(&mut self, r: &Resources, sign: i128) {
+        self.cpu_millis += sign * i128::from(r.cpu_millis);
+        self.memory_bytes += sign * i128::from(r.memory_bytes);
+        self.pods += sign * i128::from(r.pods);
+    }
+
+    fn resources(&self) -> Resources {
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        Resources::new(
+            clamp(self.cpu_millis),
+            clamp(self.memory_bytes),
+            clamp(self.pods),
+        )
     }
 }
 
@@ -170,7 +198,9 @@ impl PodIndex {
             return free.clone();
         }
         let requested: Vec<Resources> = (nodes.nodes().iter())
-            .map(|n| index.requested.get(&n.name).copied().unwrap_or_default())
+            .map(|n| {
+                (index.requested.get(&n.name)).map_or_else(Resources::default, Tally::resources)
+            })
             .collect();
         let free = nodes.free_room(&requested);
         index.laid_out = Some((nodes.clone(), free.clone()));
@@ -264,6 +294,25 @@ mod tests {
         assert_eq!(index.len(), 1);
         assert_eq!(index.pods_in("shop").len(), 1);
         assert!(index.pods_in("other").is_empty());
+    }
+
+    #[test]
+    fn an_absurd_request_fills_its_node_and_leaves_nothing_behind_when_gone() {
+        let (index, nodes) = (PodIndex::default(), nodes());
+        index.handle(Event::Apply(pod("small", "n1", "100m", false)));
+        // `1e400` CPUs reads as i64::MAX millicores; twice that must neither wrap nor panic.
+        index.handle(Event::Apply(pod("huge-1", "n1", "1e400", false)));
+        index.handle(Event::Apply(pod("huge-2", "n1", "1e400k", false)));
+        assert_eq!(
+            cpu_on(&index, &nodes, "n1"),
+            i64::MAX,
+            "saturated, not wrapped"
+        );
+        let n1 = nodes.nodes().iter().position(|n| n.name == "n1").unwrap();
+        assert!(!index.free_on(&nodes)[n1].covers(&Resources::new(1, 0, 0)));
+        index.handle(Event::Delete(pod("huge-1", "n1", "1e400", false)));
+        index.handle(Event::Delete(pod("huge-2", "n1", "1e400k", false)));
+        assert_eq!(cpu_on(&index, &nodes, "n1"), 100, "exactly what is left");
     }
 
     #[test]

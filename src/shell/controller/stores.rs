@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::ResetTimerBackoff;
@@ -22,10 +23,13 @@ use tracing::{info, warn};
 use crate::api::{HAPolicy, WorkloadKind};
 use crate::core::snapshot::{self, LeanPod};
 use crate::core::topology::{Cluster, NodeSet};
-use crate::core::workload::{KindDescriptor, Unreadable, WorkloadObject, kinds};
+use crate::core::workload::{
+    KindDescriptor, Unreadable, WorkloadObject, kinds, referenced_templates,
+};
 
 use super::by_namespace::{IndexedStore, NamespaceIndex};
 use super::pod_index::PodIndex;
+use crate::shell::liveness::{TaskGuard, WatchTasks};
 
 /// How every watch of the operator retries after an error: from half a second, doubling, at most
 /// 5 s apart, reset after 30 s without one. kube's default (client-go's: up to 30 s, reset after
@@ -271,20 +275,32 @@ impl Stores {
         kinds: &[WorkloadKind],
     ) -> Vec<Result<WorkloadObject, Box<Unreadable>>> {
         let mut out = Vec::new();
+        // A Rollout's workloadRef names a Deployment of its namespace: its template is read there.
+        let deployment = |name: &str| {
+            let store = self.workloads.get(&WorkloadKind::Deployment)?.get()?;
+            let found = (store.in_namespace(namespace).into_iter())
+                .find(|d| d.metadata.name.as_deref() == Some(name))?;
+            WorkloadObject::read(WorkloadKind::Deployment, &found).ok()
+        };
         for kind in kinds {
             let Some(store) = self.workloads.get(kind).and_then(|s| s.get()) else {
                 continue;
             };
             out.extend(store.in_namespace(namespace).iter().map(|o| {
-                WorkloadObject::read(*kind, o).map_err(|error| {
-                    Box::new(Unreadable {
-                        kind: *kind,
-                        metadata: o.metadata.clone(),
-                        error,
+                let read = WorkloadObject::read(*kind, o);
+                read.and_then(|w| w.with_referenced_template(deployment))
+                    .map_err(|error| {
+                        Box::new(Unreadable {
+                            kind: *kind,
+                            metadata: o.metadata.clone(),
+                            error,
+                        })
                     })
-                })
             }));
         }
+        // A Rollout's template Deployment is governed through the Rollout only.
+        let templates = referenced_templates(out.iter().flatten());
+        out.retain(|w| (w.as_ref()).map_or(true, |w| !w.is_referenced_template(&templates)));
         out
     }
 
@@ -380,7 +396,19 @@ pub fn prune_pod(pod: &mut LeanPod) {
     {
         pod.metadata.annotations = None;
     }
-    pod.metadata.owner_references = None;
+    // Only the controller reference says whose the pod is (`core::pod_owner`), and only its kind,
+    // version and name.
+    pod.metadata.owner_references = (pod.metadata.owner_references.take())
+        .and_then(|refs| crate::core::pod_owner::controller_of(&refs).cloned())
+        .map(|r| {
+            vec![OwnerReference {
+                api_version: r.api_version,
+                kind: r.kind,
+                name: r.name,
+                controller: Some(true),
+                ..Default::default()
+            }]
+        });
     pod.spec.settle_requests();
     if let Some(conditions) = pod.status.conditions.as_mut() {
         let unbound = pod.spec.node_name.is_none();
@@ -414,10 +442,12 @@ fn drop_managed_fields<K: Resource>(o: &mut K) {
     o.meta_mut().managed_fields = None;
 }
 
-/// Starts every watch; returns the stores and the stream of triggers.
+/// Starts every watch, each registered in `tasks` (what `/healthz` answers for); returns the
+/// stores and the stream of triggers.
 pub fn start(
     client: &Client,
     namespace: Option<&str>,
+    tasks: &WatchTasks,
 ) -> (Stores, mpsc::UnboundedReceiver<Trigger>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let wc = watcher::Config::default();
@@ -428,12 +458,14 @@ pub fn start(
         pods.clone(),
         tx.clone(),
         health.clone(),
+        tasks.register("pods"),
     ));
     let pdbs = spawn_watch(
         api(client, namespace),
         wc.clone(),
         drop_managed_fields,
         tx.clone(),
+        tasks.register("PodDisruptionBudgets"),
     );
     let (node_store, node_writer) = reflector::store();
     let nodes = Nodes::new(node_store);
@@ -447,12 +479,18 @@ pub fn start(
         tx.clone(),
         Some(nodes.clone()),
         None,
+        tasks.register("nodes"),
     ));
+    let sinks = Sinks {
+        tx: tx.clone(),
+        health: health.clone(),
+        tasks: tasks.clone(),
+    };
     let mut workloads = BTreeMap::new();
     for kind in kinds() {
         let slot = KindStore::default();
         match kind.crd {
-            None => start_kind(client, namespace, kind, &slot, &tx, &health),
+            None => start_kind(client, namespace, kind, &slot, &sinks),
             Some(crd) => {
                 tokio::spawn(watch_crd(
                     client.clone(),
@@ -460,8 +498,7 @@ pub fn start(
                     crd,
                     kind,
                     slot.clone(),
-                    tx.clone(),
-                    health.clone(),
+                    sinks.clone(),
                 ));
             }
         }
@@ -479,16 +516,26 @@ pub fn start(
                 "nodepools.karpenter.sh",
                 Some(nodepool_resource()),
                 &tx,
+                tasks,
             ),
             capacity_buffers: watch_optional_api(
                 client,
                 "capacitybuffers.autoscaling.x-k8s.io",
                 None,
                 &tx,
+                tasks,
             ),
         },
         rx,
     )
+}
+
+/// Where a workload watch reports: its triggers, the caches' gaps, and its liveness.
+#[derive(Clone)]
+struct Sinks {
+    tx: mpsc::UnboundedSender<Trigger>,
+    health: WatchHealth,
+    tasks: WatchTasks,
 }
 
 /// Starts the reflector of one workload kind into `slot`.
@@ -497,9 +544,9 @@ fn start_kind(
     namespace: Option<&str>,
     kind: &'static KindDescriptor,
     slot: &KindStore,
-    tx: &mpsc::UnboundedSender<Trigger>,
-    health: &WatchHealth,
+    sinks: &Sinks,
 ) {
+    let Sinks { tx, health, tasks } = sinks;
     let resource = kind.api_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
@@ -517,6 +564,7 @@ fn start_kind(
         tx.clone(),
         None,
         Some(health.clone()),
+        tasks.register(kind.plural),
     ));
     let _ = slot.set(store);
 }
@@ -528,6 +576,7 @@ async fn watch_pods(
     index: Arc<PodIndex>,
     tx: mpsc::UnboundedSender<Trigger>,
     health: WatchHealth,
+    task: TaskGuard,
 ) {
     let stream = watcher(api, watcher::Config::default())
         .backoff(watch_backoff())
@@ -535,6 +584,7 @@ async fn watch_pods(
     let mut stream = std::pin::pin!(stream);
     let mut observer = health.observer("pods");
     while let Some(event) = stream.next().await {
+        task.busy();
         observer.observe(&event);
         let trigger = match &event {
             Ok(Event::Apply(p) | Event::Delete(p)) => {
@@ -553,8 +603,9 @@ async fn watch_pods(
         if let Some(t) = trigger
             && tx.send(t).is_err()
         {
-            return;
+            return task.finish();
         }
+        task.idle();
     }
 }
 
@@ -576,6 +627,7 @@ fn spawn_watch<K>(
     wc: watcher::Config,
     prune: fn(&mut K),
     tx: mpsc::UnboundedSender<Trigger>,
+    task: TaskGuard,
 ) -> IndexedStore<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -584,7 +636,7 @@ where
     let (store, writer) = IndexedStore::new(Default::default());
     let stream = watcher(api, wc).backoff(watch_backoff()).modify(prune);
     let index = Some(store.index().clone());
-    tokio::spawn(forward(stream, writer, index, tx, None, None));
+    tokio::spawn(forward(stream, writer, index, tx, None, None, task));
     store
 }
 
@@ -607,6 +659,7 @@ async fn forward<K, S>(
     tx: mpsc::UnboundedSender<Trigger>,
     nodes: Option<Nodes>,
     health: Option<WatchHealth>,
+    task: TaskGuard,
 ) where
     K: Resource + Clone + 'static,
     <K as Resource>::DynamicType: Eq + std::hash::Hash + Clone,
@@ -615,6 +668,7 @@ async fn forward<K, S>(
     let mut stream = std::pin::pin!(stream.reflect(writer));
     let mut observer = health.as_ref().map(|h| h.observer("workloads"));
     while let Some(event) = stream.next().await {
+        task.busy();
         if let Some(observer) = &mut observer {
             observer.observe(&event);
         }
@@ -640,8 +694,9 @@ async fn forward<K, S>(
         if let Some(t) = trigger
             && tx.send(t).is_err()
         {
-            return;
+            return task.finish();
         }
+        task.idle();
     }
 }
 
@@ -670,12 +725,13 @@ async fn watch_crd(
     crd: &'static str,
     kind: &'static KindDescriptor,
     slot: KindStore,
-    tx: mpsc::UnboundedSender<Trigger>,
-    health: WatchHealth,
+    sinks: Sinks,
 ) {
+    let waiting = sinks.tasks.register(format!("{crd} CRD"));
     crd_installed(&client, crd).await;
     info!(crd, "CRD found: governing {}s too", kind.name());
-    start_kind(&client, namespace.as_deref(), kind, &slot, &tx, &health);
+    start_kind(&client, namespace.as_deref(), kind, &slot, &sinks);
+    waiting.finish();
 }
 
 /// Watches for an optional API's CRD; once it exists, marks it served and (with a resource)
@@ -685,10 +741,12 @@ fn watch_optional_api(
     crd: &'static str,
     resource: Option<ApiResource>,
     tx: &mpsc::UnboundedSender<Trigger>,
+    tasks: &WatchTasks,
 ) -> OptionalApi {
     let api = OptionalApi::default();
-    let (client, found, tx) = (client.clone(), api.clone(), tx.clone());
+    let (client, found, tx, tasks) = (client.clone(), api.clone(), tx.clone(), tasks.clone());
     tokio::spawn(async move {
+        let waiting = tasks.register(format!("{crd} CRD"));
         crd_installed(&client, crd).await;
         info!(crd, "CRD found");
         found.served.store(true, Ordering::Release);
@@ -699,10 +757,12 @@ fn watch_optional_api(
             let stream = watcher::watcher(objects, watcher::Config::default())
                 .backoff(watch_backoff())
                 .modify(drop_managed_fields);
-            tokio::spawn(forward(stream, writer, None, tx.clone(), None, None));
+            let task = tasks.register(crd);
+            tokio::spawn(forward(stream, writer, None, tx.clone(), None, None, task));
             let _ = found.objects.set(store);
         }
         let _ = tx.send(Trigger::All);
+        waiting.finish();
     });
     api
 }
@@ -744,7 +804,12 @@ mod tests {
     #[test]
     fn pruning_keeps_everything_the_core_reads() {
         let mut pod: LeanPod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
+            "metadata": {"name": "web-1", "namespace": "shop",
+                         "labels": {"app": "web", "pod-template-hash": "h1"},
+                         "ownerReferences": [
+                             {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-h1",
+                              "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true},
+                             {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "c"}],
                          "annotations": {"a": "b", "karpenter.sh/do-not-disrupt": "true",
                                          "controller.kubernetes.io/pod-deletion-cost": "-2000"},
                          "managedFields": [
@@ -786,6 +851,18 @@ mod tests {
             crate::core::topology::Resources::new(100, 64 << 20, 1)
         );
         assert!(before.ready && before.has_volume_claims);
+        assert_eq!(
+            before.owner,
+            Some(crate::core::topology::PodOwner {
+                kind: WorkloadKind::Deployment,
+                name: "web".into()
+            })
+        );
+        assert_eq!(
+            pod.metadata.owner_references.as_ref().map(Vec::len),
+            Some(1),
+            "only the controller reference is kept"
+        );
 
         // An unbound pod keeps what the scheduler said of it, and the form of its constraints.
         let mut pending: LeanPod = serde_json::from_value(serde_json::json!({

@@ -14,6 +14,7 @@ mod monitoring;
 mod operator;
 mod scale;
 mod scale_in;
+mod workload_ref;
 mod zones;
 
 // The petclinic workloads and what the operator scenarios share live in the testbed crate, shared
@@ -125,6 +126,17 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             needs_rollout: true,
             ..scenario("field_scenario", |c| Box::pin(operator::field_scenario(c)))
+        },
+        Scenario {
+            needs_rollout: true,
+            ..scenario(
+                "workload_ref_rollout_is_read_and_written_through_its_deployment",
+                |c| {
+                    Box::pin(
+                        workload_ref::workload_ref_rollout_is_read_and_written_through_its_deployment(c),
+                    )
+                },
+            )
         },
         scenario("pdb_blocks_then_allows", |c| {
             Box::pin(operator::pdb_blocks_then_allows(c))

@@ -186,6 +186,7 @@ async fn core_view(ctx: &Ctx, app: &str) -> (Cluster, Workload) {
         namespace: ctx.ns.clone(),
         name: app.to_string(),
         pod_selector: selector.clone(),
+        owner: None,
         template: PodTemplate {
             labels: [("app".to_string(), app.to_string())].into(),
             ..Default::default()
