@@ -26,8 +26,10 @@ use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::core::policy_status::key_name;
 use crate::core::rollout_slots::RolloutPermit;
 use crate::core::stranded::{Published, stranded_pods, until_seen};
+use kube::core::SelectorExt;
+
 use crate::core::topology::{
-    Cluster, DomainLoss, Measurement, Move, Obstacle, Plan, PlanOptions, Workload, ZONE_KEY,
+    Cluster, DomainLoss, Measurement, Move, Obstacle, Plan, PlanOptions, Pod, Workload, ZONE_KEY,
     cost_writes, evaluate, own_pods_by_domain, worst_domain_loss,
 };
 use crate::core::workload::WorkloadObject;
@@ -299,11 +301,17 @@ pub fn assess(
         anti_affinity: template.anti_affinity.is_some(),
         changes_template: template.changes_template,
     };
+    // Admission goes by labels, not owners: every pod the workload's selector selects is checked
+    // (a pod two selectors select gets nothing, and the condition names both workloads).
+    let selected: Vec<&Pod> = (cluster.pods().iter())
+        .map(|p| &**p)
+        .filter(|p| p.namespace == core.namespace && core.pod_selector.matches(&p.labels))
+        .filter(|p| p.is_counted())
+        .collect();
     let (injection, admission, admission_check) = admit(
         policy,
         workload,
-        cluster,
-        &measurement,
+        &selected,
         &template,
         may,
         facts.injection,
@@ -531,8 +539,7 @@ fn published_entry<'a>(
 fn admit(
     policy: &HAPolicy,
     workload: &WorkloadObject,
-    cluster: &Cluster,
-    measurement: &Measurement,
+    selected: &[&Pod],
     template: &TemplatePlan,
     may: Writes,
     mode: Option<InjectionMode>,
@@ -561,8 +568,7 @@ fn admit(
     let entry = admitted_workload(workload, template, published_entry(policy, workload), now);
     match entry {
         Some(entry) if may.allowed() => {
-            let pods = measurement.own_pods.iter().map(|&i| &*cluster.pods()[i]);
-            let check = check_admitted(&entry, pods);
+            let check = check_admitted(&entry, selected.iter().copied());
             (Some(InjectionMode::Admission), Some(entry), Some(check))
         }
         Some(entry) => {
