@@ -12,6 +12,9 @@ use kube::{Client, ResourceExt};
 use crate::api::{HAPolicy, HAPolicyStatus};
 use crate::core::policy_status::status_patch;
 
+/// How many of this process's versions of a policy are remembered.
+const CHAIN: usize = 64;
+
 /// This process's last status write per policy.
 #[derive(Default)]
 pub struct StatusWrites {
@@ -23,11 +26,16 @@ pub struct StatusWrites {
 }
 
 struct Written {
-    /// The policy's resourceVersion in the cache when it was written.
-    cached: String,
-    /// The resourceVersion the write made.
-    made: String,
+    /// The versions the cache may show while it catches up with this process's writes: the one
+    /// the first of them built on, then each one they made, in order (the last is the newest).
+    ours: Vec<String>,
     status: HAPolicyStatus,
+}
+
+impl Written {
+    fn newest(&self) -> &str {
+        self.ours.last().map_or("", String::as_str)
+    }
 }
 
 /// What a status write builds on.
@@ -43,10 +51,19 @@ impl StatusWrites {
         let cached = policy.resource_version();
         let written = self.lock();
         match written.get(&key(policy)) {
-            Some(w) if cached.as_deref() == Some(w.cached.as_str()) => Base {
-                status: Some(w.status.clone()),
-                resource_version: Some(w.made.clone()),
-            },
+            // The cache shows a version before this process's newest write (one it built on or
+            // made): nobody else wrote in between, so the newest write is the base. A version not
+            // in the chain is someone else's, or the cache has caught up.
+            Some(w)
+                if cached
+                    .as_deref()
+                    .is_some_and(|c| c != w.newest() && w.ours.iter().any(|v| v == c)) =>
+            {
+                Base {
+                    status: Some(w.status.clone()),
+                    resource_version: Some(w.newest().to_string()),
+                }
+            }
             _ => Base {
                 status: policy.status.clone(),
                 resource_version: cached,
@@ -92,16 +109,28 @@ impl StatusWrites {
                 &Patch::Merge(body),
             )
             .await?;
-        if let (Some(cached), Some(made)) = (policy.resource_version(), written.resource_version())
-        {
-            self.lock().insert(
-                key(policy),
-                Written {
-                    cached,
-                    made,
-                    status: status.clone(),
-                },
-            );
+        if let Some(made) = written.resource_version() {
+            let built_on = base.resource_version.unwrap_or_default();
+            let mut all = self.lock();
+            match all.get_mut(&key(policy)) {
+                Some(w) if w.newest() == built_on => {
+                    w.ours.push(made);
+                    // The cache is never that far behind; the chain stays short.
+                    if w.ours.len() > CHAIN {
+                        w.ours.remove(0);
+                    }
+                    w.status = status.clone();
+                }
+                _ => {
+                    all.insert(
+                        key(policy),
+                        Written {
+                            ours: vec![built_on, made],
+                            status: status.clone(),
+                        },
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -118,4 +147,48 @@ impl StatusWrites {
 
 fn key(policy: &HAPolicy) -> (String, String) {
     (policy.namespace().unwrap_or_default(), policy.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_at(version: &str) -> HAPolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "skewguard.dev/v1alpha1", "kind": "HAPolicy",
+            "metadata": {"name": "p", "namespace": "shop", "resourceVersion": version},
+            "spec": {"selector": {}, "spread": [{"topologyKey": "topology.kubernetes.io/zone"}]},
+            "status": {"observedGeneration": 1}
+        }))
+        .unwrap()
+    }
+
+    /// Three writes in a row (10 -> 11 -> 12 -> 13) while the cache shows 11: the next write
+    /// builds on 13, not on 11 (which the API server would refuse with a 409). A version that is
+    /// not ours, or our newest, is the cache's own.
+    #[test]
+    fn a_cache_behind_our_own_writes_builds_on_the_newest() {
+        let writes = StatusWrites::default();
+        let ours = HAPolicyStatus {
+            observed_generation: Some(2),
+            ..HAPolicyStatus::default()
+        };
+        writes.lock().insert(
+            key(&policy_at("10")),
+            Written {
+                ours: ["10", "11", "12", "13"].map(String::from).to_vec(),
+                status: ours.clone(),
+            },
+        );
+        for behind in ["10", "11", "12"] {
+            let base = writes.base(&policy_at(behind));
+            assert_eq!(base.resource_version.as_deref(), Some("13"), "{behind}");
+            assert_eq!(base.status, Some(ours.clone()));
+        }
+        for current in ["13", "14"] {
+            let base = writes.base(&policy_at(current));
+            assert_eq!(base.resource_version.as_deref(), Some(current));
+            assert_ne!(base.status, Some(ours.clone()));
+        }
+    }
 }
