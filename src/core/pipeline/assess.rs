@@ -26,8 +26,6 @@ use crate::core::injection::{AdmissionCheck, admitted_workload, check_admitted};
 use crate::core::policy_status::key_name;
 use crate::core::rollout_slots::RolloutPermit;
 use crate::core::stranded::{Published, stranded_pods, until_seen};
-use kube::core::SelectorExt;
-
 use crate::core::topology::{
     Cluster, DomainLoss, Measurement, Move, Obstacle, Plan, PlanOptions, Pod, Workload, ZONE_KEY,
     cost_writes, evaluate, own_pods_by_domain, worst_domain_loss,
@@ -303,9 +301,9 @@ pub fn assess(
     };
     // Admission goes by labels, not owners: every pod the workload's selector selects is checked
     // (a pod two selectors select gets nothing, and the condition names both workloads).
-    let selected: Vec<&Pod> = (cluster.pods().iter())
-        .map(|p| &**p)
-        .filter(|p| p.namespace == core.namespace && core.pod_selector.matches(&p.labels))
+    let selected: Vec<&Pod> = (cluster.select_pods(&core.namespace, &core.pod_selector))
+        .into_iter()
+        .map(|i| &*cluster.pods()[i])
         .filter(|p| p.is_counted())
         .collect();
     let (injection, admission, admission_check) = admit(
