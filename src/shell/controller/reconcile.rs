@@ -393,7 +393,9 @@ async fn evict(
     } = *step;
     let entry = pipeline::before_eviction(assessment, results, index, now);
     let recorded = (ctx.statuses)
-        .write_onto(&ctx.client, policy, |base| with_workload(base, entry))
+        .write_onto(&ctx.client, policy, move |base| {
+            with_workload(base, entry.clone())
+        })
         .await;
     if let Err(source) = recorded {
         return WriteResult::Failed(WriteError {

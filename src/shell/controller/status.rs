@@ -1,10 +1,14 @@
 //! Writing a policy's status: a merge patch that carries the resourceVersion it was computed from,
 //! so a stale leader (or a reconcile on a stale read) never overwrites a newer status; the API
 //! server answers 409 instead. The cache lags this process's own writes, so the version and
-//! status each write builds on are its own last write's until the cache has seen it.
+//! status each write builds on are its own last write's until the cache has seen it. Writes of
+//! one policy that wait for their turn together go out as one (a group commit): a hundred
+//! workloads' in-flight records cost a few round trips, not a hundred.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -23,6 +27,17 @@ pub struct StatusWrites {
     /// in-flight record is written before it is sent; two writes on the same base would make
     /// the second a 409.
     turn: tokio::sync::Mutex<()>,
+    /// The changes waiting for their turn, per policy; the next write carries them all.
+    waiting: Mutex<HashMap<(String, String), Vec<Waiting>>>,
+}
+
+/// What a write makes of the status it builds on.
+type Change = Arc<dyn Fn(Option<&HAPolicyStatus>) -> HAPolicyStatus + Send + Sync>;
+
+/// A change waiting for its turn, and where to say whether another write carried it.
+struct Waiting {
+    change: Change,
+    carried: oneshot::Sender<bool>,
 }
 
 struct Written {
@@ -79,20 +94,64 @@ impl StatusWrites {
         policy: &HAPolicy,
         status: &HAPolicyStatus,
     ) -> Result<(), kube::Error> {
-        self.write_onto(client, policy, |_| status.clone()).await
+        let status = status.clone();
+        self.write_onto(client, policy, move |_| status.clone())
+            .await
     }
 
     /// Writes the status `change` makes of the current base (this process's last write, or the
-    /// cached status), in turn with every other write of this process.
+    /// cached status), in turn with every other write of this process. Changes to the same policy
+    /// that wait meanwhile go out with it, applied in the order they came; one that a failed write
+    /// carried is written again on its own, so each caller sees its own error.
     pub async fn write_onto(
         &self,
         client: &Client,
         policy: &HAPolicy,
-        change: impl FnOnce(Option<&HAPolicyStatus>) -> HAPolicyStatus,
+        change: impl Fn(Option<&HAPolicyStatus>) -> HAPolicyStatus + Send + Sync + 'static,
     ) -> Result<(), kube::Error> {
+        let change: Change = Arc::new(change);
+        let (carried, mut was_carried) = oneshot::channel();
+        (self.waiting_lock().entry(key(policy)).or_default()).push(Waiting {
+            change: change.clone(),
+            carried,
+        });
         let _turn = self.turn.lock().await;
+        let batch = match was_carried.try_recv() {
+            Ok(true) => return Ok(()),
+            // Carried by a write that failed (or lost): written alone now.
+            Ok(false) | Err(oneshot::error::TryRecvError::Closed) => Vec::new(),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                (self.waiting_lock().remove(&key(policy))).unwrap_or_default()
+            }
+        };
+        let changes: Vec<&Change> = if batch.is_empty() {
+            vec![&change]
+        } else {
+            batch.iter().map(|w| &w.change).collect()
+        };
+        let result = self.write_changes(client, policy, &changes).await;
+        for waiting in batch {
+            // Its own sender included: nobody reads it any more, and a send to nobody is fine.
+            let _ = waiting.carried.send(result.is_ok());
+        }
+        result
+    }
+
+    /// One status write: `changes` applied in turn to the base.
+    async fn write_changes(
+        &self,
+        client: &Client,
+        policy: &HAPolicy,
+        changes: &[&Change],
+    ) -> Result<(), kube::Error> {
         let base = self.base(policy);
-        let status = &change(base.status.as_ref());
+        let mut status = base.status.clone();
+        for change in changes {
+            status = Some(change(status.as_ref()));
+        }
+        let Some(status) = &status else {
+            return Ok(());
+        };
         if base.status.as_ref() == Some(status) {
             return Ok(());
         }
@@ -143,6 +202,10 @@ impl StatusWrites {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Written>> {
         self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn waiting_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<Waiting>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn key(policy: &HAPolicy) -> (String, String) {
@@ -190,5 +253,99 @@ mod tests {
             assert_eq!(base.resource_version.as_deref(), Some(current));
             assert_ne!(base.status, Some(ours.clone()));
         }
+    }
+
+    fn entry(name: &str) -> crate::api::WorkloadStatus {
+        serde_json::from_value(serde_json::json!({
+            "kind": "Deployment", "name": name, "replicas": 1, "balanced": true
+        }))
+        .unwrap()
+    }
+
+    /// The names of the workload entries a status write sent, and the version it built on.
+    fn sent(body: &[u8]) -> (Vec<String>, String) {
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let names = (body["status"]["workloads"].as_array().unwrap().iter())
+            .map(|w| w["name"].as_str().unwrap().to_string())
+            .collect();
+        let version = body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        (names, version.to_string())
+    }
+
+    fn answer(code: u16, version: &str) -> http::Response<kube::client::Body> {
+        let mut policy = serde_json::to_value(policy_at(version)).unwrap();
+        if code != 200 {
+            policy = serde_json::json!({"kind": "Status", "apiVersion": "v1", "code": code,
+                "status": "Failure", "reason": "Conflict", "message": "changed"});
+        }
+        http::Response::builder()
+            .status(code)
+            .body(kube::client::Body::from(
+                serde_json::to_vec(&policy).unwrap(),
+            ))
+            .unwrap()
+    }
+
+    /// Three in-flight records of one policy: the first goes out alone; the two that waited for
+    /// its turn go out together, on the version it made; a write that carried a waiting change and
+    /// failed leaves that change to be written again by its own caller.
+    #[tokio::test]
+    async fn writes_that_wait_for_their_turn_go_out_together() {
+        let (service, mut api) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let client = Client::new(service, "default");
+        let writes = Arc::new(StatusWrites::default());
+        let policy = Arc::new(policy_at("10"));
+        let write = |name: &'static str| {
+            let (writes, client, policy) = (writes.clone(), client.clone(), policy.clone());
+            tokio::spawn(async move {
+                let entry = entry(name);
+                (writes.write_onto(&client, &policy, move |base| {
+                    crate::core::policy_status::with_workload(base, entry.clone())
+                }))
+                .await
+            })
+        };
+        let a = write("a");
+        let (request, respond) = api.next_request().await.unwrap();
+        let body = request.into_body().collect_bytes().await.unwrap();
+        assert_eq!(sent(&body), (vec!["a".to_string()], "10".to_string()));
+        let (b, c) = (write("b"), write("c"));
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        respond.send_response(answer(200, "11"));
+        a.await.unwrap().unwrap();
+        let (request, respond) = api.next_request().await.unwrap();
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let all = ["a", "b", "c"].map(String::from).to_vec();
+        assert_eq!(sent(&body), (all.clone(), "11".to_string()));
+        respond.send_response(answer(200, "12"));
+        b.await.unwrap().unwrap();
+        c.await.unwrap().unwrap();
+
+        // The next two wait behind a write that fails: each is then written on its own.
+        let d = write("d");
+        let (_, respond) = api.next_request().await.unwrap();
+        let (e, f) = (write("e"), write("f"));
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        respond.send_response(answer(500, ""));
+        assert!(d.await.unwrap().is_err());
+        let (request, respond) = api.next_request().await.unwrap();
+        let body = request.into_body().collect_bytes().await.unwrap();
+        assert_eq!(sent(&body).1, "12");
+        respond.send_response(answer(409, ""));
+        let (request, respond) = api.next_request().await.unwrap();
+        let body = request.into_body().collect_bytes().await.unwrap();
+        assert_eq!(sent(&body).0.len(), all.len() + 1, "one change alone");
+        respond.send_response(answer(200, "13"));
+        let results = [e.await.unwrap().is_ok(), f.await.unwrap().is_ok()];
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
     }
 }
