@@ -104,9 +104,11 @@ impl Context {
             settings: limits.settings,
             max_concurrent_rollouts: limits.max_concurrent_rollouts,
             remembered: Mutex::default(),
-            limiter: RateLimiter::per_second(limits.evictions_per_second),
-            pod_writes: RateLimiter::per_second(limits.deletion_cost_writes_per_second),
-            pending_deletions: RateLimiter::per_second(limits.pending_deletions_per_second),
+            limiter: RateLimiter::per_second_saving_up(limits.evictions_per_second),
+            pod_writes: RateLimiter::per_second_saving_up(limits.deletion_cost_writes_per_second),
+            pending_deletions: RateLimiter::per_second_saving_up(
+                limits.pending_deletions_per_second,
+            ),
             fence,
             metrics,
             admission: watch::Sender::new(None),
@@ -213,10 +215,20 @@ impl Context {
 /// namespace's backlog never holds every other namespace's evictions behind it. A place can move
 /// later when another namespace starts asking (by one slot per namespace ahead of it at most);
 /// whoever comes back early is told how long to wait still.
+///
+/// The pace is a token bucket (client-go's flowcontrol): `rate` per second on average, with up
+/// to [`BURST_WINDOW`] of slots missed while no reconcile asked kept for the next one. Without
+/// it, a reconcile sends one eviction at most and the next comes back a reconcile's time later,
+/// so a policy of a hundred workloads evicted at a fraction of the rate.
 pub struct RateLimiter {
     interval: Duration,
+    /// How many slots may go at once after a pause.
+    burst: u32,
     state: Mutex<Slots>,
 }
+
+/// How much of the rate a pause saves up for the next reconcile.
+pub const BURST_WINDOW: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct Slots {
@@ -242,8 +254,21 @@ const RESERVATION_GRACE: Duration = Duration::from_secs(30);
 const LATE: Duration = Duration::from_secs(2);
 
 impl RateLimiter {
-    /// `rate` evictions per second; the command line refuses anything but a positive rate.
+    /// `rate` per second, one at a time: each slot comes `1 / rate` after the one before.
     pub fn per_second(rate: f64) -> Self {
+        Self::per_second_with_burst(rate, 1)
+    }
+
+    /// `rate` per second on average, up to [`BURST_WINDOW`]'s worth at once after a pause: what
+    /// the operator's limits use.
+    pub fn per_second_saving_up(rate: f64) -> Self {
+        let burst = (rate * BURST_WINDOW.as_secs_f64()).floor();
+        Self::per_second_with_burst(rate, if burst >= 1.0 { burst as u32 } else { 1 })
+    }
+
+    /// `rate` per second on average, up to `burst` at once; the command line refuses anything but
+    /// a positive rate.
+    pub fn per_second_with_burst(rate: f64, burst: u32) -> Self {
         let interval = if rate > 0.0 && rate.is_finite() {
             Duration::from_secs_f64(1.0 / rate)
         } else {
@@ -251,6 +276,7 @@ impl RateLimiter {
         };
         Self {
             interval,
+            burst: burst.max(1),
             state: Mutex::default(),
         }
     }
@@ -269,7 +295,9 @@ impl RateLimiter {
                 due: now,
             });
         }
-        let first = slots.next.map_or(now, |next| next.max(now));
+        // Slots missed during a pause are still there, up to the burst.
+        let floor = (now.checked_sub(self.interval * (self.burst - 1))).unwrap_or(now);
+        let first = slots.next.map_or(floor, |next| next.max(floor));
         // A pod that missed its slot by more than [`LATE`] holds no one back until it asks again.
         let place = fair_order(&slots.waiting, &slots.served)
             .iter()
@@ -279,7 +307,7 @@ impl RateLimiter {
         let slot = first + self.interval * u32::try_from(place).unwrap_or(u32::MAX);
         if slot <= now {
             slots.waiting.retain(|w| w.key != key);
-            slots.next = Some(now + self.interval);
+            slots.next = Some(first + self.interval);
             slots.served.insert(workload.namespace.clone(), now);
             return None;
         }
@@ -395,6 +423,40 @@ mod tests {
         );
         tokio::time::advance(Duration::from_millis(100)).await;
         assert_eq!(limiter.reserve(&busy, "p1"), None);
+    }
+
+    /// At 10 per second with half a second saved up: five go at once after a pause, then one
+    /// every 100 ms; a second of evictions never exceeds the rate plus the burst.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_saves_up_half_a_second_of_slots() {
+        let limiter = RateLimiter::per_second_saving_up(10.0);
+        let go = |n: usize| {
+            (0..n)
+                .filter(|i| {
+                    limiter
+                        .reserve(&key(&format!("w{i}")), "eviction 1")
+                        .is_none()
+                })
+                .count()
+        };
+        assert_eq!(go(8), 5, "a fresh limiter holds half a second's slots");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        // The three that waited are first in line; one slot has come since.
+        assert_eq!(go(8), 1);
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(go(8), 3);
+        // A long pause saves up no more than the burst.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let mut sent = 0;
+        for _ in 0..10 {
+            sent += go(20);
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            sent,
+            5 + 9,
+            "one second after a pause: the burst and the rate"
+        );
     }
 
     #[tokio::test(start_paused = true)]
