@@ -227,8 +227,9 @@ pub struct RateLimiter {
     state: Mutex<Slots>,
 }
 
-/// How much of the rate a pause saves up for the next reconcile.
-pub const BURST_WINDOW: Duration = Duration::from_millis(500);
+/// How much of the rate a pause saves up for the next reconcile (client-go's default burst is
+/// two seconds' worth).
+pub const BURST_WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Slots {
@@ -425,10 +426,10 @@ mod tests {
         assert_eq!(limiter.reserve(&busy, "p1"), None);
     }
 
-    /// At 10 per second with half a second saved up: five go at once after a pause, then one
-    /// every 100 ms; a second of evictions never exceeds the rate plus the burst.
+    /// At 10 per second with a second saved up: ten go at once after a pause, then one every
+    /// 100 ms; a second of evictions never exceeds the rate plus the burst.
     #[tokio::test(start_paused = true)]
-    async fn a_pause_saves_up_half_a_second_of_slots() {
+    async fn a_pause_saves_up_a_second_of_slots() {
         let limiter = RateLimiter::per_second_saving_up(10.0);
         let go = |n: usize| {
             (0..n)
@@ -439,12 +440,12 @@ mod tests {
                 })
                 .count()
         };
-        assert_eq!(go(8), 5, "a fresh limiter holds half a second's slots");
+        assert_eq!(go(14), 10, "a fresh limiter holds a second's slots");
         tokio::time::advance(Duration::from_millis(100)).await;
-        // The three that waited are first in line; one slot has come since.
-        assert_eq!(go(8), 1);
+        // The four that waited are first in line; one slot has come since.
+        assert_eq!(go(14), 1);
         tokio::time::advance(Duration::from_millis(300)).await;
-        assert_eq!(go(8), 3);
+        assert_eq!(go(14), 3);
         // A long pause saves up no more than the burst.
         tokio::time::advance(Duration::from_secs(10)).await;
         let mut sent = 0;
@@ -454,7 +455,7 @@ mod tests {
         }
         assert_eq!(
             sent,
-            5 + 9,
+            10 + 9,
             "one second after a pause: the burst and the rate"
         );
     }
