@@ -149,9 +149,12 @@ pub const SPREAD_NOT_MATCHED: &str = "node(s) didn't match pod topology spread c
 /// Whether the scheduler's "0/N nodes are available: ..." message counts nodes turned down only by
 /// a topology spread constraint (the filters run in order and a node is counted under the first
 /// that turned it down, so those nodes passed taints, affinity and room).
+///
+/// The list ends at its first sentence's end: what follows is each PostFilter's say ("preemption:
+/// ...", and where dynamic resource allocation is on, "no new claims to deallocate" first).
 pub fn turned_down_by_spread(message: &str) -> bool {
-    let reasons = message.split(". preemption:").next().unwrap_or_default();
-    let reasons = reasons.split_once(": ").map_or(reasons, |(_, r)| r);
+    let reasons = message.split_once(": ").map_or(message, |(_, r)| r);
+    let reasons = reasons.split(". ").next().unwrap_or_default();
     reasons.split(", ").any(|r| {
         let r = r.trim().trim_end_matches('.');
         r.split_once(' ').is_some_and(|(n, rest)| {
@@ -568,6 +571,17 @@ mod tests {
         let u = p.unschedulable.unwrap();
         assert!(u.by_spread);
         assert_eq!(u.since, 1_767_225_610);
+        // v1.36 (dynamic resource allocation on): its PostFilter speaks before preemption.
+        assert!(turned_down_by_spread(
+            "0/6 nodes are available: 2 node(s) were unschedulable, 4 node(s) didn't match pod \
+             topology spread constraints. no new claims to deallocate, preemption: 0/6 nodes are \
+             available: 2 Preemption is not helpful for scheduling, 4 No preemption victims found \
+             for incoming pod."
+        ));
+        assert!(!turned_down_by_spread(
+            "0/6 nodes are available: 6 Insufficient cpu. no new claims to deallocate, preemption: \
+             0/6 nodes are available: 6 No preemption victims found for incoming pod."
+        ));
         // Only the spread, at the end of the list.
         assert!(turned_down_by_spread(
             "0/2 nodes are available: 2 node(s) didn't match pod topology spread constraints."
