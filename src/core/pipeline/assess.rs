@@ -424,7 +424,7 @@ pub fn assess(
         &core,
         &measurement,
         may,
-        !next.decision.in_flight.is_empty(),
+        !next.decision.in_flight.is_empty() || (may.allowed() && about_to_move(decision.state)),
         &mut writes,
         &mut notes,
     );
@@ -640,6 +640,22 @@ fn keep_scale_in_order(
         (true, 0) => status(ScaleInOrder::Kept, 0),
         (true, n) => status(ScaleInOrder::Updating, n),
     })
+}
+
+/// Whether the workload's pods are about to move (a rebalance waiting out its stabilization or a
+/// recovery window, queued, provisioning room, evicting or restarting): the ranks a deletion cost
+/// would write now change with every move. After a zone comes back, writing them anyway cost the
+/// API server a patch per pod of every workload (1000 in the fleet scenario) while it should serve
+/// the moves. Blocked, backing off, Degraded or idle: nothing moves, the costs are kept.
+fn about_to_move(state: RebalanceState) -> bool {
+    matches!(
+        state,
+        RebalanceState::Waiting
+            | RebalanceState::Queued
+            | RebalanceState::Provisioning
+            | RebalanceState::Evicting
+            | RebalanceState::Restarting
+    )
 }
 
 /// Frees the workload's rollout slot once the rollout skewguard started is complete (the

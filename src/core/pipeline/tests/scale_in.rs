@@ -336,3 +336,37 @@ fn a_failed_cost_write_is_counted_and_the_order_stays_updating() {
     assert!(c.errors.contains(&ErrorCategory::DeletionCost));
     assert_eq!(c.outcome.scale_in.unwrap().order, ScaleInOrder::Updating);
 }
+
+/// Piled in c and waiting out its stabilization, the workload's pods are about to move: their
+/// costs wait (each move would change them) and the order says how many are pending. Nothing will
+/// move it (strategy None): the costs are what keeps its scale-in spread, and are written.
+#[test]
+fn costs_wait_while_pods_are_about_to_move() {
+    let cluster = Cluster::new(
+        vec![node("a-1", "a"), node("c-1", "c")],
+        vec![
+            pod("web-1", "c-1"),
+            pod("web-2", "c-1"),
+            pod("web-3", "c-1"),
+        ],
+    );
+    let stabilizing = policy(json!({"scaleIn": {"deletionCost": true},
+        "rebalance": {"stabilizationSeconds": 300}}));
+    let a = assess_on(&stabilizing, &cluster);
+    assert_eq!(
+        a.decision.state,
+        RebalanceState::Waiting,
+        "{:?}",
+        a.decision
+    );
+    assert!(cost_writes_of(&a).is_empty(), "{:?}", a.writes);
+    let order = a.scale_in.unwrap();
+    let never_moved = policy(json!({"scaleIn": {"deletionCost": true},
+        "rebalance": {"strategy": "None"}}));
+    let written = cost_writes_of(&assess_on(&never_moved, &cluster)).len();
+    assert!(written > 0);
+    assert_eq!(
+        (order.order, order.pending),
+        (ScaleInOrder::Updating, written as i32)
+    );
+}
