@@ -156,6 +156,7 @@ impl Context {
         key: &WorkloadKey,
         conclusion: &Conclusion,
         evicted: bool,
+        assessed_at: Instant,
     ) -> Option<Instant> {
         let mut remembered = self.lock();
         if let Some(slots) = remembered.slots.as_mut() {
@@ -170,7 +171,7 @@ impl Context {
             None
         };
         if conclusion.moves_judged > 0 {
-            remembered.judged_at.insert(key.clone(), Instant::now());
+            remembered.judged_at.insert(key.clone(), assessed_at);
         }
         judged_before
     }
@@ -319,6 +320,15 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Whether anything waits for a slot now (a place asked for within [`LATE`] of its slot).
+    pub fn is_busy(&self) -> bool {
+        let now = Instant::now();
+        let slots = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        slots.waiting.iter().any(|w| w.due + LATE >= now)
+    }
+}
+
 /// The waiting pods (indexes into `waiting`) in the order they are served: the first of each
 /// namespace, then the second of each, and so on; namespaces served longest ago (or never) first,
 /// then in the order their first waiting pod asked.
@@ -354,8 +364,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slots_are_reserved_in_order_and_kept_for_their_pod() {
         let limiter = RateLimiter::per_second(10.0);
+        assert!(!limiter.is_busy());
         assert_eq!(limiter.reserve(&key("a"), "a-1"), None);
+        assert!(!limiter.is_busy(), "a went at once");
         let b = limiter.reserve(&key("b"), "b-1").unwrap();
+        assert!(limiter.is_busy(), "b waits");
         let c = limiter.reserve(&key("c"), "c-1").unwrap();
         assert_eq!(
             (b, c),

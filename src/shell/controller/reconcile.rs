@@ -36,6 +36,9 @@ use super::events;
 /// rate still paces evictions; this only stops each write's round trip from adding up.
 const WORKLOADS_IN_FLIGHT: usize = 16;
 
+/// How long deletion-cost writes wait while evictions wait for their slots.
+const COSTS_AFTER_MOVES: Duration = Duration::from_secs(2);
+
 /// How often a policy is looked at again when nothing asks for it sooner.
 pub const RESYNC: Duration = Duration::from_secs(300);
 
@@ -195,6 +198,8 @@ async fn step(
         .unwrap_or_else(|| phase.restored_memory(key));
     let permit = ctx.rollout_permit(key).await;
     let assessment = phase.assess(selected, cluster, &memory, permit, &ctx.settings, now);
+    // A move is judged when it is assessed; the writes that follow are the next step's.
+    let assessed_at = tokio::time::Instant::now();
     debug!(
         workload = %key.name,
         state = ?assessment.decision.state,
@@ -218,7 +223,7 @@ async fn step(
         Subject::Unreadable { .. } => Vec::new(),
     };
     let conclusion = pipeline::conclude(assessment, results, now);
-    keep(ctx, policy, selected, cluster, &conclusion);
+    keep(ctx, policy, selected, cluster, &conclusion, assessed_at);
     conclusion
 }
 
@@ -236,12 +241,13 @@ fn keep(
     selected: &Selected<'_>,
     cluster: &Cluster,
     conclusion: &Conclusion,
+    assessed_at: tokio::time::Instant,
 ) {
     let key = &selected.key;
     let evicted = conclusion
         .actions
         .contains(&(WriteKind::Evict, ActionResult::Success));
-    if let Some(judged) = ctx.keep(key, conclusion, evicted) {
+    if let Some(judged) = ctx.keep(key, conclusion, evicted, assessed_at) {
         ctx.metrics.observe_judged_to_eviction(judged.elapsed());
     }
     if conclusion.moves_judged > 0 {
@@ -254,7 +260,7 @@ fn keep(
                     .ready_at(&key.namespace, &cluster.pods()[i].name)
             })
             .max();
-        let waited = ready_at.map(|t| t.elapsed());
+        let waited = ready_at.map(|t| assessed_at.saturating_duration_since(t));
         if let Some(waited) = waited {
             ctx.metrics.observe_ready_to_judged(waited);
         }
@@ -355,6 +361,11 @@ async fn carry_out(step: &Step<'_>, assessment: &Assessment) -> Vec<WriteResult>
                     result
                 }
             },
+            // Moves come first: while evictions wait for their slots, the API server's time goes
+            // to them, and a cost written now would likely change with the next move anyway.
+            Write::DeletionCost { .. } if ctx.limiter.is_busy() => {
+                WriteResult::Deferred(COSTS_AFTER_MOVES)
+            }
             Write::DeletionCost { pod, cost } => match ctx.pod_writes.reserve(key, pod) {
                 Some(wait) => WriteResult::Deferred(wait),
                 None => {

@@ -37,7 +37,7 @@ pub(super) struct Operational {
     build_info: Family<VersionLabels, Gauge>,
     pub admission_available: Gauge,
     pub admission_warnings: Gauge,
-    /// From the moment the pod cache saw a move's replacement Ready to the reconcile that judged
+    /// From the moment the pod cache saw a move's replacement Ready to the assessment that judged
     /// the move.
     pub ready_to_judged: Histogram,
     /// From a judged move to the workload's next eviction sent.
@@ -107,13 +107,13 @@ impl Operational {
         );
         r.register_with_unit(
             "rebalance_ready_to_judged",
-            "Time from a moved pod's replacement turning Ready (as the pod watch saw it) to the reconcile that judged the move",
+            "Time from a moved pod's replacement turning Ready (as the pod watch saw it) to the assessment that judged the move",
             Unit::Seconds,
             self.ready_to_judged.clone(),
         );
         r.register_with_unit(
             "rebalance_judged_to_eviction",
-            "Time from a judged move to the same workload's next eviction",
+            "Time from a judged move to the same workload's next eviction (the writes of its step included)",
             Unit::Seconds,
             self.judged_to_eviction.clone(),
         );
