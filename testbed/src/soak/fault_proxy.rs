@@ -115,7 +115,11 @@ impl FaultProxy {
         for replica in replicas {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             ports.insert(replica.to_string(), listener.local_addr()?.port());
-            tasks.push(tokio::spawn(serve(listener, shared.clone(), Arc::from(*replica))));
+            tasks.push(tokio::spawn(serve(
+                listener,
+                shared.clone(),
+                Arc::from(*replica),
+            )));
         }
         Ok(FaultProxy {
             shared,
@@ -128,7 +132,10 @@ impl FaultProxy {
     /// the proxy adds the suite's) into `dir`, and returns its path.
     pub fn kubeconfig(&self, replica: &str, dir: &Path) -> std::io::Result<PathBuf> {
         let port = self.ports.get(replica).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no port for {replica}"))
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no port for {replica}"),
+            )
         })?;
         let path = dir.join(format!("kubeconfig-proxy-{replica}"));
         std::fs::write(
@@ -248,7 +255,15 @@ pub fn classify(method: &Method, path: &str, body: &[u8]) -> Target {
         ["api", "v1", "namespaces", _, "pods", pod] => Target::Pod {
             pod: pod.to_string(),
         },
-        ["apis", "coordination.k8s.io", "v1", "namespaces", _, "leases", rest @ ..] => {
+        [
+            "apis",
+            "coordination.k8s.io",
+            "v1",
+            "namespaces",
+            _,
+            "leases",
+            rest @ ..,
+        ] => {
             let body = json();
             let name = rest
                 .first()
@@ -292,12 +307,22 @@ fn status_answer(code: StatusCode, reason: &str, retry_after: Option<u64>) -> Re
 }
 
 /// Headers that belong to one hop (or to the credentials the proxy replaces).
-fn forwardable(headers: &HeaderMap) -> impl Iterator<Item = (&header::HeaderName, &header::HeaderValue)> {
+fn forwardable(
+    headers: &HeaderMap,
+) -> impl Iterator<Item = (&header::HeaderName, &header::HeaderValue)> {
     headers.iter().filter(|(name, _)| {
         !matches!(
             name.as_str(),
-            "host" | "authorization" | "connection" | "keep-alive" | "transfer-encoding"
-                | "content-length" | "upgrade" | "proxy-connection" | "te" | "trailer"
+            "host"
+                | "authorization"
+                | "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "content-length"
+                | "upgrade"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
         )
     })
 }
@@ -316,7 +341,8 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path().to_string();
-    let watch = (parts.uri.query().unwrap_or("").split('&')).any(|kv| kv == "watch=true" || kv == "watch=1");
+    let watch = (parts.uri.query().unwrap_or("").split('&'))
+        .any(|kv| kv == "watch=true" || kv == "watch=1");
     let write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let target = classify(&parts.method, &path, &body);
     let fault = shared.draw(&target, watch);
@@ -333,10 +359,16 @@ async fn handle(
         outcome: Outcome::Withheld,
     });
     match fault {
-        Some(Fault::Latency) => tokio::time::sleep(shared.millis_up_to(shared.rates.max_latency)).await,
+        Some(Fault::Latency) => {
+            tokio::time::sleep(shared.millis_up_to(shared.rates.max_latency)).await
+        }
         Some(Fault::TooManyRequests) => {
             shared.log(record);
-            return Ok(status_answer(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", Some(1)));
+            return Ok(status_answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                Some(1),
+            ));
         }
         Some(Fault::ServerError) => {
             shared.log(record);
@@ -358,7 +390,11 @@ async fn handle(
         }
         _ => {}
     }
-    let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     let mut up = Request::builder().method(parts.method.clone()).uri(uri);
     for (name, value) in forwardable(&parts.headers) {
         up = up.header(name, value);
@@ -382,7 +418,12 @@ async fn handle(
         return Err(injected("connection reset after the answer"));
     }
     let (mut head, body) = resp.into_parts();
-    for name in ["connection", "transfer-encoding", "content-length", "keep-alive"] {
+    for name in [
+        "connection",
+        "transfer-encoding",
+        "content-length",
+        "keep-alive",
+    ] {
         head.headers.remove(name);
     }
     let body: ProxyBody = if fault == Some(Fault::CutWatch) {
@@ -429,7 +470,11 @@ mod tests {
     fn requests_are_told_apart_by_path_and_body() {
         let evict = br#"{"deleteOptions":{"preconditions":{"uid":"u1"}}}"#;
         assert_eq!(
-            classify(&Method::POST, "/api/v1/namespaces/s/pods/web-1/eviction", evict),
+            classify(
+                &Method::POST,
+                "/api/v1/namespaces/s/pods/web-1/eviction",
+                evict
+            ),
             Target::Eviction {
                 pod: "web-1".into(),
                 uid: Some("u1".into())
@@ -437,11 +482,17 @@ mod tests {
         );
         assert_eq!(
             classify(&Method::PATCH, "/api/v1/namespaces/s/pods/web-1", b"{}"),
-            Target::Pod { pod: "web-1".into() }
+            Target::Pod {
+                pod: "web-1".into()
+            }
         );
         let lease = br#"{"metadata":{"name":"l"},"spec":{"holderIdentity":"a-1"}}"#;
         assert_eq!(
-            classify(&Method::POST, "/apis/coordination.k8s.io/v1/namespaces/s/leases", lease),
+            classify(
+                &Method::POST,
+                "/apis/coordination.k8s.io/v1/namespaces/s/leases",
+                lease
+            ),
             Target::Lease {
                 name: "l".into(),
                 holder: Some("a-1".into())
@@ -449,14 +500,22 @@ mod tests {
         );
         let released = br#"{"spec":{"holderIdentity":null}}"#;
         assert_eq!(
-            classify(&Method::PUT, "/apis/coordination.k8s.io/v1/namespaces/s/leases/l", released),
+            classify(
+                &Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/s/leases/l",
+                released
+            ),
             Target::Lease {
                 name: "l".into(),
                 holder: None
             }
         );
         assert_eq!(
-            classify(&Method::PATCH, "/apis/apps/v1/namespaces/s/deployments/web", b"{}"),
+            classify(
+                &Method::PATCH,
+                "/apis/apps/v1/namespaces/s/deployments/web",
+                b"{}"
+            ),
             Target::Other
         );
     }

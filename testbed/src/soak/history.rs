@@ -223,7 +223,11 @@ impl History {
 
     /// How often the Lease changed hands (a first holder is not a change).
     pub fn leader_changes(&self) -> usize {
-        let holders: Vec<&String> = self.leases.iter().filter_map(|l| l.holder.as_ref()).collect();
+        let holders: Vec<&String> = self
+            .leases
+            .iter()
+            .filter_map(|l| l.holder.as_ref())
+            .collect();
         holders.windows(2).filter(|w| w[0] != w[1]).count()
     }
 }

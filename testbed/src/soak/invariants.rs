@@ -76,7 +76,11 @@ impl Report {
     }
 
     fn broke(&mut self, invariant: &'static str, at: Timestamp, what: String) {
-        self.violations.push(Violation { invariant, at, what });
+        self.violations.push(Violation {
+            invariant,
+            at,
+            what,
+        });
     }
 }
 
@@ -137,7 +141,13 @@ impl<'h> World<'h> {
 
     /// The pod named `name` (with `uid`, when known) as last seen by `t`; else as first seen,
     /// if that was within `lag` after `t` (the watch trailing the write).
-    fn pod_at(&self, name: &str, uid: Option<&str>, t: Timestamp, lag: Duration) -> Option<&'h PodRecord> {
+    fn pod_at(
+        &self,
+        name: &str,
+        uid: Option<&str>,
+        t: Timestamp,
+        lag: Duration,
+    ) -> Option<&'h PodRecord> {
         let records = self.pods_by_name.get(name)?;
         let matching = || records.iter().filter(|p| uid.is_none_or(|u| p.uid == u));
         matching()
@@ -151,7 +161,12 @@ impl<'h> World<'h> {
     fn workload_of(&self, pod: &PodRecord) -> Option<Workload> {
         let owner = pod.owner.as_ref()?;
         if owner.kind == "ReplicaSet" {
-            return self.rs_owner.get(owner.name.as_str()).copied().flatten().cloned();
+            return self
+                .rs_owner
+                .get(owner.name.as_str())
+                .copied()
+                .flatten()
+                .cloned();
         }
         Some(owner.clone())
     }
@@ -176,7 +191,11 @@ fn owned_only(history: &History, rules: &Rules, world: &World<'_>, report: &mut 
         };
         report.checked(OWNED_ONLY);
         let Some(pod) = world.pod_at(name, uid, r.at, rules.lag) else {
-            report.broke(OWNED_ONLY, r.at, format!("{} {} {}: a pod never seen", r.replica, r.method, r.path));
+            report.broke(
+                OWNED_ONLY,
+                r.at,
+                format!("{} {} {}: a pod never seen", r.replica, r.method, r.path),
+            );
             continue;
         };
         match world.workload_of(pod) {
@@ -184,13 +203,20 @@ fn owned_only(history: &History, rules: &Rules, world: &World<'_>, report: &mut 
             owner => report.broke(
                 OWNED_ONLY,
                 r.at,
-                format!("{} {} {}: pod owned by {owner:?}, not a governed workload", r.replica, r.method, r.path),
+                format!(
+                    "{} {} {}: pod owned by {owner:?}, not a governed workload",
+                    r.replica, r.method, r.path
+                ),
             ),
         }
         if matches!(r.target, Target::Eviction { .. }) {
             report.checked(OPT_OUT);
             if pod.opted_out {
-                report.broke(OPT_OUT, r.at, format!("{} evicted {name}, which opted out", r.replica));
+                report.broke(
+                    OPT_OUT,
+                    r.at,
+                    format!("{} evicted {name}, which opted out", r.replica),
+                );
             }
         }
     }
@@ -205,7 +231,9 @@ fn leader_only(history: &History, rules: &Rules, report: &mut Report) {
     let holds: Vec<(Timestamp, &str)> = (history.requests.iter())
         .filter(|r| r.applied())
         .filter_map(|r| match &r.target {
-            Target::Lease { holder: Some(_), .. } => Some((r.at, r.replica.as_str())),
+            Target::Lease {
+                holder: Some(_), ..
+            } => Some((r.at, r.replica.as_str())),
             _ => None,
         })
         .collect();
@@ -219,14 +247,24 @@ fn leader_only(history: &History, rules: &Rules, report: &mut Report) {
             .filter(|(at, who)| *at <= r.at && *who == r.replica)
             .next_back()
         else {
-            report.broke(LEADER_ONLY, r.at, format!("{} {} {}: never held the lease", r.replica, r.method, r.path));
+            report.broke(
+                LEADER_ONLY,
+                r.at,
+                format!(
+                    "{} {} {}: never held the lease",
+                    r.replica, r.method, r.path
+                ),
+            );
             continue;
         };
         if r.at >= plus(renewed, rules.lease_duration) {
             report.broke(
                 LEADER_ONLY,
                 r.at,
-                format!("{} {} {}: lease last renewed at {renewed}, expired", r.replica, r.method, r.path),
+                format!(
+                    "{} {} {}: lease last renewed at {renewed}, expired",
+                    r.replica, r.method, r.path
+                ),
             );
         }
         if let Some((taken, by)) = holds
@@ -236,7 +274,10 @@ fn leader_only(history: &History, rules: &Rules, report: &mut Report) {
             report.broke(
                 LEADER_ONLY,
                 r.at,
-                format!("{} {} {}: {by} took the lease at {taken}", r.replica, r.method, r.path),
+                format!(
+                    "{} {} {}: {by} took the lease at {taken}",
+                    r.replica, r.method, r.path
+                ),
             );
         }
     }
@@ -301,10 +342,13 @@ fn max_in_flight(history: &History, rules: &Rules, world: &World<'_>, report: &m
                 } else {
                     live.insert(p.uid.as_str(), p);
                 }
-                if p.healthy() && seen_ready.insert(p.uid.as_str())
+                if p.healthy()
+                    && seen_ready.insert(p.uid.as_str())
                     && let Some(w) = &w
                     && let Some(q) = in_flight.get_mut(w)
-                    && let Some(i) = q.iter().position(|(t, _)| p.created >= minus(*t, CREATION_ROUNDING))
+                    && let Some(i) = q
+                        .iter()
+                        .position(|(t, _)| p.created >= minus(*t, CREATION_ROUNDING))
                 {
                     q.remove(i);
                 }
@@ -378,16 +422,21 @@ fn pdb_floor(history: &History, rules: &Rules, world: &World<'_>, report: &mut R
                 None => {
                     let before = records.iter().filter(|p| p.at <= r.at).next_back();
                     before.is_some_and(|p| p.disruptions_allowed > 0)
-                        || records
-                            .iter()
-                            .any(|p| p.at > r.at && p.at <= plus(r.at, rules.lag) && p.disruptions_allowed > 0)
+                        || records.iter().any(|p| {
+                            p.at > r.at
+                                && p.at <= plus(r.at, rules.lag)
+                                && p.disruptions_allowed > 0
+                        })
                 }
             };
             if !room {
                 report.broke(
                     PDB_FLOOR,
                     r.at,
-                    format!("{} evicted {} while PodDisruptionBudget {name} allowed no disruption", r.replica, pod.name),
+                    format!(
+                        "{} evicted {} while PodDisruptionBudget {name} allowed no disruption",
+                        r.replica, pod.name
+                    ),
                 );
             }
         }
@@ -457,7 +506,10 @@ fn recoveries(history: &History, rules: &Rules, world: &World<'_>, report: &mut 
                 report.broke(
                     RECOVERY_BOUND,
                     rec.from,
-                    format!("{}: {w} evicted {n} pods, lower bound {bound} + {wasted} wasted", rec.name),
+                    format!(
+                        "{}: {w} evicted {n} pods, lower bound {bound} + {wasted} wasted",
+                        rec.name
+                    ),
                 );
             }
         }

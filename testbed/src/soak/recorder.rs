@@ -24,8 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::history::{
-    History, LeaseRecord, OwnerRecord, PdbRecord, PodRecord, StatusRecord, Workload,
-    WorkloadRecord,
+    History, LeaseRecord, OwnerRecord, PdbRecord, PodRecord, StatusRecord, Workload, WorkloadRecord,
 };
 use crate::fake_kubelet::{FakeKubelet, is_ready, node_of};
 use crate::harness::{hapolicy_resource, rollout_resource, wait_for, watch_backoff};
@@ -52,66 +51,116 @@ impl Recorder {
         let synced = Arc::new(AtomicUsize::new(0));
         let h = (history.clone(), synced.clone());
         let mut tasks = vec![
-            watch(Api::<Pod>::namespaced(client.clone(), ns), h.clone(), move |h, at, p, gone| {
-                h.pods.push(pod_record(at, p, gone, &kubelet));
-            }),
-            watch(Api::<ReplicaSet>::namespaced(client.clone(), ns), h.clone(), |h, at, rs, _| {
-                h.owners.push(OwnerRecord {
-                    at,
-                    replicaset: rs.name_any(),
-                    owner: controller(rs.meta()),
-                });
-            }),
-            watch(Api::<PodDisruptionBudget>::namespaced(client.clone(), ns), h.clone(), |h, at, p, _| {
-                let spec = p.spec.clone().unwrap_or_default();
-                let status = p.status.clone().unwrap_or_default();
-                h.pdbs.push(PdbRecord {
-                    at,
-                    name: p.name_any(),
-                    match_labels: spec.selector.and_then(|s| s.match_labels).unwrap_or_default(),
-                    disruptions_allowed: i64::from(status.disruptions_allowed),
-                    disrupted_pods: status.disrupted_pods.unwrap_or_default().into_keys().collect(),
-                });
-            }),
+            watch(
+                Api::<Pod>::namespaced(client.clone(), ns),
+                h.clone(),
+                move |h, at, p, gone| {
+                    h.pods.push(pod_record(at, p, gone, &kubelet));
+                },
+            ),
+            watch(
+                Api::<ReplicaSet>::namespaced(client.clone(), ns),
+                h.clone(),
+                |h, at, rs, _| {
+                    h.owners.push(OwnerRecord {
+                        at,
+                        replicaset: rs.name_any(),
+                        owner: controller(rs.meta()),
+                    });
+                },
+            ),
+            watch(
+                Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
+                h.clone(),
+                |h, at, p, _| {
+                    let spec = p.spec.clone().unwrap_or_default();
+                    let status = p.status.clone().unwrap_or_default();
+                    h.pdbs.push(PdbRecord {
+                        at,
+                        name: p.name_any(),
+                        match_labels: spec
+                            .selector
+                            .and_then(|s| s.match_labels)
+                            .unwrap_or_default(),
+                        disruptions_allowed: i64::from(status.disruptions_allowed),
+                        disrupted_pods: status
+                            .disrupted_pods
+                            .unwrap_or_default()
+                            .into_keys()
+                            .collect(),
+                    });
+                },
+            ),
         ];
         let mut replicas = Replicas::default();
-        tasks.push(watch(Api::<Deployment>::namespaced(client.clone(), ns), h.clone(), move |h, at, d, _| {
-            let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            replicas.note(h, at, Workload::new("Deployment", &d.name_any()), n.into());
-        }));
+        tasks.push(watch(
+            Api::<Deployment>::namespaced(client.clone(), ns),
+            h.clone(),
+            move |h, at, d, _| {
+                let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                replicas.note(h, at, Workload::new("Deployment", &d.name_any()), n.into());
+            },
+        ));
         let mut replicas = Replicas::default();
-        tasks.push(watch(Api::<StatefulSet>::namespaced(client.clone(), ns), h.clone(), move |h, at, s, _| {
-            let n = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            replicas.note(h, at, Workload::new("StatefulSet", &s.name_any()), n.into());
-        }));
+        tasks.push(watch(
+            Api::<StatefulSet>::namespaced(client.clone(), ns),
+            h.clone(),
+            move |h, at, s, _| {
+                let n = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                replicas.note(h, at, Workload::new("StatefulSet", &s.name_any()), n.into());
+            },
+        ));
         let mut replicas = Replicas::default();
-        let rollouts = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &rollout_resource());
+        let rollouts =
+            Api::<DynamicObject>::namespaced_with(client.clone(), ns, &rollout_resource());
         tasks.push(watch(rollouts, h.clone(), move |h, at, r, _| {
             let n = r.data["spec"]["replicas"].as_i64().unwrap_or(1);
             replicas.note(h, at, Workload::new("Rollout", &r.name_any()), n);
         }));
         let lease = lease.to_string();
-        tasks.push(watch(Api::<Lease>::namespaced(client.clone(), ns), h.clone(), move |h, at, l, gone| {
-            if l.name_any() != lease {
-                return;
-            }
-            let holder = (!gone)
-                .then(|| l.spec.as_ref().and_then(|s| s.holder_identity.clone()))
-                .flatten()
-                .filter(|h| !h.is_empty());
-            if h.leases.last().is_none_or(|last| last.holder != holder) {
-                h.leases.push(LeaseRecord { at, holder });
-            }
-        }));
+        tasks.push(watch(
+            Api::<Lease>::namespaced(client.clone(), ns),
+            h.clone(),
+            move |h, at, l, gone| {
+                if l.name_any() != lease {
+                    return;
+                }
+                let holder = (!gone)
+                    .then(|| l.spec.as_ref().and_then(|s| s.holder_identity.clone()))
+                    .flatten()
+                    .filter(|h| !h.is_empty());
+                if h.leases.last().is_none_or(|last| last.holder != holder) {
+                    h.leases.push(LeaseRecord { at, holder });
+                }
+            },
+        ));
         let mut last: BTreeMap<Workload, (bool, Option<Timestamp>)> = BTreeMap::new();
         let policies = Api::<DynamicObject>::namespaced_with(client, ns, &hapolicy_resource());
         tasks.push(watch(policies, h, move |h, at, p, _| {
-            for w in p.data["status"]["workloads"].as_array().into_iter().flatten() {
-                let workload = Workload::new(w["kind"].as_str().unwrap_or(""), w["name"].as_str().unwrap_or(""));
-                let episode = w["rebalance"]["memory"]["episode"].as_bool().unwrap_or(false);
-                let last_action = w["rebalance"]["lastActionTime"].as_str().and_then(|t| t.parse().ok());
-                if last.insert(workload.clone(), (episode, last_action)) != Some((episode, last_action)) {
-                    h.statuses.push(StatusRecord { at, workload, episode, last_action });
+            for w in p.data["status"]["workloads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let workload = Workload::new(
+                    w["kind"].as_str().unwrap_or(""),
+                    w["name"].as_str().unwrap_or(""),
+                );
+                let episode = w["rebalance"]["memory"]["episode"]
+                    .as_bool()
+                    .unwrap_or(false);
+                let last_action = w["rebalance"]["lastActionTime"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok());
+                if last.insert(workload.clone(), (episode, last_action))
+                    != Some((episode, last_action))
+                {
+                    h.statuses.push(StatusRecord {
+                        at,
+                        workload,
+                        episode,
+                        last_action,
+                    });
                 }
             }
         }));
@@ -121,10 +170,14 @@ impl Recorder {
             synced,
             tasks,
         };
-        wait_for("the soak's watches to list", Duration::from_secs(60), || {
-            let done = recorder.synced.load(Ordering::SeqCst) >= n;
-            async move { done.then_some(()) }
-        })
+        wait_for(
+            "the soak's watches to list",
+            Duration::from_secs(60),
+            || {
+                let done = recorder.synced.load(Ordering::SeqCst) >= n;
+                async move { done.then_some(()) }
+            },
+        )
         .await;
         recorder
     }
@@ -150,7 +203,11 @@ struct Replicas(HashMap<Workload, i64>);
 impl Replicas {
     fn note(&mut self, h: &mut History, at: Timestamp, workload: Workload, replicas: i64) {
         if self.0.insert(workload.clone(), replicas) != Some(replicas) {
-            h.workloads.push(WorkloadRecord { at, workload, replicas });
+            h.workloads.push(WorkloadRecord {
+                at,
+                workload,
+                replicas,
+            });
         }
     }
 }
@@ -183,7 +240,11 @@ fn pod_record(at: Timestamp, p: &Pod, gone: bool, kubelet: &FakeKubelet) -> PodR
 
 /// Watches `api`, calling `record(history, seen at, object, gone)` for every state seen; an
 /// object missing from a re-list is recorded gone. Counts `synced` up once, at its first list.
-fn watch<K, F>(api: Api<K>, (history, synced): (Arc<Mutex<History>>, Arc<AtomicUsize>), mut record: F) -> JoinHandle<()>
+fn watch<K, F>(
+    api: Api<K>,
+    (history, synced): (Arc<Mutex<History>>, Arc<AtomicUsize>),
+    mut record: F,
+) -> JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     F: FnMut(&mut History, Timestamp, &K, bool) + Send + 'static,
@@ -208,8 +269,11 @@ where
                     live.insert(uid, o);
                 }
                 watcher::Event::InitDone => {
-                    let vanished: Vec<String> =
-                        live.keys().filter(|u| !listed.contains(*u)).cloned().collect();
+                    let vanished: Vec<String> = live
+                        .keys()
+                        .filter(|u| !listed.contains(*u))
+                        .cloned()
+                        .collect();
                     for uid in vanished {
                         if let Some(o) = live.remove(&uid) {
                             record(&mut h, at, &o, true);
@@ -231,4 +295,3 @@ where
         }
     })
 }
-

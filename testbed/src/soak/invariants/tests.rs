@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::soak::history::{
-    Fault, LeaseRecord, OwnerRecord, Outcome, PdbRecord, StatusRecord, WorkloadRecord,
+    Fault, LeaseRecord, Outcome, OwnerRecord, PdbRecord, StatusRecord, WorkloadRecord,
 };
 
 fn t(s: i64) -> Timestamp {
@@ -150,7 +150,12 @@ fn two_evictions_in_flight_break_max_disruptions() {
     h.requests.push(evict(t(5), "a", "web-a"));
     h.requests.push(evict(t(6), "a", "web-b"));
     let report = check(&h, &rules());
-    assert_eq!(broken(&report, MAX_IN_FLIGHT), 1, "{:#?}", report.violations);
+    assert_eq!(
+        broken(&report, MAX_IN_FLIGHT),
+        1,
+        "{:#?}",
+        report.violations
+    );
 }
 
 #[test]
@@ -162,7 +167,12 @@ fn a_replacement_the_watch_saw_a_moment_late_still_counts() {
     h.pods.push(rs_owned(ms(6, 200), "web-e", "z2"));
     h.requests.push(evict(t(6), "a", "web-b"));
     let report = check(&h, &rules());
-    assert_eq!(broken(&report, MAX_IN_FLIGHT), 0, "{:#?}", report.violations);
+    assert_eq!(
+        broken(&report, MAX_IN_FLIGHT),
+        0,
+        "{:#?}",
+        report.violations
+    );
 }
 
 #[test]
@@ -178,7 +188,12 @@ fn a_scale_in_ends_an_eviction_in_flight() {
     });
     h.requests.push(evict(t(9), "a", "web-b"));
     let report = check(&h, &rules());
-    assert_eq!(broken(&report, MAX_IN_FLIGHT), 0, "{:#?}", report.violations);
+    assert_eq!(
+        broken(&report, MAX_IN_FLIGHT),
+        0,
+        "{:#?}",
+        report.violations
+    );
 }
 
 #[test]
@@ -326,7 +341,12 @@ fn a_recovery_with_more_evictions_than_needed_is_caught() {
         lower_bounds: BTreeMap::from([(web(), 1)]),
     });
     let report = check(&h, &rules);
-    assert_eq!(broken(&report, RECOVERY_BOUND), 0, "{:#?}", report.violations);
+    assert_eq!(
+        broken(&report, RECOVERY_BOUND),
+        0,
+        "{:#?}",
+        report.violations
+    );
 
     // The same two moves, both useful-looking but the bound says one was enough.
     let mut h = base();
@@ -336,20 +356,32 @@ fn a_recovery_with_more_evictions_than_needed_is_caught() {
     h.requests.push(evict(t(14), "a", "web-b"));
     h.pods.push(rs_owned(t(15), "web-f", "z2"));
     let report = check(&h, &rules);
-    assert_eq!(broken(&report, RECOVERY_BOUND), 1, "{:#?}", report.violations);
+    assert_eq!(
+        broken(&report, RECOVERY_BOUND),
+        1,
+        "{:#?}",
+        report.violations
+    );
 }
 
 #[test]
 fn leader_changes_count_hand_overs() {
     let h = History {
-        leases: [None, Some("a-1"), Some("a-1"), Some("b-1"), None, Some("a-2")]
-            .iter()
-            .enumerate()
-            .map(|(i, h)| LeaseRecord {
-                at: t(i as i64),
-                holder: h.map(str::to_string),
-            })
-            .collect(),
+        leases: [
+            None,
+            Some("a-1"),
+            Some("a-1"),
+            Some("b-1"),
+            None,
+            Some("a-2"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| LeaseRecord {
+            at: t(i as i64),
+            holder: h.map(str::to_string),
+        })
+        .collect(),
         ..History::default()
     };
     assert_eq!(h.leader_changes(), 2);
