@@ -41,6 +41,9 @@ pub struct PodRecord {
     pub owner: Option<Workload>,
     pub zone: Option<String>,
     pub ready: bool,
+    /// When its Ready condition last turned (the kubelet's stamp, whole seconds): a replacement
+    /// counts as Ready from then, however late the test's watch saw it.
+    pub ready_since: Option<Timestamp>,
     pub terminating: bool,
     /// Deleted (or missing from a re-list).
     pub gone: bool,
@@ -219,6 +222,69 @@ impl History {
         self.requests
             .iter()
             .filter(|r| matches!(r.target, Target::Eviction { .. }) && r.applied())
+    }
+
+    /// Every record as one line, in time order: what a failed soak leaves to read.
+    pub fn timeline(&self) -> Vec<String> {
+        let mut lines: Vec<(Timestamp, String)> = Vec::new();
+        for p in &self.pods {
+            let owner = p.owner.as_ref().map_or("-".into(), |o| o.to_string());
+            lines.push((
+                p.at,
+                format!(
+                    "pod {} uid={} owner={owner} zone={} ready={} since={} terminating={} gone={} created={}",
+                    p.name,
+                    p.uid,
+                    p.zone.as_deref().unwrap_or("-"),
+                    p.ready,
+                    p.ready_since.map_or("-".into(), |t| t.to_string()),
+                    p.terminating,
+                    p.gone,
+                    p.created
+                ),
+            ));
+        }
+        for o in &self.owners {
+            lines.push((
+                o.at,
+                format!("replicaset {} owner={:?}", o.replicaset, o.owner),
+            ));
+        }
+        for w in &self.workloads {
+            lines.push((w.at, format!("replicas {} {}", w.workload, w.replicas)));
+        }
+        for b in &self.pdbs {
+            lines.push((
+                b.at,
+                format!(
+                    "pdb {} allowed={} disrupted={:?}",
+                    b.name, b.disruptions_allowed, b.disrupted_pods
+                ),
+            ));
+        }
+        for l in &self.leases {
+            lines.push((l.at, format!("lease holder={:?}", l.holder)));
+        }
+        for s in &self.statuses {
+            lines.push((
+                s.at,
+                format!(
+                    "status {} episode={} lastAction={:?}",
+                    s.workload, s.episode, s.last_action
+                ),
+            ));
+        }
+        for r in &self.requests {
+            lines.push((
+                r.at,
+                format!(
+                    "request {} {} {} {:?} fault={:?} outcome={:?}",
+                    r.replica, r.method, r.path, r.target, r.fault, r.outcome
+                ),
+            ));
+        }
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        lines.into_iter().map(|(t, l)| format!("{t} {l}")).collect()
     }
 
     /// How often the Lease changed hands (a first holder is not a change).

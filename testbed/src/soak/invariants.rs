@@ -302,30 +302,54 @@ fn evictions<'h>(
 /// One step of the merged timeline [`max_in_flight`] walks.
 enum Step<'h> {
     Pod(&'h PodRecord),
+    /// A pod's Ready condition turned True (by the kubelet's stamp).
+    Ready(&'h PodRecord),
     Replicas(&'h Workload, i64),
-    Evict(&'h PodRecord, Workload),
+    /// An eviction carried out: in flight from now.
+    Evicted(&'h PodRecord, Workload),
+    /// The same eviction judged `lag` later: how many of its workload's were in flight before it.
+    Judge(&'h PodRecord, Workload, Timestamp),
 }
 
 /// An eviction is in flight until a pod of its workload created after it is Ready, or its pod
 /// is gone and the workload has its wanted replicas healthy, or the operator's replacement
-/// timeout passes. Each eviction is judged after every watch event up to `lag` later, so a
-/// replacement the operator saw Ready a moment before the test did is not held against it.
+/// timeout passes. A pod counts as Ready from its Ready condition's own stamp (not from when the
+/// test's watch saw it), and each eviction is judged after every watch event up to `lag` later,
+/// so a replacement the operator saw Ready before the test did is not held against it.
 fn max_in_flight(history: &History, rules: &Rules, world: &World<'_>, report: &mut Report) {
     let mut steps: Vec<(Timestamp, u8, Step<'_>)> = Vec::new();
     for p in &history.pods {
         steps.push((p.at, 0, Step::Pod(p)));
+        if let Some(since) = p.ready_since.filter(|_| p.healthy()) {
+            steps.push((since.min(p.at), 2, Step::Ready(p)));
+        }
     }
     for w in &history.workloads {
         steps.push((w.at, 0, Step::Replicas(&w.workload, w.replicas)));
     }
     for (r, pod, w) in evictions(history, rules, world) {
-        steps.push((plus(r.at, rules.lag), 1, Step::Evict(pod, w)));
+        steps.push((r.at, 1, Step::Evicted(pod, w.clone())));
+        steps.push((plus(r.at, rules.lag), 3, Step::Judge(pod, w, r.at)));
     }
     steps.sort_by_key(|(at, order, _)| (*at, *order));
 
     let mut live: BTreeMap<&str, &PodRecord> = BTreeMap::new();
-    let mut seen_ready: BTreeSet<&str> = BTreeSet::new();
+    let mut seen_ready: BTreeSet<String> = BTreeSet::new();
     let mut desired: BTreeMap<&Workload, i64> = BTreeMap::new();
+    // A pod Ready at last ends the oldest eviction of its workload made before it was created.
+    let replaced = |in_flight: &mut BTreeMap<Workload, VecDeque<(Timestamp, String)>>,
+                    seen_ready: &mut BTreeSet<String>,
+                    p: &PodRecord| {
+        if seen_ready.insert(p.uid.clone())
+            && let Some(w) = world.workload_of(p)
+            && let Some(q) = in_flight.get_mut(&w)
+            && let Some(i) = q
+                .iter()
+                .position(|(t, _)| p.created >= minus(*t, CREATION_ROUNDING))
+        {
+            q.remove(i);
+        }
+    };
     // Per workload: (evicted at, evicted pod uid), oldest first.
     let mut in_flight: BTreeMap<Workload, VecDeque<(Timestamp, String)>> = BTreeMap::new();
     let healthy = |live: &BTreeMap<&str, &PodRecord>, w: &Workload| {
@@ -342,43 +366,46 @@ fn max_in_flight(history: &History, rules: &Rules, world: &World<'_>, report: &m
                 } else {
                     live.insert(p.uid.as_str(), p);
                 }
-                if p.healthy()
-                    && seen_ready.insert(p.uid.as_str())
-                    && let Some(w) = &w
-                    && let Some(q) = in_flight.get_mut(w)
-                    && let Some(i) = q
-                        .iter()
-                        .position(|(t, _)| p.created >= minus(*t, CREATION_ROUNDING))
-                {
-                    q.remove(i);
+                if p.healthy() {
+                    replaced(&mut in_flight, &mut seen_ready, p);
                 }
                 w
+            }
+            Step::Ready(p) => {
+                replaced(&mut in_flight, &mut seen_ready, p);
+                None
             }
             Step::Replicas(w, n) => {
                 desired.insert(w, n);
                 Some(w.clone())
             }
-            Step::Evict(pod, w) => {
-                let evicted_at = minus(at, rules.lag);
+            Step::Evicted(pod, w) => {
+                (in_flight.entry(w).or_default()).push_back((at, pod.uid.clone()));
+                None
+            }
+            Step::Judge(pod, w, evicted_at) => {
                 let q = in_flight.entry(w.clone()).or_default();
                 q.retain(|(t, _)| evicted_at < plus(*t, rules.replacement_timeout));
+                let before: Vec<&(Timestamp, String)> = q
+                    .iter()
+                    .filter(|(t, uid)| *t < evicted_at && *uid != pod.uid)
+                    .collect();
                 if let Some(g) = rules.governed.get(&w) {
                     report.checked(MAX_IN_FLIGHT);
-                    if q.len() >= g.max_disruptions {
+                    if before.len() >= g.max_disruptions {
                         report.broke(
                             MAX_IN_FLIGHT,
                             evicted_at,
                             format!(
                                 "{w}: evicted {} with {} eviction(s) still in flight ({:?}), maxDisruptions {}",
                                 pod.name,
-                                q.len(),
-                                q.iter().map(|(t, uid)| format!("{uid} at {t}")).collect::<Vec<_>>(),
+                                before.len(),
+                                before.iter().map(|(t, uid)| format!("{uid} at {t}")).collect::<Vec<_>>(),
                                 g.max_disruptions
                             ),
                         );
                     }
                 }
-                q.push_back((evicted_at, pod.uid.clone()));
                 None
             }
         };

@@ -229,6 +229,10 @@ fn pod_record(at: Timestamp, p: &Pod, gone: bool, kubelet: &FakeKubelet) -> PodR
         owner: controller(p.meta()),
         zone: node_of(p).and_then(|n| kubelet.zone_of(n)),
         ready: is_ready(p),
+        ready_since: (p.status.as_ref().and_then(|s| s.conditions.as_ref()))
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0),
         terminating: p.metadata.deletion_timestamp.is_some(),
         gone,
         created: (p.metadata.creation_timestamp.as_ref()).map_or(at, |t| t.0),

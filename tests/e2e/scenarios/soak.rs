@@ -1138,6 +1138,12 @@ pub async fn soak(ctx: Ctx, duration: Duration) {
         recoveries: vec![recovery.clone()],
     };
     let report = invariants::check(&history, &rules);
+    let dump = ctx.work_dir.join(format!("soak-history-{seed}.txt"));
+    let _ = std::fs::write(&dump, history.timeline().join("\n"));
+    println!(
+        "  history: {} (kept with SKEWGUARD_E2E_KEEP=1)",
+        dump.display()
+    );
 
     // Figures.
     let injected = soak.proxy.injected();

@@ -42,6 +42,7 @@ fn pod(at: Timestamp, name: &str, owner: Option<Workload>, zone: &str) -> PodRec
         owner,
         zone: Some(zone.to_string()),
         ready: true,
+        ready_since: None,
         terminating: false,
         gone: false,
         created: at,
@@ -166,6 +167,25 @@ fn a_replacement_the_watch_saw_a_moment_late_still_counts() {
     // Ready (the operator had seen it).
     h.pods.push(rs_owned(ms(6, 200), "web-e", "z2"));
     h.requests.push(evict(t(6), "a", "web-b"));
+    let report = check(&h, &rules());
+    assert_eq!(
+        broken(&report, MAX_IN_FLIGHT),
+        0,
+        "{:#?}",
+        report.violations
+    );
+}
+
+#[test]
+fn a_replacement_counts_as_ready_from_its_own_stamp() {
+    let mut h = base();
+    h.requests.push(evict(t(5), "a", "web-a"));
+    // The watch saw it 3 s late; the kubelet stamped it Ready at 5 s.
+    let mut late = rs_owned(t(9), "web-e", "z2");
+    late.created = t(5);
+    late.ready_since = Some(t(5));
+    h.pods.push(late);
+    h.requests.push(evict(ms(6, 500), "a", "web-b"));
     let report = check(&h, &rules());
     assert_eq!(
         broken(&report, MAX_IN_FLIGHT),
