@@ -129,32 +129,18 @@ impl Spec {
 /// The 28 workloads.
 fn layout() -> Vec<Spec> {
     let mut specs = Vec::new();
-    for i in 0..14 {
-        let policy = if i % 3 == 2 { "two" } else { "one" };
-        specs.push(Spec::governed(
-            "Deployment",
-            format!("d-{i:02}"),
-            policy,
-            2 + i % 4,
-        ));
-    }
-    for i in 0..6 {
-        let policy = if i % 2 == 1 { "two" } else { "one" };
-        specs.push(Spec::governed(
-            "StatefulSet",
-            format!("s-{i:02}"),
-            policy,
-            2 + i % 3,
-        ));
-    }
-    for i in 0..5 {
-        let policy = if i % 2 == 1 { "two" } else { "one" };
-        specs.push(Spec::governed(
-            "Rollout",
-            format!("r-{i:02}"),
-            policy,
-            2 + i % 3,
-        ));
+    // (kind, prefix, how many, every how many-th is under policy two, replicas cycle)
+    let kinds = [
+        ("Deployment", "d", 14, 3, 4),
+        ("StatefulSet", "s", 6, 2, 3),
+        ("Rollout", "r", 5, 2, 3),
+    ];
+    for (kind, prefix, n, every, cycle) in kinds {
+        for i in 0..n {
+            let policy = if i % every == every - 1 { "two" } else { "one" };
+            let name = format!("{prefix}-{i:02}");
+            specs.push(Spec::governed(kind, name, policy, 2 + i % cycle));
+        }
     }
     // web's selector matches web-canary's pods and the stray bare pods too.
     let mut web = Spec::governed("Deployment", "web".into(), "one", 4);
@@ -595,6 +581,28 @@ async fn wait_balanced(
     ))
 }
 
+/// A merge patch of the workload object.
+async fn patch_workload(ctx: &Ctx, s: &Spec, patch: &Patch<Value>) -> Result<(), kube::Error> {
+    let pp = PatchParams::default();
+    match s.kind {
+        "Deployment" => ctx
+            .api::<Deployment>()
+            .patch(&s.name, &pp, patch)
+            .await
+            .map(|_| ()),
+        "StatefulSet" => ctx
+            .api::<StatefulSet>()
+            .patch(&s.name, &pp, patch)
+            .await
+            .map(|_| ()),
+        _ => (ctx
+            .dynamic(&rollout_resource())
+            .patch(&s.name, &pp, patch)
+            .await)
+            .map(|_| ()),
+    }
+}
+
 /// One operator replica slot: its process now, and every process it ran.
 struct Slot {
     name: &'static str,
@@ -724,38 +732,14 @@ impl Soak<'_> {
         };
         let n = self.rng.between(2, 6);
         let patch = Patch::Merge(json!({"spec": {"replicas": n}}));
-        let pp = PatchParams::default();
-        let result = match s.kind {
-            "Deployment" => self
-                .ctx
-                .api::<Deployment>()
-                .patch(&s.name, &pp, &patch)
-                .await
-                .map(|_| ()),
-            "StatefulSet" => self
-                .ctx
-                .api::<StatefulSet>()
-                .patch(&s.name, &pp, &patch)
-                .await
-                .map(|_| ()),
-            _ => {
-                // No Argo controller: the Rollout and its ReplicaSet together.
-                let r = self
-                    .ctx
-                    .dynamic(&rollout_resource())
-                    .patch(&s.name, &pp, &patch)
-                    .await;
-                let rs = format!("{}-{ROLLOUT_HASH}", s.name);
-                r.and(
-                    self.ctx
-                        .api::<ReplicaSet>()
-                        .patch(&rs, &pp, &patch)
-                        .await
-                        .map(|_| ()),
-                )
-                .map(|_| ())
-            }
-        };
+        let mut result = patch_workload(self.ctx, s, &patch).await;
+        if s.kind == "Rollout" {
+            // No Argo controller: its ReplicaSet too.
+            let rs = format!("{}-{ROLLOUT_HASH}", s.name);
+            let pp = PatchParams::default();
+            let api = self.ctx.api::<ReplicaSet>();
+            result = result.and(api.patch(&rs, &pp, &patch).await.map(|_| ()));
+        }
         match result {
             Ok(()) => self.churn.scales += 1,
             Err(_) => self.churn.test_write_errors += 1,
@@ -773,21 +757,7 @@ impl Soak<'_> {
         let rev = self.rng.next_u64() % 1_000_000;
         let patch = Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {
             "soak.skewguard.dev/revision": rev.to_string()}}}}}));
-        let pp = PatchParams::default();
-        let result = match s.kind {
-            "Deployment" => self
-                .ctx
-                .api::<Deployment>()
-                .patch(&s.name, &pp, &patch)
-                .await
-                .map(|_| ()),
-            _ => self
-                .ctx
-                .api::<StatefulSet>()
-                .patch(&s.name, &pp, &patch)
-                .await
-                .map(|_| ()),
-        };
+        let result = patch_workload(self.ctx, s, &patch).await;
         match result {
             Ok(()) => self.churn.updates += 1,
             Err(_) => self.churn.test_write_errors += 1,

@@ -122,6 +122,13 @@ fn base() -> History {
     }
 }
 
+/// Checks `h` and expects `n` violations of `invariant`.
+fn expect_broken(h: &History, rules: &Rules, invariant: &str, n: usize) -> Report {
+    let report = check(h, rules);
+    assert_eq!(broken(&report, invariant), n, "{:#?}", report.violations);
+    report
+}
+
 fn broken(report: &Report, invariant: &str) -> usize {
     (report.violations.iter())
         .filter(|v| v.invariant == invariant)
@@ -150,13 +157,7 @@ fn two_evictions_in_flight_break_max_disruptions() {
     let mut h = base();
     h.requests.push(evict(t(5), "a", "web-a"));
     h.requests.push(evict(t(6), "a", "web-b"));
-    let report = check(&h, &rules());
-    assert_eq!(
-        broken(&report, MAX_IN_FLIGHT),
-        1,
-        "{:#?}",
-        report.violations
-    );
+    expect_broken(&h, &rules(), MAX_IN_FLIGHT, 1);
 }
 
 #[test]
@@ -167,13 +168,7 @@ fn a_replacement_the_watch_saw_a_moment_late_still_counts() {
     // Ready (the operator had seen it).
     h.pods.push(rs_owned(ms(6, 200), "web-e", "z2"));
     h.requests.push(evict(t(6), "a", "web-b"));
-    let report = check(&h, &rules());
-    assert_eq!(
-        broken(&report, MAX_IN_FLIGHT),
-        0,
-        "{:#?}",
-        report.violations
-    );
+    expect_broken(&h, &rules(), MAX_IN_FLIGHT, 0);
 }
 
 #[test]
@@ -186,13 +181,7 @@ fn a_replacement_counts_as_ready_from_its_own_stamp() {
     late.ready_since = Some(t(5));
     h.pods.push(late);
     h.requests.push(evict(ms(6, 500), "a", "web-b"));
-    let report = check(&h, &rules());
-    assert_eq!(
-        broken(&report, MAX_IN_FLIGHT),
-        0,
-        "{:#?}",
-        report.violations
-    );
+    expect_broken(&h, &rules(), MAX_IN_FLIGHT, 0);
 }
 
 #[test]
@@ -207,13 +196,7 @@ fn a_scale_in_ends_an_eviction_in_flight() {
         replicas: 3,
     });
     h.requests.push(evict(t(9), "a", "web-b"));
-    let report = check(&h, &rules());
-    assert_eq!(
-        broken(&report, MAX_IN_FLIGHT),
-        0,
-        "{:#?}",
-        report.violations
-    );
+    expect_broken(&h, &rules(), MAX_IN_FLIGHT, 0);
 }
 
 #[test]
@@ -245,8 +228,7 @@ fn bare_and_foreign_pods_and_opted_out_ones_are_never_touched() {
     ));
     h.requests.push(evict(t(5), "a", "web-shy"));
     h.requests.push(evict(t(5), "a", "never-seen"));
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, OWNED_ONLY), 3, "{:#?}", report.violations);
+    let report = expect_broken(&h, &rules(), OWNED_ONLY, 3);
     assert_eq!(broken(&report, OPT_OUT), 1, "{:#?}", report.violations);
 }
 
@@ -264,16 +246,14 @@ fn writes_without_the_lease_or_after_it_passed_are_caught() {
     late.outcome = Outcome::Withheld;
     late.fault = Some(Fault::StalledLease);
     h.requests.push(late);
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, LEADER_ONLY), 2, "{:#?}", report.violations);
+    expect_broken(&h, &rules(), LEADER_ONLY, 2);
 
     // a renews, b takes over, a writes on its old renewal: caught.
     let mut h = base();
     h.requests.push(lease(t(12), "b"));
     h.requests.push(request(t(5), "a", Target::Other, 200));
     h.requests.push(request(t(13), "a", Target::Other, 200));
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, LEADER_ONLY), 2, "{:#?}", report.violations);
+    expect_broken(&h, &rules(), LEADER_ONLY, 2);
 }
 
 fn budget(at: Timestamp, allowed: i64, disrupted: &[&str]) -> PdbRecord {
@@ -292,23 +272,20 @@ fn an_eviction_past_an_exhausted_budget_is_caught() {
     let mut h = base();
     h.pdbs = vec![budget(t(0), 1, &[]), budget(ms(5, 100), 0, &["web-a"])];
     h.requests.push(evict(t(5), "a", "web-a"));
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, PDB_FLOOR), 0, "{:#?}", report.violations);
+    let report = expect_broken(&h, &rules(), PDB_FLOOR, 0);
     assert_eq!(report.checks[PDB_FLOOR], 1);
 
     // Allowed 0 just before the status that counts web-a.
     let mut h = base();
     h.pdbs = vec![budget(t(0), 0, &[]), budget(ms(5, 100), 0, &["web-a"])];
     h.requests.push(evict(t(5), "a", "web-a"));
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, PDB_FLOOR), 1, "{:#?}", report.violations);
+    expect_broken(&h, &rules(), PDB_FLOOR, 1);
 
     // No counting status seen, the last one said 0 and nothing within the lag said otherwise.
     let mut h = base();
     h.pdbs = vec![budget(t(0), 0, &[])];
     h.requests.push(evict(t(5), "a", "web-a"));
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, PDB_FLOOR), 1, "{:#?}", report.violations);
+    expect_broken(&h, &rules(), PDB_FLOOR, 1);
 }
 
 fn status(at: Timestamp, episode: bool, last: i64) -> StatusRecord {
@@ -330,8 +307,7 @@ fn an_eviction_inside_the_cooldown_after_an_episode_is_caught() {
     h.requests.push(lease(t(44), "b"));
     h.pods.push(rs_owned(t(9), "web-e", "z2"));
     h.requests.push(evict(t(45), "b", "web-b"));
-    let report = check(&h, &rules());
-    assert_eq!(broken(&report, COOLDOWN), 1, "{:#?}", report.violations);
+    expect_broken(&h, &rules(), COOLDOWN, 1);
 
     // Within the episode (the status still says so), steps follow without cooldown.
     let mut h = base();
@@ -360,13 +336,7 @@ fn a_recovery_with_more_evictions_than_needed_is_caught() {
         to: t(20),
         lower_bounds: BTreeMap::from([(web(), 1)]),
     });
-    let report = check(&h, &rules);
-    assert_eq!(
-        broken(&report, RECOVERY_BOUND),
-        0,
-        "{:#?}",
-        report.violations
-    );
+    expect_broken(&h, &rules, RECOVERY_BOUND, 0);
 
     // The same two moves, both useful-looking but the bound says one was enough.
     let mut h = base();
@@ -375,13 +345,7 @@ fn a_recovery_with_more_evictions_than_needed_is_caught() {
     h.pods.push(rs_owned(t(12), "web-e", "z3"));
     h.requests.push(evict(t(14), "a", "web-b"));
     h.pods.push(rs_owned(t(15), "web-f", "z2"));
-    let report = check(&h, &rules);
-    assert_eq!(
-        broken(&report, RECOVERY_BOUND),
-        1,
-        "{:#?}",
-        report.violations
-    );
+    expect_broken(&h, &rules, RECOVERY_BOUND, 1);
 }
 
 #[test]
