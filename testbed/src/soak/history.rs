@@ -283,7 +283,7 @@ impl History {
                 ),
             ));
         }
-        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        lines.sort_by_key(|l| l.0);
         lines.into_iter().map(|(t, l)| format!("{t} {l}")).collect()
     }
 

@@ -151,8 +151,7 @@ impl<'h> World<'h> {
         let records = self.pods_by_name.get(name)?;
         let matching = || records.iter().filter(|p| uid.is_none_or(|u| p.uid == u));
         matching()
-            .filter(|p| p.at <= t)
-            .next_back()
+            .rfind(|p| p.at <= t)
             .or_else(|| matching().find(|p| p.at <= plus(t, lag)))
             .copied()
     }
@@ -244,8 +243,7 @@ fn leader_only(history: &History, rules: &Rules, report: &mut Report) {
         report.checked(LEADER_ONLY);
         let Some(&(renewed, _)) = holds
             .iter()
-            .filter(|(at, who)| *at <= r.at && *who == r.replica)
-            .next_back()
+            .rfind(|(at, who)| *at <= r.at && *who == r.replica)
         else {
             report.broke(
                 LEADER_ONLY,
@@ -447,7 +445,7 @@ fn pdb_floor(history: &History, rules: &Rules, world: &World<'_>, report: &mut R
             let room = match counted {
                 Some(i) => records[i - 1].disruptions_allowed > 0,
                 None => {
-                    let before = records.iter().filter(|p| p.at <= r.at).next_back();
+                    let before = records.iter().rfind(|p| p.at <= r.at);
                     before.is_some_and(|p| p.disruptions_allowed > 0)
                         || records.iter().any(|p| {
                             p.at > r.at
@@ -479,9 +477,7 @@ fn cooldown(history: &History, rules: &Rules, world: &World<'_>, report: &mut Re
             continue;
         };
         report.checked(COOLDOWN);
-        let last = (history.statuses.iter())
-            .filter(|s| s.workload == w && s.at < r.at)
-            .next_back();
+        let last = (history.statuses.iter()).rfind(|s| s.workload == w && s.at < r.at);
         if let Some(s) = last
             && !s.episode
             && let Some(l) = s.last_action

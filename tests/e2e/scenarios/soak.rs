@@ -166,8 +166,11 @@ fn layout() -> Vec<Spec> {
     specs
 }
 
-/// The PodDisruptionBudgets: (name, the labels of the pods it covers, budget).
-fn budgets() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, Value)> {
+/// A PodDisruptionBudget: its name, the labels of the pods it covers, its budget.
+type Budget = (&'static str, Vec<(&'static str, &'static str)>, Value);
+
+/// The PodDisruptionBudgets.
+fn budgets() -> Vec<Budget> {
     vec![
         ("d-00", vec![("app", "d-00")], json!({"maxUnavailable": 1})),
         ("d-01", vec![("app", "d-01")], json!({"minAvailable": 1})),
@@ -520,12 +523,7 @@ async fn unbalanced(ctx: &Ctx, specs: &[Spec]) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for s in specs.iter().filter(|s| s.policy.is_some() && !s.opted_out) {
         let own: Vec<&Pod> = (pods.iter())
-            .filter(|p| {
-                Spec::matches(p.labels(), &s.own)
-                    && p.owner_references()
-                        .iter()
-                        .any(|o| o.controller == Some(true))
-            })
+            .filter(|p| Spec::matches(p.labels(), &s.own) && owned(p))
             .collect();
         let ready = own.iter().filter(|p| healthy(p)).count() as i64;
         let terminating = own.iter().any(|p| p.metadata.deletion_timestamp.is_some());
@@ -764,26 +762,23 @@ impl Soak<'_> {
         }
     }
 
-    /// The drill's first half: cordon `zone` and delete the pods on it (bare pods stay).
+    /// The drill's first half: cordon `zone` and delete the pods on it (bare pods and
+    /// web-foreign's stay).
     async fn drill_out(&mut self, zone: &str) {
         self.ctx.kubelet.cordon_zone(zone).await;
         let api = self.ctx.api::<Pod>();
         for p in all_pods(self.ctx).await {
-            let owned = p
-                .owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true));
-            if owned
-                && zone_of(self.ctx, &p).as_deref() == Some(zone)
-                && p.metadata.deletion_timestamp.is_none()
+            let foreign = p.labels().get("track").is_some_and(|t| t == "foreign");
+            let here = zone_of(self.ctx, &p).as_deref() == Some(zone);
+            if !owned(&p) || foreign || !here || p.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            if api
+                .delete(&p.name_any(), &DeleteParams::default())
+                .await
+                .is_err()
             {
-                if api
-                    .delete(&p.name_any(), &DeleteParams::default())
-                    .await
-                    .is_err()
-                {
-                    self.churn.test_write_errors += 1;
-                }
+                self.churn.test_write_errors += 1;
             }
         }
         self.churn.drills += 1;
@@ -923,12 +918,7 @@ async fn quiet_drill(soak: &mut Soak<'_>) -> Result<(Recovery, Duration), String
             let pods = all_pods(ctx).await;
             let done = soak.specs.iter().filter(|s| s.policy.is_some()).all(|s| {
                 let ready = (pods.iter())
-                    .filter(|p| healthy(p) && Spec::matches(p.labels(), &s.own))
-                    .filter(|p| {
-                        p.owner_references()
-                            .iter()
-                            .any(|o| o.controller == Some(true))
-                    })
+                    .filter(|p| healthy(p) && owned(p) && Spec::matches(p.labels(), &s.own))
                     .count() as i64;
                 want.get(&s.name) == Some(&ready)
             }) && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none());
