@@ -4,8 +4,10 @@
 //!
 //! Three zones of three nodes; 28 workloads: 14 Deployments, 6 StatefulSets and 5 Rollouts under
 //! two policies (maxDisruptions 1 and 2), six of them with a PodDisruptionBudget; `web`, whose
-//! selector also matches the pods of `web-canary` (a Deployment no policy selects) and three bare
-//! pods; `optout`, whose pods opt out of eviction. Two operator replicas elect a leader, each
+//! selector also matches the pods of `web-canary` (a Deployment no policy selects), three bare
+//! pods, and `web-foreign`'s (a ReplicaSet no Deployment owns, whose pods carry web's labels and
+//! its current pod-template-hash, so they count in web's measurement); `optout`, whose pods opt
+//! out of eviction. Two operator replicas elect a leader, each
 //! talking to the API server through its own port of a fault proxy (latency, 429, 5xx, resets,
 //! cut watches, stalled Lease renewals).
 //!
