@@ -638,7 +638,13 @@ struct Churn {
     kills: u32,
     apiserver_restarts: u32,
     test_write_errors: u32,
+    /// Replicas that exited by themselves within [`START_UP`] of starting (no API server to
+    /// reach at start: the operator exits, and is restarted as a kubelet would).
+    start_up_exits: u32,
 }
+
+/// An exit this soon after a replica's start is a start-up failure; any later one fails the soak.
+const START_UP: Duration = Duration::from_secs(30);
 
 struct Soak<'a> {
     ctx: &'a Ctx,
@@ -646,6 +652,8 @@ struct Soak<'a> {
     proxy: FaultProxy,
     slots: Vec<Slot>,
     logs: Vec<PathBuf>,
+    /// Replicas that exited by themselves after start-up: (identity, log).
+    crashes: Vec<(String, PathBuf)>,
     memories: Vec<Memory>,
     rng: Rng,
     churn: Churn,
@@ -697,6 +705,25 @@ impl Soak<'_> {
         if let Some(mut op) = slot.op.take() {
             op.kill();
             self.memories.push(memory_of(slot));
+        }
+    }
+
+    /// Restarts (as a kubelet would, a few seconds later) a replica that exited by itself.
+    fn reap(&mut self, now: Instant) {
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let Some(op) = slot.op.as_mut() else { continue };
+            if op.is_running() {
+                continue;
+            }
+            if slot.started.elapsed() < START_UP {
+                self.churn.start_up_exits += 1;
+            } else {
+                let who = format!("soak-{}-{}", slot.name, slot.incarnation);
+                self.crashes.push((who, op.log.clone()));
+            }
+            self.kill_slot(i);
+            self.slots[i].restart_at = Some(now + Duration::from_secs(3));
         }
     }
 
@@ -857,6 +884,7 @@ impl Soak<'_> {
                 }
                 next_kill = now + self.draw(kill_every, kill_every * 2);
             }
+            self.reap(now);
             for i in 0..self.slots.len() {
                 if self.slots[i].restart_at.is_some_and(|at| now >= at) {
                     self.start_slot(i);
@@ -872,6 +900,7 @@ impl Soak<'_> {
         if let Some((zone, _)) = drill {
             self.ctx.kubelet.uncordon_zone(&zone).await;
         }
+        self.reap(Instant::now());
         for i in 0..self.slots.len() {
             if self.slots[i].op.is_none() {
                 self.start_slot(i);
@@ -1013,6 +1042,7 @@ pub async fn soak(ctx: Ctx, duration: Duration) {
             })
             .collect(),
         logs: Vec::new(),
+        crashes: Vec::new(),
         memories: Vec::new(),
         rng: Rng::new(seed ^ 0x5eed),
         churn: Churn::default(),
@@ -1070,6 +1100,7 @@ pub async fn soak(ctx: Ctx, duration: Duration) {
         };
         (none, BALANCE_BOUND)
     });
+    soak.reap(Instant::now());
     soak.sample_memory();
     for i in 0..soak.slots.len() {
         soak.kill_slot(i);
@@ -1225,6 +1256,12 @@ pub async fn soak(ctx: Ctx, duration: Duration) {
     }
     if !panics.is_empty() {
         failures.push(format!("panicked: see {panics:?}"));
+    }
+    if !soak.crashes.is_empty() {
+        failures.push(format!(
+            "replicas exited after start-up: {:?}",
+            soak.crashes
+        ));
     }
     assert!(
         failures.is_empty(),
