@@ -5,7 +5,7 @@ KUBECTL ?= kubectl
 # docker-buildx: the platforms of the multi-arch image.
 PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: krew-archives build test lint alerts crd crd-check api-docs bench run install uninstall demo e2e e2e-scale docker-build docker-push docker-buildx deploy undeploy
+.PHONY: krew-archives build test lint alerts crd crd-check api-docs bench run install uninstall demo e2e e2e-scale soak docker-build docker-push docker-buildx deploy undeploy
 
 build: ## Build the operator binary
 	$(CARGO) build
@@ -54,6 +54,11 @@ e2e: ## End-to-end suite against a real control plane (KUBEBUILDER_ASSETS / setu
 
 e2e-scale: ## The three-zones-at-scale scenario (30 nodes, 300 Deployments; slow)
 	SKEWGUARD_E2E=1 $(CARGO) test --test e2e -- --test-threads=1 --ignored scale
+
+# SKEWGUARD_SOAK_SEED replays a run's choices of faults and churn (it prints its seed).
+SKEWGUARD_SOAK_MINUTES ?= 30
+soak: ## The soak: SKEWGUARD_SOAK_MINUTES (30) of faults, churn, leader kills and API server restarts, then the invariants
+	SKEWGUARD_E2E=1 SKEWGUARD_SOAK_MINUTES=$(SKEWGUARD_SOAK_MINUTES) $(CARGO) test --test e2e -- --test-threads=1 --ignored --exact soak
 
 docker-build: ## Build the operator image (multi-stage Dockerfile) for this machine's platform as $(IMG)
 	docker build -t $(IMG) .

@@ -511,6 +511,8 @@ pub struct OperatorProcess {
     pub log: PathBuf,
     pub metrics_addr: String,
     pub health_addr: String,
+    /// Never print the log on drop (a soak's logs run to many megabytes; it keeps their paths).
+    pub quiet: bool,
 }
 
 impl OperatorProcess {
@@ -562,6 +564,7 @@ impl OperatorProcess {
             log,
             metrics_addr,
             health_addr,
+            quiet: false,
         }
     }
 
@@ -617,6 +620,9 @@ impl OperatorProcess {
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
         self.kill();
+        if self.quiet {
+            return;
+        }
         if std::thread::panicking() || std::env::var_os("SKEWGUARD_E2E_LOGS").is_some() {
             eprintln!(
                 "----- operator log {} -----\n{}\n----- end of operator log -----",

@@ -14,6 +14,7 @@ mod monitoring;
 mod operator;
 mod scale;
 mod scale_in;
+mod soak;
 mod workload_ref;
 mod zones;
 
@@ -272,6 +273,18 @@ pub fn all() -> Vec<Scenario> {
             ..scenario("demo_tells_the_field_story", |c| {
                 Box::pin(demo::demo_tells_the_field_story(c))
             })
+        },
+        Scenario {
+            needs_rollout: true,
+            timeout: Duration::from_secs(1500),
+            ..scenario("soak_3_minutes", |c| Box::pin(soak::soak_3_minutes(c)))
+        },
+        // `make soak`: SKEWGUARD_SOAK_MINUTES (default 30) of faults and churn.
+        Scenario {
+            ignored: true,
+            needs_rollout: true,
+            timeout: Duration::from_secs(60 * (soak::minutes_from_env() + 25)),
+            ..scenario("soak", |c| Box::pin(soak::soak_from_env(c)))
         },
         Scenario {
             ignored: true,
