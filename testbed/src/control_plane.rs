@@ -128,7 +128,20 @@ impl Drop for TempDir {
 /// Child processes started in their own process group; each group is killed on [`Processes::kill_all`].
 /// Shared with the signal handler, so an interrupted run still tears down.
 #[derive(Clone, Default)]
-pub struct Processes(Arc<Mutex<Vec<(String, Child)>>>);
+pub struct Processes(
+    Arc<Mutex<Vec<(String, Child)>>>,
+    Arc<Mutex<Vec<Restartable>>>,
+);
+
+/// How to start a process again that a kubelet would restart (a static pod's container).
+#[derive(Clone)]
+struct Restartable {
+    name: String,
+    bin: PathBuf,
+    args: Vec<String>,
+    dir: PathBuf,
+    restarts: u32,
+}
 
 impl Processes {
     /// Starts `cmd` in a new process group with stdout and stderr appended to `log`.
@@ -145,6 +158,50 @@ impl Processes {
         let pid = child.id();
         self.0.lock().unwrap().push((name.to_string(), child));
         pid
+    }
+
+    /// [`Processes::spawn`], remembering how, so [`Processes::restart_exited`] can start it again.
+    pub fn spawn_restartable(&self, name: &str, bin: &Path, args: Vec<String>, dir: &Path) -> u32 {
+        let log = dir.join(format!("{name}.log"));
+        let pid = self.spawn(name, cmd(bin, &args), &log);
+        self.1.lock().unwrap().push(Restartable {
+            name: name.to_string(),
+            bin: bin.to_path_buf(),
+            args,
+            dir: dir.to_path_buf(),
+            restarts: 0,
+        });
+        pid
+    }
+
+    /// Starts again each restartable process that has exited (its log in
+    /// `<name>-restart-<n>.log`), as a kubelet restarts a static pod's container; the names of
+    /// those restarted. kube-scheduler exits by design when it finds its cache corrupted, which
+    /// an API server restart under load can cause.
+    pub fn restart_exited(&self) -> Vec<String> {
+        let exited = self.exited();
+        let mut restarted = Vec::new();
+        for name in exited {
+            let again = {
+                let mut all = self.1.lock().unwrap();
+                let Some(r) = all.iter_mut().find(|r| r.name == name) else {
+                    continue;
+                };
+                r.restarts += 1;
+                r.clone()
+            };
+            {
+                let mut procs = self.0.lock().unwrap();
+                if let Some(i) = procs.iter().position(|(n, _)| *n == name) {
+                    let (_, mut dead) = procs.remove(i);
+                    let _ = dead.wait();
+                }
+            }
+            let log = (again.dir).join(format!("{}-restart-{}.log", again.name, again.restarts));
+            self.spawn(&again.name, cmd(&again.bin, &again.args), &log);
+            restarted.push(name);
+        }
+        restarted
     }
 
     /// Names of processes that have exited already.
@@ -218,6 +275,12 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
+    /// Starts kube-scheduler and kube-controller-manager again if they exited
+    /// ([`Processes::restart_exited`]); the names of those restarted.
+    pub fn restart_exited_controllers(&self) -> Vec<String> {
+        self.processes.restart_exited()
+    }
+
     /// Kills kube-apiserver (SIGKILL, as a crash); clients see connections refused.
     pub fn stop(&self) {
         assert!(
@@ -457,15 +520,16 @@ impl ControlPlane {
                 format!("--cert-dir={}", p(certs)),
             ]
         };
-        self.processes.spawn(
+        self.processes.spawn_restartable(
             "kube-scheduler",
-            cmd(&self.assets.bin("kube-scheduler"), &{
+            &self.assets.bin("kube-scheduler"),
+            {
                 let mut s = common("scheduler-certs");
                 // The scale scenario binds thousands of pods (the default is 50 requests/s).
                 s.extend([arg("--kube-api-qps=200"), arg("--kube-api-burst=400")]);
                 s
-            }),
-            &d.join("kube-scheduler.log"),
+            },
+            d,
         );
         let mut kcm = common("kcm-certs");
         kcm.extend([
@@ -480,10 +544,11 @@ impl ControlPlane {
             arg("--kube-api-qps=200"),
             arg("--kube-api-burst=400"),
         ]);
-        self.processes.spawn(
+        self.processes.spawn_restartable(
             "kube-controller-manager",
-            cmd(&self.assets.bin("kube-controller-manager"), &kcm),
-            &d.join("kube-controller-manager.log"),
+            &self.assets.bin("kube-controller-manager"),
+            kcm,
+            d,
         );
     }
 

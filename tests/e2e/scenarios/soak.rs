@@ -21,6 +21,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -637,6 +639,8 @@ struct Churn {
     drills: u32,
     kills: u32,
     apiserver_restarts: u32,
+    /// kube-scheduler or kube-controller-manager exited and was started again (a kubelet's part).
+    controller_restarts: u32,
     test_write_errors: u32,
     /// Replicas that exited by themselves within [`START_UP`] of starting (no API server to
     /// reach at start: the operator exits, and is restarted as a kubelet would).
@@ -1074,6 +1078,21 @@ pub async fn soak(ctx: Ctx, duration: Duration) {
         duration
     );
 
+    // kube-scheduler and kube-controller-manager are started again when they exit, as a kubelet
+    // would (kube-scheduler exits when an API server restart leaves its cache inconsistent).
+    let controller_restarts = Arc::new(AtomicU32::new(0));
+    let supervisor = ctx.apiserver.clone().map(|apiserver| {
+        let counted = controller_restarts.clone();
+        tokio::spawn(async move {
+            loop {
+                for name in apiserver.restart_exited_controllers() {
+                    eprintln!("  soak: {name} exited; started again");
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    });
     let chaos_started = Instant::now();
     soak.chaos(duration).await;
     let faults_stopped = Instant::now();
@@ -1154,6 +1173,10 @@ pub async fn soak(ctx: Ctx, duration: Duration) {
         faults.join(", "),
         soak.proxy.requests()
     );
+    if let Some(supervisor) = supervisor {
+        supervisor.abort();
+    }
+    soak.churn.controller_restarts = controller_restarts.load(Ordering::Relaxed);
     println!("  churn: {:?}", soak.churn);
     let evictions: Vec<_> = history.evictions().collect();
     let by_replica: BTreeMap<&str, usize> = evictions.iter().fold(BTreeMap::new(), |mut m, r| {
