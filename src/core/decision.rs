@@ -18,6 +18,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub const FAILED_MOVES_BEFORE_BACKOFF: u32 = 2;
 /// How long to give a replacement to land and become Ready before the move counts as failed.
 pub const REPLACEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long after a move is recorded in flight its pod, if the eviction went through, shows as
+/// terminating in the pod cache. The record is written before the eviction is sent, so a process
+/// that lost the API server (or died) between the two leaves a record of an eviction that never
+/// happened: its pod still runs, unterminated, after this long, and the record is dropped.
+pub const EVICTION_SEEN_WITHIN: Duration = Duration::from_secs(30);
 /// How soon to look again after a PodDisruptionBudget said no.
 pub const PDB_RETRY: Duration = Duration::from_secs(10);
 /// How soon to look again while waiting for replacements.
@@ -288,7 +294,12 @@ fn judge_in_flight(obs: &Observation<'_>, memory: &mut Memory) -> (u32, u32) {
     let (mut ok, mut failed) = (0, 0);
     let mut still = Vec::new();
     for m in std::mem::take(&mut memory.in_flight) {
-        let landed = obs.settled && !obs.running_pods.contains(m.pod_uid.as_str());
+        let still_running = obs.running_pods.contains(m.pod_uid.as_str());
+        if still_running && since(obs.now, m.at) >= EVICTION_SEEN_WITHIN {
+            // Never evicted: neither a success nor a failure, and no longer in flight.
+            continue;
+        }
+        let landed = obs.settled && !still_running;
         let timed_out = since(obs.now, m.at) >= REPLACEMENT_TIMEOUT;
         if !landed && !timed_out {
             still.push(m);

@@ -243,15 +243,7 @@ fn waits_for_the_replacement_then_takes_the_next_step_without_cooldown() {
     // Four replicas in zone c: two moves to balance.
     w.measurement = measurement(0, 4);
     w.plan = plan(&["web-1", "web-2"]);
-    w.spec.max_disruptions = 1;
-    let mut memory = Memory {
-        skewed_since: Some(t(0)),
-        ..Default::default()
-    };
-    let Disruption::Evict(moves) = w.decide(t(60), &mut memory).disruption else {
-        panic!("expected an eviction");
-    };
-    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
+    let mut memory = evicted_at_60(&mut w);
     assert_eq!(memory.actions, 1);
     // The evicted pod is still terminating: wait.
     let d = w.decide(t(62), &mut memory);
@@ -361,15 +353,7 @@ fn rollout_restart_restarts_once_per_cooldown() {
 #[test]
 fn a_replacement_with_the_same_name_is_told_apart_by_uid() {
     // A StatefulSet recreates web-1 as web-1: only the UID says the evicted pod is gone.
-    let w = World::skewed();
-    let mut memory = Memory {
-        skewed_since: Some(t(0)),
-        ..Default::default()
-    };
-    let Disruption::Evict(moves) = w.decide(t(60), &mut memory).disruption else {
-        panic!("expected an eviction");
-    };
-    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
+    let mut memory = evicted_at_60(&mut World::skewed());
     let mut w = World::skewed();
     w.running = BTreeSet::from(["web-1-new-uid".to_string(), "web-2-uid".to_string()]);
     w.measurement = measurement(1, 1);
@@ -454,4 +438,37 @@ fn a_move_that_makes_a_constraint_worse_fails() {
         planned,
     );
     assert_eq!((d.moves_succeeded, d.moves_failed), (0, 1));
+}
+
+/// A move recorded in flight whose eviction never went through (the API server went away between
+/// the record and the eviction): its pod still runs, unterminated, well after the record. The
+/// record is dropped, neither a success nor a failure, and the rebalance goes on.
+#[test]
+fn a_move_recorded_but_never_evicted_is_dropped() {
+    let mut w = World::skewed();
+    let mut memory = evicted_at_60(&mut w);
+    // Within the grace the pod may just not show as terminating yet: wait.
+    let d = w.decide(t(80), &mut memory);
+    assert_eq!(d.reason, "AwaitingReplacement");
+    let d = w.decide(t(95), &mut memory);
+    assert!(memory.in_flight.is_empty(), "{memory:?}");
+    assert_eq!(
+        (d.moves_succeeded, d.moves_failed, memory.failed_moves),
+        (0, 0, 0)
+    );
+    assert_eq!(d.disruption, Disruption::Evict(vec![a_move("web-1")]));
+}
+
+/// Skewed since t(0), one disruption at a time: the first move of `w`'s plan, evicted at t(60).
+fn evicted_at_60(w: &mut World) -> Memory {
+    w.spec.max_disruptions = 1;
+    let mut memory = Memory {
+        skewed_since: Some(t(0)),
+        ..Default::default()
+    };
+    let Disruption::Evict(moves) = w.decide(t(60), &mut memory).disruption else {
+        panic!("expected an eviction");
+    };
+    record_eviction(&mut memory, &moves[0], &w.measurement, t(60));
+    memory
 }

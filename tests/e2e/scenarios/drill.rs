@@ -362,7 +362,11 @@ fn zone_form(pod: &Pod) -> Option<(String, Option<i32>)> {
 /// timestamp against the wall clock (whole seconds).
 fn created_since(p: &Pod, at: Instant) -> bool {
     let created = (p.metadata.creation_timestamp.as_ref()).map_or(0, |t| t.0.as_second());
-    let at_wall = jiff::Timestamp::now().as_second() - at.elapsed().as_secs() as i64;
+    // The second `at` fell in (creation stamps are whole seconds): `now - elapsed`, then
+    // truncated; truncating each first put `at` a second late whenever a second boundary passed
+    // between `at` and now, and no pod of the scale-out counted as new.
+    let elapsed = jiff::SignedDuration::try_from(at.elapsed()).unwrap_or_default();
+    let at_wall = (jiff::Timestamp::now().checked_sub(elapsed)).map_or(i64::MAX, |t| t.as_second());
     created >= at_wall
 }
 
