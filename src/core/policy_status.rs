@@ -186,6 +186,27 @@ pub fn with_workload(status: Option<&HAPolicyStatus>, entry: WorkloadStatus) -> 
     status
 }
 
+/// `status` with the entries of the `busy` workloads as `base` has them: their writes are still
+/// under way, and the move in flight they recorded must not be overwritten by the entry assessed
+/// before it. A busy workload that `base` has no entry for keeps the one in `status`.
+pub fn with_entries_of(
+    mut status: HAPolicyStatus,
+    base: Option<&HAPolicyStatus>,
+    busy: &[(WorkloadKind, String)],
+) -> HAPolicyStatus {
+    let kept = (base.iter())
+        .flat_map(|b| &b.workloads)
+        .filter(|w| (busy.iter()).any(|(kind, name)| w.kind == *kind && w.name == *name));
+    for entry in kept {
+        if let Some(e) =
+            (status.workloads.iter_mut()).find(|e| e.kind == entry.kind && e.name == entry.name)
+        {
+            *e = entry.clone();
+        }
+    }
+    status
+}
+
 /// How the policy's constraints reach the pods, as the reconcile decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyInjection<'a> {
@@ -351,5 +372,41 @@ pub fn policy_status(
         expected_domains: Vec::new(),
         warnings: Vec::new(),
         zones: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, replicas: i32) -> WorkloadStatus {
+        serde_json::from_value(serde_json::json!({
+            "kind": "Deployment", "name": name, "replicas": replicas, "balanced": false
+        }))
+        .unwrap()
+    }
+
+    fn status(entries: Vec<WorkloadStatus>) -> HAPolicyStatus {
+        HAPolicyStatus {
+            workloads: entries,
+            ..HAPolicyStatus::default()
+        }
+    }
+
+    /// The busy workload keeps the entry its writer recorded (here: 9 replicas); the others take
+    /// the reconcile's; a busy workload new to the base keeps the reconcile's.
+    #[test]
+    fn a_busy_workload_keeps_the_entry_its_writes_left() {
+        let base = status(vec![entry("web", 9), entry("api", 9)]);
+        let computed = status(vec![entry("web", 3), entry("api", 3), entry("new", 3)]);
+        let busy = [
+            (WorkloadKind::Deployment, "web".to_string()),
+            (WorkloadKind::Deployment, "new".to_string()),
+        ];
+        let written = with_entries_of(computed, Some(&base), &busy);
+        let replicas: Vec<(&str, i32)> = (written.workloads.iter())
+            .map(|w| (w.name.as_str(), w.replicas))
+            .collect();
+        assert_eq!(replicas, [("web", 9), ("api", 3), ("new", 3)]);
     }
 }

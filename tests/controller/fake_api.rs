@@ -7,6 +7,7 @@ use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 /// One request as the API server saw it.
 #[derive(Clone, Debug)]
@@ -43,6 +44,17 @@ impl FakeApi {
 
     /// [`FakeApi::start`], leaving the requests `hang` picks unanswered for good.
     pub fn start_hanging(rules: Vec<Rule>, hang: Hang) -> (Client, FakeApi) {
+        Self::start_gated(rules, hang, None)
+    }
+
+    /// [`FakeApi::start`], answering the requests `hang` picks only once `open` turns true (never,
+    /// without `open`).
+    pub fn start_gated(
+        rules: Vec<Rule>,
+        hang: Hang,
+        open: Option<watch::Receiver<bool>>,
+    ) -> (Client, FakeApi) {
+        let rules = Arc::new(rules);
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let seen = requests.clone();
@@ -67,19 +79,21 @@ impl FakeApi {
                     body,
                 };
                 if hang(&recorded) {
-                    seen.lock().unwrap().push(recorded);
-                    held.push(respond);
+                    seen.lock().unwrap().push(recorded.clone());
+                    match open.clone() {
+                        Some(mut open) => {
+                            let rules = rules.clone();
+                            tokio::spawn(async move {
+                                let _ = open.wait_for(|o| *o).await;
+                                respond.send_response(answer(&rules, &recorded));
+                            });
+                        }
+                        None => held.push(respond),
+                    }
                     continue;
                 }
-                let (code, reply) = rules
-                    .iter()
-                    .find_map(|rule| rule(&recorded))
-                    .unwrap_or_else(|| default_reply(&recorded));
+                let response = answer(&rules, &recorded);
                 seen.lock().unwrap().push(recorded);
-                let response = Response::builder()
-                    .status(code)
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                    .unwrap();
                 respond.send_response(response);
             }
         });
@@ -133,6 +147,18 @@ impl FakeApi {
             .map(|r| r.body["status"].clone())
             .unwrap_or(Value::Null)
     }
+}
+
+/// The first rule's answer to `recorded`, or the default one.
+fn answer(rules: &[Rule], recorded: &Recorded) -> Response<Body> {
+    let (code, reply) = rules
+        .iter()
+        .find_map(|rule| rule(recorded))
+        .unwrap_or_else(|| default_reply(recorded));
+    Response::builder()
+        .status(code)
+        .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+        .unwrap()
 }
 
 fn default_reply(r: &Recorded) -> (u16, Value) {

@@ -146,7 +146,9 @@ pub fn context_with_budgets(
     context_with_objects(client, policies, workloads, pods, budgets, dry_run)
 }
 
-/// The limits of the tests: rates that never hold a write back, two rollouts at once.
+/// The limits of the tests: rates that never hold a write back, two rollouts at once, and every
+/// write waited for (as a reconcile on a quiet API server does), so a reconcile's requests are
+/// all made when it returns.
 pub fn limits(dry_run: bool) -> Limits {
     Limits {
         settings: Settings { dry_run },
@@ -154,6 +156,7 @@ pub fn limits(dry_run: bool) -> Limits {
         evictions_per_second: 1000.0,
         deletion_cost_writes_per_second: 1000.0,
         pending_deletions_per_second: 1000.0,
+        writes_waited_for: std::time::Duration::from_secs(60),
     }
 }
 

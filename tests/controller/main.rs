@@ -1,6 +1,7 @@
 //! Controller tests against a mocked API server: the requests a reconcile makes for the field
 //! scenario, under each rule users count on.
 
+mod beside;
 mod fake_api;
 mod fencing;
 mod fixtures;

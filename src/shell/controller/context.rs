@@ -24,6 +24,7 @@ pub use crate::core::pipeline::{Settings, WorkloadKey};
 
 use super::status::StatusWrites;
 use super::stores::Stores;
+use super::writer::{Busy, Wakes};
 
 /// How fast and how much the operator may act, from the command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +38,9 @@ pub struct Limits {
     pub deletion_cost_writes_per_second: f64,
     /// Deletions of stranded Pending pods per second, cluster-wide.
     pub pending_deletions_per_second: f64,
+    /// How long a reconcile waits for its workloads' writes before it finishes without them
+    /// ([`super::writer`]).
+    pub writes_waited_for: Duration,
 }
 
 pub struct Context {
@@ -63,6 +67,12 @@ pub struct Context {
     pub admission: watch::Sender<Option<AdmissionSupport>>,
     /// This process's last status write per policy (the resourceVersion the next builds on).
     pub statuses: StatusWrites,
+    /// How long a reconcile waits for its workloads' writes ([`Limits::writes_waited_for`]).
+    pub writes_waited_for: Duration,
+    /// The workloads whose writes go on beside the reconciles.
+    pub busy: Busy,
+    /// How those writes ask for their policy again when they end.
+    pub wakes: Wakes,
 }
 
 /// What this process remembers between reconciles. All of it is forgotten on taking the lease
@@ -113,6 +123,9 @@ impl Context {
             metrics,
             admission: watch::Sender::new(None),
             statuses: StatusWrites::default(),
+            writes_waited_for: limits.writes_waited_for,
+            busy: Busy::default(),
+            wakes: Wakes::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod pod_index;
 pub mod reconcile;
 pub mod status;
 pub mod stores;
+pub mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,10 @@ pub enum RunError {
     #[error("metrics endpoint: {0}")]
     Metrics(#[source] crate::shell::http::MetricsServerError),
 }
+
+/// How long a reconcile waits for its workloads' writes: on a quiet API server they are done well
+/// within it; on a saturated one they go on beside the next reconciles ([`writer`]).
+const WRITES_WAITED_FOR: Duration = Duration::from_millis(100);
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
@@ -126,8 +131,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             // Paced as evictions are, in a budget of their own: a Pending pod serves nothing,
             // and its deletion never waits for a workload's eviction.
             pending_deletions_per_second: args.max_evictions_per_second,
+            writes_waited_for: WRITES_WAITED_FOR,
         },
     ));
+    // Writes that end after their reconcile stopped waiting ask for their policy again.
+    let wakes = ctx
+        .wakes
+        .take()
+        .map(|mut rx| futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let requeues = futures::stream::select(requeues, futures::stream::iter(wakes).flatten());
     probe_admission(&client, &ctx.admission, &metrics).await;
     info!("waiting for the caches to sync");
     wait_for_caches(&ctx.stores).await;

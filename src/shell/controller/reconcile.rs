@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -16,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use std::collections::BTreeSet;
 
+use crate::api::WorkloadKind;
 use crate::api::{CapacityVia, HAPolicy, HAPolicyStatus};
 use crate::core::errors::ErrorCategory;
 use crate::core::expected::{ReadPool, pool_zones};
@@ -24,17 +24,14 @@ use crate::core::pipeline::{
     self, ActionResult, Assessment, Conclusion, Lane, NodePools, PolicyPhase, Selected, Subject,
     Write, WriteError, WriteKind, WriteResult,
 };
-use crate::core::policy_status::with_workload;
+use crate::core::policy_status::{with_entries_of, with_workload};
 use crate::core::topology::{Cluster, Move, ZONE_KEY};
 use crate::core::workload::{Unreadable, WorkloadObject};
 
 use super::actuate;
 use super::context::{Context, WorkloadKey};
 use super::events;
-
-/// How many of a policy's workloads have their writes under way at once. The global eviction
-/// rate still paces evictions; this only stops each write's round trip from adding up.
-const WORKLOADS_IN_FLIGHT: usize = 16;
+use super::writer::{self, Writes, Writing};
 
 /// How long deletion-cost writes wait while evictions wait for their slots.
 const COSTS_AFTER_MOVES: Duration = Duration::from_secs(2);
@@ -105,7 +102,7 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
 
 /// gather -> prepare -> per workload {permit, assess, carry out, conclude, keep} -> finish ->
 /// write the status.
-async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, Error> {
+async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
@@ -139,18 +136,27 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
             .collect::<Vec<_>>(),
         "zones"
     );
-    // The workloads step side by side: each step's writes wait on the API server, and one
-    // workload's replacement turning Ready should be judged without waiting for a hundred
-    // others' evictions to be sent one after another. `buffered` keeps their order.
-    // (The steps are made first: a closure in the stream trips the Send check of the
-    // controller's future, rust-lang/rust#102211.)
-    let steps: Vec<_> = (phase.workloads.iter())
-        .map(|selected| step(ctx, policy, &phase, &gathered.cluster, selected, now))
-        .collect();
-    let conclusions: Vec<Conclusion> = futures::stream::iter(steps)
-        .buffered(WORKLOADS_IN_FLIGHT)
-        .collect()
-        .await;
+    // Every workload is assessed first and its writes started beside the reconcile; then the
+    // reconcile waits for them, up to `writes_waited_for` in all (see `writer`).
+    let mut stepped = Vec::with_capacity(phase.workloads.len());
+    for selected in &phase.workloads {
+        stepped.push(step(ctx, policy, &phase, &gathered.cluster, selected, now).await);
+    }
+    let assessed_in = started.elapsed();
+    let deadline = tokio::time::Instant::now() + ctx.writes_waited_for;
+    let mut conclusions = Vec::with_capacity(stepped.len());
+    let mut busy = Vec::new();
+    for (selected, stepped) in phase.workloads.iter().zip(stepped) {
+        let concluded = match stepped {
+            Stepped::Concluded(conclusion) => Ok(conclusion),
+            Stepped::Writing(writing) => writing.until(deadline).await,
+            Stepped::Busy(provisional) => Err(provisional),
+        };
+        conclusions.push(concluded.unwrap_or_else(|provisional| {
+            busy.push((selected.key.kind, selected.key.name.clone()));
+            provisional
+        }));
+    }
     let stepped_in = started.elapsed();
     let actions: usize = conclusions.iter().map(|c| c.actions.len()).sum();
     let finished = phase.finish(conclusions, now);
@@ -168,12 +174,14 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
         });
     }
     ctx.forget_except(&namespace, &name, &finished.keep);
-    write_status(ctx, policy, finished.status).await?;
+    write_status(ctx, policy, finished.status, busy.clone()).await?;
     debug!(
         policy = %name,
         workloads = phase.workloads.len(),
         actions,
+        busy = busy.len(),
         gathered = ?gathered_in,
+        assessed = ?assessed_in,
         stepped = ?stepped_in,
         total = ?started.elapsed(),
         "reconciled"
@@ -182,17 +190,29 @@ async fn reconcile_policy(policy: &HAPolicy, ctx: &Context) -> Result<Requeue, E
     Ok(Requeue::requeue(requeue.max(Duration::from_millis(100))))
 }
 
-/// One workload's step: its rollout permit, assess (pure), carry out its writes, conclude (pure),
-/// keep.
+/// Where one workload's step stands when every workload has been assessed.
+enum Stepped {
+    Concluded(Conclusion),
+    /// Its writes are under way.
+    Writing(Writing),
+    /// Its writes from an earlier reconcile are still under way: not assessed again.
+    Busy(Conclusion),
+}
+
+/// One workload's step: its rollout permit, assess (pure), then its writes started beside the
+/// reconcile (or, with nothing to write, conclude (pure) and keep).
 async fn step(
-    ctx: &Context,
-    policy: &HAPolicy,
+    ctx: &Arc<Context>,
+    policy: &Arc<HAPolicy>,
     phase: &PolicyPhase<'_>,
     cluster: &Cluster,
     selected: &Selected<'_>,
     now: Timestamp,
-) -> Conclusion {
+) -> Stepped {
     let key = &selected.key;
+    if let Some(provisional) = ctx.busy.provisional(key) {
+        return Stepped::Busy(provisional);
+    }
     let memory = ctx
         .memory_of(key)
         .unwrap_or_else(|| phase.restored_memory(key));
@@ -209,22 +229,66 @@ async fn step(
         notes = ?assessment.notes,
         "assessed"
     );
-    let results = match &selected.subject {
-        Subject::Readable { workload, .. } => {
-            let step = Step {
+    observe_judged(ctx, key, cluster, &assessment, assessed_at);
+    match &selected.subject {
+        Subject::Readable { workload, .. } if !assessment.writes.is_empty() => {
+            Stepped::Writing(writer::start(
+                ctx,
+                Writes {
+                    policy: policy.clone(),
+                    key: key.clone(),
+                    workload: (*workload).clone(),
+                    workload_ref: workload_ref(workload),
+                    assessment,
+                    now,
+                    assessed_at,
+                },
+            ))
+        }
+        subject => {
+            let conclusion = pipeline::conclude(assessment, Vec::new(), now);
+            let workload_ref = match subject {
+                Subject::Readable { workload, .. } => Some(workload_ref(workload)),
+                Subject::Unreadable { .. } => None,
+            };
+            keep(
                 ctx,
                 policy,
                 key,
-                workload,
-                now,
-            };
-            carry_out(&step, &assessment).await
+                workload_ref.as_ref(),
+                &conclusion,
+                assessed_at,
+            );
+            Stepped::Concluded(conclusion)
         }
-        Subject::Unreadable { .. } => Vec::new(),
-    };
-    let conclusion = pipeline::conclude(assessment, results, now);
-    keep(ctx, policy, selected, cluster, &conclusion, assessed_at);
-    conclusion
+    }
+}
+
+/// Counts how long the moves judged now waited since their replacement turned Ready (the pod that
+/// turned Ready last).
+fn observe_judged(
+    ctx: &Context,
+    key: &WorkloadKey,
+    cluster: &Cluster,
+    assessment: &Assessment,
+    assessed_at: tokio::time::Instant,
+) {
+    let judged = assessment.decision.moves_succeeded + assessment.decision.moves_failed;
+    if judged == 0 {
+        return;
+    }
+    let ready_at = (assessment.measurement.own_pods.iter())
+        .filter_map(|&i| {
+            ctx.stores
+                .pods
+                .ready_at(&key.namespace, &cluster.pods()[i].name)
+        })
+        .max();
+    let waited = ready_at.map(|t| assessed_at.saturating_duration_since(t));
+    if let Some(waited) = waited {
+        ctx.metrics.observe_ready_to_judged(waited);
+    }
+    info!(workload = %key.name, judged, ready_for = ?waited, "moves judged");
 }
 
 /// What an eviction's rate-limit slot is held for: the workload's n-th eviction of its step.
@@ -234,37 +298,20 @@ fn eviction_slot(evictions: &mut usize) -> String {
 }
 
 /// Keeps what a workload's step concluded (memory, rollout slot), counts it and publishes its
-/// Events.
-fn keep(
+/// Events (on the workload when it could be read, and on the policy).
+pub(super) fn keep(
     ctx: &Context,
     policy: &HAPolicy,
-    selected: &Selected<'_>,
-    cluster: &Cluster,
+    key: &WorkloadKey,
+    workload_ref: Option<&ObjectReference>,
     conclusion: &Conclusion,
     assessed_at: tokio::time::Instant,
 ) {
-    let key = &selected.key;
     let evicted = conclusion
         .actions
         .contains(&(WriteKind::Evict, ActionResult::Success));
     if let Some(judged) = ctx.keep(key, conclusion, evicted, assessed_at) {
         ctx.metrics.observe_judged_to_eviction(judged.elapsed());
-    }
-    if conclusion.moves_judged > 0 {
-        // The replacement is the pod that turned Ready last.
-        let own = &conclusion.outcome.measurement.own_pods;
-        let ready_at = (own.iter())
-            .filter_map(|&i| {
-                ctx.stores
-                    .pods
-                    .ready_at(&key.namespace, &cluster.pods()[i].name)
-            })
-            .max();
-        let waited = ready_at.map(|t| assessed_at.saturating_duration_since(t));
-        if let Some(waited) = waited {
-            ctx.metrics.observe_ready_to_judged(waited);
-        }
-        info!(workload = %key.name, judged = conclusion.moves_judged, ready_for = ?waited, "moves judged");
     }
     for (action, result) in &conclusion.actions {
         ctx.metrics.record_action(
@@ -279,12 +326,12 @@ fn keep(
     for error in &conclusion.errors {
         ctx.metrics.record_error(*error);
     }
-    if let Subject::Readable { workload, .. } = &selected.subject
+    if let Some(workload_ref) = workload_ref
         && !conclusion.notices.is_empty()
     {
         // Published beside the reconcile, not in it: two API calls per Event held every later
         // workload of a large policy back (its next step judged only after them).
-        let (workload_ref, policy_ref) = (workload_ref(workload), policy.object_ref(&()));
+        let (workload_ref, policy_ref) = (workload_ref.clone(), policy.object_ref(&()));
         let (recorder, notices) = (ctx.recorder.clone(), conclusion.notices.clone());
         tokio::spawn(async move {
             for notice in &notices {
@@ -304,18 +351,18 @@ pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) ->
 }
 
 /// One workload's step: what its writes are carried out for.
-struct Step<'a> {
-    ctx: &'a Context,
-    policy: &'a HAPolicy,
-    key: &'a WorkloadKey,
-    workload: &'a WorkloadObject,
-    now: Timestamp,
+pub(super) struct Step<'a> {
+    pub ctx: &'a Context,
+    pub policy: &'a HAPolicy,
+    pub key: &'a WorkloadKey,
+    pub workload: &'a WorkloadObject,
+    pub now: Timestamp,
 }
 
 /// Carries out the writes in order, in each lane stopping at the first that does not go through
 /// (a refused or failed eviction, or one whose slot has not come yet). A write the fence refused
 /// stops every lane: nothing after it can go out either.
-async fn carry_out(step: &Step<'_>, assessment: &Assessment) -> Vec<WriteResult> {
+pub(super) async fn carry_out(step: &Step<'_>, assessment: &Assessment) -> Vec<WriteResult> {
     let Step {
         ctx, key, workload, ..
     } = *step;
@@ -473,13 +520,17 @@ fn workload_ref(w: &WorkloadObject) -> ObjectReference {
 }
 
 /// Writes the status subresource, only when it changed, on the resourceVersion it was computed
-/// from.
+/// from; the entries of `busy` workloads stay as their writes leave them.
 async fn write_status(
     ctx: &Context,
     policy: &HAPolicy,
     status: HAPolicyStatus,
+    busy: Vec<(WorkloadKind, String)>,
 ) -> Result<(), Error> {
-    (ctx.statuses.write(&ctx.client, policy, &status).await).map_err(|source| Error::Status {
+    let write = ctx.statuses.write(&ctx.client, policy, move |base| {
+        with_entries_of(status.clone(), base, &busy)
+    });
+    (write.await).map_err(|source| Error::Status {
         policy: policy.name_any(),
         source,
     })

@@ -91,18 +91,16 @@ impl StatusWrites {
         }
     }
 
-    /// Writes `status` unless it is what the base already holds; `Err` with 409 when the policy
-    /// changed since the base was read.
+    /// The reconcile's last write: the status `change` makes of the current base, unless it is
+    /// what the base already holds; `Err` with 409 when the policy changed since the base was read.
+    /// Nothing of the same policy comes after it to wait for, so it does not linger.
     pub async fn write(
         &self,
         client: &Client,
         policy: &HAPolicy,
-        status: &HAPolicyStatus,
+        change: impl Fn(Option<&HAPolicyStatus>) -> HAPolicyStatus + Send + Sync + 'static,
     ) -> Result<(), kube::Error> {
-        let status = status.clone();
-        // The reconcile's last write: nothing of the same policy comes after it to wait for.
-        let linger = std::time::Duration::ZERO;
-        self.write_lingering(client, policy, linger, move |_| status.clone())
+        self.write_lingering(client, policy, std::time::Duration::ZERO, change)
             .await
     }
 
