@@ -92,3 +92,60 @@ async fn a_slow_eviction_goes_on_beside_the_reconcile_and_asks_for_the_policy_ag
         "{entry}"
     );
 }
+
+/// A status write that fails after the reconcile stopped waiting is counted, and asks for the
+/// policy again as the error policy would have (a 409: a second later).
+#[tokio::test]
+async fn a_status_write_refused_after_the_reconcile_asks_for_the_policy_again() {
+    let (open, gate) = watch::channel(false);
+    let statuses: Hang = Arc::new(|r: &Recorded| r.is("PATCH", "/status"));
+    let conflict: Rule = Box::new(|r: &Recorded| {
+        r.is("PATCH", "/status").then(|| {
+            (
+                409,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+                       "reason": "Conflict", "message": "the object has been modified"}),
+            )
+        })
+    });
+    let (client, api) = FakeApi::start_gated(vec![conflict], statuses, Some(gate));
+    let p = policy("petclinic", "2026-01-01T00:00:00Z", no_injection());
+    let ctx = context_with_limits(
+        client,
+        vec![p.clone()],
+        vec![dynamic_deployment(&web(plain_template(), json!([])))],
+        vec![pod("web-1", "a-1"), pod("web-2", "c-1")],
+        vec![],
+        Limits {
+            writes_waited_for: Duration::from_millis(50),
+            ..limits(false)
+        },
+    );
+    let mut wakes = ctx.wakes.take().expect("the wakes are not taken yet");
+    reconcile(Arc::new(p.clone()), ctx.clone())
+        .await
+        .expect("the reconcile does not wait for the answer");
+    assert!(api.requests().iter().any(|r| r.is("PATCH", "/status")));
+    assert!(wakes.try_recv().is_err(), "nothing failed yet");
+    open.send_replace(true);
+    let started = tokio::time::Instant::now();
+    let woken = tokio::time::timeout(Duration::from_secs(5), wakes.recv())
+        .await
+        .expect("the failed write asks for the policy again")
+        .expect("a policy");
+    assert_eq!(woken.name, p.name_any());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "after a second, not at once"
+    );
+    let errors = ctx.metrics.encode();
+    assert!(
+        errors.contains("skewguard_reconcile_errors_total{error=\"status\"} 1"),
+        "{}",
+        errors
+            .lines()
+            .filter(|l| l.contains("errors"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

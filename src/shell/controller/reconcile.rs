@@ -103,6 +103,8 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
 /// gather -> prepare -> per workload {permit, assess, carry out, conclude, keep} -> finish ->
 /// write the status.
 async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
+    // Built on the status this process decided last, even while its write is on its way.
+    let policy = &(ctx.statuses.latest(policy)).map_or_else(|| policy.clone(), Arc::new);
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
@@ -174,7 +176,12 @@ async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<
         });
     }
     ctx.forget_except(&namespace, &name, &finished.keep);
-    write_status(ctx, policy, finished.status, busy.clone()).await?;
+    ctx.statuses.decide(policy, finished.status.clone());
+    let written = write_status_beside(ctx, policy, finished.status, busy.clone());
+    let deadline = tokio::time::Instant::now() + ctx.writes_waited_for;
+    if let Ok(Ok(result)) = tokio::time::timeout_at(deadline, written).await {
+        result?;
+    }
     debug!(
         policy = %name,
         workloads = phase.workloads.len(),
@@ -342,12 +349,34 @@ pub(super) fn keep(
 }
 
 pub fn error_policy(policy: Arc<HAPolicy>, error: &Error, _ctx: Arc<Context>) -> Requeue {
+    let retry = retry_after(&policy, error);
+    Requeue::requeue(retry.requeue_after())
+}
+
+/// When a failed reconcile (or status write) looks at the policy again, said in the log.
+fn retry_after(policy: &HAPolicy, error: &Error) -> Retry {
     if error.is_conflict() {
         info!(policy = %policy.name_any(), "the policy changed since it was read; looking again");
-        return Requeue::requeue(Duration::from_secs(1));
+        return Retry::Soon;
     }
     warn!(policy = %policy.name_any(), category = error.category().as_str(), %error, "reconcile failed");
-    Requeue::requeue(Duration::from_secs(15))
+    Retry::BackedOff
+}
+
+/// How soon a failure is tried again.
+enum Retry {
+    /// The policy changed since it was read (most often the cache had not caught up yet).
+    Soon,
+    BackedOff,
+}
+
+impl Retry {
+    fn requeue_after(&self) -> Duration {
+        match self {
+            Retry::Soon => Duration::from_secs(1),
+            Retry::BackedOff => Duration::from_secs(15),
+        }
+    }
 }
 
 /// One workload's step: what its writes are carried out for.
@@ -517,6 +546,33 @@ fn workload_ref(w: &WorkloadObject) -> ObjectReference {
         uid: w.metadata.uid.clone(),
         ..Default::default()
     }
+}
+
+/// Writes the status beside the reconcile, which waits for it as for the workloads' writes. A
+/// write that fails after the reconcile stopped waiting is counted and logged by itself, and asks
+/// for the policy again when the reconcile's error policy would have.
+fn write_status_beside(
+    ctx: &Arc<Context>,
+    policy: &Arc<HAPolicy>,
+    status: HAPolicyStatus,
+    busy: Vec<(WorkloadKind, String)>,
+) -> tokio::sync::oneshot::Receiver<Result<(), Error>> {
+    let (tx, written) = tokio::sync::oneshot::channel();
+    let (ctx, policy) = (ctx.clone(), policy.clone());
+    tokio::spawn(async move {
+        let result = tokio::select! {
+            biased;
+            _ = ctx.fence.lost() => return,
+            result = write_status(&ctx, &policy, status, busy) => result,
+        };
+        if let Err(Err(e)) = tx.send(result) {
+            ctx.metrics.record_error(e.category());
+            let after = retry_after(&policy, &e);
+            tokio::time::sleep(after.requeue_after()).await;
+            ctx.wakes.wake(&policy);
+        }
+    });
+    written
 }
 
 /// Writes the status subresource, only when it changed, on the resourceVersion it was computed

@@ -34,6 +34,14 @@ pub struct StatusWrites {
     turn: tokio::sync::Mutex<()>,
     /// The changes waiting for their turn, per policy; the next write carries them all.
     waiting: Mutex<HashMap<(String, String), Vec<Waiting>>>,
+    /// The status each policy's last reconcile decided (written, or on its way), and the version
+    /// the cache showed then.
+    decided: Mutex<HashMap<(String, String), Decided>>,
+}
+
+struct Decided {
+    seen: Option<String>,
+    status: HAPolicyStatus,
 }
 
 /// What a write makes of the status it builds on.
@@ -89,6 +97,30 @@ impl StatusWrites {
                 resource_version: cached,
             },
         }
+    }
+
+    /// Remembers the status a reconcile of `policy` decided, before it is written: the next
+    /// reconcile builds on it ([`StatusWrites::latest`]) even while the write is on its way.
+    pub fn decide(&self, policy: &HAPolicy, status: HAPolicyStatus) {
+        let seen = policy.resource_version();
+        lock(&self.decided).insert(key(policy), Decided { seen, status });
+    }
+
+    /// `policy` as its next reconcile builds on it: with the status this process last decided,
+    /// unless the cache shows a version that is not this process's (someone else wrote since).
+    pub fn latest(&self, policy: &HAPolicy) -> Option<HAPolicy> {
+        let cached = policy.resource_version();
+        let decided = lock(&self.decided);
+        let d = decided.get(&key(policy))?;
+        let ours = cached == d.seen
+            || (self.lock().get(&key(policy)))
+                .is_some_and(|w| w.ours.iter().any(|v| Some(v) == cached.as_ref()));
+        if !ours || policy.status.as_ref() == Some(&d.status) {
+            return None;
+        }
+        let mut latest = policy.clone();
+        latest.status = Some(d.status.clone());
+        Some(latest)
     }
 
     /// The reconcile's last write: the status `change` makes of the current base, unless it is
@@ -218,6 +250,7 @@ impl StatusWrites {
     /// Forgets the policies not in `live`.
     pub fn retain(&self, live: &std::collections::BTreeSet<(String, String)>) {
         self.lock().retain(|k, _| live.contains(k));
+        lock(&self.decided).retain(|k, _| live.contains(k));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Written>> {
@@ -232,6 +265,10 @@ impl StatusWrites {
     fn waiting_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<Waiting>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn key(policy: &HAPolicy) -> (String, String) {
@@ -279,6 +316,41 @@ mod tests {
             assert_eq!(base.resource_version.as_deref(), Some(current));
             assert_ne!(base.status, Some(ours.clone()));
         }
+    }
+
+    /// A reconcile builds on the status the last one decided while its write is on its way (the
+    /// cache shows the version it saw, or one of this process's writes), not after someone
+    /// else's write (a version not ours).
+    #[test]
+    fn the_next_reconcile_builds_on_the_status_decided_last() {
+        let writes = StatusWrites::default();
+        let decided = HAPolicyStatus {
+            observed_generation: Some(7),
+            ..HAPolicyStatus::default()
+        };
+        writes.lock().insert(
+            key(&policy_at("10")),
+            Written {
+                ours: ["9", "10"].map(String::from).to_vec(),
+                status: HAPolicyStatus::default(),
+            },
+        );
+        writes.decide(&policy_at("10"), decided.clone());
+        for ours in ["9", "10"] {
+            let latest = writes.latest(&policy_at(ours)).expect(ours);
+            assert_eq!(latest.status, Some(decided.clone()), "{ours}");
+            assert_eq!(latest.metadata.resource_version.as_deref(), Some(ours));
+        }
+        assert!(
+            writes.latest(&policy_at("11")).is_none(),
+            "someone else wrote"
+        );
+        let mut caught_up = policy_at("10");
+        caught_up.status = Some(decided);
+        assert!(
+            writes.latest(&caught_up).is_none(),
+            "the cache shows it already"
+        );
     }
 
     fn entry(name: &str) -> crate::api::WorkloadStatus {
