@@ -15,7 +15,7 @@
 //! - **A new write kind**: 6 files. `write.rs`: the [`Write`] variant and its [`WriteKind`]
 //!   (label, description, error category, lane: every match there is exhaustive, so the compiler
 //!   lists them; add it to `WriteKind::ALL`); `assess.rs` makes it; `conclude.rs` judges its
-//!   result; `shell/controller/actuate.rs` carries it out and `shell/controller/reconcile.rs`'s
+//!   result; `shell/controller/actuate.rs` carries it out and `shell/controller/writer.rs`'s
 //!   `carry_out` calls that (an exhaustive match); `report/build.rs` says what it would do (an
 //!   exhaustive match). A new way of failing also takes an [`crate::core::errors::ErrorCategory`]
 //!   (and its row in `docs/runbook.md`, which a test requires); a write to a new resource, its RBAC

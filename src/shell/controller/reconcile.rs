@@ -1,7 +1,8 @@
 //! One reconcile of one policy: gather -> prepare (pure) -> per workload {permit, assess (pure),
-//! carry out its writes, conclude (pure), keep} -> finish (pure) -> write the status. This file
-//! only gathers the policy phase's inputs, carries out its writes and keeps what it concludes;
-//! every decision is made in [`crate::core::pipeline`].
+//! start its writes ([`super::writer`]: carry out, conclude (pure), keep)} -> finish (pure) ->
+//! write the status. This file only gathers the policy phase's inputs, starts the writes, waits
+//! for them briefly and keeps what is concluded; every decision is made in
+//! [`crate::core::pipeline`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,20 +22,16 @@ use crate::core::errors::ErrorCategory;
 use crate::core::expected::{ReadPool, pool_zones};
 use crate::core::injection::AdmissionSupport;
 use crate::core::pipeline::{
-    self, ActionResult, Assessment, Conclusion, Lane, NodePools, PolicyPhase, Selected, Subject,
-    Write, WriteError, WriteKind, WriteResult,
+    self, ActionResult, Assessment, Conclusion, NodePools, PolicyPhase, Selected, Subject, Write,
+    WriteKind,
 };
-use crate::core::policy_status::{with_entries_of, with_workload};
-use crate::core::topology::{Cluster, Move, ZONE_KEY};
+use crate::core::policy_status::with_entries_of;
+use crate::core::topology::{Cluster, ZONE_KEY};
 use crate::core::workload::{Unreadable, WorkloadObject};
 
-use super::actuate;
 use super::context::{Context, WorkloadKey};
 use super::events;
 use super::writer::{self, Writes, Writing};
-
-/// How long deletion-cost writes wait while evictions wait for their slots.
-const COSTS_AFTER_MOVES: Duration = Duration::from_secs(2);
 
 /// How often a policy is looked at again when nothing asks for it sooner.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -298,12 +295,6 @@ fn observe_judged(
     info!(workload = %key.name, judged, ready_for = ?waited, "moves judged");
 }
 
-/// What an eviction's rate-limit slot is held for: the workload's n-th eviction of its step.
-fn eviction_slot(evictions: &mut usize) -> String {
-    *evictions += 1;
-    format!("eviction {evictions}")
-}
-
 /// Keeps what a workload's step concluded (memory, rollout slot), counts it and publishes its
 /// Events (on the workload when it could be read, and on the policy).
 pub(super) fn keep(
@@ -377,125 +368,6 @@ impl Retry {
             Retry::BackedOff => Duration::from_secs(15),
         }
     }
-}
-
-/// One workload's step: what its writes are carried out for.
-pub(super) struct Step<'a> {
-    pub ctx: &'a Context,
-    pub policy: &'a HAPolicy,
-    pub key: &'a WorkloadKey,
-    pub workload: &'a WorkloadObject,
-    pub now: Timestamp,
-}
-
-/// Carries out the writes in order, in each lane stopping at the first that does not go through
-/// (a refused or failed eviction, or one whose slot has not come yet). A write the fence refused
-/// stops every lane: nothing after it can go out either.
-pub(super) async fn carry_out(step: &Step<'_>, assessment: &Assessment) -> Vec<WriteResult> {
-    let Step {
-        ctx, key, workload, ..
-    } = *step;
-    let writes = &assessment.writes;
-    let mut results = Vec::with_capacity(writes.len());
-    let mut stopped: Vec<Lane> = Vec::new();
-    let mut evictions = 0;
-    let mut fenced = false;
-    for (index, write) in writes.iter().enumerate() {
-        if fenced || stopped.contains(&write.lane()) {
-            results.push(WriteResult::NotTried);
-            continue;
-        }
-        let result = match write {
-            Write::Inject { body, .. } => {
-                let result = actuate::apply(&ctx.client, workload, body).await;
-                if matches!(result, WriteResult::Done) {
-                    info!(workload = %workload.name(), "spread constraints injected");
-                }
-                result
-            }
-            // The slot is the workload's n-th eviction of this step, whichever pod its plan
-            // names when the slot comes: a plan that picks another pod keeps its place.
-            Write::Evict(m) => match ctx.limiter.reserve(key, &eviction_slot(&mut evictions)) {
-                Some(wait) => WriteResult::Deferred(wait),
-                None => evict(step, assessment, &results, index, m).await,
-            },
-            Write::Restart { body } => actuate::restart(&ctx.client, workload, body).await,
-            Write::RequestCapacity { objects, .. } => {
-                actuate::request_capacity(&ctx.client, workload.namespace(), objects).await
-            }
-            Write::ReleaseCapacity(request) => {
-                actuate::release_capacity(&ctx.client, workload.namespace(), request).await
-            }
-            Write::DeletePending(p) => match ctx.pending_deletions.reserve(key, &p.pod) {
-                Some(wait) => WriteResult::Deferred(wait),
-                None => {
-                    let result =
-                        actuate::delete_pending(&ctx.client, workload.namespace(), p).await;
-                    if matches!(result, WriteResult::Done) {
-                        info!(workload = %workload.name(), pod = %p.pod, pending_seconds = p.pending_seconds, "deleted a Pending pod stranded by its DoNotSchedule spread");
-                    }
-                    result
-                }
-            },
-            // Moves come first: while evictions wait for their slots, the API server's time goes
-            // to them, and a cost written now would likely change with the next move anyway.
-            Write::DeletionCost { .. } if ctx.limiter.is_busy() => {
-                WriteResult::Deferred(COSTS_AFTER_MOVES)
-            }
-            Write::DeletionCost { pod, cost } => match ctx.pod_writes.reserve(key, pod) {
-                Some(wait) => WriteResult::Deferred(wait),
-                None => {
-                    actuate::set_deletion_cost(&ctx.client, workload.namespace(), pod, *cost).await
-                }
-            },
-        };
-        if let WriteResult::Failed(e) = &result {
-            warn!(workload = %workload.name(), error = %e, "write failed");
-            fenced |= crate::shell::fence::is_fenced(&e.source);
-        }
-        if !matches!(result, WriteResult::Done | WriteResult::Gone) {
-            stopped.push(write.lane());
-        }
-        results.push(result);
-    }
-    results
-}
-
-/// Persists the move as in flight (the status entry it would leave), then evicts the pod with its
-/// uid and resourceVersion as preconditions: a replacement of the same name, or a pod changed
-/// since the snapshot, is not evicted. No status write, no eviction.
-async fn evict(
-    step: &Step<'_>,
-    assessment: &Assessment,
-    results: &[WriteResult],
-    index: usize,
-    m: &Move,
-) -> WriteResult {
-    let Step {
-        ctx,
-        policy,
-        workload,
-        now,
-        ..
-    } = *step;
-    let entry = pipeline::before_eviction(assessment, results, index, now);
-    let recorded = (ctx.statuses)
-        .write_onto(&ctx.client, policy, move |base| {
-            with_workload(base, entry.clone())
-        })
-        .await;
-    if let Err(source) = recorded {
-        return WriteResult::Failed(WriteError {
-            kind: WriteKind::Evict,
-            target: m.pod.clone(),
-            source,
-        });
-    }
-    let result = actuate::evict(&ctx.client, workload.namespace(), m).await;
-    if matches!(result, WriteResult::Done) {
-        info!(workload = %workload.name(), pod = %m.pod, from = %m.from_domain, to = %m.to_domain, "evicted");
-    }
-    result
 }
 
 /// Reads what one policy's reconcile needs from the caches: its namespace's policies,
