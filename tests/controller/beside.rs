@@ -138,9 +138,21 @@ async fn a_status_write_refused_after_the_reconcile_asks_for_the_policy_again() 
         started.elapsed() >= Duration::from_millis(900),
         "after a second, not at once"
     );
+    // Nothing was written: the next reconcile writes the status again (what it decided is not
+    // taken for written), and its 409 comes within the wait this time.
+    let status_patches = |api: &FakeApi| {
+        (api.requests().iter())
+            .filter(|r| r.is("PATCH", "/status"))
+            .count()
+    };
+    let before = status_patches(&api);
+    let again = reconcile(Arc::new(p.clone()), ctx.clone()).await;
+    assert!(again.is_err(), "the conflict is the reconcile's own now");
+    assert_eq!(status_patches(&api), before + 1);
+    // Counted twice: by the write beside the first reconcile, and by the second reconcile.
     let errors = ctx.metrics.encode();
     assert!(
-        errors.contains("skewguard_reconcile_errors_total{error=\"status\"} 1"),
+        errors.contains("skewguard_reconcile_errors_total{error=\"status\"} 2"),
         "{}",
         errors
             .lines()

@@ -99,9 +99,10 @@ pub async fn reconcile(policy: Arc<HAPolicy>, ctx: Arc<Context>) -> Result<Reque
 
 /// gather -> prepare -> per workload {permit, assess, carry out, conclude, keep} -> finish ->
 /// write the status.
-async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
-    // Built on the status this process decided last, even while its write is on its way.
-    let policy = &(ctx.statuses.latest(policy)).map_or_else(|| policy.clone(), Arc::new);
+async fn reconcile_policy(cached: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
+    // Decided on the status this process decided last, even while its write is on its way; the
+    // writes build on what the API server has (`cached`, and this process's writes it has taken).
+    let policy = &(ctx.statuses.latest(cached)).map_or_else(|| cached.clone(), Arc::new);
     // Whole seconds: what the API server stores, so an unchanged status compares equal.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let (namespace, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
@@ -139,7 +140,7 @@ async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<
     // reconcile waits for them, up to `writes_waited_for` in all (see `writer`).
     let mut stepped = Vec::with_capacity(phase.workloads.len());
     for selected in &phase.workloads {
-        stepped.push(step(ctx, policy, &phase, &gathered.cluster, selected, now).await);
+        stepped.push(step(ctx, cached, &phase, &gathered.cluster, selected, now).await);
     }
     let assessed_in = started.elapsed();
     let deadline = tokio::time::Instant::now() + ctx.writes_waited_for;
@@ -174,7 +175,7 @@ async fn reconcile_policy(policy: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<
     }
     ctx.forget_except(&namespace, &name, &finished.keep);
     ctx.statuses.decide(policy, finished.status.clone());
-    let written = write_status_beside(ctx, policy, finished.status, busy.clone());
+    let written = write_status_beside(ctx, cached, finished.status, busy.clone());
     let deadline = tokio::time::Instant::now() + ctx.writes_waited_for;
     if let Ok(Ok(result)) = tokio::time::timeout_at(deadline, written).await {
         result?;
