@@ -233,7 +233,7 @@ fn phase<'a>(
         pods_current: true,
         nodepools: None,
         capacity_via: skewguard::api::CapacityVia::PlaceholderPods,
-        nodes: cluster.nodes(),
+        nodes: cluster.node_set(),
         now,
     })
 }

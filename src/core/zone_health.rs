@@ -32,7 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::conditions::reason;
 use crate::api::{HAPolicySpec, WhenUnsatisfiable, ZONE_OUT_LABEL, ZoneHealth, ZoneStatus};
 use crate::core::expected::Expected;
-use crate::core::topology::{HOSTNAME_KEY, Node};
+use crate::core::topology::{HOSTNAME_KEY, Node, NodeSet};
 
 /// The taints the node lifecycle controller puts on a node that is not Ready or not reachable.
 pub const NOT_READY_TAINTS: [&str; 2] = [
@@ -210,28 +210,44 @@ impl Zones {
 }
 
 /// What the nodes say of each zone of `key` (its expected domains and those that have nodes), by
-/// domain.
+/// domain. What the nodes say of the zones that have some is made once per node set: every
+/// policy's reconcile reads it.
 pub fn observe_key(
     key: &str,
     expected: Option<&[String]>,
-    nodes: &[Node],
+    nodes: &NodeSet,
 ) -> Vec<(String, Option<Observation>)> {
-    let mut by_domain: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
+    let observed = nodes.derived(key, |nodes| ZonesObserved::of(key, nodes));
+    let mut by_domain: BTreeMap<&str, Option<Observation>> = BTreeMap::new();
     for d in expected.unwrap_or_default() {
-        by_domain.entry(d.as_str()).or_default();
+        by_domain.insert(d.as_str(), observe(&[], !observed.0.is_empty()));
     }
-    for n in nodes.iter().filter(|n| !n.provisional) {
-        if let Some(d) = n.labels.get(key) {
-            by_domain.entry(d.as_str()).or_default().push(n);
-        }
+    for (domain, observation) in &observed.0 {
+        by_domain.insert(domain.as_str(), observation.clone());
     }
-    let with_nodes = by_domain.values().filter(|n| !n.is_empty()).count();
-    (by_domain.iter())
-        .map(|(domain, zone_nodes)| {
-            let others = with_nodes > usize::from(!zone_nodes.is_empty());
-            (domain.to_string(), observe(zone_nodes, others))
-        })
+    (by_domain.into_iter())
+        .map(|(domain, observation)| (domain.to_string(), observation))
         .collect()
+}
+
+/// What the nodes say of each zone of a key that has nodes.
+struct ZonesObserved(Vec<(String, Option<Observation>)>);
+
+impl ZonesObserved {
+    fn of(key: &str, nodes: &[Node]) -> Self {
+        let mut by_domain: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
+        for n in nodes.iter().filter(|n| !n.provisional) {
+            if let Some(d) = n.labels.get(key) {
+                by_domain.entry(d.as_str()).or_default().push(n);
+            }
+        }
+        let others = by_domain.len() > 1;
+        Self(
+            (by_domain.iter())
+                .map(|(domain, zone_nodes)| (domain.to_string(), observe(zone_nodes, others)))
+                .collect(),
+        )
+    }
 }
 
 /// The health of a policy's zones now, from the nodes, the expected domains and what
@@ -239,7 +255,7 @@ pub fn observe_key(
 pub fn zone_health(
     spec: &HAPolicySpec,
     expected: &Expected,
-    nodes: &[Node],
+    nodes: &NodeSet,
     previous: &[ZoneStatus],
     now: Timestamp,
 ) -> Zones {

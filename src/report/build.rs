@@ -329,7 +329,7 @@ pub fn build_report(
     let zones = if topology_key == HOSTNAME_KEY {
         Vec::new()
     } else {
-        (observe_key(topology_key, expected.of(topology_key), cluster.nodes()).into_iter())
+        (observe_key(topology_key, expected.of(topology_key), cluster.node_set()).into_iter())
             .filter_map(|(domain, o)| {
                 let o = o?;
                 Some(ZoneRow {
@@ -500,7 +500,7 @@ fn evaluate_policy(
         pods_current: true,
         nodepools,
         capacity_via: CapacityVia::PlaceholderPods,
-        nodes: cluster.nodes(),
+        nodes: cluster.node_set(),
         now: policy.now,
     });
     warnings.extend(

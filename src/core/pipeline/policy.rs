@@ -28,7 +28,7 @@ use crate::core::policy_status::{
     PolicyInjection, PolicyProblems, WorkloadOutcome, key_name, policy_status,
 };
 use crate::core::rollout_slots::RolloutPermit;
-use crate::core::topology::{Cluster, Node};
+use crate::core::topology::{Cluster, NodeSet};
 use crate::core::workload::{Identified, Unreadable, WorkloadObject};
 use crate::core::zone_health::{Zones, zone_health};
 
@@ -77,7 +77,7 @@ pub struct Gathered<'a> {
     /// How room is asked of the autoscaler on this cluster.
     pub capacity_via: CapacityVia,
     /// The cluster's nodes: what the zones' health is judged by.
-    pub nodes: &'a [Node],
+    pub nodes: &'a NodeSet,
     pub now: Timestamp,
 }
 

@@ -896,6 +896,7 @@ fn the_policy_phase_selects_its_workloads_and_tells_who_governs_each() {
     other.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
     let was = unreadable_rollout();
     let support = crate::core::injection::AdmissionSupport::default();
+    let no_nodes = crate::core::topology::NodeSet::new(Vec::new());
     let phase = |policies: Vec<&HAPolicy>| {
         let phase = prepare(Gathered {
             policy: &p,
@@ -906,7 +907,7 @@ fn the_policy_phase_selects_its_workloads_and_tells_who_governs_each() {
             pods_current: true,
             nodepools: None,
             capacity_via: crate::api::CapacityVia::PlaceholderPods,
-            nodes: &[],
+            nodes: &no_nodes,
             now: now(),
         });
         assert!(phase.problems.is_empty());
@@ -949,6 +950,7 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         {"key": "app", "operator": "Sometimes"}]}}));
     let web = web(web_selector());
     let was = unreadable_rollout();
+    let no_nodes = crate::core::topology::NodeSet::new(Vec::new());
     let phase = prepare(Gathered {
         policy: &invalid,
         policies: vec![&invalid],
@@ -958,7 +960,7 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         pods_current: false,
         nodepools: None,
         capacity_via: crate::api::CapacityVia::PlaceholderPods,
-        nodes: &[],
+        nodes: &no_nodes,
         now: now(),
     });
     assert_eq!(phase.errors, [ErrorCategory::InvalidPolicy]);
@@ -988,7 +990,7 @@ fn the_policy_phase_ends_with_the_status_the_metrics_and_what_to_keep() {
         pods_current: false,
         nodepools: None,
         capacity_via: crate::api::CapacityVia::PlaceholderPods,
-        nodes: &[],
+        nodes: &no_nodes,
         now: now(),
     });
     let restored = phase.restored_memory(&phase.workloads[0].key);

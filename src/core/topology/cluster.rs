@@ -1,5 +1,6 @@
 //! A snapshot of the cluster with the indexes the core needs to stay linear in its size.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,9 @@ pub struct NodeSet {
     /// By [`EligibilityKey::hash_of`] the borrowed parts: a lookup copies nothing (each
     /// constraint of each workload asks at every reconcile).
     eligibility: Mutex<FastMap<u64, EligibilityBucket>>,
+    /// What is derived from the nodes alone (a key's zones' health), made once per node set and
+    /// shared by every policy's reconcile: by what it is and the key it is of.
+    derived: Mutex<HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>>,
 }
 
 impl NodeSet {
@@ -35,7 +39,24 @@ impl NodeSet {
             node_index,
             keys: Mutex::default(),
             eligibility: Mutex::default(),
+            derived: Mutex::default(),
         }
+    }
+
+    /// `make`'s result over the nodes for `key`, made once per node set.
+    pub fn derived<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        make: impl FnOnce(&[Node]) -> T,
+    ) -> Arc<T> {
+        let id = (TypeId::of::<T>(), key.to_string());
+        let lock = || self.derived.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(made) = lock().get(&id).and_then(|m| m.clone().downcast::<T>().ok()) {
+            return made;
+        }
+        let made = Arc::new(make(&self.nodes));
+        lock().insert(id, made.clone());
+        made
     }
 
     /// Nodes sorted by name.

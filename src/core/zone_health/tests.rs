@@ -4,6 +4,18 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
+use crate::core::topology::NodeSet;
+
+/// [`zone_health`] over `nodes` as a node set.
+fn health(
+    spec: &HAPolicySpec,
+    expected: &Expected,
+    nodes: &[Node],
+    previous: &[ZoneStatus],
+    now: Timestamp,
+) -> Zones {
+    zone_health(spec, expected, &NodeSet::new(nodes.to_vec()), previous, now)
+}
 use crate::api::DomainSource;
 use crate::api::ExpectedDomainsStatus;
 use crate::core::topology::fixtures::node;
@@ -129,7 +141,7 @@ fn out_recovering_then_healthy_after_the_window() {
     let spec = spec(json!({"zoneHealth": {"recoveryWindowSeconds": 60}}));
     let none = Expected::default();
     let run = |nodes: &[Node], previous: &[ZoneStatus], t: i64| {
-        zone_health(&spec, &none, nodes, previous, at(t))
+        health(&spec, &none, nodes, previous, at(t))
     };
     let first = run(&nodes([same, same]), &[], 0);
     assert_eq!(health_of(&first, "a").0, ZoneHealth::Healthy);
@@ -186,7 +198,7 @@ fn out_recovering_then_healthy_after_the_window() {
 fn a_window_of_zero_is_healthy_at_once_and_a_restart_carries_on() {
     let zero = spec(json!({"zoneHealth": {"recoveryWindowSeconds": 0}}));
     let none = Expected::default();
-    let out = zone_health(&zero, &none, &nodes([declared, same]), &[], at(0));
+    let out = health(&zero, &none, &nodes([declared, same]), &[], at(0));
     assert_eq!(
         health_of(&out, "a"),
         (ZoneHealth::Out, reason::DECLARED.into())
@@ -195,16 +207,16 @@ fn a_window_of_zero_is_healthy_at_once_and_a_restart_carries_on() {
         out.transitions[0].from, None,
         "a first sighting Out is news"
     );
-    let back = zone_health(&zero, &none, &nodes([same, same]), &out.zones, at(5));
+    let back = health(&zero, &none, &nodes([same, same]), &out.zones, at(5));
     assert_eq!(health_of(&back, "a").0, ZoneHealth::Healthy);
 
     // What the status says is the memory: a new process reads it and turns Healthy on time.
     let default = spec(json!({}));
     assert_eq!(default.zone_health.recovery_window_seconds, 120);
-    let recovering = zone_health(&default, &none, &nodes([same, same]), &out.zones, at(10));
+    let recovering = health(&default, &none, &nodes([same, same]), &out.zones, at(10));
     let written: Vec<ZoneStatus> =
         serde_json::from_value(serde_json::to_value(&recovering.zones).unwrap()).unwrap();
-    let later = zone_health(&default, &none, &nodes([same, same]), &written, at(130));
+    let later = health(&default, &none, &nodes([same, same]), &written, at(130));
     assert_eq!(health_of(&later, "a").0, ZoneHealth::Healthy);
 }
 
@@ -219,22 +231,22 @@ fn an_expected_zone_without_nodes_is_out_and_an_unexpected_one_is_forgotten() {
         }],
         warnings: vec![],
     };
-    let zones = zone_health(&spec, &expected, &nodes([same, same]), &[], at(0));
+    let zones = health(&spec, &expected, &nodes([same, same]), &[], at(0));
     assert_eq!(
         health_of(&zones, "c"),
         (ZoneHealth::Out, reason::NO_NODES.into())
     );
     // Zone a loses every node: without expected domains it is no zone any more.
     let b_only = vec![node("b-0", "b")];
-    let forgotten = zone_health(&spec, &Expected::default(), &b_only, &zones.zones, at(1));
+    let forgotten = health(&spec, &Expected::default(), &b_only, &zones.zones, at(1));
     assert!(forgotten.zones.iter().all(|z| z.domain == "b"));
-    let kept = zone_health(&spec, &expected, &b_only, &zones.zones, at(1));
+    let kept = health(&spec, &expected, &b_only, &zones.zones, at(1));
     assert_eq!(
         health_of(&kept, "a"),
         (ZoneHealth::Out, reason::NO_NODES.into())
     );
     // No node anywhere: nothing to tell, what was known stays.
-    let nothing = zone_health(&spec, &expected, &[], &kept.zones, at(2));
+    let nothing = health(&spec, &expected, &[], &kept.zones, at(2));
     assert_eq!(nothing.zones, kept.zones);
 }
 
@@ -242,9 +254,9 @@ fn an_expected_zone_without_nodes_is_out_and_an_unexpected_one_is_forgotten() {
 fn adaptive_keys_are_relaxed_while_a_zone_is_not_healthy() {
     let spec = spec(json!({"zoneHealth": {"recoveryWindowSeconds": 60}}));
     let none = Expected::default();
-    let healthy = zone_health(&spec, &none, &nodes([same, same]), &[], at(0));
+    let healthy = health(&spec, &none, &nodes([same, same]), &[], at(0));
     assert!(relaxed_keys(&spec, &healthy).is_empty());
-    let out = zone_health(
+    let out = health(
         &spec,
         &none,
         &nodes([cordoned, cordoned]),
@@ -255,9 +267,9 @@ fn adaptive_keys_are_relaxed_while_a_zone_is_not_healthy() {
         relaxed_keys(&spec, &out),
         BTreeSet::from([ZONE_KEY.to_string()])
     );
-    let recovering = zone_health(&spec, &none, &nodes([same, same]), &out.zones, at(2));
+    let recovering = health(&spec, &none, &nodes([same, same]), &out.zones, at(2));
     assert_eq!(relaxed_keys(&spec, &recovering).len(), 1);
-    let back = zone_health(
+    let back = health(
         &spec,
         &none,
         &nodes([same, same]),
@@ -269,4 +281,30 @@ fn adaptive_keys_are_relaxed_while_a_zone_is_not_healthy() {
     let hard = super::tests::spec(json!({"spread": [
         {"topologyKey": ZONE_KEY, "whenUnsatisfiable": "DoNotSchedule"}]}));
     assert!(relaxed_keys(&hard, &out).is_empty());
+}
+
+/// Every policy's reconcile reads the zones' observations of the same nodes: they are made once
+/// per node set, and an expected zone without nodes is added per policy.
+#[test]
+fn a_node_set_observes_its_zones_once() {
+    let set = NodeSet::new(nodes([same, same]));
+    let made = std::cell::Cell::new(0);
+    for _ in 0..3 {
+        let count = set.derived("made", |n| {
+            made.set(made.get() + 1);
+            n.len()
+        });
+        assert_eq!(*count, 4);
+    }
+    assert_eq!(made.get(), 1);
+    let expected = ["c".to_string()];
+    let with_c = observe_key(ZONE_KEY, Some(&expected), &set);
+    let domains: Vec<&str> = with_c.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(domains, ["a", "b", "c"]);
+    assert_eq!(
+        with_c[2].1.as_ref().map(|o| o.reason),
+        Some(reason::NO_NODES)
+    );
+    let without = observe_key(ZONE_KEY, None, &set);
+    assert_eq!(without, with_c[..2]);
 }

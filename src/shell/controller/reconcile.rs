@@ -123,7 +123,7 @@ async fn reconcile_policy(cached: &Arc<HAPolicy>, ctx: &Arc<Context>) -> Result<
             zones_with_nodes: zones,
         }),
         capacity_via: gathered.capacity_via,
-        nodes: gathered.cluster.nodes(),
+        nodes: gathered.cluster.node_set(),
         now,
     });
     for error in &phase.errors {

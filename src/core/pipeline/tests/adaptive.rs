@@ -49,7 +49,8 @@ fn zones_after(p: &HAPolicy, history: &[Vec<Node>]) -> Zones {
     let n = history.len() as i64;
     for (i, layout) in history.iter().enumerate() {
         let t = now() - jiff::SignedDuration::from_secs(60 * (n - 1 - i as i64));
-        zones = zone_health(&p.spec, &NO_EXPECTED, layout, &zones.zones, t);
+        let layout = crate::core::topology::NodeSet::new(layout.clone());
+        zones = zone_health(&p.spec, &NO_EXPECTED, &layout, &zones.zones, t);
     }
     zones
 }
@@ -138,7 +139,7 @@ fn whole_phase(
         pods_current: true,
         nodepools: None,
         capacity_via: crate::api::CapacityVia::PlaceholderPods,
-        nodes: cluster.nodes(),
+        nodes: cluster.node_set(),
         now: at,
     });
     let memory = WorkloadMemory::default();
