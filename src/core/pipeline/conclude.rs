@@ -230,6 +230,20 @@ pub fn conclude(a: Assessment, results: Vec<WriteResult>, now: Timestamp) -> Con
     }
 }
 
+/// What a workload whose writes are still under way contributes to its policy's reconciles: its
+/// outcome as assessed, and nothing to count, publish or come back for (its writer concludes,
+/// counts, publishes and asks for the policy again when the writes end).
+pub fn provisional(a: Assessment, now: Timestamp) -> Conclusion {
+    Conclusion {
+        requeue_after: None,
+        actions: Vec::new(),
+        errors: Vec::new(),
+        notices: Vec::new(),
+        moves_judged: 0,
+        ..conclude(a, Vec::new(), now)
+    }
+}
+
 /// The status entry the workload would have if the eviction at `index` of its writes went through
 /// and nothing after it were tried (`results`: those of the writes before it). The shell writes it
 /// before sending the eviction, so a process that dies between the two leaves the move in flight

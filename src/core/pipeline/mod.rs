@@ -38,7 +38,7 @@ use crate::core::decision::Memory;
 pub use assess::{
     Assessment, Facts, Settings, TemplateOutline, assess, plan_options, unreadable, zone_loss_key,
 };
-pub use conclude::{Conclusion, before_eviction, conclude};
+pub use conclude::{Conclusion, before_eviction, conclude, provisional};
 pub use notices::{EventReason, Notice, transitions};
 pub use policy::{
     Finished, Gathered, NodePools, PolicyPhase, Selected, Subject, WorkloadKey, prepare,

@@ -115,6 +115,24 @@ fn assess_web(policy: &HAPolicy, facts: Facts, dry_run: bool) -> Assessment {
     )
 }
 
+/// While its eviction is under way, the workload counts in its policy's status as assessed
+/// (Evicting, skew 2), with nothing counted, published or asked for twice.
+#[test]
+fn a_workload_whose_writes_are_under_way_counts_as_assessed_and_nothing_more() {
+    let a = assess_web(&policy(json!({})), GOVERNING, false);
+    assert!(a.decision.requeue_after.is_some(), "{:?}", a.decision);
+    let c = super::provisional(a, now());
+    assert_eq!(c.outcome.state, RebalanceState::Evicting);
+    assert_eq!(c.outcome.skew_summary(), ["zone skew 2 > 1"]);
+    assert!(
+        c.memory.decision.in_flight.is_empty(),
+        "no result of the eviction yet"
+    );
+    assert_eq!(c.requeue_after, None);
+    assert!(c.actions.is_empty() && c.errors.is_empty() && c.notices.is_empty());
+    assert_eq!(c.moves_judged, 0);
+}
+
 #[test]
 fn a_skewed_workload_past_stabilization_gets_one_eviction_toward_the_empty_zone() {
     let a = assess_web(&policy(json!({})), GOVERNING, false);

@@ -127,13 +127,7 @@ impl Writing {
 /// Starts the writer of one workload's step: carry out its writes, conclude, keep. The workload is
 /// busy from now until the writer ends.
 pub fn start(ctx: &Arc<Context>, writes: Writes) -> Writing {
-    let mut provisional = pipeline::conclude(writes.assessment.clone(), Vec::new(), writes.now);
-    // Its writer counts, publishes and asks for the policy again; this one is only looked at.
-    provisional.requeue_after = None;
-    provisional.actions.clear();
-    provisional.errors.clear();
-    provisional.notices.clear();
-    provisional.moves_judged = 0;
+    let provisional = pipeline::provisional(writes.assessment.clone(), writes.now);
     ctx.busy
         .lock()
         .insert(writes.key.clone(), provisional.clone());
