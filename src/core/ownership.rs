@@ -11,11 +11,35 @@ use crate::core::workload::Identified;
 /// Only the object's identity is read, so a workload whose spec cannot be read is selected (and
 /// reported) like any other.
 pub fn selects(policy: &HAPolicy, workload: &impl Identified) -> bool {
-    let meta = workload.meta();
-    policy.namespace() == meta.namespace
-        && policy.spec.workload_kinds.contains(&workload.kind())
-        && Selector::try_from(policy.spec.selector.clone())
-            .is_ok_and(|s| s.matches(&meta.labels.clone().unwrap_or_default()))
+    Selection::of(policy).selects(workload)
+}
+
+/// A policy with its label selector parsed once: a policy phase asks it of every workload of the
+/// namespace, and of each selected one again for the policy that governs it.
+pub struct Selection<'a> {
+    pub policy: &'a HAPolicy,
+    /// `None`: the selector is invalid and selects nothing.
+    selector: Option<Selector>,
+}
+
+impl<'a> Selection<'a> {
+    pub fn of(policy: &'a HAPolicy) -> Self {
+        Self {
+            policy,
+            selector: Selector::try_from(policy.spec.selector.clone()).ok(),
+        }
+    }
+
+    /// See [`selects`].
+    pub fn selects(&self, workload: &impl Identified) -> bool {
+        static NO_LABELS: std::collections::BTreeMap<String, String> =
+            std::collections::BTreeMap::new();
+        let meta = workload.meta();
+        self.policy.metadata.namespace == meta.namespace
+            && self.policy.spec.workload_kinds.contains(&workload.kind())
+            && (self.selector.as_ref())
+                .is_some_and(|s| s.matches(meta.labels.as_ref().unwrap_or(&NO_LABELS)))
+    }
 }
 
 /// The name of the policy that governs the workload among `policies`, if any selects it.
@@ -23,16 +47,23 @@ pub fn governing_policy<'a>(
     policies: impl IntoIterator<Item = &'a HAPolicy>,
     workload: &impl Identified,
 ) -> Option<String> {
-    policies
-        .into_iter()
-        .filter(|p| selects(p, workload))
+    let selections: Vec<Selection> = policies.into_iter().map(Selection::of).collect();
+    governing(&selections, workload).map(|p| p.name_any())
+}
+
+/// The policy that governs the workload among `selections`: the oldest that selects it
+/// (creationTimestamp, then name).
+pub fn governing<'a>(
+    selections: &[Selection<'a>],
+    workload: &impl Identified,
+) -> Option<&'a HAPolicy> {
+    (selections.iter())
+        .filter(|s| s.selects(workload))
+        .map(|s| s.policy)
         .min_by(|a, b| {
-            let created = |p: &HAPolicy| p.metadata.creation_timestamp.clone().map(|t| t.0);
-            created(a)
-                .cmp(&created(b))
-                .then_with(|| a.name_any().cmp(&b.name_any()))
+            let created = |p: &HAPolicy| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            (created(a).cmp(&created(b))).then_with(|| a.metadata.name.cmp(&b.metadata.name))
         })
-        .map(|p| p.name_any())
 }
 
 #[cfg(test)]

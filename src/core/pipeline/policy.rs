@@ -23,7 +23,7 @@ use crate::core::budgets::budget_exhausted;
 use crate::core::errors::ErrorCategory;
 use crate::core::expected::{Expected, ReadPool, expected_domains};
 use crate::core::injection::{AdmissionSupport, choose_mode};
-use crate::core::ownership::{governing_policy, selects};
+use crate::core::ownership::{Selection, governing};
 use crate::core::policy_status::{
     PolicyInjection, PolicyProblems, WorkloadOutcome, key_name, policy_status,
 };
@@ -186,10 +186,11 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         )
     };
     let (mut readable, mut unreadable) = (Vec::new(), Vec::new());
+    let selection = Selection::of(policy);
     for w in workloads {
         match w {
-            Ok(w) if selects(policy, w) => readable.push(w),
-            Err(u) if selects(policy, u) => unreadable.push(Selected {
+            Ok(w) if selection.selects(w) => readable.push(w),
+            Err(u) if selection.selects(u) => unreadable.push(Selected {
                 key: key(u),
                 subject: Subject::Unreadable {
                     message: u.error.to_string(),
@@ -199,11 +200,13 @@ pub fn prepare(gathered: Gathered<'_>) -> PolicyPhase<'_> {
         }
     }
     readable.sort_by(|a, b| (a.kind, a.name()).cmp(&(b.kind, b.name())));
+    let selections: Vec<Selection> = policies.iter().map(|p| Selection::of(p)).collect();
     let selected = readable.into_iter().map(|w| Selected {
         key: key(w),
         subject: Subject::Readable {
             workload: w,
-            governing: governing_policy(policies.iter().copied(), w).as_deref() == Some(name),
+            governing: governing(&selections, w)
+                .is_some_and(|p| p.metadata.name.as_deref().unwrap_or_default() == name),
             budget_exhausted: budget_exhausted(
                 budgets.iter().copied(),
                 w.namespace(),
