@@ -108,6 +108,7 @@ pub fn pod_from(pod: &LeanPod) -> Pod {
             .map(|c| c.topology_key.clone())
             .collect(),
         unschedulable: unschedulable(pod),
+        memo: Default::default(),
         preferred_anti_affinity: spec
             .affinity
             .as_ref()

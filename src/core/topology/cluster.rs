@@ -2,6 +2,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kube::core::{Expression, Selector, SelectorExt};
@@ -9,13 +10,17 @@ use kube::core::{Expression, Selector, SelectorExt};
 use super::eligibility::counts_for_constraint;
 use super::fast_hash::{FastMap, fast_hash};
 use super::model::{InclusionPolicy, Node, Placement, Pod, Resources, SpreadConstraint, Workload};
+use super::pod_memo::label_hash;
 
 /// Nodes and pods as last observed, indexed by node name, namespace and label.
 /// The cluster's nodes, with the indexes every reconcile shares: built once per change of the
 /// nodes (not per reconcile), so a reconcile costs its namespace's pods, not the whole cluster.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeSet {
     nodes: Vec<Node>,
+    /// Tells this set from every other made by this process: a pod remembers its node's place
+    /// per set ([`PodMemo`](super::pod_memo::PodMemo)).
+    generation: u32,
     node_index: FastMap<String, usize>,
     keys: Mutex<HashMap<String, Arc<KeyIndex>>>,
     /// By [`EligibilityKey::hash_of`] the borrowed parts: a lookup copies nothing (each
@@ -26,6 +31,12 @@ pub struct NodeSet {
     derived: Mutex<HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>>,
 }
 
+impl Default for NodeSet {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
 impl NodeSet {
     pub fn new(mut nodes: Vec<Node>) -> Self {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -34,8 +45,10 @@ impl NodeSet {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        static GENERATIONS: AtomicU32 = AtomicU32::new(1);
         Self {
             nodes,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed).max(1),
             node_index,
             keys: Mutex::default(),
             eligibility: Mutex::default(),
@@ -66,6 +79,12 @@ impl NodeSet {
 
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.node_index.get(name).copied()
+    }
+
+    /// The index of the node `pod` is bound to, if it is one of these (remembered by the pod).
+    pub fn node_of(&self, pod: &Pod) -> Option<usize> {
+        let name = pod.node_name.as_deref()?;
+        (pod.memo).node_index(self.generation, || self.node_index(name))
     }
 
     /// Allocatable less `requested` on each node (nothing requested past the end of
@@ -152,11 +171,6 @@ struct NamespaceIndex {
     by_label: FastMap<u64, Vec<usize>>,
 }
 
-/// The posting-list key of one label.
-fn label_hash(key: &str, value: &str) -> u64 {
-    fast_hash((key, value))
-}
-
 /// The domains of one topology key over all nodes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct KeyIndex {
@@ -215,8 +229,7 @@ impl Cluster {
         free: Arc<[Resources]>,
     ) -> Self {
         let pod_node = (pods.iter())
-            .map(|p| p.node_name.as_deref().and_then(|n| nodes.node_index(n)))
-            .map(|n| n.map(|n| n as u32))
+            .map(|p| nodes.node_of(p).map(|n| n as u32))
             .collect();
         let mut namespaces: FastMap<String, NamespaceIndex> = FastMap::default();
         // A snapshot is mostly one namespace: its index is found once, not once per pod.
@@ -233,8 +246,8 @@ impl Cluster {
                 continue;
             };
             index.pods.push(i);
-            for (k, v) in &pod.labels {
-                index.by_label.entry(label_hash(k, v)).or_default().push(i);
+            for &label in pod.memo.label_hashes(&pod.labels) {
+                index.by_label.entry(label).or_default().push(i);
             }
         }
         if let Some((n, index)) = current {
@@ -379,7 +392,7 @@ impl Cluster {
 
     /// The node a pod is bound to, if that node is known.
     pub fn node_of(&self, pod: &Pod) -> Option<usize> {
-        pod.node_name.as_deref().and_then(|n| self.node_index(n))
+        self.nodes.node_of(pod)
     }
 
     /// [`node_of`](Self::node_of) the pod at `pod` in [`pods`](Self::pods).

@@ -13,6 +13,7 @@ pub mod measure;
 pub mod model;
 pub mod outcome;
 pub mod planner;
+pub mod pod_memo;
 pub mod scheduler;
 pub mod zone_loss;
 

@@ -213,6 +213,8 @@ pub struct Pod {
     pub placeholder: bool,
     /// The workload its controller owner chain leads to (`None`: none that skewguard governs).
     pub owner: Option<PodOwner>,
+    /// What snapshots derive from the pod's labels and node, made once (a clone starts empty).
+    pub memo: super::pod_memo::PodMemo,
 }
 
 /// Why the scheduler left a pod Pending: its `PodScheduled` condition, False.
