@@ -1,6 +1,7 @@
 //! What one reconcile costs the operator, measured on the path the controller takes: the
 //! namespace's snapshot from the pod index and the shared node set, then the pure pipeline's
-//! `assess` for each workload.
+//! policy phase (`prepare`: selection, governing policy, budgets, zone health) and `assess` for
+//! each workload.
 //!
 //! Sizes follow Kubernetes' documented limits: 150,000 pods over 5,000 nodes (500 namespaces x 30
 //! Deployments x 10 pods, 3 zones), with the 1,000- and 10,000-pod points for the growth curve.
@@ -10,6 +11,12 @@
 //! Deployment covered by a budget, it should not grow with the cluster.
 //! `cargo test --benches` runs each once on the small sizes only; `BENCH_NO_COST=1` turns the
 //! deletion-cost part of `assess` off, to see what it adds.
+//!
+//! Against an older commit, compare the same work on the same fleet: since the end of round 2
+//! (f09afca) each pod has a ReplicaSet owner and its `pod-template-hash` label (owned pods), and
+//! what the controller then worked out outside `assess` (selection, governing policy, budgets) is
+//! measured in `prepare`. `benches/baseline-f09afca.patch` gives f09afca's bench both (`git
+//! worktree add /tmp/base f09afca && git -C /tmp/base apply $PWD/benches/baseline-f09afca.patch`).
 
 use std::hint::black_box;
 
