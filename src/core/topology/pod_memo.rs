@@ -108,4 +108,30 @@ mod tests {
         assert_eq!(index(3, Some(0)), Some(0));
         assert_eq!(lookups, 3);
     }
+
+    /// The same pods in snapshots over different node sets (a widened snapshot with provisional
+    /// nodes sorts in before them): each set finds the pod's node at its own place.
+    #[test]
+    fn snapshots_over_other_node_sets_place_the_same_pod_afresh() {
+        use crate::core::topology::Cluster;
+        use crate::core::topology::fixtures::{node, pod};
+        use kube::core::Selector;
+
+        let base = Cluster::new(
+            vec![node("b-0", "b")],
+            vec![pod("web-1", "shop", "web", "b-0")],
+        );
+        assert_eq!(base.node_of_pod(0), Some(0));
+        let widened = base.with_nodes(vec![node("a-0", "a")]);
+        assert!(std::sync::Arc::ptr_eq(&base.pods()[0], &widened.pods()[0]));
+        assert_eq!(widened.node_of_pod(0), Some(1), "a-0 sorts first");
+        assert_eq!(
+            base.node_of_pod(0),
+            Some(0),
+            "the first set's place is not taken for it"
+        );
+        let web: Selector = [("app", "web")].into_iter().collect();
+        assert_eq!(widened.select_pods("shop", &web), [0]);
+        assert_eq!(base.select_pods("shop", &web), [0]);
+    }
 }

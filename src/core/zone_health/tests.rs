@@ -4,7 +4,10 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::core::topology::NodeSet;
+use crate::api::DomainSource;
+use crate::api::ExpectedDomainsStatus;
+use crate::core::topology::fixtures::node;
+use crate::core::topology::{NodeSet, Taint, TaintEffect, ZONE_KEY};
 
 /// [`zone_health`] over `nodes` as a node set.
 fn health(
@@ -16,10 +19,6 @@ fn health(
 ) -> Zones {
     zone_health(spec, expected, &NodeSet::new(nodes.to_vec()), previous, now)
 }
-use crate::api::DomainSource;
-use crate::api::ExpectedDomainsStatus;
-use crate::core::topology::fixtures::node;
-use crate::core::topology::{Taint, TaintEffect, ZONE_KEY};
 
 fn at(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()
